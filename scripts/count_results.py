@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Sums real test results from meson's testlog.json files.
+
+A doctest program counts as its test cases (from its "[doctest] test cases:" summary); any
+other meson test counts as one. Prints per-log lines, then the closing line
+"N passed, N failed" and exits non-zero if anything failed or nothing ran.
+"""
+import json
+import re
+import sys
+
+SUMMARY = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed\s*\|\s*(\d+) skipped")
+
+
+def count(path):
+    passed = failed = skipped = 0
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            t = json.loads(line)
+            result = t.get("result")
+            match = None
+            for m in SUMMARY.finditer(t.get("stdout", "") or ""):
+                match = m
+            if result == "SKIP":
+                skipped += 1
+            elif match and result == "OK":
+                passed += int(match.group(2))
+                skipped += int(match.group(4))
+            elif match:
+                passed += int(match.group(2))
+                failed += max(1, int(match.group(3)))
+            elif result in ("OK", "EXPECTEDFAIL"):
+                passed += 1
+            else:
+                failed += 1
+                print(f"  {path}: {t.get('name')} {result}", file=sys.stderr)
+    return passed, failed, skipped
+
+
+def main(paths):
+    total_p = total_f = total_s = 0
+    for path in paths:
+        p, f, s = count(path)
+        print(f"{path}: {p} passed, {f} failed, {s} skipped")
+        total_p, total_f, total_s = total_p + p, total_f + f, total_s + s
+    print(f"{total_p} passed, {total_f} failed")
+    return 0 if total_f == 0 and total_p > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
