@@ -1,0 +1,91 @@
+// Internal helpers over tinyxml2 for the gena layer: namespace resolution (tinyxml2 has
+// none), text extraction, and one guarded parse entry point.
+#pragma once
+
+#include <tinyxml2.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "uvgena/gena/event_body.hpp"
+
+namespace uvgena::gena::detail {
+
+/// Splits "p:local" into ("p", "local"); ("", name) without a colon.
+inline std::pair<std::string_view, std::string_view> split_qname(std::string_view name) {
+    auto colon = name.find(':');
+    if (colon == std::string_view::npos) return {{}, name};
+    return {name.substr(0, colon), name.substr(colon + 1)};
+}
+
+/// The xmlns declarations in scope while walking down a tinyxml2 tree. Views point into the
+/// document, which outlives the scope.
+class NsScope {
+public:
+    std::size_t mark() const noexcept { return bindings_.size(); }
+    void pop(std::size_t mark) { bindings_.resize(mark); }
+
+    /// Pushes the xmlns / xmlns:p declarations of `e`.
+    void push_declarations(const tinyxml2::XMLElement* e) {
+        for (auto* a = e->FirstAttribute(); a != nullptr; a = a->Next()) {
+            std::string_view name = a->Name();
+            if (name.substr(0, 5) != "xmlns") continue;
+            if (name.size() == 5) {
+                bindings_.push_back({{}, a->Value()});
+            } else if (name[5] == ':') {
+                bindings_.push_back({name.substr(6), a->Value()});
+            }
+        }
+    }
+
+    /// The namespace URI bound to `prefix` ("" prefix: the default namespace, "" if none);
+    /// nullopt for an undeclared non-empty prefix.
+    std::optional<std::string_view> resolve(std::string_view prefix) const noexcept {
+        for (auto it = bindings_.rbegin(); it != bindings_.rend(); ++it) {
+            if (it->first == prefix) return it->second;
+        }
+        if (prefix.empty()) return std::string_view{};
+        if (prefix == "xml") return std::string_view{"http://www.w3.org/XML/1998/namespace"};
+        return std::nullopt;
+    }
+
+private:
+    std::vector<std::pair<std::string_view, std::string_view>> bindings_;
+};
+
+/// True for the characters trimmed around documents: NUL and XML whitespace.
+inline bool is_trim_char(char c) noexcept {
+    return c == '\0' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/// `text` without leading and trailing NULs / whitespace.
+inline std::string_view trim_document(std::string_view text) noexcept {
+    while (!text.empty() && is_trim_char(text.front())) text.remove_prefix(1);
+    while (!text.empty() && is_trim_char(text.back())) text.remove_suffix(1);
+    return text;
+}
+
+/// Concatenated direct text children of `e` (CDATA included).
+inline void append_text(const tinyxml2::XMLElement* e, std::string& out) {
+    for (auto* n = e->FirstChild(); n != nullptr; n = n->NextSibling()) {
+        if (auto* t = n->ToText()) out += t->Value();
+    }
+}
+
+/// Parses `text` into `doc`, mapping tinyxml2's errors to gena errors and refusing
+/// DOCTYPE / ENTITY declarations (tinyxml2 keeps them as XMLUnknown nodes).
+std::error_code parse_document(tinyxml2::XMLDocument& doc, std::string_view text);
+
+/// Parses `text`; on a syntax error retries once with repair_xml(text). `repaired` says
+/// whether the retry was needed and succeeded.
+std::error_code parse_with_repair(tinyxml2::XMLDocument& doc, std::string_view text,
+                                  bool& repaired);
+
+/// Reads a LastChange <Event> element (already parsed) into `out`.
+void read_last_change(const tinyxml2::XMLElement* event, NsScope& scope, LastChange& out);
+
+}  // namespace uvgena::gena::detail
