@@ -22,6 +22,8 @@ public:
             case errc::conflicting_header: return "conflicting duplicate SSDP header";
             case errc::wrong_kind: return "SSDP datagram of another kind";
             case errc::bad_body: return "SSDP body does not match its Content-Length";
+            case errc::bad_xml: return "device description is not well-formed XML";
+            case errc::bad_description: return "not a usable UPnP device description";
         }
         return "unknown ssdp error " + std::to_string(value);
     }

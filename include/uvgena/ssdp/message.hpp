@@ -46,6 +46,8 @@ enum class errc {
     conflicting_header,    ///< The same significant header twice with different values.
     wrong_kind,            ///< The datagram is valid but not of the expected kind.
     bad_body,              ///< Content-Length does not match the bytes that follow.
+    bad_xml,               ///< A device description that is not well-formed XML.
+    bad_description,       ///< Well-formed XML that is not a usable device description.
 };
 
 /// Category of ssdp::errc.
