@@ -2,7 +2,8 @@
 """Sums real test results from meson's testlog.json files.
 
 A doctest program counts as its test cases (from its "[doctest] test cases:" summary); any
-other meson test counts as one. Prints per-log lines, then the closing line
+other meson test counts as one. "--extra P F" adds the results of checks that are not meson tests (fuzz runs). Prints
+per-log lines, then the closing line
 "N passed, N failed" and exits non-zero if anything failed or nothing ran.
 """
 import json
@@ -40,8 +41,18 @@ def count(path):
     return passed, failed, skipped
 
 
-def main(paths):
+def main(args):
     total_p = total_f = total_s = 0
+    paths = []
+    while args:
+        arg = args.pop(0)
+        if arg == "--extra":
+            # Results of checks that are not meson tests (e.g. fuzz runs): "--extra P F".
+            p, f = int(args.pop(0)), int(args.pop(0))
+            print(f"other checks: {p} passed, {f} failed")
+            total_p, total_f = total_p + p, total_f + f
+        else:
+            paths.append(arg)
     for path in paths:
         p, f, s = count(path)
         print(f"{path}: {p} passed, {f} failed, {s} skipped")

@@ -1,0 +1,51 @@
+// Small string helpers shared by the protocol layers (ASCII only: protocol tokens are ASCII).
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace uvgena {
+
+/// ASCII lower-case of one character.
+constexpr char ascii_lower(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+/// Case-insensitive ASCII equality (header names, tokens).
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    }
+    return true;
+}
+
+/// Case-insensitive ASCII prefix test.
+constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
+    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+/// True for the optional whitespace of HTTP (space and horizontal tab).
+constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+/// Removes leading and trailing spaces and tabs.
+constexpr std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+/// Parses an unsigned decimal that must fill the whole string (no sign, no spaces); leading
+/// zeros are allowed. Empty on anything else, including overflow of T.
+template <typename T>
+std::optional<T> parse_unsigned(std::string_view s) noexcept {
+    if (s.empty()) return std::nullopt;
+    T value{};
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+    return value;
+}
+
+}  // namespace uvgena
