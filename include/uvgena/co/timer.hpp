@@ -109,7 +109,7 @@ Task<T> with_deadline(uv_loop_t* loop, Task<T> task, Clock::time_point deadline)
         co_return co_await with_stop_token(std::move(task), source.get_token());
     } catch (const std::system_error& e) {
         if (guard.fired() && is_cancelled(e.code()) && !outer.stop_requested()) {
-            throw Error(make_error_code(errc::timed_out), "operation timed out");
+            throw Error(make_error_code(errc::timed_out), "with_timeout");
         }
         throw;
     }
