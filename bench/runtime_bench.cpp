@@ -29,7 +29,9 @@ struct Loop {
     }
 };
 
-Task<int> ready_value(int v) { co_return v; }
+Task<int> ready_value(int v) {
+    co_return v;
+}
 
 [[gnu::noinline]] int plain_function(int v) {
     benchmark::ClobberMemory();

@@ -94,8 +94,8 @@ Task<void> demo(uv_loop_t* loop) {
 
     // A timeout that fires: the inner sleep is cancelled, then timed_out is thrown.
     try {
-        co_await with_timeout(loop, [](uv_loop_t* l) -> Task<void> { co_await sleep_for(l, 10s); }(loop),
-                              50ms);
+        co_await with_timeout(
+            loop, [](uv_loop_t* l) -> Task<void> { co_await sleep_for(l, 10s); }(loop), 50ms);
     } catch (const Error& e) {
         std::cout << "[demo] with_timeout: " << e.what() << '\n';
     }

@@ -104,10 +104,17 @@ void LoopContext::maybe_close() noexcept {
 void LoopContext::on_close(uv_handle_t* handle) {
     auto* ctx = static_cast<LoopContext*>(handle->data);
     switch (handle->type) {
-        case UV_CHECK: delete reinterpret_cast<uv_check_t*>(handle); break;
-        case UV_IDLE: delete reinterpret_cast<uv_idle_t*>(handle); break;
-        case UV_TIMER: delete reinterpret_cast<uv_timer_t*>(handle); break;
-        default: break;
+        case UV_CHECK:
+            delete reinterpret_cast<uv_check_t*>(handle);
+            break;
+        case UV_IDLE:
+            delete reinterpret_cast<uv_idle_t*>(handle);
+            break;
+        case UV_TIMER:
+            delete reinterpret_cast<uv_timer_t*>(handle);
+            break;
+        default:
+            break;
     }
     if (--ctx->open_handles_ == 0) delete ctx;
 }
@@ -226,8 +233,7 @@ void LoopContext::rearm_timer() noexcept {
     std::uint64_t ms = 0;
     if (deadline > now) {
         auto d = deadline - now;
-        ms = static_cast<std::uint64_t>(
-            std::chrono::ceil<std::chrono::milliseconds>(d).count());
+        ms = static_cast<std::uint64_t>(std::chrono::ceil<std::chrono::milliseconds>(d).count());
     }
     armed_for_ = deadline;
     uv_timer_start(timer_, &LoopContext::on_timer, ms, 0);

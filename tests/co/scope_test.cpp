@@ -222,7 +222,8 @@ TEST_SUITE("co.scope") {
         auto count_open = [&] {
             int n = 0;
             uv_walk(
-                loop, [](uv_handle_t* h, void* arg) { *static_cast<int*>(arg) += !uv_is_closing(h); },
+                loop,
+                [](uv_handle_t* h, void* arg) { *static_cast<int*>(arg) += !uv_is_closing(h); },
                 &n);
             return n;
         };
@@ -236,7 +237,8 @@ TEST_SUITE("co.scope") {
                 co_await sleep_for(l, 1ms);
                 c.push(1);
             }(loop, ch));
-            CHECK(run(loop, [](Channel<int>& c) -> Task<int> { co_return *co_await c.next(); }(ch)) == 1);
+            CHECK(run(loop,
+                      [](Channel<int>& c) -> Task<int> { co_return *co_await c.next(); }(ch)) == 1);
             uv_run(loop, UV_RUN_DEFAULT);
         }
         CHECK(count_open() == 0);
