@@ -6,11 +6,14 @@
 //   TCP ping-pong of 64 bytes          vs raw libuv callbacks (uv_read_start kept on)
 // Ratios: divide the co figure by its baseline (printed by scripts or by hand).
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <array>
+#include <cstdio>
 #include <deque>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "uvgena/co/co.hpp"
@@ -258,6 +261,44 @@ void BM_Baseline_RawUvPingPong(benchmark::State& state) {
 }
 BENCHMARK(BM_Baseline_RawUvPingPong);
 
+// Prints the usual table, then each co figure divided by its baseline (CPU time).
+class RatioReporter : public benchmark::ConsoleReporter {
+  public:
+    RatioReporter() : ConsoleReporter(isatty(1) ? OO_Defaults : OO_Tabular) {}
+    void ReportRuns(const std::vector<Run>& runs) override {
+        for (const Run& r : runs) cpu_ns_[r.benchmark_name()] = r.GetAdjustedCPUTime();
+        ConsoleReporter::ReportRuns(runs);
+    }
+    void Finalize() override {
+        ConsoleReporter::Finalize();
+        const std::pair<const char*, const char*> pairs[] = {
+            {"BM_TaskAwaitReady", "BM_Baseline_PlainCall"},
+            {"BM_ChannelPushNext", "BM_Baseline_DequePushPop"},
+            {"BM_ChannelHandOff", "BM_Baseline_Callback"},
+            {"BM_TimerRoundTrip", "BM_Baseline_UvTimerRoundTrip"},
+            {"BM_TcpPingPong", "BM_Baseline_RawUvPingPong"},
+        };
+        std::printf("\n%-22s %12s %12s %8s\n", "co figure", "co ns", "baseline ns", "ratio");
+        for (auto [co, base] : pairs) {
+            auto a = cpu_ns_.find(co);
+            auto b = cpu_ns_.find(base);
+            if (a == cpu_ns_.end() || b == cpu_ns_.end() || b->second <= 0) continue;
+            std::printf("%-22s %12.1f %12.1f %8.2f\n", co + 3, a->second, b->second,
+                        a->second / b->second);
+        }
+    }
+
+  private:
+    std::map<std::string, double> cpu_ns_;
+};
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    RatioReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+    return 0;
+}
