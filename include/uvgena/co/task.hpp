@@ -20,6 +20,19 @@
 
 #include "uvgena/core/error.hpp"
 
+// Symmetric transfer only bounds the stack when the compiler turns the transfer into a tail
+// call. Clang always does; GCC does when optimising, but not at -O0 nor under AddressSanitizer.
+// There the awaiter starts the child with a nested resume and, if the child completed
+// synchronously, continues without suspending (a million ready awaits still use O(1) stack);
+// the final awaiter transfers symmetrically in both modes.
+#ifndef UVGENA_SYMMETRIC_AWAIT
+#if defined(__clang__) || (defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__))
+#define UVGENA_SYMMETRIC_AWAIT 1
+#else
+#define UVGENA_SYMMETRIC_AWAIT 0
+#endif
+#endif
+
 namespace uvgena {
 
 template <typename T = void>
@@ -29,7 +42,7 @@ namespace detail {
 
 /// What every uvgena coroutine promise has: a continuation and a stop token.
 class PromiseBase {
-public:
+  public:
     /// The stop token of this coroutine.
     const std::stop_token& stop_token() const noexcept { return token_; }
     /// Takes the awaiter's token unless one was set explicitly.
@@ -43,14 +56,18 @@ public:
     }
     /// Sets what resumes when this coroutine finishes.
     void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+    /// Marks that the awaiter is resuming this coroutine inline (non-symmetric mode) and will
+    /// continue by itself if it completes before returning.
+    void set_started_inline(bool inline_start) noexcept { started_inline_ = inline_start; }
 
     /// Transfers to the continuation (symmetric transfer), or returns to the resumer.
     struct FinalAwaiter {
         bool await_ready() const noexcept { return false; }
         template <typename P>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
-            std::coroutine_handle<> c = h.promise().continuation_;
-            return c ? c : std::noop_coroutine();
+            PromiseBase& p = h.promise();
+            std::coroutine_handle<> c = p.continuation_;
+            return c && !p.started_inline_ ? c : std::noop_coroutine();
         }
         void await_resume() const noexcept {}
     };
@@ -58,10 +75,11 @@ public:
     std::suspend_always initial_suspend() const noexcept { return {}; }
     FinalAwaiter final_suspend() const noexcept { return {}; }
 
-private:
+  private:
     std::coroutine_handle<> continuation_;
     std::stop_token token_;
     bool token_set_ = false;
+    bool started_inline_ = false;
 };
 
 /// The stop token of the coroutine behind `h`, or nullptr if it is not a uvgena coroutine.
@@ -78,11 +96,11 @@ const std::stop_token* stop_token_of(std::coroutine_handle<P> h) noexcept {
 /// The promise of Task<T>: stores the value or the exception.
 template <typename T>
 class TaskPromise : public PromiseBase {
-public:
+  public:
     Task<T> get_return_object() noexcept;
     void unhandled_exception() noexcept { result_.template emplace<2>(std::current_exception()); }
     template <typename U = T>
-        requires std::is_convertible_v<U&&, T>
+    requires std::is_convertible_v<U&&, T>
     void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         result_.template emplace<1>(std::forward<U>(value));
     }
@@ -92,14 +110,14 @@ public:
         return std::move(std::get<1>(result_));
     }
 
-private:
+  private:
     std::variant<std::monostate, T, std::exception_ptr> result_;
 };
 
 /// The promise of Task<void>.
 template <>
 class TaskPromise<void> : public PromiseBase {
-public:
+  public:
     Task<void> get_return_object() noexcept;
     void unhandled_exception() noexcept { exception_ = std::current_exception(); }
     void return_void() noexcept {}
@@ -108,7 +126,7 @@ public:
         if (exception_) std::rethrow_exception(exception_);
     }
 
-private:
+  private:
     std::exception_ptr exception_;
 };
 
@@ -131,7 +149,7 @@ struct CurrentStopTokenAwaiter {
 /// safe whether the task never started, is suspended, or has finished.
 template <typename T>
 class [[nodiscard]] Task {
-public:
+  public:
     using promise_type = detail::TaskPromise<T>;
     using handle_type = std::coroutine_handle<promise_type>;
     using value_type = T;
@@ -172,6 +190,7 @@ public:
     struct Awaiter {
         handle_type h;
         bool await_ready() const noexcept { return !h || h.done(); }
+#if UVGENA_SYMMETRIC_AWAIT
         template <typename P>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<P> awaiting) noexcept {
             h.promise().set_continuation(awaiting);
@@ -180,18 +199,37 @@ public:
             }
             return h;
         }
+#else
+        template <typename P>
+        bool await_suspend(std::coroutine_handle<P> awaiting) noexcept {
+            h.promise().set_continuation(awaiting);
+            if (const std::stop_token* t = detail::stop_token_of(awaiting)) {
+                h.promise().inherit_stop_token(*t);
+            }
+            h.promise().set_started_inline(true);
+            h.resume();
+            if (h.done()) return false;  // completed synchronously: continue without suspending
+            h.promise().set_started_inline(false);
+            return true;
+        }
+#endif
         T await_resume() {
-            if (!h) throw Error(make_error_code(errc::invalid_argument), "co_await on an empty Task");
+            if (!h)
+                throw Error(make_error_code(errc::invalid_argument), "co_await on an empty Task");
             return h.promise().take_result();
         }
     };
 
     /// Starts the task and waits for its result.
-    Awaiter operator co_await() && noexcept { return Awaiter{h_}; }
+    Awaiter operator co_await() && noexcept {
+        return Awaiter{h_};
+    }
     /// Starts the task and waits for its result (the task object keeps the frame).
-    Awaiter operator co_await() & noexcept { return Awaiter{h_}; }
+    Awaiter operator co_await() & noexcept {
+        return Awaiter{h_};
+    }
 
-private:
+  private:
     handle_type h_;
 };
 
@@ -207,7 +245,9 @@ inline Task<void> TaskPromise<void>::get_return_object() noexcept {
 
 /// `co_await current_stop_token()` yields the stop token of the running task (empty when the
 /// awaiting coroutine is not a uvgena task). Never suspends.
-[[nodiscard]] inline detail::CurrentStopTokenAwaiter current_stop_token() noexcept { return {}; }
+[[nodiscard]] inline detail::CurrentStopTokenAwaiter current_stop_token() noexcept {
+    return {};
+}
 
 /// Makes `task` observe `token` instead of the token of whoever awaits or spawns it.
 template <typename T>
