@@ -35,6 +35,10 @@ struct DeviceSubscription {
 class TestDevice {
 public:
     explicit TestDevice(uv_loop_t* loop, std::uint16_t port = 0)
+        : TestDevice(loop, uvgena::SocketAddress::ipv4_loopback(port)) {}
+
+    /// A device listening on `address` (e.g. [::1]:0).
+    TestDevice(uv_loop_t* loop, uvgena::SocketAddress address)
         : loop_(loop),
           scope_(loop),
           server_(
@@ -42,13 +46,15 @@ public:
               [this](const uvgena::http::Request& r, const uvgena::http::RequestContext&) {
                   return handle(this, r);
               },
-              options(port)) {
+              options(address)) {
         server_.listen();
     }
 
     /// The event subscription URL.
     std::string event_url() const {
-        return "http://127.0.0.1:" + std::to_string(server_.port()) + "/event";
+        auto local = server_.local_address();
+        std::string host = local.is_ipv6() ? "[" + local.ip() + "]" : local.ip();
+        return "http://" + host + ":" + std::to_string(server_.port()) + "/event";
     }
     /// The port.
     std::uint16_t port() const { return server_.port(); }
@@ -107,7 +113,9 @@ public:
     uvgena::Task<int> send(uvgena::http::Url callback, std::string sid, std::uint32_t seq,
                            std::string body) {
         uvgena::http::Request request = uvgena::gena::make_notify(callback, sid, seq, std::move(body));
-        auto address = uvgena::SocketAddress::parse(callback.host, callback.port);
+        auto address = uvgena::SocketAddress::parse(
+            callback.zone.empty() ? callback.host : callback.host + "%" + callback.zone,
+            callback.port);
         uvgena::http::ClientOptions options;
         options.local_address = send_from;
         auto response = co_await uvgena::http::try_send(loop_, address, std::move(request), options);
@@ -141,9 +149,9 @@ public:
     }
 
 private:
-    static uvgena::http::ServerOptions options(std::uint16_t port) {
+    static uvgena::http::ServerOptions options(uvgena::SocketAddress address) {
         uvgena::http::ServerOptions o;
-        o.address = uvgena::SocketAddress::ipv4_loopback(port);
+        o.address = address;
         return o;
     }
 

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -714,5 +715,104 @@ TEST_SUITE("gena.subscription") {
             }
         };
         (void)watch;
+    }
+
+    TEST_CASE("an IPv6 device gets a bracketed IPv6 callback URL from a dual-stack listener") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            std::unique_ptr<TestDevice> device;
+            try {
+                device = std::make_unique<TestDevice>(l, SocketAddress::ipv6_loopback(0));
+            } catch (const Error& e) {
+                MESSAGE("no IPv6 loopback here, test not run: " << e.what());
+                co_return;
+            }
+            ListenerOptions options;
+            options.port = 0;  // every interface, dual stack
+            EventListener listener(l, options);
+            Subscription sub =
+                co_await subscribe(l, device->event_url(), {.listener = &listener});
+            CHECK(sub.callback_url().starts_with("http://[::1]:" +
+                                                 std::to_string(listener.port()) + "/uvgena/"));
+            std::optional<Event> first = co_await next_event(l, sub);
+            REQUIRE(first);
+            CHECK(first->seq == 0);
+            co_await sub.unsubscribe();
+            CHECK(device->unsubscribes == 1);
+            co_await listener.stop();
+            co_await device->stop();
+        }(loop));
+    }
+
+    TEST_CASE("an advertised host and port go into the CALLBACK URL") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            EventListener probe(l, loopback());
+            probe.start();
+            ListenerOptions options = loopback();
+            options.advertise_host = "::1";
+            options.advertise_port = 8080;
+            EventListener advertised(l, options);
+            Subscription sub =
+                co_await subscribe(l, device.event_url(), {.listener = &advertised});
+            CHECK(sub.callback_url().starts_with("http://[::1]:8080/uvgena/"));
+            CHECK(device.callbacks_seen.at(0).starts_with("<http://[::1]:8080/uvgena/"));
+            co_await sub.unsubscribe();
+            co_await advertised.stop();
+            co_await probe.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
+    TEST_CASE("a full queue drops the oldest events, counted, and raw bodies are kept on "
+              "request") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            EventListener listener(l, loopback());
+            Subscription sub = co_await subscribe(
+                l, device.event_url(),
+                {.listener = &listener, .queue_capacity = 2, .keep_body = true});
+            CHECK(co_await eventually(l, [&] { return sub.events().size() == 1; }));
+            for (int i = 1; i <= 3; ++i) {
+                auto v = vars({{"Volume", std::to_string(i)}});
+                co_await device.notify_all(v);
+            }
+            CHECK(sub.events().size() == 2);
+            CHECK(sub.stats().events_dropped == 2);
+            CHECK(sub.stats().events_received == 4);
+            std::optional<Event> a = sub.events().try_next();
+            std::optional<Event> b = sub.events().try_next();
+            REQUIRE(a);
+            REQUIRE(b);
+            CHECK(a->seq == 2);
+            CHECK(b->seq == 3);
+            CHECK(b->body.find("<Volume>3</Volume>") != std::string::npos);
+            CHECK_FALSE(sub.events().try_next());
+            co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
+    TEST_CASE("a queue that rejects new events keeps the oldest") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            EventListener listener(l, loopback());
+            Subscription sub = co_await subscribe(
+                l, device.event_url(),
+                {.listener = &listener, .queue_capacity = 1, .overflow = Overflow::reject_new});
+            CHECK(co_await eventually(l, [&] { return sub.events().size() == 1; }));
+            auto v = vars({{"Volume", "5"}});
+            co_await device.notify_all(v);
+            CHECK(sub.stats().events_dropped == 1);
+            CHECK(sub.stats().events_delivered == 1);
+            CHECK(sub.events().try_next()->seq == 0);
+            co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
     }
 }
