@@ -1,0 +1,226 @@
+// Per-loop machinery shared by the co layer: the ready queue and the timer heap.
+//
+// Nothing here is meant for applications; it is public only because the templates of the co
+// layer (Channel, with_timeout, run) need it. One LoopContext exists per uv loop while any
+// library object uses that loop; it is found by the loop pointer (never through loop->data,
+// which belongs to the application) and closes its handles when the last user goes away.
+//
+// Threading: a LoopContext is used only on its loop's thread. Several loops may run in
+// several threads at once; only the registry that maps loops to contexts is locked.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+#include <vector>
+
+namespace uvgena::detail {
+
+/// An intrusive list node for a suspended coroutine. It is linked into at most one list at a
+/// time (a wait list of a channel, event or socket, or the loop's ready queue) and unlinks
+/// itself when destroyed, so that destroying a suspended task never leaves a dangling entry.
+struct Waiter {
+    Waiter() noexcept = default;
+    Waiter(const Waiter&) = delete;
+    Waiter& operator=(const Waiter&) = delete;
+    ~Waiter() { unlink(); }
+
+    /// True while the node is in a list.
+    bool linked() const noexcept { return next != nullptr; }
+    /// Removes the node from whatever list holds it (no-op when not linked).
+    void unlink() noexcept {
+        if (next == nullptr) return;
+        prev->next = next;
+        next->prev = prev;
+        prev = next = nullptr;
+    }
+
+    Waiter* prev = nullptr;
+    Waiter* next = nullptr;
+    std::coroutine_handle<> handle;  ///< What to resume.
+    void* owner = nullptr;           ///< The object embedding this node (for wait lists).
+};
+
+/// A circular FIFO of Waiters with a sentinel; neither copyable nor movable.
+class WaiterList {
+public:
+    WaiterList() noexcept { head_.prev = head_.next = &head_; }
+    WaiterList(const WaiterList&) = delete;
+    WaiterList& operator=(const WaiterList&) = delete;
+    ~WaiterList() {
+        while (pop_front() != nullptr) {
+        }
+        head_.prev = head_.next = nullptr;
+    }
+
+    /// True when no node is linked.
+    bool empty() const noexcept { return head_.next == &head_; }
+    /// Links `w` at the back (unlinking it from any other list first).
+    void push_back(Waiter* w) noexcept {
+        w->unlink();
+        w->prev = head_.prev;
+        w->next = &head_;
+        head_.prev->next = w;
+        head_.prev = w;
+    }
+    /// The first node, or nullptr.
+    Waiter* front() const noexcept { return empty() ? nullptr : head_.next; }
+    /// Unlinks and returns the first node, or nullptr.
+    Waiter* pop_front() noexcept {
+        if (empty()) return nullptr;
+        Waiter* w = head_.next;
+        w->unlink();
+        return w;
+    }
+    /// Moves every node of `other` to the back of this list.
+    void splice_back(WaiterList& other) noexcept {
+        if (other.empty()) return;
+        Waiter* first = other.head_.next;
+        Waiter* last = other.head_.prev;
+        other.head_.prev = other.head_.next = &other.head_;
+        first->prev = head_.prev;
+        last->next = &head_;
+        head_.prev->next = first;
+        head_.prev = last;
+    }
+
+private:
+    Waiter head_;
+};
+
+/// A deadline in the loop's timer heap; `fire` runs from the loop's timer callback.
+struct TimerNode {
+    std::chrono::steady_clock::time_point deadline{};
+    void (*fire)(TimerNode*) noexcept = nullptr;
+    void* owner = nullptr;  ///< The object embedding this node.
+    std::uint64_t seq = 0;                      ///< Insertion order (FIFO among equal deadlines).
+    std::size_t heap_index = static_cast<std::size_t>(-1);  ///< Position in the heap, or -1.
+    /// True while the node waits in the heap.
+    bool armed() const noexcept { return heap_index != static_cast<std::size_t>(-1); }
+};
+
+class RootList;
+
+/// Per-loop state: a ready queue (a uv_check drains it; a uv_idle is active only while it is
+/// non-empty so that the loop does not block in poll), a timer heap on one uv_timer, and the
+/// tasks started by `uvgena::spawn`. Reference counted by the library objects using the loop.
+class LoopContext {
+public:
+    /// Finds or creates the context of `loop` and takes a reference on it.
+    static LoopContext* acquire(uv_loop_t* loop);
+
+    LoopContext(const LoopContext&) = delete;
+    LoopContext& operator=(const LoopContext&) = delete;
+
+    /// Takes one more reference.
+    void add_ref() noexcept { ++refs_; }
+    /// Drops a reference; the last one (with an empty ready queue) closes the handles.
+    void release() noexcept;
+
+    /// The loop.
+    uv_loop_t* loop() const noexcept { return loop_; }
+
+    /// Queues `w` to be resumed from the loop's check phase (never inline). The loop is kept
+    /// alive while the queue is non-empty, as Node does for setImmediate.
+    void schedule(Waiter* w) noexcept;
+
+    /// Arms `node` (its deadline must be set); `node->fire` runs from the timer callback.
+    void add_timer(TimerNode* node);
+    /// Disarms `node` if armed.
+    void remove_timer(TimerNode* node) noexcept;
+
+    /// Stop source shared by the tasks started with `uvgena::spawn(loop, ...)`.
+    std::stop_source& spawn_stop_source() noexcept { return spawn_stop_; }
+    /// The list of tasks started with `uvgena::spawn(loop, ...)`.
+    RootList& spawned() noexcept { return *spawned_; }
+
+private:
+    explicit LoopContext(uv_loop_t* loop);
+    ~LoopContext();
+
+    static void on_check(uv_check_t* handle);
+    static void on_idle(uv_idle_t* handle);
+    static void on_timer(uv_timer_t* handle);
+    static void on_close(uv_handle_t* handle);
+    void drain() noexcept;
+    void fire_timers() noexcept;
+    void rearm_timer() noexcept;
+    void maybe_close() noexcept;
+    void heap_swap(std::size_t a, std::size_t b) noexcept;
+    void heap_up(std::size_t i) noexcept;
+    void heap_down(std::size_t i) noexcept;
+    static bool heap_less(const TimerNode* a, const TimerNode* b) noexcept;
+
+    uv_loop_t* loop_;
+    std::size_t refs_ = 0;
+    int open_handles_ = 0;
+    bool closing_ = false;
+    bool idle_active_ = false;
+    uv_check_t* check_;
+    uv_idle_t* idle_;
+    uv_timer_t* timer_;
+    WaiterList ready_;
+    std::vector<TimerNode*> heap_;
+    std::uint64_t next_seq_ = 0;
+    std::optional<std::chrono::steady_clock::time_point> armed_for_;
+    std::stop_source spawn_stop_;
+    RootList* spawned_;
+};
+
+/// An owning reference to a LoopContext (RAII around acquire/release).
+class LoopRef {
+public:
+    LoopRef() noexcept = default;
+    /// Acquires the context of `loop`.
+    explicit LoopRef(uv_loop_t* loop) : ctx_(LoopContext::acquire(loop)) {}
+    LoopRef(const LoopRef& other) noexcept : ctx_(other.ctx_) {
+        if (ctx_ != nullptr) ctx_->add_ref();
+    }
+    LoopRef(LoopRef&& other) noexcept : ctx_(other.ctx_) { other.ctx_ = nullptr; }
+    LoopRef& operator=(LoopRef other) noexcept {
+        std::swap(ctx_, other.ctx_);
+        return *this;
+    }
+    ~LoopRef() { reset(); }
+
+    /// Drops the reference.
+    void reset() noexcept {
+        if (ctx_ != nullptr) ctx_->release();
+        ctx_ = nullptr;
+    }
+    /// The context (nullptr when empty).
+    LoopContext* get() const noexcept { return ctx_; }
+    /// The context.
+    LoopContext* operator->() const noexcept { return ctx_; }
+    /// True when holding a context.
+    explicit operator bool() const noexcept { return ctx_ != nullptr; }
+
+private:
+    LoopContext* ctx_ = nullptr;
+};
+
+/// The callable type of every stop callback in the co layer: a function and its object, so
+/// that one `std::stop_callback` instantiation serves all awaiters. It must never resume a
+/// coroutine inline (request_stop may run anywhere); it schedules or closes instead.
+struct StopFn {
+    void (*fn)(void*) noexcept;
+    void* self;
+    void operator()() const noexcept { fn(self); }
+};
+
+/// An optional stop registration held by an awaiter.
+using StopRegistration = std::optional<std::stop_callback<StopFn>>;
+
+/// Registers `fn(self)` on `token` when stop is possible.
+template <typename Self, void (*Fn)(Self*) noexcept>
+void register_stop(StopRegistration& reg, const std::stop_token* token, Self* self) {
+    if (token == nullptr || !token->stop_possible()) return;
+    reg.emplace(*token, StopFn{[](void* p) noexcept { Fn(static_cast<Self*>(p)); }, self});
+}
+
+}  // namespace uvgena::detail

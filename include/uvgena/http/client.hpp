@@ -1,0 +1,74 @@
+// http client: one request per connection (resolve, connect, send, read the whole response,
+// close), as GENA's SUBSCRIBE/UNSUBSCRIBE and a publisher's NOTIFY need.
+//
+// Errors (thrown as `uvgena::Error` by `request`, returned by `try_request`):
+//  - errc::bad_url (http category) for a URL that does not parse or is not http;
+//  - errc::resolve_failed (http) when the host name does not resolve;
+//  - libuv codes for socket failures: UV_ECONNREFUSED (== std::errc::connection_refused),
+//    UV_ECONNRESET, UV_ENETUNREACH, ... and UV_EADDRNOTAVAIL for a bad local address;
+//  - uvgena::errc::timed_out for either time limit (`uvgena::is_timeout`), the context says
+//    which; uvgena::errc::cancelled when the stop token fired (`uvgena::is_cancelled`);
+//  - http errc::malformed_start_line, bad_header, ..., truncated_body, connection_closed
+//    for a malformed or cut response; errc::response_too_large beyond max_response_bytes.
+// Error statuses (4xx, 5xx) are not errors here: the Response is returned; use
+// `status_error(response.status)` to make one.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+#include "uvgena/co/address.hpp"
+#include "uvgena/co/task.hpp"
+#include "uvgena/core/result.hpp"
+#include "uvgena/http/message.hpp"
+#include "uvgena/http/url.hpp"
+
+namespace uvgena::http {
+
+/// Options of one client request.
+struct ClientOptions {
+    /// Time to establish the TCP connection (all resolved addresses together).
+    std::chrono::milliseconds connect_timeout{5'000};
+    /// Time for the whole exchange, from resolution to the last byte of the response.
+    std::chrono::milliseconds timeout{30'000};
+    /// Maximum size of the response's header section.
+    std::size_t max_header_bytes = 64 * 1024;
+    /// Maximum size of the response body.
+    std::size_t max_response_bytes = 1024 * 1024;
+    /// Bind the connection to this local address first (port 0: any), to choose the
+    /// interface the request leaves from.
+    std::optional<SocketAddress> local_address;
+    /// An extra cancellation token (the awaiting task's own token is always observed).
+    std::stop_token stop;
+};
+
+/// Sends `method url` with `headers` and `body` and returns the whole response. Adds `Host`
+/// (from the URL) unless present, `Connection: close` unless a Connection field is present,
+/// and a correct Content-Length. A response to HEAD has no body. Throws `uvgena::Error`
+/// (see the top of this header).
+Task<Response> request(uv_loop_t* loop, std::string method, Url url, Headers headers = {},
+                       std::string body = {}, ClientOptions options = {});
+
+/// Same, parsing `url` first.
+Task<Response> request(uv_loop_t* loop, std::string method, std::string_view url,
+                       Headers headers = {}, std::string body = {}, ClientOptions options = {});
+
+/// Same as `request` but reports failure as a Result instead of throwing (for senders of
+/// many requests, such as a publisher's NOTIFYs).
+Task<Result<Response>> try_request(uv_loop_t* loop, std::string method, Url url,
+                                   Headers headers = {}, std::string body = {},
+                                   ClientOptions options = {});
+
+/// Sends a prepared request (its Host field is required) to `address`, skipping URL parsing
+/// and name resolution. Adds `Connection: close` unless a Connection field is present.
+/// Failures as in `request`, returned instead of thrown.
+Task<Result<Response>> try_send(uv_loop_t* loop, SocketAddress address, Request request,
+                                ClientOptions options = {});
+
+}  // namespace uvgena::http

@@ -1,0 +1,116 @@
+// http::Server: an HTTP/1.1 server on the application's loop, for NOTIFY listeners and
+// device-side endpoints.
+//
+// One coroutine per connection reads requests with the incremental parser and awaits the
+// handler for each, answering in order (keep-alive and pipelining), each response in a
+// single write. Every resource a peer can make the server hold is bounded: header and body
+// bytes, the time to send the headers and the body, the idle time between requests, the time
+// to read a response, and the number of connections. A handler that throws gets its client
+// a 500; one slow or hostile peer never stalls the others.
+//
+// As in every libuv program, the application must ignore SIGPIPE (`signal(SIGPIPE,
+// SIG_IGN)`): a write to a peer that closed its connection raises it, and the library
+// installs no signal handler.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "uvgena/co/address.hpp"
+#include "uvgena/co/task.hpp"
+#include "uvgena/http/message.hpp"
+#include "uvgena/http/parser.hpp"
+
+namespace uvgena::http {
+
+/// What a handler knows about the connection a request came on.
+struct RequestContext {
+    SocketAddress peer;   ///< The client's address and port.
+    SocketAddress local;  ///< The server's address the client connected to.
+};
+
+/// Answers one request. Called on the loop thread; may suspend. An exception becomes a 500
+/// response (logged); the connection stays usable.
+using Handler = std::function<Task<Response>(const Request&, const RequestContext&)>;
+
+/// Configuration of a Server; every limit has a safe default.
+struct ServerOptions {
+    /// Where to listen; port 0 picks a free port.
+    SocketAddress address = SocketAddress::ipv4_any(0);
+    /// If the port is taken, try the next ones up to `address.port() + port_range` (e.g.
+    /// 100: the requested port or the next free one within 100). 0: the port or an error.
+    std::uint16_t port_range = 0;
+    /// For an IPv6 address: do not accept IPv4-mapped connections.
+    bool ipv6_only = false;
+    /// Header and body limits; beyond them the client gets 431 / 413 and the connection
+    /// closes.
+    ParserLimits limits{};
+    /// Time from a request's first byte (or from the connection's start) to the end of its
+    /// headers; a slower client is disconnected (slowloris).
+    std::chrono::milliseconds header_timeout{10'000};
+    /// Time to receive a request's body after its headers.
+    std::chrono::milliseconds body_timeout{30'000};
+    /// Time a keep-alive connection may wait for its next request.
+    std::chrono::milliseconds idle_timeout{60'000};
+    /// Time to hand a response to the kernel (a client that does not read is dropped).
+    std::chrono::milliseconds write_timeout{30'000};
+    /// Connections served at once; beyond it, new connections are accepted and closed at
+    /// once (never left to exhaust memory or descriptors).
+    std::size_t max_connections = 512;
+};
+
+/// Counters of a Server's activity, for monitoring and tests.
+struct ServerStats {
+    std::uint64_t connections_accepted = 0;  ///< Connections served (not refused).
+    std::uint64_t connections_refused = 0;   ///< Closed at once: max_connections reached.
+    std::uint64_t requests = 0;              ///< Requests handed to the handler.
+    std::uint64_t bad_requests = 0;          ///< Requests answered 4xx/5xx by the server
+                                             ///< itself (malformed, too large, ...).
+    std::uint64_t handler_errors = 0;        ///< Handler exceptions answered with 500.
+    std::uint64_t timeouts = 0;              ///< Connections closed by a time limit.
+};
+
+/// An HTTP/1.1 server bound to one loop. Not copyable or movable (connections point to it).
+/// Destroying it closes every connection at once (in-flight handlers are destroyed); use
+/// `stop()` for a graceful end.
+class Server {
+public:
+    /// A server on `loop` calling `handler` for each request; `listen()` starts it.
+    Server(uv_loop_t* loop, Handler handler, ServerOptions options = {});
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+    ~Server();
+
+    /// Binds and starts accepting. Throws `uvgena::Error`: the bind error (e.g. EADDRINUSE)
+    /// when port_range is 0, `errc::no_free_port` when no port of the range was free.
+    void listen();
+    /// Graceful stop: stops accepting, closes idle connections, lets requests in flight
+    /// finish (their responses say `Connection: close`) until `grace` has passed, then
+    /// closes every connection and cancels the handlers still running. Returns when all
+    /// connection tasks are gone. Idempotent.
+    Task<void> stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+
+    /// True between listen() and stop().
+    bool listening() const noexcept;
+    /// The bound address (with the real port), from listen() on (also after stop());
+    /// unspecified before.
+    SocketAddress local_address() const;
+    /// The bound port (0 before listen()).
+    std::uint16_t port() const;
+    /// Number of connections open now.
+    std::size_t connection_count() const noexcept;
+    /// Activity counters.
+    const ServerStats& stats() const noexcept;
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace uvgena::http

@@ -1,0 +1,229 @@
+#include "uvgena/co/scheduler.hpp"
+
+#include <cassert>
+#include <mutex>
+#include <unordered_map>
+
+#include "uvgena/co/scope.hpp"
+
+namespace uvgena::detail {
+namespace {
+
+// Loops -> contexts. Several loops may live in several threads; each context is used only
+// from its loop's thread, so only this map needs the lock.
+std::mutex g_registry_mutex;
+std::unordered_map<uv_loop_t*, LoopContext*>& registry() {
+    static auto* map = new std::unordered_map<uv_loop_t*, LoopContext*>();
+    return *map;
+}
+
+}  // namespace
+
+LoopContext* LoopContext::acquire(uv_loop_t* loop) {
+    std::lock_guard lock(g_registry_mutex);
+    auto& map = registry();
+    auto it = map.find(loop);
+    if (it != map.end()) {
+        it->second->add_ref();
+        return it->second;
+    }
+    auto* ctx = new LoopContext(loop);
+    map.emplace(loop, ctx);
+    ctx->add_ref();
+    return ctx;
+}
+
+LoopContext::LoopContext(uv_loop_t* loop)
+    : loop_(loop),
+      check_(new uv_check_t),
+      idle_(new uv_idle_t),
+      timer_(new uv_timer_t),
+      spawned_(nullptr) {
+    uv_check_init(loop_, check_);
+    uv_idle_init(loop_, idle_);
+    uv_timer_init(loop_, timer_);
+    check_->data = idle_->data = timer_->data = this;
+    open_handles_ = 3;
+    // The check handle never keeps the loop alive; the idle handle does, but is active only
+    // while ready work is queued; the timer only while a deadline is armed.
+    uv_check_start(check_, &LoopContext::on_check);
+    uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+    // The implicit scope of spawn(): owned here; its live tasks hold references.
+    spawned_ = new RootList(this, {});
+}
+
+LoopContext::~LoopContext() = default;
+
+void LoopContext::release() noexcept {
+    assert(refs_ > 0);
+    --refs_;
+    maybe_close();
+}
+
+void LoopContext::maybe_close() noexcept {
+    // Live detached tasks and queued coroutines hold references (the latter through the
+    // drain), so refs_ == 0 with an empty queue means nothing of the library uses the loop.
+    if (closing_ || refs_ > 0 || !ready_.empty()) return;
+    closing_ = true;
+    {
+        std::lock_guard lock(g_registry_mutex);
+        auto& map = registry();
+        auto it = map.find(loop_);
+        if (it != map.end() && it->second == this) map.erase(it);
+    }
+    delete spawned_;
+    spawned_ = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(check_), &LoopContext::on_close);
+    uv_close(reinterpret_cast<uv_handle_t*>(idle_), &LoopContext::on_close);
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_), &LoopContext::on_close);
+}
+
+void LoopContext::on_close(uv_handle_t* handle) {
+    auto* ctx = static_cast<LoopContext*>(handle->data);
+    switch (handle->type) {
+        case UV_CHECK: delete reinterpret_cast<uv_check_t*>(handle); break;
+        case UV_IDLE: delete reinterpret_cast<uv_idle_t*>(handle); break;
+        case UV_TIMER: delete reinterpret_cast<uv_timer_t*>(handle); break;
+        default: break;
+    }
+    if (--ctx->open_handles_ == 0) delete ctx;
+}
+
+void LoopContext::schedule(Waiter* w) noexcept {
+    assert(w->handle);
+    ready_.push_back(w);
+    if (!idle_active_ && !closing_) {
+        idle_active_ = true;
+        uv_idle_start(idle_, &LoopContext::on_idle);
+    }
+}
+
+void LoopContext::on_idle(uv_idle_t* handle) {
+    // An active idle handle makes the poll phase non-blocking so that the check phase runs
+    // promptly. Queued coroutines destroyed meanwhile unlink themselves: if none is left,
+    // the loop must be free to block (or end) again.
+    auto* ctx = static_cast<LoopContext*>(handle->data);
+    if (ctx->ready_.empty()) {
+        ctx->idle_active_ = false;
+        uv_idle_stop(handle);
+        ctx->maybe_close();
+    }
+}
+
+void LoopContext::on_check(uv_check_t* handle) {
+    static_cast<LoopContext*>(handle->data)->drain();
+}
+
+void LoopContext::drain() noexcept {
+    if (ready_.empty()) return;
+    // Only the coroutines ready now run in this turn; those they make ready run in the next
+    // one, so that a task rescheduling itself cannot starve the loop. A node destroyed while
+    // waiting in the batch unlinks itself.
+    ++refs_;
+    WaiterList batch;
+    batch.splice_back(ready_);
+    while (Waiter* w = batch.pop_front()) w->handle.resume();
+    if (ready_.empty() && idle_active_) {
+        idle_active_ = false;
+        uv_idle_stop(idle_);
+    }
+    release();
+}
+
+bool LoopContext::heap_less(const TimerNode* a, const TimerNode* b) noexcept {
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+void LoopContext::heap_swap(std::size_t a, std::size_t b) noexcept {
+    std::swap(heap_[a], heap_[b]);
+    heap_[a]->heap_index = a;
+    heap_[b]->heap_index = b;
+}
+
+void LoopContext::heap_up(std::size_t i) noexcept {
+    while (i > 0) {
+        std::size_t parent = (i - 1) / 2;
+        if (!heap_less(heap_[i], heap_[parent])) break;
+        heap_swap(i, parent);
+        i = parent;
+    }
+}
+
+void LoopContext::heap_down(std::size_t i) noexcept {
+    for (;;) {
+        std::size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < heap_.size() && heap_less(heap_[l], heap_[m])) m = l;
+        if (r < heap_.size() && heap_less(heap_[r], heap_[m])) m = r;
+        if (m == i) return;
+        heap_swap(i, m);
+        i = m;
+    }
+}
+
+void LoopContext::add_timer(TimerNode* node) {
+    assert(!node->armed());
+    node->seq = next_seq_++;
+    node->heap_index = heap_.size();
+    heap_.push_back(node);
+    heap_up(node->heap_index);
+    if (heap_[0] == node) rearm_timer();
+}
+
+void LoopContext::remove_timer(TimerNode* node) noexcept {
+    if (!node->armed()) return;
+    std::size_t i = node->heap_index;
+    std::size_t last = heap_.size() - 1;
+    if (i != last) heap_swap(i, last);
+    heap_.pop_back();
+    node->heap_index = static_cast<std::size_t>(-1);
+    if (i < heap_.size()) {
+        heap_down(i);
+        heap_up(i);
+    }
+    if (heap_.empty() && armed_for_ && !closing_) {
+        uv_timer_stop(timer_);
+        armed_for_.reset();
+    }
+    // Otherwise the timer may fire early for the removed deadline; it then re-arms.
+}
+
+void LoopContext::rearm_timer() noexcept {
+    if (closing_) return;
+    if (heap_.empty()) {
+        if (armed_for_) uv_timer_stop(timer_);
+        armed_for_.reset();
+        return;
+    }
+    auto deadline = heap_[0]->deadline;
+    if (armed_for_ && *armed_for_ == deadline) return;
+    auto now = std::chrono::steady_clock::now();
+    std::uint64_t ms = 0;
+    if (deadline > now) {
+        auto d = deadline - now;
+        ms = static_cast<std::uint64_t>(
+            std::chrono::ceil<std::chrono::milliseconds>(d).count());
+    }
+    armed_for_ = deadline;
+    uv_timer_start(timer_, &LoopContext::on_timer, ms, 0);
+}
+
+void LoopContext::on_timer(uv_timer_t* handle) {
+    static_cast<LoopContext*>(handle->data)->fire_timers();
+}
+
+void LoopContext::fire_timers() noexcept {
+    armed_for_.reset();
+    ++refs_;
+    auto now = std::chrono::steady_clock::now();
+    // Deadlines added while firing (seq >= limit) wait for the next turn.
+    std::uint64_t limit = next_seq_;
+    while (!heap_.empty() && heap_[0]->deadline <= now && heap_[0]->seq < limit) {
+        TimerNode* node = heap_[0];
+        remove_timer(node);
+        node->fire(node);
+    }
+    rearm_timer();
+    release();
+}
+
+}  // namespace uvgena::detail

@@ -1,0 +1,533 @@
+#include "uvgena/http/server.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "support/test_loop.hpp"
+#include "support.hpp"
+#include "uvgena/co/scope.hpp"
+#include "uvgena/co/tcp.hpp"
+#include "uvgena/co/timer.hpp"
+#include "uvgena/http/client.hpp"
+#include "uvgena/http/error.hpp"
+
+using namespace uvgena;
+using namespace uvgena::http;
+using namespace std::chrono_literals;
+using httptest::get;
+using httptest::read_response;
+using httptest::read_to_end;
+
+namespace {
+
+ServerOptions loopback_options() {
+    ServerOptions o;
+    o.address = SocketAddress::ipv4_loopback(0);
+    return o;
+}
+
+// Answers with the target as the body; "/sleep/N" waits N ms first, "/throw" throws.
+Task<Response> echo_handler(uv_loop_t* loop, const Request& request) {
+    if (request.target.rfind("/sleep/", 0) == 0) {
+        co_await sleep_for(loop, std::chrono::milliseconds(std::stoi(request.target.substr(7))));
+    }
+    if (request.target == "/throw") throw std::runtime_error("handler failure");
+    Response r;
+    r.headers.add("Content-Type", "text/plain");
+    r.body = request.method + " " + request.target + (request.body.empty() ? "" : " " + request.body);
+    co_return r;
+}
+
+Handler echo(uv_loop_t* loop) {
+    return [loop](const Request& r, const RequestContext&) { return echo_handler(loop, r); };
+}
+
+std::string url_of(const Server& server, std::string_view path) {
+    return "http://" + server.local_address().to_string() + std::string(path);
+}
+
+Task<TcpStream> open(uv_loop_t* loop, const Server& server) {
+    co_return co_await connect(loop, server.local_address());
+}
+
+}  // namespace
+
+TEST_SUITE("http.server") {
+    TEST_CASE("a request gets the handler's response and the connection's addresses") {
+        uvtest::TestLoop loop;
+        RequestContext seen;
+        Server server(
+            loop,
+            [&seen](const Request&, const RequestContext& context) -> Task<Response> {
+                seen = context;
+                Response r;
+                r.body = "hello";
+                co_return r;
+            },
+            loopback_options());
+        server.listen();
+        CHECK(server.listening());
+        CHECK(server.port() != 0);
+        Response r = run(loop, request(loop, "GET", url_of(server, "/x")));
+        CHECK(r.status == 200);
+        CHECK(r.body == "hello");
+        CHECK(seen.peer.is_loopback());
+        CHECK(seen.local == server.local_address());
+        run(loop, server.stop());
+        CHECK_FALSE(server.listening());
+        CHECK(server.stats().requests == 1);
+    }
+
+    TEST_CASE("many concurrent clients are all answered") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto clients = [](uv_loop_t* l, const Server& s) -> Task<int> {
+            int ok = 0;
+            Scope scope(l);
+            for (int i = 0; i < 64; ++i) {
+                scope.spawn([](uv_loop_t* l2, std::string url, int* count) -> Task<void> {
+                    Response r = co_await request(l2, "NOTIFY", url, {}, "payload");
+                    if (r.status == 200 && r.body.find("NOTIFY /c/") == 0) ++*count;
+                }(l, url_of(s, "/c/" + std::to_string(i)), &ok));
+            }
+            co_await scope.join();
+            co_return ok;
+        };
+        CHECK(run(loop, clients(loop, server)) == 64);
+        CHECK(server.stats().connections_accepted == 64);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("a keep-alive connection answers pipelined requests in order") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto client = [](uv_loop_t* l, const Server& s) -> Task<std::vector<std::string>> {
+            TcpStream stream = co_await open(l, s);
+            // The first request is the slowest: its answer must still come first.
+            co_await stream.write(get("/sleep/30") + get("/b") +
+                                  "NOTIFY /c HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody");
+            ResponseParser parser;
+            std::string leftover;
+            std::vector<std::string> bodies;
+            for (int i = 0; i < 3; ++i) {
+                bodies.push_back((co_await read_response(stream, parser, leftover)).body);
+            }
+            // Then the same connection serves one more.
+            co_await stream.write(get("/d"));
+            bodies.push_back((co_await read_response(stream, parser, leftover)).body);
+            co_return bodies;
+        };
+        auto bodies = run(loop, client(loop, server));
+        CHECK(bodies == std::vector<std::string>{"GET /sleep/30", "GET /b", "NOTIFY /c body",
+                                                 "GET /d"});
+        CHECK(server.stats().connections_accepted == 1);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("Connection: close and HTTP/1.0 requests end the connection after the answer") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto client = [](uv_loop_t* l, const Server& s, std::string req) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(std::move(req));
+            co_return co_await read_to_end(stream);
+        };
+        std::string closed = run(loop, client(loop, server, get("/a", "Connection: close\r\n")));
+        CHECK(closed.find("HTTP/1.1 200 OK\r\n") == 0);
+        CHECK(closed.find("Connection: close\r\n") != std::string::npos);
+        std::string old = run(loop, client(loop, server, "GET /old HTTP/1.0\r\n\r\n"));
+        CHECK(old.find("GET /old") != std::string::npos);
+        CHECK(old.find("Connection: close\r\n") != std::string::npos);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("HTTP/1.0 keep-alive is honoured and HEAD gets headers only") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto client = [](uv_loop_t* l, const Server& s) -> Task<std::vector<Response>> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write("GET /k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+            ResponseParser parser;
+            std::string leftover;
+            std::vector<Response> out;
+            out.push_back(co_await read_response(stream, parser, leftover));
+            parser.set_request_method("HEAD");
+            co_await stream.write("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n");
+            out.push_back(co_await read_response(stream, parser, leftover));
+            co_return out;
+        };
+        auto responses = run(loop, client(loop, server));
+        CHECK(responses[0].headers.get("connection") == std::string_view("keep-alive"));
+        CHECK(responses[1].body.empty());
+        CHECK(responses[1].headers.get("content-length") == std::string_view("7"));
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("a chunked request body reaches the handler decoded") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto client = [](uv_loop_t* l, const Server& s) -> Task<Response> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(
+                "NOTIFY /n HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n");
+            ResponseParser parser;
+            std::string leftover;
+            co_return co_await read_response(stream, parser, leftover);
+        };
+        CHECK(run(loop, client(loop, server)).body == "NOTIFY /n abcde");
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("Expect 100-continue gets an interim answer before the body is sent") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto client = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(
+                "NOTIFY /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+            std::string interim;
+            while (interim.find("\r\n\r\n") == std::string::npos) {
+                std::string_view d = co_await stream.read_some();
+                if (d.empty()) break;
+                interim.append(d);
+            }
+            co_await stream.write("ok");
+            ResponseParser parser;
+            std::string leftover = interim.substr(interim.find("\r\n\r\n") + 4);
+            Response r = co_await read_response(stream, parser, leftover);
+            co_return interim.substr(0, interim.find("\r\n")) + "|" + r.body;
+        };
+        CHECK(run(loop, client(loop, server)) == "HTTP/1.1 100 Continue|NOTIFY /e ok");
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("headers over the limit get 431 and bodies over the limit 413") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.limits.max_header_bytes = 1024;
+        options.limits.max_body_bytes = 100;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        auto client = [](uv_loop_t* l, const Server& s, std::string req) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(std::move(req));
+            co_return co_await read_to_end(stream);
+        };
+        std::string big_header = get("/", "X-Big: " + std::string(2000, 'x') + "\r\n");
+        CHECK(run(loop, client(loop, server, big_header)).find("HTTP/1.1 431 ") == 0);
+        std::string big_body = "NOTIFY / HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n" +
+                               std::string(101, 'b');
+        CHECK(run(loop, client(loop, server, big_body)).find("HTTP/1.1 413 ") == 0);
+        std::string chunked = "NOTIFY / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "64\r\n" + std::string(100, 'c') + "\r\n1\r\nc\r\n0\r\n\r\n";
+        CHECK(run(loop, client(loop, server, chunked)).find("HTTP/1.1 413 ") == 0);
+        std::string expect = "NOTIFY / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                             "Content-Length: 1000\r\n\r\n";
+        std::string refused = run(loop, client(loop, server, expect));
+        CHECK(refused.find("HTTP/1.1 413 ") == 0);
+        CHECK(refused.find("100 Continue") == std::string::npos);
+        CHECK(run(loop, client(loop, server, "GARBAGE\r\n\r\n")).find("HTTP/1.1 400 ") == 0);
+        CHECK(server.stats().bad_requests == 5);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("the default limits are 8 KiB of headers and 1 MiB of body") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto status = [](uv_loop_t* l, std::string url, std::string header,
+                         std::string body) -> Task<int> {
+            Headers h;
+            if (!header.empty()) h.add("X-Big", header);
+            ClientOptions options;
+            options.max_response_bytes = 4u << 20;  // the echo of a 1 MiB body
+            co_return (co_await request(l, "NOTIFY", url, h, body, options)).status;
+        };
+        CHECK(run(loop, status(loop, url_of(server, "/"), std::string(7000, 'h'), "")) == 200);
+        CHECK(run(loop, status(loop, url_of(server, "/"), std::string(9000, 'h'), "")) == 431);
+        CHECK(run(loop, status(loop, url_of(server, "/"), "", std::string(1 << 20, 'b'))) == 200);
+        CHECK(run(loop, status(loop, url_of(server, "/"), "", std::string((1 << 20) + 1, 'b'))) ==
+              413);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("a client too slow to send its headers is disconnected") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.header_timeout = 100ms;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        auto slowloris = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write("GET / HTTP/1.1\r\nHost: t\r\n");
+            // Trickle a header line now and then, never finishing.
+            for (int i = 0; i < 100 && stream.buffered() == 0; ++i) {
+                co_await sleep_for(l, 20ms);
+                try {
+                    co_await stream.write("X-A: b\r\n");
+                } catch (const Error&) {
+                    break;
+                }
+            }
+            co_return co_await read_to_end(stream);
+        };
+        CHECK(run(loop, slowloris(loop, server)).empty());
+        CHECK(server.stats().timeouts == 1);
+        CHECK(server.connection_count() == 0);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("a connection that never sends a byte, or a body too slowly, is closed") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.header_timeout = 80ms;
+        options.body_timeout = 80ms;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        auto silent = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_return co_await read_to_end(stream);
+        };
+        CHECK(run(loop, silent(loop, server)).empty());
+        auto slow_body = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write("NOTIFY / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab");
+            co_return co_await read_to_end(stream);
+        };
+        CHECK(run(loop, slow_body(loop, server)).empty());
+        CHECK(server.stats().timeouts == 2);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("an idle keep-alive connection is closed after the idle time") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.idle_timeout = 80ms;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        auto client = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(get("/once"));
+            co_return co_await read_to_end(stream);
+        };
+        std::string all = run(loop, client(loop, server));
+        CHECK(all.find("GET /once") != std::string::npos);
+        CHECK(all.find("Connection: close") == std::string::npos);
+        CHECK(server.stats().timeouts == 1);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("a client that does not read its response is dropped after the write time") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.write_timeout = 100ms;
+        Server server(
+            loop,
+            [](const Request&, const RequestContext&) -> Task<Response> {
+                Response r;
+                r.body.assign(64u << 20, 'z');  // far more than the socket buffers hold
+                co_return r;
+            },
+            options);
+        server.listen();
+        auto client = [](uv_loop_t* l, Server& s) -> Task<void> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(get("/big"));
+            while (s.stats().timeouts == 0) co_await sleep_for(l, 10ms);
+        };
+        run(loop, client(loop, server));
+        CHECK(server.stats().timeouts == 1);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("connections beyond the maximum are accepted and closed at once") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.max_connections = 2;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        auto client = [](uv_loop_t* l, Server& s) -> Task<std::string> {
+            TcpStream a = co_await open(l, s);
+            TcpStream b = co_await open(l, s);
+            while (s.connection_count() < 2) co_await sleep_for(l, 1ms);
+            TcpStream c = co_await open(l, s);
+            std::string third = co_await read_to_end(c);
+            // The two served connections still work.
+            co_await a.write(get("/a"));
+            ResponseParser parser;
+            std::string leftover;
+            Response r = co_await read_response(a, parser, leftover);
+            co_return third + "|" + r.body;
+        };
+        CHECK(run(loop, client(loop, server)) == "|GET /a");
+        CHECK(server.stats().connections_refused == 1);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("a handler that throws gets its client a 500 and the connection survives") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto client = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(get("/throw") + get("/after"));
+            ResponseParser parser;
+            std::string leftover;
+            Response first = co_await read_response(stream, parser, leftover);
+            Response second = co_await read_response(stream, parser, leftover);
+            co_return std::to_string(first.status) + "|" + second.body;
+        };
+        CHECK(run(loop, client(loop, server)) == "500|GET /after");
+        CHECK(server.stats().handler_errors == 1);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("a response the handler made invalid becomes a 500, not an injected header") {
+        uvtest::TestLoop loop;
+        Server server(
+            loop,
+            [](const Request&, const RequestContext&) -> Task<Response> {
+                Response r;
+                r.headers.add("X-Evil", "a\r\nSet-Cookie: stolen");
+                co_return r;
+            },
+            loopback_options());
+        server.listen();
+        Response r = run(loop, request(loop, "GET", url_of(server, "/")));
+        CHECK(r.status == 500);
+        CHECK_FALSE(r.headers.contains("set-cookie"));
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("clients that vanish mid-request leave the server serving others") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto vanish = [](uv_loop_t* l, Server& s) -> Task<int> {
+            for (const char* partial : {"GET /par", "NOTIFY / HTTP/1.1\r\nContent-Length: 100\r\n\r\nab",
+                                        "NOTIFY / HTTP/1.1\r\nHost: x\r\n"}) {
+                TcpStream stream = co_await open(l, s);
+                co_await stream.write(partial);
+                stream.close();
+            }
+            // One connection reset while its handler runs.
+            {
+                TcpStream stream = co_await open(l, s);
+                co_await stream.write(get("/sleep/20"));
+                stream.close();
+            }
+            while (s.connection_count() > 0) co_await sleep_for(l, 5ms);
+            Response r = co_await request(l, "GET", url_of(s, "/still"));
+            co_return r.status;
+        };
+        CHECK(run(loop, vanish(loop, server)) == 200);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("stop lets a request in flight finish, then refuses new connections") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto scenario = [](uv_loop_t* l, Server& s) -> Task<std::string> {
+            TcpStream idle = co_await open(l, s);  // an idle keep-alive connection
+            TcpStream busy = co_await open(l, s);
+            co_await busy.write(get("/sleep/50"));
+            while (s.stats().requests == 0) co_await sleep_for(l, 1ms);
+            Scope stopper(l);
+            stopper.spawn(s.stop(5s));
+            std::string answer = co_await read_to_end(busy);
+            std::string idle_end = co_await read_to_end(idle);
+            co_await stopper.join();
+            std::string refused;
+            try {
+                co_await connect(l, s.local_address());
+            } catch (const Error& e) {
+                refused = e.code() == std::errc::connection_refused ? "refused" : e.what();
+            }
+            co_return answer.substr(0, answer.find("\r\n")) + "|" +
+                   (answer.find("Connection: close") != std::string::npos ? "close" : "keep") +
+                   "|" + idle_end + "|" + refused;
+        };
+        std::string out = run(loop, scenario(loop, server));
+        CHECK(out == "HTTP/1.1 200 OK|close||refused");
+    }
+
+    TEST_CASE("stop closes everything when the grace time is over") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto scenario = [](uv_loop_t* l, Server& s) -> Task<std::string> {
+            TcpStream busy = co_await open(l, s);
+            co_await busy.write(get("/sleep/10000"));
+            while (s.stats().requests == 0) co_await sleep_for(l, 1ms);
+            auto started = Clock::now();
+            Scope stopper(l);
+            stopper.spawn(s.stop(50ms));
+            std::string answer = co_await read_to_end(busy);
+            co_await stopper.join();
+            bool quick = Clock::now() - started < 5s;
+            co_return answer + (quick ? "quick" : "slow");
+        };
+        CHECK(run(loop, scenario(loop, server)) == "quick");
+        CHECK(server.connection_count() == 0);
+    }
+
+    TEST_CASE("destroying a running server closes every connection") {
+        uvtest::TestLoop loop;
+        auto scenario = [](uv_loop_t* l) -> Task<std::string> {
+            auto server = std::make_unique<Server>(l, echo(l), loopback_options());
+            server->listen();
+            TcpStream busy = co_await connect(l, server->local_address());
+            co_await busy.write(get("/sleep/10000"));
+            while (server->stats().requests == 0) co_await sleep_for(l, 1ms);
+            server.reset();
+            co_return co_await read_to_end(busy);
+        };
+        CHECK(run(loop, scenario(loop)).empty());
+    }
+
+    TEST_CASE("an IPv6 loopback server answers an IPv6 client") {
+        uvtest::TestLoop loop;
+        ServerOptions options;
+        options.address = SocketAddress::ipv6_loopback(0);
+        options.ipv6_only = true;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        std::string url = "http://[::1]:" + std::to_string(server.port()) + "/six";
+        Response r = run(loop, request(loop, "GET", url));
+        CHECK(r.body == "GET /six");
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("a taken port moves the server to the next free one within the range") {
+        uvtest::TestLoop loop;
+        TcpListener taken = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
+        ServerOptions options;
+        options.address = SocketAddress::ipv4_loopback(taken.port());
+        Server strict(loop, echo(loop), options);
+        try {
+            strict.listen();
+            FAIL("listen on a taken port succeeded");
+        } catch (const Error& e) {
+            CHECK(e.code() == std::errc::address_in_use);
+        }
+        options.port_range = 20;
+        Server moved(loop, echo(loop), options);
+        moved.listen();
+        CHECK(moved.port() > taken.port());
+        CHECK(moved.port() <= taken.port() + 20);
+        CHECK(run(loop, request(loop, "GET", url_of(moved, "/m"))).body == "GET /m");
+        run(loop, moved.stop());
+        run(loop, strict.stop());
+        taken.close();
+    }
+}
