@@ -63,6 +63,11 @@ void read_last_change(const XMLElement* event, NsScope& scope, LastChange& out) 
         LastChangeInstance instance;
         instance.element = std::string(split_qname(inst->Name()).second);
         if (const char* id = inst->Attribute("val")) instance.id = id;
+        std::size_t count = 0;
+        for (auto* v = inst->FirstChildElement(); v != nullptr; v = v->NextSiblingElement()) {
+            ++count;
+        }
+        instance.values.reserve(count);
         for (auto* v = inst->FirstChildElement(); v != nullptr; v = v->NextSiblingElement()) {
             LastChangeValue value;
             value.name = std::string(split_qname(v->Name()).second);
@@ -100,6 +105,8 @@ const std::string& Variables::at(std::string_view name) const {
     if (auto* v = find(name)) return v->value;
     throw_error(errc::no_such_variable, "state variable " + std::string(name));
 }
+
+void Variables::reserve(std::size_t n) { items_.reserve(n); }
 
 void Variables::add(std::string name, std::string value, std::string ns) {
     items_.push_back({std::move(name), std::move(value), std::move(ns)});
@@ -313,6 +320,15 @@ Result<PropertySet> PropertySet::parse(std::string_view body, const ParseOptions
 
     const XMLElement* last_change_element = nullptr;
     const XMLElement* inline_event = nullptr;
+    std::size_t count = 0;
+    for (auto* prop = root->FirstChildElement(); prop != nullptr;
+         prop = prop->NextSiblingElement()) {
+        for (auto* var = prop->FirstChildElement(); var != nullptr;
+             var = var->NextSiblingElement()) {
+            ++count;
+        }
+    }
+    out.variables_.reserve(count);
     for (auto* prop = root->FirstChildElement(); prop != nullptr;
          prop = prop->NextSiblingElement()) {
         auto prop_mark = scope.mark();

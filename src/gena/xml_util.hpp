@@ -4,6 +4,8 @@
 
 #include <tinyxml2.h>
 
+#include <array>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,18 +28,21 @@ inline std::pair<std::string_view, std::string_view> split_qname(std::string_vie
 /// document, which outlives the scope.
 class NsScope {
 public:
-    std::size_t mark() const noexcept { return bindings_.size(); }
-    void pop(std::size_t mark) { bindings_.resize(mark); }
+    std::size_t mark() const noexcept { return size_; }
+    void pop(std::size_t mark) noexcept {
+        size_ = mark;
+        if (overflow_.size() > overflow_count()) overflow_.resize(overflow_count());
+    }
 
     /// Pushes the xmlns / xmlns:p declarations of `e`.
     void push_declarations(const tinyxml2::XMLElement* e) {
         for (auto* a = e->FirstAttribute(); a != nullptr; a = a->Next()) {
-            std::string_view name = a->Name();
-            if (name.substr(0, 5) != "xmlns") continue;
-            if (name.size() == 5) {
-                bindings_.push_back({{}, a->Value()});
+            const char* name = a->Name();
+            if (std::strncmp(name, "xmlns", 5) != 0) continue;
+            if (name[5] == '\0') {
+                push({}, a->Value());
             } else if (name[5] == ':') {
-                bindings_.push_back({name.substr(6), a->Value()});
+                push(name + 6, a->Value());
             }
         }
     }
@@ -45,8 +50,9 @@ public:
     /// The namespace URI bound to `prefix` ("" prefix: the default namespace, "" if none);
     /// nullopt for an undeclared non-empty prefix.
     std::optional<std::string_view> resolve(std::string_view prefix) const noexcept {
-        for (auto it = bindings_.rbegin(); it != bindings_.rend(); ++it) {
-            if (it->first == prefix) return it->second;
+        for (std::size_t i = size_; i-- > 0;) {
+            const auto& b = i < inline_capacity ? inline_[i] : overflow_[i - inline_capacity];
+            if (b.first == prefix) return b.second;
         }
         if (prefix.empty()) return std::string_view{};
         if (prefix == "xml") return std::string_view{"http://www.w3.org/XML/1998/namespace"};
@@ -54,7 +60,25 @@ public:
     }
 
 private:
-    std::vector<std::pair<std::string_view, std::string_view>> bindings_;
+    using Binding = std::pair<std::string_view, std::string_view>;
+    static constexpr std::size_t inline_capacity = 12;
+
+    std::size_t overflow_count() const noexcept {
+        return size_ > inline_capacity ? size_ - inline_capacity : 0;
+    }
+    void push(std::string_view prefix, std::string_view uri) {
+        if (size_ < inline_capacity) {
+            inline_[size_] = {prefix, uri};
+        } else {
+            overflow_.push_back({prefix, uri});
+        }
+        ++size_;
+    }
+
+    // Declarations are few (2-6 in real bodies): no allocation unless there are many.
+    std::array<Binding, inline_capacity> inline_{};
+    std::vector<Binding> overflow_;
+    std::size_t size_ = 0;
 };
 
 /// True for the characters trimmed around documents: NUL and XML whitespace.

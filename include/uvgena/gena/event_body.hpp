@@ -85,6 +85,8 @@ public:
 
     /// Appends a variable (used by the parser and by publishers building an event).
     void add(std::string name, std::string value, std::string ns = {});
+    /// Reserves room for `n` variables.
+    void reserve(std::size_t n);
 
 private:
     std::vector<Variable> items_;
