@@ -15,5 +15,8 @@ using Action = std::function<int()>;
 
 /// `uvgena subscribe <event-url> ...`: prints a service's events as they arrive.
 void add_subscribe_command(CLI::App& app, Action& action);
+/// `uvgena serve-demo [--host H] [--port P] [--interval MS] [--duration S]`: runs the
+/// simulated renderer for others to subscribe to.
+void add_serve_demo_command(CLI::App& app, Action& action);
 
 }  // namespace uvgena::cli

@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     uvgena::cli::Action action;
     uvgena::cli::add_subscribe_command(app, action);
+    uvgena::cli::add_serve_demo_command(app, action);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

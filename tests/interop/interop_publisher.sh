@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Interop: Debian's libupnp (a control point nobody here wrote) subscribes to uvgena's
+# Publisher (`uvgena serve-demo`) and must receive the initial event and the changes in
+# order, then unsubscribe cleanly.
+#
+# libupnp ignores loopback, so both run inside a private network namespace made here, with a
+# veth pair whose BOTH ends live in it (no traffic leaves it). Where namespaces cannot be
+# made (not root, no ip), the test is skipped loudly (exit 77).
+#
+# Usage: interop_publisher.sh UVGENA_BINARY LIBUPNP_SUBSCRIBER
+set -euo pipefail
+uvgena=$1
+subscriber=$2
+ns=uvg-pub-interop.$$
+dev_ip=10.204.0.1
+cp_ip=10.204.0.2
+port=49510
+a=uvpa$$
+b=uvpb$$
+pids=()
+work=$(mktemp -d)
+
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$ns" 2>/dev/null; then
+    echo "SKIP: cannot create a network namespace (needs root and iproute2): libupnp interop not run" >&2
+    exit 77
+fi
+in_ns() { ip netns exec "$ns" "$@"; }
+in_ns sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+ip link add "$a" type veth peer name "$b"
+ip link set "$a" netns "$ns"
+ip link set "$b" netns "$ns"
+in_ns ip link set lo up
+in_ns ip addr add "$dev_ip/24" dev "$a"
+in_ns ip addr add "$cp_ip/24" dev "$b"
+in_ns ip link set "$a" up
+in_ns ip link set "$b" up
+
+ip netns exec "$ns" "$uvgena" serve-demo --host "$dev_ip" --port "$port" --interval 100 \
+    >"$work/serve.out" 2>"$work/serve.err" &
+pids+=($!)
+for _ in $(seq 1 100); do
+    grep -q "RenderingControl:" "$work/serve.out" 2>/dev/null && break
+    sleep 0.05
+done
+event_url=$(awk '/^RenderingControl:/ {print $2}' "$work/serve.out")
+test -n "$event_url" || { echo "serve-demo did not start:"; cat "$work/serve.err"; exit 1; }
+echo "publisher: $event_url"
+
+# libupnp binds its callback server on the control point's interface ($b, 10.204.0.2).
+status=0
+ip netns exec "$ns" "$subscriber" "$b" "$event_url" 5 20 >"$work/cp.out" 2>"$work/cp.err" || status=$?
+cat "$work/cp.out"
+cat "$work/cp.err" >&2
+test "$status" = 0 || { echo "libupnp control point failed ($status)"; exit 1; }
+grep -q "^SUBSCRIBED uuid:" "$work/cp.out"
+for seq in 0 1 2 3 4; do grep -q "^EVENT $seq LastChange=" "$work/cp.out"; done
+grep -q "^UNSUBSCRIBED ok" "$work/cp.out"
+
+kill -TERM "${pids[0]}"
+wait "${pids[0]}"
+pids=()
+grep -q "^served .* 1 subscriptions" "$work/serve.out" || { cat "$work/serve.out"; exit 1; }
+echo "libupnp interop with the publisher: ok"
