@@ -293,10 +293,19 @@ struct Server::Impl {
                                 " ", request.target, " not serialisable: ", e.what());
                             out = error_response(500);
                             keep = false;
+                            if (response.on_written) {
+                                std::exchange(response.on_written, {})(e.code());
+                            }
                         }
                         conn.phase = Phase::writing;
                         conn.deadline = after(options.write_timeout);
-                        co_await stream.write(std::string_view(out));
+                        try {
+                            co_await stream.write(std::string_view(out));
+                        } catch (const std::system_error& e) {
+                            if (response.on_written) response.on_written(e.code());
+                            throw;
+                        }
+                        if (response.on_written) response.on_written({});
                         // Keep the buffers for the next request unless a large one inflated them.
                         if (out.capacity() > 64 * 1024) std::string().swap(out);
                         if (request.body.capacity() > 64 * 1024) request = Request{};
