@@ -132,6 +132,7 @@ struct Gen {
     std::uint64_t count = 0;  // total NOTIFYs to send, 0: until the time is up
     std::uint64_t start = 0, end = 0;
     std::uint64_t sent = 0, ok = 0, errors = 0;
+    std::uint64_t issued = 0;  // NOTIFYs a slot has committed to send (for --count)
     double tokens = 0;
     std::uint64_t last_refill = 0;
     std::vector<std::unique_ptr<Slot>> slots;
@@ -279,6 +280,7 @@ void connect_cb(uv_connect_t* req, int status) {
         drop_connection(s);
         // At start the receiver may not listen yet; later a refusal is an error.
         if (s->gen->sent == 0 && ++s->connect_retries < 200) {
+            --s->gen->issued;  // send_next commits again after the retry
             auto* timer = new uv_timer_t;
             uv_timer_init(s->gen->loop, timer);
             timer->data = s;
@@ -308,7 +310,7 @@ void send_next(Slot* s) {
     if (s->done || s->busy) return;
     if (g->start == 0) g->start = now_ns();
     if (static_cast<double>(now_ns() - g->start) >= g->seconds * 1e9 ||
-        (g->count > 0 && g->sent >= g->count)) {
+        (g->count > 0 && g->issued >= g->count)) {
         slot_done(s);
         return;
     }
@@ -316,6 +318,7 @@ void send_next(Slot* s) {
         s->waiting_token = true;
         return;
     }
+    ++g->issued;
     if (s->connected) {
         write_request(s);
         return;
