@@ -36,7 +36,7 @@ programs=(
     "http_bench|30|bench/http_bench --seconds 1 --rounds 2"
     "notify_ingest_bench|70|bench/notify_ingest_bench --seconds 1"
     "fanout_bench|20|bench/fanout_bench --subscribers 1000"
-    "scale_bench|75|bench/scale_bench --subscriptions 10000 --churn-seconds 8"
+    "scale_bench|75|bench/scale_bench --subscriptions 10000 --churn-seconds 8 --churn-timeout 6"
 )
 failed_programs=()
 for entry in "${programs[@]}"; do
