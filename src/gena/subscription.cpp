@@ -37,6 +37,15 @@ std::string status_text(const http::Response& response) {
     return text;
 }
 
+// "<context>: device answered" for an error status, with the status when the error's own
+// message does not already name it ("412 Precondition Failed" does, "server error" not).
+std::string answer_context(const std::string& context, const http::Response& response,
+                           std::error_code error) {
+    std::string status = std::to_string(response.status);
+    if (error.message().rfind(status, 0) == 0) return context + ": device answered";
+    return context + ": device answered " + status_text(response);
+}
+
 http::ClientOptions client_options(milliseconds timeout) {
     http::ClientOptions co;
     co.timeout = timeout;
@@ -64,6 +73,18 @@ Task<SocketAddress> device_address_of(uv_loop_t* loop, const http::Url& url,
     co_return found.front();
 }
 
+// The context of an error: what() without the ": <message>" that system_error appends, so
+// that an error made again from it does not repeat the message.
+std::string context_of(const Error& e) {
+    std::string what = e.what();
+    std::string suffix = ": " + e.code().message();
+    if (what.size() >= suffix.size() &&
+        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        what.resize(what.size() - suffix.size());
+    }
+    return what;
+}
+
 }  // namespace
 
 Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device, std::string sid,
@@ -76,10 +97,10 @@ Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device
     std::string what;
     if (!response) {
         error = response.error();
-        what = context + ": " + error.message();
+        what = context;
     } else if (Result<void> answer = read_unsubscribe_response(*response); !answer) {
         error = answer.error();
-        what = context + ": device answered " + status_text(*response);
+        what = answer_context(context, *response, error);
     }
     if (!error) co_return;
     if (strict) throw Error(error, what);
@@ -296,7 +317,7 @@ void SubState::end(std::error_code error, std::string context) {
         listener->remove(id);
         listener = nullptr;
     }
-    if (error) log(LogLevel::warning, "uvgena: ", end_context, ": ", error.message());
+    if (error) log(LogLevel::warning, "uvgena: subscription ended: ", end_context);
     if (events) events->close();
 }
 
@@ -309,7 +330,7 @@ void SubState::flush_queue_to_callback() {
 
 void SubState::lost(const std::error_code& error, const std::string& context) {
     if (options.auto_resubscribe && listener != nullptr) {
-        log(LogLevel::warning, "uvgena: ", context, ": ", error.message(), "; resubscribing");
+        log(LogLevel::warning, "uvgena: ", context, "; resubscribing");
         resubscribe_later(false);
     } else {
         end(error, context);
@@ -340,12 +361,11 @@ Task<void> SubState::exchange_subscribe() {
     Result<http::Response> response =
         co_await http::try_send(loop, device, std::move(request), client_options(options.timeout));
     if (!response) {
-        if (is_cancelled(response.error())) throw Error(response.error(), error_context);
-        throw Error(response.error(), error_context + ": " + response.error().message());
+        throw Error(response.error(), error_context);
     }
     Result<SubscribeAnswer> answer = read_subscribe_response(*response, options.requested_timeout);
     if (!answer) {
-        throw Error(answer.error(), error_context + ": device answered " + status_text(*response));
+        throw Error(answer.error(), answer_context(error_context, *response, answer.error()));
     }
     if (phase == Phase::ended || listener == nullptr) {
         // Ended while the answer was on its way: give the device its UNSUBSCRIBE.
@@ -368,11 +388,10 @@ Task<void> SubState::exchange_renew(std::optional<std::chrono::seconds> requeste
         loop, *device_address, std::move(request), client_options(options.timeout));
     if (phase == Phase::renewing) phase = Phase::active;
     if (!response) {
-        if (is_cancelled(response.error())) throw Error(response.error(), context);
-        throw Error(response.error(), context + ": " + response.error().message());
+        throw Error(response.error(), context);
     }
     Result<SubscribeAnswer> answer = read_subscribe_response(*response, requested);
-    if (!answer) throw Error(answer.error(), context + ": device answered " + status_text(*response));
+    if (!answer) throw Error(answer.error(), answer_context(context, *response, answer.error()));
     if (phase == Phase::ended) co_return;
     ++stats.renewals;
     backoff.reset();
@@ -399,7 +418,7 @@ Task<void> SubState::auto_renew_task(std::shared_ptr<SubState> self) {
     }
     if (self->phase == Phase::ended) co_return;
     if (failure->code() == errc::precondition_failed) {
-        self->lost(failure->code(), failure->what());
+        self->lost(failure->code(), context_of(*failure));
         co_return;
     }
     if (std::optional<milliseconds> delay = self->backoff.next()) {
@@ -423,7 +442,7 @@ Task<void> SubState::resubscribe_task(std::shared_ptr<SubState> self, bool unsub
         log(LogLevel::warning, "uvgena: resubscription failed: ", failure->what());
         std::optional<milliseconds> delay = self->backoff.next();
         if (!delay) {
-            self->end(failure->code(), failure->what());
+            self->end(failure->code(), context_of(*failure));
             co_return;
         }
         co_await sleep_for(self->loop, *delay);
@@ -581,7 +600,7 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
     }
     if (!failure) co_return;
     if (failure->code() == errc::precondition_failed && state->phase != detail::SubState::Phase::ended) {
-        state->lost(failure->code(), failure->what());
+        state->lost(failure->code(), detail::context_of(*failure));
     }
     throw *failure;
 }

@@ -4,6 +4,7 @@
 // path (refusals, 412 on renewal, an initial event that overtakes the SUBSCRIBE answer, ...).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -16,6 +17,7 @@
 #include "uvgena/co/timer.hpp"
 #include "uvgena/gena/event_builder.hpp"
 #include "uvgena/gena/protocol.hpp"
+#include "uvgena/gena/seq.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/http/server.hpp"
 
@@ -33,6 +35,10 @@ struct DeviceSubscription {
 class TestDevice {
 public:
     explicit TestDevice(uv_loop_t* loop, std::uint16_t port = 0)
+        : TestDevice(loop, uvgena::SocketAddress::ipv4_loopback(port)) {}
+
+    /// A device listening on `address` (e.g. [::1]:0).
+    TestDevice(uv_loop_t* loop, uvgena::SocketAddress address)
         : loop_(loop),
           scope_(loop),
           server_(
@@ -40,13 +46,15 @@ public:
               [this](const uvgena::http::Request& r, const uvgena::http::RequestContext&) {
                   return handle(this, r);
               },
-              options(port)) {
+              options(address)) {
         server_.listen();
     }
 
     /// The event subscription URL.
     std::string event_url() const {
-        return "http://127.0.0.1:" + std::to_string(server_.port()) + "/event";
+        auto local = server_.local_address();
+        std::string host = local.is_ipv6() ? "[" + local.ip() + "]" : local.ip();
+        return "http://" + host + ":" + std::to_string(server_.port()) + "/event";
     }
     /// The port.
     std::uint16_t port() const { return server_.port(); }
@@ -59,6 +67,15 @@ public:
     /// Send it (and wait for its answer) before answering the SUBSCRIBE, as single-threaded
     /// devices do.
     bool initial_before_answer = false;
+    /// SEQs to send (in this order) before answering a SUBSCRIBE, instead of the initial
+    /// event alone (e.g. {1, 0}: two events that both overtake the answer, out of order).
+    std::vector<std::uint32_t> seqs_before_answer;
+    /// Before answering, also send a NOTIFY with a SID that will never be granted.
+    bool foreign_before_answer = false;
+    /// Answer renewals with a new SID (the old one is forgotten).
+    bool renew_new_sid = false;
+    /// Send NOTIFYs from this local address (e.g. 127.0.0.2 to look like another host).
+    std::optional<uvgena::SocketAddress> send_from;
     /// Status to answer SUBSCRIBE with (200: accept).
     int subscribe_status = 200;
     /// Status to answer renewals with (200: accept; 412 forgets the subscription).
@@ -96,8 +113,12 @@ public:
     uvgena::Task<int> send(uvgena::http::Url callback, std::string sid, std::uint32_t seq,
                            std::string body) {
         uvgena::http::Request request = uvgena::gena::make_notify(callback, sid, seq, std::move(body));
-        auto address = uvgena::SocketAddress::parse(callback.host, callback.port);
-        auto response = co_await uvgena::http::try_send(loop_, address, std::move(request));
+        auto address = uvgena::SocketAddress::parse(
+            callback.zone.empty() ? callback.host : callback.host + "%" + callback.zone,
+            callback.port);
+        uvgena::http::ClientOptions options;
+        options.local_address = send_from;
+        auto response = co_await uvgena::http::try_send(loop_, address, std::move(request), options);
         int status = response ? response->status : 0;
         notify_statuses.push_back(status);
         co_return status;
@@ -128,9 +149,9 @@ public:
     }
 
 private:
-    static uvgena::http::ServerOptions options(std::uint16_t port) {
+    static uvgena::http::ServerOptions options(uvgena::SocketAddress address) {
         uvgena::http::ServerOptions o;
-        o.address = uvgena::SocketAddress::ipv4_loopback(port);
+        o.address = address;
         return o;
     }
 
@@ -163,7 +184,18 @@ private:
                 }
                 DeviceSubscription sub{make_sid(), d.callbacks.front(), 0, d.timeout};
                 self->subscriptions.push_back(sub);
-                if (self->initial_event) {
+                if (self->foreign_before_answer) {
+                    co_await self->send(sub.callback, make_sid(), 0, body_of(self->variables));
+                }
+                if (!self->seqs_before_answer.empty()) {
+                    std::string body = body_of(self->variables);
+                    for (std::uint32_t seq : self->seqs_before_answer) {
+                        co_await self->send(sub.callback, sub.sid, seq, body);
+                        if (DeviceSubscription* s = self->find(sub.sid)) {
+                            s->next_seq = std::max(s->next_seq, seq + 1);
+                        }
+                    }
+                } else if (self->initial_event) {
                     if (self->initial_before_answer) {
                         co_await send_initial(self, sub.sid);
                     } else {
@@ -181,8 +213,11 @@ private:
                     }
                     co_return make_error_response(self->renew_status);
                 }
-                self->find(d.sid)->timeout = d.timeout;
-                co_return make_subscribe_response(d.sid, d.timeout);
+                DeviceSubscription* sub = self->find(d.sid);
+                if (sub == nullptr) co_return make_error_response(412);
+                sub->timeout = d.timeout;
+                if (self->renew_new_sid) sub->sid = make_sid();
+                co_return make_subscribe_response(sub->sid, d.timeout);
             }
             case SubscriptionAction::unsubscribe: {
                 ++self->unsubscribes;

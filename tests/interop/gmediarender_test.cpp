@@ -1,0 +1,160 @@
+// Interop with a real device nobody here wrote: gmediarender (libupnp). Run by
+// gmediarender.sh inside a private network namespace, which exports GMR_BASE (the device's
+// http://IP:PORT) and GMR_LISTEN (our address on the namespace's veth).
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "support/test_loop.hpp"
+#include "uvgena/co/scope.hpp"
+#include "uvgena/co/timer.hpp"
+#include "uvgena/gena/subscription.hpp"
+#include "uvgena/http/client.hpp"
+#include "uvgena/ssdp/description.hpp"
+
+using namespace uvgena;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    REQUIRE_MESSAGE(v != nullptr, name << " is not set: run this test through gmediarender.sh");
+    return v;
+}
+
+Task<void> soap(uv_loop_t* loop, const std::string& control_url, const std::string& service,
+                const std::string& action, const std::string& args) {
+    http::Headers h;
+    h.add("Content-Type", "text/xml; charset=\"utf-8\"");
+    h.add("SOAPACTION", "\"urn:schemas-upnp-org:service:" + service + ":1#" + action + "\"");
+    std::string body =
+        "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+        "s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:" + action +
+        " xmlns:u=\"urn:schemas-upnp-org:service:" + service + ":1\">" + args + "</u:" + action +
+        "></s:Body></s:Envelope>";
+    http::Response r = co_await http::request(loop, "POST", control_url, std::move(h), std::move(body));
+    CHECK_MESSAGE(r.status == 200, action << " answered " << r.status << ": " << r.body);
+}
+
+// The next event of `sub` within a few seconds (a hang fails instead).
+Task<Event> next(uv_loop_t* loop, Subscription& sub) {
+    auto event = co_await with_timeout(
+        loop, [](Subscription& s) -> Task<std::optional<Event>> { co_return co_await s.events().next(); }(sub),
+        10s);
+    REQUIRE(event);
+    co_return std::move(*event);
+}
+
+// Events until one whose LastChange (instance 0) has `name`; gmediarender may split changes.
+Task<Event> next_with(uv_loop_t* loop, Subscription& sub, std::string name) {
+    for (int i = 0; i < 10; ++i) {
+        Event e = co_await next(loop, sub);
+        if (e.last_change() && e.last_change()->instance("0") &&
+            e.last_change()->instance("0")->find(name)) {
+            co_return e;
+        }
+    }
+    FAIL("no event with " << name);
+    co_return Event{};
+}
+
+}  // namespace
+
+TEST_SUITE("interop.gmediarender") {
+    TEST_CASE("subscriptions to gmediarender's RenderingControl and AVTransport see volume and "
+              "URI changes, renew and unsubscribe") {
+        uvtest::TestLoop loop(std::chrono::seconds(50));
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            std::string base = env("GMR_BASE");
+            ListenerOptions lo;
+            lo.listen_host = env("GMR_LISTEN");
+            lo.port = 0;
+            EventListener listener(l, lo);
+
+            http::Response d = co_await http::request(l, "GET", base + "/description.xml");
+            REQUIRE(d.status == 200);
+            auto description = ssdp::parse_description(d.body, base + "/description.xml");
+            REQUIRE(description);
+            const ssdp::ServiceInfo* rc = description->service("RenderingControl");
+            const ssdp::ServiceInfo* avt = description->service("AVTransport");
+            REQUIRE(rc != nullptr);
+            REQUIRE(avt != nullptr);
+
+            Subscription rcs = co_await subscribe(
+                l, rc->event_sub_url, {.requested_timeout = 300s, .listener = &listener});
+            Subscription avts = co_await subscribe(
+                l, avt->event_sub_url, {.requested_timeout = 300s, .listener = &listener});
+            CHECK(rcs.sid().starts_with("uuid:"));
+            CHECK(rcs.timeout() == gena::Timeout{false, 300s});
+            CHECK(rcs.callback_url().starts_with("http://" + lo.listen_host + ":"));
+
+            // Initial events: SEQ 0, every variable in LastChange.
+            Event rc0 = co_await next(l, rcs);
+            CHECK(rc0.seq == 0);
+            CHECK(rc0.seq_status == gena::SeqStatus::ok);
+            REQUIRE(rc0.last_change());
+            const gena::LastChangeInstance* rci = rc0.last_change()->instance("0");
+            REQUIRE(rci != nullptr);
+            REQUIRE(rci->find("Volume") != nullptr);
+            CHECK(rci->find("Volume")->channel() == "Master");
+            Event avt0 = co_await next(l, avts);
+            CHECK(avt0.seq == 0);
+            REQUIRE(avt0.last_change());
+            CHECK(avt0.last_change()->instance("0")->get("TransportState").has_value());
+
+            co_await soap(l, rc->control_url, "RenderingControl", "SetVolume",
+                          "<InstanceID>0</InstanceID><Channel>Master</Channel>"
+                          "<DesiredVolume>42</DesiredVolume>");
+            Event rc1 = co_await next_with(l, rcs, "Volume");
+            CHECK(rc1.seq == 1);
+            CHECK(rc1.seq_status == gena::SeqStatus::ok);
+            CHECK(rc1.last_change()->instance("0")->find("Volume", "Master")->value == "42");
+
+            std::string uri = "http://" + lo.listen_host + ":9/none.mp3";
+            std::string didl =
+                "&lt;DIDL-Lite xmlns=&quot;urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/&quot; "
+                "xmlns:dc=&quot;http://purl.org/dc/elements/1.1/&quot; "
+                "xmlns:upnp=&quot;urn:schemas-upnp-org:metadata-1-0/upnp/&quot;&gt;&lt;item "
+                "id=&quot;7&quot; parentID=&quot;0&quot; restricted=&quot;1&quot;&gt;&lt;dc:title"
+                "&gt;Interop &amp;amp; Co&lt;/dc:title&gt;&lt;upnp:class&gt;object.item."
+                "audioItem.musicTrack&lt;/upnp:class&gt;&lt;/item&gt;&lt;/DIDL-Lite&gt;";
+            co_await soap(l, avt->control_url, "AVTransport", "SetAVTransportURI",
+                          "<InstanceID>0</InstanceID><CurrentURI>" + uri +
+                              "</CurrentURI><CurrentURIMetaData>" + didl +
+                              "</CurrentURIMetaData>");
+            Event avt1 = co_await next_with(l, avts, "AVTransportURI");
+            CHECK(avt1.seq >= 1);
+            CHECK(avt1.seq_status == gena::SeqStatus::ok);
+            CHECK(avt1.state("AVTransportURI") == uri);
+            const Result<gena::DidlLite>& meta = avt1.didl("AVTransportURIMetaData");
+            REQUIRE(meta);
+            REQUIRE(meta->objects.size() == 1);
+            CHECK(meta->objects[0].title == "Interop & Co");
+
+            co_await rcs.renew(600s);
+            CHECK(rcs.is_subscribed());
+            CHECK(rcs.stats().renewals == 1);
+            CHECK(rcs.timeout().seconds >= 1s);
+            co_await avts.renew();
+            CHECK(avts.stats().renewals == 1);
+
+            // Events in SEQ order after the renewal too.
+            co_await soap(l, rc->control_url, "RenderingControl", "SetVolume",
+                          "<InstanceID>0</InstanceID><Channel>Master</Channel>"
+                          "<DesiredVolume>7</DesiredVolume>");
+            Event rc2 = co_await next_with(l, rcs, "Volume");
+            CHECK(rc2.seq == rc1.seq + 1);
+            CHECK(rc2.last_change()->instance("0")->find("Volume", "Master")->value == "7");
+            CHECK(rcs.stats().events_missed == 0);
+            CHECK(avts.stats().events_missed == 0);
+
+            co_await rcs.unsubscribe();
+            co_await avts.unsubscribe();
+            CHECK_FALSE(rcs.is_subscribed());
+            CHECK(listener.stats().unknown == 0);
+            co_await listener.stop();
+        }(loop));
+    }
+}
