@@ -13,6 +13,7 @@
 //
 // Runs until SIGTERM or SIGINT, then prints one line of figures and exits.
 #include <llhttp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <uv.h>
 
@@ -295,6 +296,8 @@ std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Never outlive the benchmark that started us (killed by a time limit, say).
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     int port = 0;
     std::string targets;
     for (int i = 1; i + 1 < argc; i += 2) {

@@ -12,6 +12,7 @@
 //                  [--count N (stop after N NOTIFYs)]
 //
 // Prints one line: sent=N ok=N errors=N start_ns=T end_ns=T.
+#include <sys/prctl.h>
 #include <uv.h>
 
 #include <cctype>
@@ -364,6 +365,7 @@ void pacer_cb(uv_timer_t* timer) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive the benchmark that started us
     int port = 0, slots = 8;
     std::string targets_file, mode = "keepalive", body = "lastchange";
     Gen g;

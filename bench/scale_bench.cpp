@@ -17,6 +17,7 @@
 //
 //   scale_bench [--subscriptions N] [--publishers P] [--churn-seconds S] [--churn-timeout T]
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
@@ -104,6 +105,8 @@ struct LagProbe {
 // ---- child: the publishers -------------------------------------------------------------
 
 int serve(int publishers, std::size_t capacity, const std::string& port_file) {
+    // Never outlive the measuring process (killed by a time limit, say).
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     raise_fd_limit();
     uv_loop_t loop;
     uv_loop_init(&loop);
