@@ -161,6 +161,13 @@ public:
             std::printf("%-16s %14zu %14.0f %14.0f %8.3f\n", name, sizes_[name], ours, base,
                         base > 0 ? ours / base : 0.0);
         }
+        // Machine-readable lines for scripts/bench.sh: figure|value|baseline|ratio|target|unit.
+        for (const char* name : {"propset_355B", "lastchange_1K", "avt_5.9K", "topology_20K"}) {
+            double ours = rate("uvgena/" + std::string(name));
+            double base = rate("baseline_tinyxml2/" + std::string(name));
+            std::printf("RESULT event body parse %s|%.0f|%.0f|%.3f|info|parses/s vs tinyxml2\n",
+                        name, ours, base, base > 0 ? ours / base : 0.0);
+        }
     }
     std::map<std::string, std::size_t> sizes_;
 

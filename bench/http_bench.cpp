@@ -525,6 +525,12 @@ int main(int argc, char** argv) {
         std::printf("%-10s server CPU: baseline %6.1f us/request (user %4.1f) | uvgena %6.1f"
                     " us/request (user %4.1f) | efficiency ratio %.2f\n",
                     name, base_cpu, base_user, uvgena_cpu, uvgena_user, cpu_ratio);
+        // Machine-readable lines for scripts/bench.sh: figure|value|baseline|ratio|target|unit.
+        std::printf("RESULT http server %s req/s|%.0f|%.0f|%.3f|ratio>=0.85|req/s\n", name,
+                    best_uvgena.rps, best_base.rps, ratio);
+        std::printf("RESULT http server %s CPU/request|%.2f|%.2f|%.3f|info|us (ratio = "
+                    "baseline / uvgena)\n",
+                    name, uvgena_cpu, base_cpu, cpu_ratio);
     }
     std::printf("target: ratio >= 0.85 in both modes: %s\n", below_target ? "MISSED" : "met");
     // For `perf stat -i` (parent only): instructions per request = counter / this.

@@ -286,6 +286,14 @@ class RatioReporter : public benchmark::ConsoleReporter {
             std::printf("%-22s %12.1f %12.1f %8.2f\n", co + 3, a->second, b->second,
                         a->second / b->second);
         }
+        // Machine-readable lines for scripts/bench.sh: figure|value|baseline|ratio|target|unit.
+        for (auto [co, base] : pairs) {
+            auto a = cpu_ns_.find(co);
+            auto b = cpu_ns_.find(base);
+            if (a == cpu_ns_.end() || b == cpu_ns_.end() || b->second <= 0) continue;
+            std::printf("RESULT runtime %s|%.1f|%.1f|%.3f|info|ns CPU (ratio = cost / baseline)\n",
+                        co + 3, a->second, b->second, a->second / b->second);
+        }
     }
 
   private:

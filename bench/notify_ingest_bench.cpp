@@ -1,0 +1,451 @@
+// NOTIFY ingest: events per second that uvgena delivers to consumers that `co_await next()`
+// and read every variable, next to two baselines measured in the same run:
+//   (a) ingest_baseline_transport: libuv + llhttp, GENA header checks, SID hash map, no XML;
+//   (b) ingest_baseline_xml: (a) plus tinyxml2 parsing of the property set and LastChange.
+// The load comes from notify_loadgen in another process, for 300 B, 1.5 KB LastChange and
+// 20 KB bodies, on keep-alive connections and with one connection per NOTIFY.
+//
+// Figures per body and mode: events/s at peak (ratio to (b): target >= 0.90), CPU seconds per
+// 100k events of the receiving process, p50/p99 latency from the request's first byte to the
+// consumer's resume at 50% of uvgena's peak rate (baseline (b) at the same offered rate), and
+// the check that every NOTIFY sent was received once, SEQ in order.
+//
+//   notify_ingest_bench [--seconds S] [--subs N] [--slots C] [--bodies small,lastchange,large]
+//                       [--modes keepalive,close] [--no-latency]
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <csignal>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "uvgena/co/co.hpp"
+#include "uvgena/gena/listener.hpp"
+#include "uvgena/gena/subscription.hpp"
+#include "uvgena/http/server.hpp"
+
+using namespace uvgena;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::uint64_t now_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+double cpu_seconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+struct Config {
+    double seconds = 1.0;
+    int subs = 32;
+    int slots = 8;
+    std::vector<std::string> bodies{"small", "lastchange", "large"};
+    std::vector<std::string> modes{"keepalive", "close"};
+    bool latency = true;
+    std::string bindir;
+    std::string tmpdir;
+};
+
+/// key=value pairs of a one-line report.
+std::map<std::string, double> parse_kv(const std::string& text) {
+    std::map<std::string, double> out;
+    std::istringstream in(text);
+    for (std::string tok; in >> tok;) {
+        auto eq = tok.find('=');
+        if (eq != std::string::npos) out[tok.substr(0, eq)] = std::atof(tok.c_str() + eq + 1);
+    }
+    return out;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+/// A child process; its exit is polled by the running task.
+struct ChildState {
+    bool exited = false;
+    std::int64_t status = 0;
+    int pid = 0;
+};
+
+struct ChildHandle {
+    uv_process_t proc{};
+    std::shared_ptr<ChildState> state;
+};
+
+std::shared_ptr<ChildState> start_child(uv_loop_t* loop, const std::vector<std::string>& args,
+                                        const std::string& out_path) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = fd;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = 2;
+    uv_process_options_t opts{};
+    opts.file = argv[0];
+    opts.args = argv.data();
+    opts.stdio = stdio;
+    opts.stdio_count = 3;
+    opts.exit_cb = [](uv_process_t* p, std::int64_t status, int) {
+        auto* h = static_cast<ChildHandle*>(p->data);
+        h->state->exited = true;
+        h->state->status = status;
+        uv_close(reinterpret_cast<uv_handle_t*>(p),
+                 [](uv_handle_t* hh) { delete static_cast<ChildHandle*>(hh->data); });
+    };
+    auto* h = new ChildHandle;
+    h->state = std::make_shared<ChildState>();
+    h->proc.data = h;
+    int rc = uv_spawn(loop, &h->proc, &opts);
+    ::close(fd);
+    if (rc < 0) {
+        std::fprintf(stderr, "cannot start %s: %s\n", argv[0], uv_strerror(rc));
+        auto state = h->state;
+        state->exited = true;
+        state->status = -1;
+        uv_close(reinterpret_cast<uv_handle_t*>(&h->proc),
+                 [](uv_handle_t* hh) { delete static_cast<ChildHandle*>(hh->data); });
+        return state;
+    }
+    h->state->pid = h->proc.pid;
+    return h->state;
+}
+
+Task<void> wait_exit(uv_loop_t* loop, const std::shared_ptr<ChildState>& child,
+                     std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!child->exited) {
+        if (std::chrono::steady_clock::now() > deadline && child->pid > 0) {
+            uv_kill(child->pid, SIGKILL);
+            deadline += 10s;
+        }
+        co_await sleep_for(loop, 5ms);
+    }
+}
+
+int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+std::vector<std::string> loadgen_args(const Config& c, int port, const std::string& targets,
+                                      const std::string& body, const std::string& mode,
+                                      double rate) {
+    return {c.bindir + "/notify_loadgen", "--port", std::to_string(port), "--targets", targets,
+            "--mode", mode, "--body", body, "--seconds", std::to_string(c.seconds), "--rate",
+            std::to_string(rate), "--slots", std::to_string(c.slots)};
+}
+
+/// What one receiver achieved in one run.
+struct Outcome {
+    double sent = 0, ok = 0, errors = 0;
+    double received = 0, seq_errors = 0, lost = 0;
+    double rate = 0;          // events delivered per second
+    double cpu_per_100k = 0;  // CPU seconds of the receiver per 100k events
+    double p50_us = 0, p99_us = 0;
+};
+
+Task<Outcome> run_baseline(uv_loop_t* loop, const Config& c, const std::string& which,
+                           const std::string& targets, const std::string& body,
+                           const std::string& mode, double rate) {
+    int port = free_port();
+    std::string server_out = c.tmpdir + "/" + which + ".out";
+    std::string gen_out = c.tmpdir + "/gen.out";
+    auto server = start_child(loop,
+                              {c.bindir + "/ingest_baseline_" + which, "--port",
+                               std::to_string(port), "--targets", targets},
+                              server_out);
+    auto gen = start_child(loop, loadgen_args(c, port, targets, body, mode, rate), gen_out);
+    co_await wait_exit(loop, gen, std::chrono::milliseconds(
+                                      static_cast<long>(c.seconds * 1000) + 20'000));
+    if (server->pid > 0 && !server->exited) uv_kill(server->pid, SIGTERM);
+    co_await wait_exit(loop, server, 10s);
+    auto g = parse_kv(read_file(gen_out));
+    auto s = parse_kv(read_file(server_out));
+    Outcome o;
+    o.sent = g["sent"];
+    o.ok = g["ok"];
+    o.errors = g["errors"];
+    o.received = s["received"];
+    o.seq_errors = s["seq_errors"];
+    o.lost = o.sent - o.received;
+    double span = (s["last_rx_ns"] - g["start_ns"]) / 1e9;
+    o.rate = span > 0 ? o.received / span : 0;
+    o.cpu_per_100k = o.received > 0 ? s["cpu_s"] / o.received * 1e5 : 0;
+    o.p50_us = s["p50_us"];
+    o.p99_us = s["p99_us"];
+    co_return o;
+}
+
+/// Counters the consumers of one run share.
+struct Consumed {
+    std::uint64_t received = 0, seq_errors = 0, last_rx = 0;
+    std::size_t sink = 0;
+    std::vector<std::uint32_t> latency_us;
+};
+
+/// The consumer: awaits every event, reads every variable (and every LastChange value), checks
+/// the SEQ order and records the latency from the SentNs stamp.
+Task<void> consume(const gena::Subscription& sub, Consumed& out) {
+    std::uint32_t expected = 0;
+    while (auto ev = co_await sub.events().next()) {
+        std::uint64_t now = now_ns();
+        if (ev->seq != expected || ev->seq_status != gena::SeqStatus::ok) ++out.seq_errors;
+        expected = ev->seq + 1;
+        for (const auto& v : ev->variables()) out.sink += v.name.size() + v.value.size();
+        if (auto stamp = ev->variables().get("SentNs")) {
+            std::uint64_t sent = std::strtoull(std::string(*stamp).c_str(), nullptr, 10);
+            if (sent > 0 && now > sent) {
+                out.latency_us.push_back(static_cast<std::uint32_t>((now - sent) / 1000));
+            }
+        }
+        if (ev->has_last_change()) {
+            const auto& lc = ev->last_change();
+            if (lc) {
+                for (const auto& inst : lc.value().instances) {
+                    out.sink += inst.id.size();
+                    for (const auto& v : inst.values) out.sink += v.name.size() + v.value.size();
+                }
+            } else {
+                ++out.seq_errors;  // a LastChange that does not parse is a failure here
+            }
+        }
+        ++out.received;
+        out.last_rx = now_ns();
+    }
+}
+
+std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
+    if (v.empty()) return 0;
+    auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k];
+}
+
+Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& body,
+                         const std::string& mode, double rate) {
+    // A fake device that grants every SUBSCRIBE: the events come from the load generator.
+    int next_sid = 0;
+    http::ServerOptions device_options;
+    device_options.address = SocketAddress::ipv4_loopback(0);
+    http::Server device(
+        loop,
+        [&next_sid](const http::Request& req, const http::RequestContext&) -> Task<http::Response> {
+            http::Response r;
+            if (req.method == "SUBSCRIBE") {
+                auto sid = req.headers.get("sid");
+                r.headers.set("SID", sid ? std::string(*sid)
+                                         : "uuid:bench-" + std::to_string(next_sid++));
+                r.headers.set("TIMEOUT", "Second-3600");
+            }
+            co_return r;
+        },
+        device_options);
+    device.listen();
+    gena::ListenerOptions lo;
+    lo.listen_host = "127.0.0.1";
+    lo.port = 0;
+    lo.port_range = 0;
+    gena::EventListener listener(loop, lo);
+    listener.start();
+    std::string url = "http://127.0.0.1:" + std::to_string(device.port()) + "/evt";
+    std::vector<gena::Subscription> subs;
+    subs.reserve(static_cast<std::size_t>(c.subs));
+    std::string targets = c.tmpdir + "/uvgena.targets";
+    {
+        std::ofstream t(targets);
+        for (int i = 0; i < c.subs; ++i) {
+            gena::SubscribeOptions so;
+            so.listener = &listener;
+            so.requested_timeout = std::chrono::seconds(3600);
+            subs.push_back(co_await gena::subscribe(loop, url, so));
+            const std::string& cb = subs.back().callback_url();
+            auto path = cb.find('/', cb.find("//") + 2);
+            t << cb.substr(path) << ' ' << subs.back().sid() << '\n';
+        }
+    }
+    Consumed consumed;
+    consumed.latency_us.reserve(1 << 20);
+    Scope consumers(loop);
+    for (const auto& s : subs) consumers.spawn(consume(s, consumed));
+    double cpu0 = cpu_seconds();
+    auto gen = start_child(loop, loadgen_args(c, listener.port(), targets, body, mode, rate),
+                           c.tmpdir + "/gen.out");
+    co_await wait_exit(loop, gen, std::chrono::milliseconds(
+                                      static_cast<long>(c.seconds * 1000) + 20'000));
+    auto g = parse_kv(read_file(c.tmpdir + "/gen.out"));
+    // Let the consumers drain what was answered but not yet delivered.
+    for (int i = 0; i < 2000 && static_cast<double>(consumed.received) < g["ok"]; ++i) {
+        co_await sleep_for(loop, 1ms);
+    }
+    double cpu1 = cpu_seconds();
+    Outcome o;
+    o.sent = g["sent"];
+    o.ok = g["ok"];
+    o.errors = g["errors"];
+    o.received = static_cast<double>(consumed.received);
+    o.seq_errors = static_cast<double>(consumed.seq_errors);
+    std::uint64_t dropped = 0;
+    for (const auto& s : subs) dropped += s.stats().events_dropped + s.stats().parse_errors;
+    o.lost = o.sent - o.received + static_cast<double>(dropped);
+    double span = (static_cast<double>(consumed.last_rx) - g["start_ns"]) / 1e9;
+    o.rate = span > 0 ? o.received / span : 0;
+    o.cpu_per_100k = o.received > 0 ? (cpu1 - cpu0) / o.received * 1e5 : 0;
+    o.p50_us = percentile(consumed.latency_us, 0.5);
+    o.p99_us = percentile(consumed.latency_us, 0.99);
+    for (auto& s : subs) co_await s.unsubscribe(false);
+    co_await consumers.join();
+    co_await listener.stop();
+    co_await device.stop(1s);
+    co_return o;
+}
+
+std::string baseline_targets(const Config& c) {
+    std::string path = c.tmpdir + "/baseline.targets";
+    std::ofstream t(path);
+    for (int i = 0; i < c.subs; ++i) t << "/evt/" << i << " uuid:baseline-" << i << '\n';
+    return path;
+}
+
+void print_outcome(const char* who, const Outcome& o) {
+    std::printf("  %-22s %9.0f ev/s  sent %7.0f answered-200 %7.0f received %7.0f  lost %.0f  "
+                "seq errors %.0f  errors %.0f  CPU %.3f s/100k  p50 %.0f us p99 %.0f us\n",
+                who, o.rate, o.sent, o.ok, o.received, o.lost, o.seq_errors, o.errors,
+                o.cpu_per_100k, o.p50_us, o.p99_us);
+}
+
+std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
+    return out;
+}
+
+Task<int> bench(uv_loop_t* loop, Config c) {
+    std::string targets = baseline_targets(c);
+    int missed = 0;
+    for (const auto& body : c.bodies) {
+        for (const auto& mode : c.modes) {
+            std::printf("body %s, mode %s, %d subscriptions, %d sending slots, %.1f s per run\n",
+                        body.c_str(), mode.c_str(), c.subs, c.slots, c.seconds);
+            Outcome a = co_await run_baseline(loop, c, "transport", targets, body, mode, 0);
+            print_outcome("(a) libuv+llhttp", a);
+            Outcome b = co_await run_baseline(loop, c, "xml", targets, body, mode, 0);
+            print_outcome("(b) +tinyxml2", b);
+            Outcome u = co_await run_uvgena(loop, c, body, mode, 0);
+            print_outcome("uvgena", u);
+            std::string name = "ingest " + body + " " + mode;
+            double ratio = b.rate > 0 ? u.rate / b.rate : 0;
+            if (ratio < 0.9) ++missed;
+            std::printf("RESULT %s events/s vs (b)|%.0f|%.0f|%.3f|ratio>=0.90|events/s\n",
+                        name.c_str(), u.rate, b.rate, ratio);
+            std::printf("RESULT %s events/s vs (a)|%.0f|%.0f|%.3f|info|events/s\n", name.c_str(),
+                        u.rate, a.rate, a.rate > 0 ? u.rate / a.rate : 0);
+            std::printf("RESULT %s CPU per 100k events|%.3f|%.3f|%.3f|info|CPU s (vs (b))\n",
+                        name.c_str(), u.cpu_per_100k, b.cpu_per_100k,
+                        b.cpu_per_100k > 0 ? u.cpu_per_100k / b.cpu_per_100k : 0);
+            double bad = u.lost + u.seq_errors + std::max(0.0, u.sent - u.ok);
+            double bad_b = b.lost + b.seq_errors + std::max(0.0, b.sent - b.ok);
+            std::printf("RESULT %s lost+reordered (sent %.0f)|%.0f|%.0f|-|value<=0|events\n",
+                        name.c_str(), u.sent, bad, bad_b);
+            if (c.latency && u.rate > 0) {
+                double half = u.rate / 2;
+                Outcome ul = co_await run_uvgena(loop, c, body, mode, half);
+                Outcome bl = co_await run_baseline(loop, c, "xml", targets, body, mode, half);
+                std::printf("  at %.0f NOTIFY/s (50%% of uvgena's peak):\n", half);
+                print_outcome("(b) +tinyxml2", bl);
+                print_outcome("uvgena", ul);
+                std::printf("RESULT %s p50 latency @50%% peak|%.0f|%.0f|%.3f|info|us (vs (b))\n",
+                            name.c_str(), ul.p50_us, bl.p50_us,
+                            bl.p50_us > 0 ? ul.p50_us / bl.p50_us : 0);
+                std::printf("RESULT %s p99 latency @50%% peak|%.0f|%.0f|%.3f|info|us (vs (b))\n",
+                            name.c_str(), ul.p99_us, bl.p99_us,
+                            bl.p99_us > 0 ? ul.p99_us / bl.p99_us : 0);
+                double bad_l = ul.lost + ul.seq_errors + std::max(0.0, ul.sent - ul.ok);
+                std::printf("RESULT %s @50%% lost+reordered (sent %.0f)|%.0f|%.0f|-|value<=0|"
+                            "events\n",
+                            name.c_str(), ul.sent, bad_l,
+                            bl.lost + bl.seq_errors + std::max(0.0, bl.sent - bl.ok));
+            }
+            std::fflush(stdout);
+        }
+    }
+    co_return missed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Config c;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        bool has = i + 1 < argc;
+        if (a == "--seconds" && has) c.seconds = std::atof(argv[++i]);
+        else if (a == "--subs" && has) c.subs = std::atoi(argv[++i]);
+        else if (a == "--slots" && has) c.slots = std::atoi(argv[++i]);
+        else if (a == "--bodies" && has) c.bodies = split(argv[++i]);
+        else if (a == "--modes" && has) c.modes = split(argv[++i]);
+        else if (a == "--no-latency") c.latency = false;
+    }
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return 2;
+    exe[n] = 0;
+    c.bindir = std::string(exe).substr(0, std::string(exe).rfind('/'));
+    char tmpl[] = "/tmp/uvgena-ingest-XXXXXX";
+    if (!::mkdtemp(tmpl)) return 2;
+    c.tmpdir = tmpl;
+    std::signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int missed = 0;
+    try {
+        missed = uvgena::run(&loop, bench(&loop, c));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "notify_ingest_bench: %s\n", e.what());
+        missed = -1;
+    }
+    for (int i = 0; i < 16; ++i) uv_run(&loop, UV_RUN_NOWAIT);
+    if (uv_loop_close(&loop) != 0) std::fprintf(stderr, "notify_ingest_bench: loop not closed\n");
+    std::string cleanup = "rm -rf '" + c.tmpdir + "'";
+    if (std::system(cleanup.c_str()) != 0) std::fprintf(stderr, "cannot remove %s\n", tmpl);
+    std::printf("targets missed: %d\n", missed);
+    return missed < 0 ? 1 : 0;
+}
