@@ -229,12 +229,11 @@ Task<DeviceDescription> fetch_description(uv_loop_t* loop, std::string location,
     } catch (const Error& e) {
         // The http layer names the host; the caller wants the description's URL.
         if (std::string_view(e.what()).find(location) != std::string_view::npos) throw;
-        throw Error(e.code(), "fetch description " + location + ": " + e.what());
+        throw Error(e.code(), "fetch description " + location + ": " + detail::context_of(e));
     }
     if (response.status < 200 || response.status > 299) {
-        throw Error(http::status_error(response.status),
-                    "fetch description " + location + ": " + std::to_string(response.status) + " " +
-                        std::string(http::reason_phrase(response.status)));
+        // The status category's message says "HTTP 404 Not Found".
+        throw Error(http::status_error(response.status), "fetch description " + location);
     }
     auto description = parse_description(response.body, location, options.limits);
     if (!description) {

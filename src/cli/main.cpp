@@ -1,0 +1,23 @@
+// uvgena: discover UPnP devices, describe them, subscribe to their events.
+//
+// Exit codes: 0 ok; 1 runtime failure (one line on stderr); 2 usage error.
+#include <iostream>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"uvgena: UPnP device discovery and GENA eventing on the command line"};
+    app.require_subcommand(1);
+    app.footer("Exit codes: 0 ok, 1 runtime failure, 2 usage error.");
+    uvgena::cli::Action action;
+    uvgena::cli::add_discover_command(app, action);
+    uvgena::cli::add_describe_command(app, action);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+    if (!action) return 2;
+    return action();
+}
