@@ -315,10 +315,17 @@ struct Server::Impl {
                 request.target, " not serialisable: ", e.what());
             out = error_response(500);
             keep = false;
+            if (response.on_written) std::exchange(response.on_written, {})(e.code());
         }
         conn.phase = Phase::writing;
         conn.deadline = Clock::now() + options.write_timeout;
-        co_await stream.write(std::string_view(out));
+        try {
+            co_await stream.write(std::string_view(out));
+        } catch (const std::system_error& e) {
+            if (response.on_written) response.on_written(e.code());
+            throw;
+        }
+        if (response.on_written) response.on_written({});
         // Keep the buffer for the next response unless a large body inflated it.
         if (out.capacity() > 64 * 1024) std::string().swap(out);
         co_return keep;

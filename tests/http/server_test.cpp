@@ -80,6 +80,37 @@ TEST_SUITE("http.server") {
         CHECK(server.stats().requests == 1);
     }
 
+    TEST_CASE("a response's on_written hook runs once its bytes were handed to the kernel") {
+        uvtest::TestLoop loop;
+        int calls = 0;
+        std::error_code seen = make_error_code(uvgena::errc::invalid_argument);
+        Server server(
+            loop,
+            [&](const Request&, const RequestContext&) -> Task<Response> {
+                Response r;
+                r.body = "hello";
+                r.on_written = [&](std::error_code ec) {
+                    ++calls;
+                    seen = ec;
+                };
+                co_return r;
+            },
+            loopback_options());
+        server.listen();
+        auto exchange = [](uv_loop_t* l, const Server& s) -> Task<int> {
+            TcpStream stream = co_await connect(l, s.local_address());
+            co_await stream.write(get("/x", "Connection: close\r\n"));
+            ResponseParser parser;
+            std::string leftover;
+            Response r = co_await read_response(stream, parser, leftover);
+            co_return r.status;
+        };
+        CHECK(run(loop, exchange(loop, server)) == 200);
+        CHECK(calls == 1);
+        CHECK_FALSE(seen);
+        run(loop, server.stop());
+    }
+
     TEST_CASE("many concurrent clients are all answered") {
         uvtest::TestLoop loop;
         Server server(loop, echo(loop), loopback_options());

@@ -6,5 +6,6 @@
 #include "uvgena/gena/event_body.hpp"     // IWYU pragma: export
 #include "uvgena/gena/event_builder.hpp"  // IWYU pragma: export
 #include "uvgena/gena/protocol.hpp"       // IWYU pragma: export
+#include "uvgena/gena/publisher.hpp"      // IWYU pragma: export
 #include "uvgena/gena/seq.hpp"            // IWYU pragma: export
 #include "uvgena/gena/values.hpp"         // IWYU pragma: export

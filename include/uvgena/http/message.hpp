@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace uvgena::http {
@@ -89,6 +91,11 @@ struct Response {
     std::string body;
     /// Trailer fields of a chunked body (empty otherwise). Not serialised.
     Headers trailers;
+    /// Set by a handler that must act only once its answer is on the wire (GENA's initial
+    /// event must follow the SUBSCRIBE response): http::Server calls it after the response
+    /// was handed to the kernel (empty code), or with the error that kept it from being
+    /// written. Not serialised; it must not throw.
+    std::function<void(std::error_code)> on_written;
 
     /// Same rules as Request::keep_alive().
     bool keep_alive() const;
