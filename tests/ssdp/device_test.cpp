@@ -12,9 +12,8 @@
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/http/client.hpp"
-#include "uvgena/http/server.hpp"
 #include "uvgena/ssdp/discovery.hpp"
+#include "uvgena/ssdp/subscribe.hpp"
 
 using namespace uvgena;
 using namespace uvgena::ssdp;
@@ -40,7 +39,7 @@ DiscoverOptions search_on_device_link(std::string target) {
 }  // namespace
 
 TEST_SUITE("ssdp.device") {
-    TEST_CASE("gmediarender is discovered, described, subscribed to, and sends its first event") {
+    TEST_CASE("gmediarender is discovered, described, subscribed to, and sends its first events") {
         uvtest::TestLoop loop(30s);
         run(loop, [](uv_loop_t* l) -> Task<void> {
             const std::string udn = env("UVGENA_DEVICE_UDN");
@@ -64,47 +63,41 @@ TEST_SUITE("ssdp.device") {
             CHECK(rc->event_sub_url.rfind("http://10.204.0.1:", 0) == 0);
             REQUIRE(desc.service("urn:schemas-upnp-org:service:AVTransport:1") != nullptr);
 
-            // Subscribe to RenderingControl with a NOTIFY listener on our end of the link.
-            Channel<http::Request> notifies(l);
-            http::Server listener(
-                l,
-                [&](const http::Request& req, const http::RequestContext&) -> Task<http::Response> {
-                    notifies.push(req);
-                    co_return http::Response{};
-                },
-                {.address = SocketAddress::parse("10.204.0.2", 0)});
-            listener.listen();
-            http::Headers h;
-            h.add("CALLBACK", "<http://10.204.0.2:" + std::to_string(listener.port()) + "/rc>");
-            h.add("NT", "upnp:event");
-            h.add("TIMEOUT", "Second-300");
-            http::Response answer =
-                co_await http::request(l, "SUBSCRIBE", std::string_view(rc->event_sub_url), h);
-            REQUIRE(answer.status == 200);
-            std::string sid(answer.headers.get("SID").value_or(""));
-            CHECK(sid.rfind("uuid:", 0) == 0);
+            // Subscribe to the service directly: the callback address is the interface that
+            // routes to the device (our end of the veth pair).
+            gena::Subscription sub = co_await uvgena::subscribe(
+                l, *rc, {.requested_timeout = std::chrono::seconds(300)});
+            CHECK(sub.sid().rfind("uuid:", 0) == 0);
+            CHECK(sub.service_url() == rc->event_sub_url);
+            CHECK(sub.callback_url().rfind("http://10.204.0.2:", 0) == 0);
 
-            // The device sends the initial event (SEQ 0) with LastChange.
+            // The device sends the initial event (SEQ 0): RenderingControl's LastChange.
             auto first = co_await with_timeout(
                 l,
-                [](Channel<http::Request>& ch) -> Task<std::optional<http::Request>> {
-                    co_return co_await ch.next();
-                }(notifies),
+                [](gena::Subscription& s) -> Task<std::optional<gena::Event>> {
+                    co_return co_await s.events().next();
+                }(sub),
                 10s);
             REQUIRE(first);
-            CHECK(first->method == "NOTIFY");
-            CHECK(first->target == "/rc");
-            CHECK(first->headers.get("SID").value_or("") == sid);
-            CHECK(first->headers.get("SEQ").value_or("") == "0");
-            CHECK(first->headers.get("NTS").value_or("") == "upnp:propchange");
-            CHECK(first->body.find("LastChange") != std::string::npos);
+            CHECK(first->sid == sub.sid());
+            CHECK(first->seq == 0u);
+            CHECK(first->variables().contains("LastChange"));
+            co_await sub.unsubscribe();
+            CHECK_FALSE(sub.is_subscribed());
 
-            http::Headers u;
-            u.add("SID", sid);
-            http::Response gone =
-                co_await http::request(l, "UNSUBSCRIBE", std::string_view(rc->event_sub_url), u);
-            CHECK(gone.status == 200);
-            co_await listener.stop(0ms);
+            // The same through "<location>#<service>", as `uvgena subscribe` takes it.
+            gena::Subscription avt = co_await ssdp::subscribe_target(
+                l, it->location + "#AVTransport", {.requested_timeout = std::chrono::seconds(300)});
+            CHECK(avt.service_url() == desc.service("AVTransport")->event_sub_url);
+            auto avt_first = co_await with_timeout(
+                l,
+                [](gena::Subscription& s) -> Task<std::optional<gena::Event>> {
+                    co_return co_await s.events().next();
+                }(avt),
+                10s);
+            REQUIRE(avt_first);
+            CHECK(avt_first->seq == 0u);
+            co_await avt.unsubscribe();
         }(loop));
     }
 
