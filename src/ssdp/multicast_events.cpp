@@ -119,12 +119,17 @@ struct MulticastEventSender::State {
         std::string host;
         std::string name;
     };
+    explicit State(uv_loop_t* l) : scope(l) {}
+    static Task<void> send_now(State* s, std::string property_set, EventLevel level);
+    void post(std::string property_set, EventLevel level);
+
     MulticastEventSenderOptions options;
     std::vector<Endpoint> endpoints;
     std::uint32_t seq = 0;
+    Scope scope;  // posted sends; last, so that they die first
 };
 
-MulticastEventSender::MulticastEventSender(std::unique_ptr<State> state) noexcept
+MulticastEventSender::MulticastEventSender(std::shared_ptr<State> state) noexcept
     : state_(std::move(state)) {}
 MulticastEventSender::MulticastEventSender(MulticastEventSender&&) noexcept = default;
 MulticastEventSender& MulticastEventSender::operator=(MulticastEventSender&&) noexcept = default;
@@ -136,7 +141,7 @@ MulticastEventSender MulticastEventSender::create(uv_loop_t* loop,
         throw Error(make_error_code(uvgena::errc::invalid_argument),
                     "multicast events: USN must start with uuid: and SVCID must be set");
     }
-    auto state = std::make_unique<State>();
+    auto state = std::make_shared<State>(loop);
     state->options = options;
     auto add_family = [&](int family) {
         for (NetworkInterface& ni : multicast_interfaces(options.interface, family)) {
@@ -166,9 +171,8 @@ MulticastEventSender MulticastEventSender::create(uv_loop_t* loop,
     return MulticastEventSender(std::move(state));
 }
 
-Task<void> MulticastEventSender::send(std::string property_set, EventLevel level) {
-    State* s = state_.get();
-    if (s == nullptr) throw Error(make_error_code(uvgena::errc::closed), "multicast event send");
+Task<void> MulticastEventSender::State::send_now(State* s, std::string property_set,
+                                                 EventLevel level) {
     MulticastEvent event;
     event.usn = s->options.usn;
     event.service_id = s->options.service_id;
@@ -196,6 +200,33 @@ Task<void> MulticastEventSender::send(std::string property_set, EventLevel level
             make_error_code(uvgena::errc::closed),
             "multicast event SEQ " + std::to_string(event.seq) + " sent nowhere: " + last_error);
     }
+}
+
+Task<void> MulticastEventSender::send(std::string property_set, EventLevel level) {
+    State* s = state_.get();
+    if (s == nullptr) throw Error(make_error_code(uvgena::errc::closed), "multicast event send");
+    co_await State::send_now(s, std::move(property_set), level);
+}
+
+void MulticastEventSender::State::post(std::string property_set, EventLevel level) {
+    scope.spawn([](State* self, std::string body, EventLevel lvl) -> Task<void> {
+        try {
+            co_await send_now(self, std::move(body), lvl);
+        } catch (const Error& e) {
+            if (!is_cancelled(e.code())) log(LogLevel::warning, "ssdp: ", e.what());
+        }
+    }(this, std::move(property_set), level));
+}
+
+void MulticastEventSender::post(std::string property_set, EventLevel level) {
+    if (state_) state_->post(std::move(property_set), level);
+}
+
+std::function<void(std::string)> MulticastEventSender::sink(EventLevel level) {
+    std::weak_ptr<State> weak = state_;
+    return [weak, level](std::string property_set) {
+        if (auto s = weak.lock()) s->post(std::move(property_set), level);
+    };
 }
 
 std::uint32_t MulticastEventSender::next_seq() const noexcept {

@@ -9,6 +9,7 @@
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/co/udp.hpp"
+#include "uvgena/gena/publisher.hpp"
 
 using namespace uvgena;
 using namespace uvgena::ssdp;
@@ -137,6 +138,41 @@ TEST_SUITE("ssdp.multicast_events") {
             CHECK(after->rebooted);
             CHECK(after->event.seq == 0u);
             CHECK(after->event.boot_id == 2u);
+        }(loop));
+    }
+
+    TEST_CASE("a publisher multicasts the changes of the variables marked multicast") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            MulticastEventListener listener = MulticastEventListener::start(l);
+            MulticastEventSender sender = MulticastEventSender::create(l, sender_options());
+            gena::Publisher publisher(l);
+            gena::ServiceConfig config;
+            config.event_path = "/thermo/event";
+            config.variables.emplace_back("Temperature", "20");
+            config.variables.back().multicast = true;
+            config.variables.emplace_back("Setpoint", "18");
+            config.multicast_sink = sender.sink(EventLevel::info);
+            gena::Service& service = publisher.add_service(std::move(config));
+            service.set("Setpoint", "19");  // GENA only
+            service.set("Temperature", "21");
+            service.set_many({{"Temperature", "22"}, {"Setpoint", "20"}});
+            auto first = co_await listener.next();
+            REQUIRE(first);
+            CHECK(first->event.seq == 0u);
+            CHECK(first->event.level == EventLevel::info);
+            CHECK(first->event.body.find("<Temperature>21</Temperature>") != std::string::npos);
+            CHECK(first->event.body.find("Setpoint") == std::string::npos);
+            auto second = co_await listener.next();
+            REQUIRE(second);
+            CHECK(second->event.seq == 1u);
+            CHECK(second->event.body.find("<Temperature>22</Temperature>") != std::string::npos);
+            CHECK(second->event.body.find("Setpoint") == std::string::npos);
+            co_await publisher.stop(0ms);
+            // The sink outliving its sender does nothing.
+            auto orphan = sender.sink();
+            { MulticastEventSender gone = std::move(sender); }
+            orphan("<x/>");
         }(loop));
     }
 

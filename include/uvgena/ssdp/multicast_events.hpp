@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -98,6 +99,12 @@ class MulticastEventSender {
     /// Sends `property_set` (a complete <e:propertyset> document) with the next SEQ on every
     /// interface. Throws Error only if it could be sent on none.
     Task<void> send(std::string property_set, EventLevel level = EventLevel::general);
+    /// Sends `property_set` soon, without waiting (in order with other posts; a failure is
+    /// logged). For code that is not a coroutine, such as a Publisher's multicast sink.
+    void post(std::string property_set, EventLevel level = EventLevel::general);
+    /// A function that posts each property set it gets to this sender: plug it into
+    /// gena::ServiceConfig::multicast_sink. Called after the sender is gone, it does nothing.
+    std::function<void(std::string)> sink(EventLevel level = EventLevel::general);
     /// The SEQ the next send() will carry.
     std::uint32_t next_seq() const noexcept;
     /// Changes BOOTID (after a reboot) and restarts SEQ at 0.
@@ -108,8 +115,8 @@ class MulticastEventSender {
     struct State;
 
   private:
-    explicit MulticastEventSender(std::unique_ptr<State> state) noexcept;
-    std::unique_ptr<State> state_;
+    explicit MulticastEventSender(std::shared_ptr<State> state) noexcept;
+    std::shared_ptr<State> state_;
 };
 
 }  // namespace uvgena::ssdp
