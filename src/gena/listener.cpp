@@ -227,7 +227,8 @@ void ListenerImpl::queue_callback(std::shared_ptr<SubState> state, Event event) 
 // reference to the listener, which then must not be inside one of its own tasks.
 Task<void> ListenerImpl::deliver_callbacks(std::shared_ptr<ListenerImpl> self) {
     while (!self->callback_queue_.empty()) {
-        auto [state, event] = std::move(self->callback_queue_.front());
+        std::shared_ptr<SubState> state = std::move(self->callback_queue_.front().first);
+        Event event = std::move(self->callback_queue_.front().second);
         self->callback_queue_.pop_front();
         std::shared_ptr<const EventCallback> callback = state->callback;
         if (callback) {
