@@ -18,5 +18,9 @@ void add_subscribe_command(CLI::App& app, Action& action);
 /// `uvgena serve-demo [--host H] [--port P] [--interval MS] [--duration S]`: runs the
 /// simulated renderer for others to subscribe to.
 void add_serve_demo_command(CLI::App& app, Action& action);
+/// `uvgena discover [--timeout S] [--interface NAME] [--target ST] [--ipv6] [--json]`.
+void add_discover_command(CLI::App& app, Action& action);
+/// `uvgena describe <location-url> [--timeout S] [--json]`.
+void add_describe_command(CLI::App& app, Action& action);
 
 }  // namespace uvgena::cli

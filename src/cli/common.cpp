@@ -6,6 +6,9 @@
 #include <iostream>
 #include <utility>
 
+#include "uvgena/co/scope.hpp"
+#include "uvgena/core/error.hpp"
+
 namespace uvgena::cli {
 
 struct SignalStop::Handle {
@@ -148,6 +151,31 @@ std::string event_text(const gena::Event& event) {
 int finish_loop(uv_loop_t* loop) {
     uv_run(loop, UV_RUN_DEFAULT);
     return uv_loop_close(loop);
+}
+
+int error_line(std::string_view message, int code) {
+    print_error(message);
+    return code;
+}
+
+int run_command(const std::function<Task<int>(uv_loop_t*)>& body) {
+    std::signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    std::stop_source source;
+    int code = kExitFailure;
+    {
+        SignalStop signals(&loop, source);
+        try {
+            code = run(&loop, with_stop_token(body(&loop), source.get_token()));
+        } catch (const Error& e) {
+            code = signals.received() != 0 && is_cancelled(e.code()) ? 130 : error_line(e.what());
+        } catch (const std::exception& e) {
+            code = error_line(e.what());
+        }
+    }
+    finish_loop(&loop);
+    return code;
 }
 
 }  // namespace uvgena::cli

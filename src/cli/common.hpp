@@ -3,12 +3,14 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <stop_token>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
+#include "uvgena/co/task.hpp"
 #include "uvgena/gena/event.hpp"
 
 namespace uvgena::cli {
@@ -47,5 +49,19 @@ std::string event_text(const gena::Event& event);
 
 /// Runs the loop until it has nothing left to do, then closes it; returns uv_loop_close.
 int finish_loop(uv_loop_t* loop);
+
+/// Exit code of a runtime failure.
+inline constexpr int kExitFailure = 1;
+/// Exit code of a usage error.
+inline constexpr int kExitUsage = 2;
+
+/// Prints "uvgena: <message>" as one line on stderr; returns `code`.
+int error_line(std::string_view message, int code = kExitFailure);
+
+/// Runs the task `body(loop)` on a fresh loop until it finishes; SIGINT or SIGTERM stop it
+/// through its stop token, so it unwinds cleanly. Returns the task's exit code; an exception
+/// escaping it becomes one line on stderr and 1; a cancellation caused by a signal returns
+/// 130 (a task may instead catch it and finish with what it has).
+int run_command(const std::function<Task<int>(uv_loop_t*)>& body);
 
 }  // namespace uvgena::cli

@@ -1,14 +1,20 @@
-// uvgena: UPnP eventing from the command line. One line per subcommand registers it.
+// uvgena: discover UPnP devices, describe them, subscribe to their events, run a demo device.
+// One line per subcommand registers it.
+//
+// Exit codes: 0 ok; 1 runtime failure (one line on stderr); 2 usage error.
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
-    CLI::App app{"uvgena: UPnP events (GENA), discovery and a demo device"};
+    CLI::App app{"uvgena: UPnP device discovery and GENA eventing on the command line"};
     app.require_subcommand(1);
+    app.footer("Exit codes: 0 ok, 1 runtime failure, 2 usage error.");
     uvgena::cli::Action action;
     uvgena::cli::add_subscribe_command(app, action);
     uvgena::cli::add_serve_demo_command(app, action);
+    uvgena::cli::add_discover_command(app, action);
+    uvgena::cli::add_describe_command(app, action);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

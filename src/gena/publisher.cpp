@@ -88,6 +88,7 @@ struct Service::Impl {
         Clock::time_point last_emit = Clock::time_point::min();
         bool pending = false;
         bool is_last_change = false;
+        bool multicast = false;
     };
 
     Publisher::Impl* publisher = nullptr;
@@ -95,6 +96,7 @@ struct Service::Impl {
     std::vector<Variable> variables;
     std::optional<LastChangeState> last_change;
     milliseconds min_interval{0};
+    MulticastSink multicast_sink;
     Clock::time_point last_emit = Clock::time_point::min();
     std::vector<std::shared_ptr<Subscriber>> subscribers;
     EventBody full_state;  // cache of the full-state property set; reset by every change
@@ -341,6 +343,7 @@ void Service::Impl::emit_due(bool force) {
     if (!due.empty()) {
         std::vector<NameValue> values;
         values.reserve(due.size());
+        std::vector<NameValue> multicast_values;
         std::string last_change_doc;
         for (Variable* v : due) {
             v->pending = false;
@@ -351,6 +354,10 @@ void Service::Impl::emit_due(bool force) {
             } else {
                 values.push_back({v->name, v->value});
             }
+            if (v->multicast) multicast_values.push_back(values.back());
+        }
+        if (!multicast_values.empty() && multicast_sink) {
+            multicast_sink(build_property_set(multicast_values));
         }
         last_emit = now;
         ++pub.stats.events;
@@ -705,6 +712,7 @@ Service& Publisher::add_service(ServiceConfig config) {
     impl->publisher = impl_.get();
     impl->event_path = std::move(config.event_path);
     impl->min_interval = config.min_interval;
+    impl->multicast_sink = std::move(config.multicast_sink);
     for (VariableConfig& v : config.variables) {
         if (!is_valid_variable_name(v.name)) {
             throw_error(uvgena::errc::invalid_argument,
@@ -717,6 +725,7 @@ Service& Publisher::add_service(ServiceConfig config) {
         variable.name = std::move(v.name);
         variable.value = std::move(v.value);
         variable.min_interval = v.min_interval;
+        variable.multicast = v.multicast;
         impl->variables.push_back(std::move(variable));
     }
     if (!config.last_change_namespace.empty()) {

@@ -9,3 +9,4 @@
 #include "uvgena/co/task.hpp"
 #include "uvgena/co/tcp.hpp"
 #include "uvgena/co/timer.hpp"
+#include "uvgena/co/udp.hpp"

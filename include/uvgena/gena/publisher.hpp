@@ -107,7 +107,13 @@ struct VariableConfig {
     /// Moderation: changes of this variable are evented at most once per interval,
     /// intermediate values coalesced (0: no limit).
     std::chrono::milliseconds min_interval{0};
+    /// UDA 1.1 multicast eventing: its changes also go to ServiceConfig::multicast_sink.
+    bool multicast = false;
 };
+
+/// Receives the property set of each change of the variables marked multicast (e.g.
+/// ssdp::MulticastEventSender::sink sends it to 239.255.255.246:7900).
+using MulticastSink = std::function<void(std::string property_set)>;
 
 /// A service to publish.
 struct ServiceConfig {
@@ -120,6 +126,9 @@ struct ServiceConfig {
     std::string last_change_namespace;
     /// Moderation of the whole service: at most one event per interval (0: no limit).
     std::chrono::milliseconds min_interval{0};
+    /// Where the changes of variables marked multicast go (besides the GENA subscribers);
+    /// empty: nowhere.
+    MulticastSink multicast_sink{};
 };
 
 /// Counters of a Publisher's activity, for monitoring, tests and benchmarks.

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Runs a command inside a private network namespace that only it can see, so that tests may
+# send multicast (SSDP, multicast eventing) without a single packet reaching a real network.
+# Inside: loopback up, multicast enabled on it, and the multicast routes on it.
+#
+# The namespace belongs to the command's process (unshare -n): when it exits, the namespace
+# and everything in it are gone, even if the test crashed. Exits 77 (meson's "skipped") with a
+# loud message when namespaces cannot be made (not root, no unshare).
+#
+# Usage: scripts/in-netns.sh PROGRAM [ARGS...]
+set -eu
+if [ "${UVGENA_IN_NETNS:-}" = "1" ]; then
+    # Never configure (or run in) the namespace we were started from.
+    if [ -z "${UVGENA_OUTER_NETNS:-}" ] ||
+       [ "$(readlink /proc/self/ns/net)" = "$UVGENA_OUTER_NETNS" ]; then
+        echo "in-netns.sh: not inside a private network namespace; refusing" >&2
+        exit 1
+    fi
+    ip link set lo up
+    ip link set lo multicast on
+    ip route add 224.0.0.0/4 dev lo
+    ip -6 route add ff00::/8 dev lo table local 2>/dev/null || true
+    exec "$@"
+fi
+if ! unshare -n true 2>/dev/null; then
+    echo "SKIPPED: cannot create a network namespace (needs root and unshare);" \
+         "multicast tests never run outside one" >&2
+    exit 77
+fi
+UVGENA_OUTER_NETNS=$(readlink /proc/self/ns/net)
+export UVGENA_OUTER_NETNS
+UVGENA_IN_NETNS=1 exec unshare -n "$0" "$@"

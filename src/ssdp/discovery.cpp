@@ -1,0 +1,245 @@
+#include "uvgena/ssdp/discovery.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "sockets.hpp"
+#include "uvgena/co/scope.hpp"
+#include "uvgena/co/timer.hpp"
+#include "uvgena/core/log.hpp"
+#include "uvgena/http/client.hpp"
+#include "uvgena/http/error.hpp"
+
+namespace uvgena::ssdp {
+
+// ---------------------------------------------------------------------------------------
+// Search
+
+/// The heap state of a Search: sockets, the results, and the tasks that feed them. The
+/// scope is the last member, so its tasks die before anything they use.
+struct Search::State {
+    struct Endpoint {
+        UdpSocket socket;
+        NetworkInterface interface;
+        SocketAddress group;
+        std::string host;  // HOST header for this family
+    };
+
+    State(uv_loop_t* l, DiscoverOptions o) : loop(l), options(std::move(o)), results(l), scope(l) {}
+
+    uv_loop_t* loop;
+    DiscoverOptions options;
+    std::vector<NetworkInterface> interfaces;
+    std::vector<Endpoint> endpoints;
+    std::vector<DiscoveredDevice> devices;
+    std::unordered_map<std::string, std::size_t> index;  // UDN -> devices[i]
+    std::size_t malformed = 0;
+    std::size_t overflowed = 0;
+    std::size_t senders_left = 0;
+    Channel<DiscoveredDevice> results;
+    Scope scope;
+
+    void finish() noexcept {
+        results.close();
+        scope.request_stop();
+    }
+
+    void on_datagram(const UdpPacket& packet, const Endpoint& ep) {
+        auto datagram = parse_datagram(packet.data);
+        if (!datagram) {
+            ++malformed;
+            log(LogLevel::debug, "ssdp: skipped a datagram from ", packet.sender, ": ",
+                datagram.error().message());
+            return;
+        }
+        // Our own M-SEARCH comes back when multicast loops; other hosts' searches and
+        // advertisements reach this port only by accident. None of them is an answer.
+        if (datagram->kind != Kind::response) return;
+        auto ad = read_response(*datagram);
+        if (!ad) {
+            ++malformed;
+            log(LogLevel::debug, "ssdp: skipped a search response from ", packet.sender, ": ",
+                ad.error().message());
+            return;
+        }
+        std::string udn = detail::udn_of(ad->usn);
+        auto it = index.find(udn);
+        if (it != index.end()) {
+            DiscoveredDevice& d = devices[it->second];
+            if (std::find(d.targets.begin(), d.targets.end(), ad->target) == d.targets.end()) {
+                d.targets.push_back(ad->target);
+            }
+            return;
+        }
+        if (devices.size() >= options.max_devices) {
+            ++overflowed;
+            return;
+        }
+        DiscoveredDevice d;
+        d.udn = udn;
+        d.location = ad->location;
+        d.server = ad->server;
+        d.usn = ad->usn;
+        d.targets.push_back(ad->target);
+        d.max_age = ad->max_age;
+        d.boot_id = ad->boot_id;
+        d.config_id = ad->config_id;
+        d.responder = packet.sender;
+        d.interface = ep.interface.name;
+        index.emplace(udn, devices.size());
+        devices.push_back(d);
+        results.push(std::move(d));
+    }
+
+    static Task<void> receive_loop(State* self, Endpoint* ep) {
+        for (;;) {
+            UdpPacket packet = co_await ep->socket.receive();
+            self->on_datagram(packet, *ep);
+        }
+    }
+
+    static Task<void> send_loop(State* self, Endpoint* ep) {
+        SearchRequest req;
+        req.host = ep->host;
+        req.search_target = self->options.search_target;
+        req.mx = self->options.mx;
+        req.user_agent = default_product_token();
+        std::string bytes = build_search(req);
+        for (int i = 0; i < self->options.sends; ++i) {
+            if (i > 0) co_await sleep_for(self->loop, self->options.resend_interval);
+            try {
+                co_await ep->socket.send_to(bytes, ep->group);
+            } catch (const Error& e) {
+                if (is_cancelled(e.code())) throw;
+                // One interface failing (e.g. no route for multicast) must not end the
+                // search on the others.
+                log(LogLevel::warning, "ssdp: M-SEARCH on ", ep->interface.name, ": ", e.what());
+                break;
+            }
+        }
+    }
+
+    static Task<void> deadline(State* self) {
+        co_await sleep_for(self->loop, self->options.timeout);
+        self->finish();
+    }
+};
+
+Search::Search(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
+Search::Search(Search&&) noexcept = default;
+Search& Search::operator=(Search&&) noexcept = default;
+Search::~Search() = default;
+
+Search Search::start(uv_loop_t* loop, DiscoverOptions options) {
+    if (options.search_target.empty()) {
+        throw Error(make_error_code(uvgena::errc::invalid_argument), "search: empty search target");
+    }
+    options.sends = std::clamp(options.sends, 1, 3);
+    // Devices answer within MX seconds: MX must leave them time within the timeout.
+    int fit = static_cast<int>(options.timeout.count() / 1000);
+    options.mx = std::clamp(std::min(options.mx, std::max(fit, 1)), 1, 5);
+    options.ttl = std::clamp(options.ttl, 1, 255);
+    auto state = std::make_unique<State>(loop, options);
+    auto add_family = [&](int family) {
+        for (NetworkInterface& ni : multicast_interfaces(options.interface, family)) {
+            // A link-local IPv6 address without its scope cannot be bound.
+            if (family == AF_INET6 && ni.address.ip().rfind("fe80", 0) == 0 &&
+                ni.address.scope_id() == 0) {
+                continue;
+            }
+            State::Endpoint ep;
+            ep.socket = UdpSocket::bind(loop, ni.address, {.max_queued = 512});
+            ep.socket.set_multicast_interface(ni.multicast_interface());
+            ep.socket.set_multicast_ttl(options.ttl);
+            ep.socket.set_multicast_loop(true);
+            if (family == AF_INET) {
+                ep.group = SocketAddress::parse(kMulticastV4, options.port);
+                ep.host = std::string(kMulticastV4) + ":" + std::to_string(options.port);
+            } else {
+                ep.group =
+                    SocketAddress::parse(std::string(kMulticastV6) + "%" + ni.name, options.port);
+                ep.host = "[FF02::C]:" + std::to_string(options.port);
+            }
+            state->interfaces.push_back(ni);
+            ep.interface = std::move(ni);
+            state->endpoints.push_back(std::move(ep));
+        }
+    };
+    if (options.ipv4) add_family(AF_INET);
+    if (options.ipv6) add_family(AF_INET6);
+    if (state->endpoints.empty()) {
+        throw Error(make_error_code(uvgena::errc::invalid_argument),
+                    "search: no network interface to search on" +
+                        (options.interface.empty() ? std::string()
+                                                   : " (asked for '" + options.interface + "')"));
+    }
+    // Endpoints no longer move: the tasks may point at them.
+    for (State::Endpoint& ep : state->endpoints) {
+        state->scope.spawn(State::receive_loop(state.get(), &ep));
+        state->scope.spawn(State::send_loop(state.get(), &ep));
+    }
+    state->scope.spawn(State::deadline(state.get()));
+    return Search(std::move(state));
+}
+
+uvgena::detail::ChannelNextAwaiter<DiscoveredDevice> Search::next() noexcept {
+    return state_->results.next();
+}
+
+void Search::stop() noexcept {
+    if (state_) state_->finish();
+}
+
+const std::vector<DiscoveredDevice>& Search::devices() const noexcept {
+    return state_->devices;
+}
+std::size_t Search::malformed() const noexcept {
+    return state_->malformed;
+}
+std::size_t Search::overflowed() const noexcept {
+    return state_->overflowed;
+}
+const std::vector<NetworkInterface>& Search::interfaces() const noexcept {
+    return state_->interfaces;
+}
+
+Task<std::vector<DiscoveredDevice>> discover(uv_loop_t* loop, DiscoverOptions options) {
+    Search search = Search::start(loop, std::move(options));
+    while (co_await search.next()) {
+    }
+    co_return search.devices();
+}
+
+// ---------------------------------------------------------------------------------------
+// Descriptions
+
+Task<DeviceDescription> fetch_description(uv_loop_t* loop, std::string location,
+                                          FetchOptions options) {
+    http::ClientOptions client;
+    client.timeout = options.timeout;
+    client.connect_timeout = std::min(options.timeout, client.connect_timeout);
+    client.max_response_bytes = options.limits.max_bytes;
+    client.local_address = options.local_address;
+    http::Headers headers;
+    headers.add("User-Agent", default_product_token());
+    http::Response response;
+    try {
+        response = co_await http::request(loop, "GET", std::string_view(location),
+                                          std::move(headers), {}, client);
+    } catch (const Error& e) {
+        // The http layer names the host; the caller wants the description's URL.
+        if (std::string_view(e.what()).find(location) != std::string_view::npos) throw;
+        throw Error(e.code(), "fetch description " + location + ": " + detail::context_of(e));
+    }
+    if (response.status < 200 || response.status > 299) {
+        // The status category's message says "HTTP 404 Not Found".
+        throw Error(http::status_error(response.status), "fetch description " + location);
+    }
+    auto description = parse_description(response.body, location, options.limits);
+    if (!description) {
+        throw Error(description.error(), "fetch description " + location);
+    }
+    co_return std::move(*description);
+}
+
+}  // namespace uvgena::ssdp

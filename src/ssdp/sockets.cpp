@@ -1,0 +1,86 @@
+#include "sockets.hpp"
+
+#include <sys/utsname.h>
+
+#include <ctime>
+
+#include "uvgena/core/log.hpp"
+#include "uvgena/ssdp/discovery.hpp"
+
+namespace uvgena::ssdp {
+
+std::string default_product_token() {
+    utsname u{};
+    std::string os = "Linux";
+    if (uname(&u) == 0) os = std::string(u.sysname) + "/" + u.release;
+    return os + " UPnP/1.1 uvgena/0.1.0";
+}
+
+namespace detail {
+
+std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& spec) {
+    std::vector<UdpSocket> sockets;
+    std::string failures;
+    auto open_family = [&](int family, std::string_view group) {
+        std::vector<NetworkInterface> ifs = multicast_interfaces(spec.interface, family);
+        if (ifs.empty()) return;
+        SocketAddress any = family == AF_INET ? SocketAddress::ipv4_any(spec.port)
+                                              : SocketAddress::ipv6_any(spec.port);
+        UdpSocket s = UdpSocket::bind(loop, any,
+                                      {.reuse_address = true,
+                                       .ipv6_only = family == AF_INET6,
+                                       .max_queued = spec.max_queued});
+        bool joined = false;
+        for (const NetworkInterface& ni : ifs) {
+            try {
+                s.join_group(group, ni.multicast_interface());
+                joined = true;
+            } catch (const Error& e) {
+                // An interface that cannot do multicast must not prevent the others.
+                log(LogLevel::warning, "ssdp: ", e.what());
+                failures += std::string(failures.empty() ? "" : "; ") + e.what();
+            }
+        }
+        if (joined) sockets.push_back(std::move(s));
+    };
+    if (spec.ipv4) open_family(AF_INET, spec.group4);
+    if (spec.ipv6) open_family(AF_INET6, spec.group6);
+    if (sockets.empty()) {
+        throw Error(
+            make_error_code(uvgena::errc::invalid_argument),
+            "no interface could join the multicast group" +
+                (failures.empty() ? std::string(" (no usable interface)") : ": " + failures));
+    }
+    return sockets;
+}
+
+std::string rfc1123_now() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday % 7],
+                  tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                  tm.tm_sec);
+    return buf;
+}
+
+std::string context_of(const std::system_error& e) {
+    std::string what = e.what();
+    std::string suffix = ": " + e.code().message();
+    if (what.size() > suffix.size() &&
+        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        what.resize(what.size() - suffix.size());
+    }
+    return what;
+}
+
+std::string udn_of(std::string_view usn) {
+    return split_usn(usn).udn;
+}
+
+}  // namespace detail
+}  // namespace uvgena::ssdp
