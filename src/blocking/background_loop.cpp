@@ -91,6 +91,7 @@ class BackgroundLoop::Thread {
     std::unique_ptr<uv_loop_t> loop;
     uv_async_t* async = nullptr;
     std::shared_ptr<detail::Mailbox> mailbox;
+    std::vector<std::shared_ptr<void>> kept;  // loop thread only
 
   private:
     static void on_async(uv_async_t* handle);
@@ -151,6 +152,8 @@ void BackgroundLoop::Thread::main() noexcept {
     } catch (const std::exception& e) {
         log(LogLevel::error, "BackgroundLoop thread: ", e.what());
     }
+    // Objects kept for the loop's lifetime, newest first (they may refer to older ones).
+    while (!kept.empty()) kept.pop_back();
     close_async();
     finish_loop();
 }
@@ -247,6 +250,14 @@ void BackgroundLoop::stop() {
     if (in_loop_thread()) return;
     std::lock_guard lock(join_mutex_);
     if (thread_.joinable()) thread_.join();
+}
+
+void BackgroundLoop::keep_until_stop(std::shared_ptr<void> object) {
+    if (!in_loop_thread()) {
+        throw Error(make_error_code(errc::wrong_thread),
+                    "BackgroundLoop::keep_until_stop outside the loop thread");
+    }
+    thread_state_->kept.push_back(std::move(object));
 }
 
 void detail::LoopPoster::post(std::unique_ptr<Job>& job) const {

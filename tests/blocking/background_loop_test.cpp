@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "support/test_loop.hpp"
+#include "uvgena/blocking/queue.hpp"
 #include "uvgena/co/event.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
@@ -408,6 +409,30 @@ TEST_SUITE("blocking.background_loop") {
               }).wait();
         }
         CHECK(logs.contains("closing a timer handle that its owner left open"));
+    }
+
+    TEST_CASE("objects kept until stop are destroyed on the loop thread after its tasks") {
+        uvtest::Watchdog watchdog(20s);
+        // Records the thread that destroys it.
+        struct Recorder {
+            std::shared_ptr<BlockingQueue<std::thread::id>> out;
+            ~Recorder() { out->push(std::this_thread::get_id()); }
+        };
+        auto destroyed_on = std::make_shared<BlockingQueue<std::thread::id>>();
+        std::thread::id loop_thread;
+        {
+            BackgroundLoop bg;
+            loop_thread = bg.thread_id();
+            bg.run([&bg, destroyed_on] {
+                  auto recorder = std::make_shared<Recorder>();
+                  recorder->out = destroyed_on;
+                  bg.keep_until_stop(std::move(recorder));
+              }).wait();
+            CHECK(destroyed_on->size() == 0);
+            CHECK(code_of([&] { bg.keep_until_stop(std::make_shared<int>(1)); }) ==
+                  make_error_code(errc::wrong_thread));
+        }
+        CHECK(destroyed_on->try_get() == loop_thread);
     }
 
     TEST_CASE("an exception nobody waited for is logged when its result is dropped") {

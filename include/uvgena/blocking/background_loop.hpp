@@ -337,6 +337,13 @@ class BackgroundLoop {
         return run([t = std::move(task)]() mutable -> Task<T> { return std::move(t); });
     }
 
+    /// Keeps `object` alive until the loop stops, then destroys it on the loop thread, after
+    /// every task ended and before the handles are closed: the owner of loop-thread objects
+    /// that must outlive many calls (an EventListener given to several subscriptions, say).
+    /// Call it on the loop thread (inside run()); elsewhere it throws
+    /// Error(errc::wrong_thread).
+    void keep_until_stop(std::shared_ptr<void> object);
+
     /// The poster of this loop (internal: for handles that post to the loop themselves).
     const detail::LoopPoster& poster() const noexcept { return poster_; }
 
