@@ -20,6 +20,19 @@
 
 #include "uvgena/core/error.hpp"
 
+// Symmetric transfer only bounds the stack when the compiler turns the transfer into a tail
+// call. Clang always does; GCC does when optimising, but not at -O0 nor under AddressSanitizer.
+// There the awaiter starts the child with a nested resume and, if the child completed
+// synchronously, continues without suspending (a million ready awaits still use O(1) stack);
+// the final awaiter transfers symmetrically in both modes.
+#ifndef UVGENA_SYMMETRIC_AWAIT
+#if defined(__clang__) || (defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__))
+#define UVGENA_SYMMETRIC_AWAIT 1
+#else
+#define UVGENA_SYMMETRIC_AWAIT 0
+#endif
+#endif
+
 namespace uvgena {
 
 template <typename T = void>
@@ -43,14 +56,18 @@ public:
     }
     /// Sets what resumes when this coroutine finishes.
     void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+    /// Marks that the awaiter is resuming this coroutine inline (non-symmetric mode) and will
+    /// continue by itself if it completes before returning.
+    void set_started_inline(bool inline_start) noexcept { started_inline_ = inline_start; }
 
     /// Transfers to the continuation (symmetric transfer), or returns to the resumer.
     struct FinalAwaiter {
         bool await_ready() const noexcept { return false; }
         template <typename P>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
-            std::coroutine_handle<> c = h.promise().continuation_;
-            return c ? c : std::noop_coroutine();
+            PromiseBase& p = h.promise();
+            std::coroutine_handle<> c = p.continuation_;
+            return c && !p.started_inline_ ? c : std::noop_coroutine();
         }
         void await_resume() const noexcept {}
     };
@@ -62,6 +79,7 @@ private:
     std::coroutine_handle<> continuation_;
     std::stop_token token_;
     bool token_set_ = false;
+    bool started_inline_ = false;
 };
 
 /// The stop token of the coroutine behind `h`, or nullptr if it is not a uvgena coroutine.
@@ -172,6 +190,7 @@ public:
     struct Awaiter {
         handle_type h;
         bool await_ready() const noexcept { return !h || h.done(); }
+#if UVGENA_SYMMETRIC_AWAIT
         template <typename P>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<P> awaiting) noexcept {
             h.promise().set_continuation(awaiting);
@@ -180,6 +199,20 @@ public:
             }
             return h;
         }
+#else
+        template <typename P>
+        bool await_suspend(std::coroutine_handle<P> awaiting) noexcept {
+            h.promise().set_continuation(awaiting);
+            if (const std::stop_token* t = detail::stop_token_of(awaiting)) {
+                h.promise().inherit_stop_token(*t);
+            }
+            h.promise().set_started_inline(true);
+            h.resume();
+            if (h.done()) return false;  // completed synchronously: continue without suspending
+            h.promise().set_started_inline(false);
+            return true;
+        }
+#endif
         T await_resume() {
             if (!h) throw Error(make_error_code(errc::invalid_argument), "co_await on an empty Task");
             return h.promise().take_result();

@@ -1,0 +1,396 @@
+// GENA header rules (see protocol.hpp).
+#include "uvgena/gena/protocol.hpp"
+
+#include <sys/utsname.h>
+
+#include <charconv>
+#include <limits>
+#include <random>
+
+namespace uvgena::gena {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string_view trim(std::string_view s) noexcept {
+    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    while (!s.empty() && space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && space(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
+    return s.size() >= prefix.size() && http::iequals(s.substr(0, prefix.size()), prefix);
+}
+
+bool all_digits(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (char c : s) {
+        if (c < '0' || c > '9') return false;
+    }
+    return true;
+}
+
+/// Decimal digits to a value capped at `cap` (no overflow whatever the length).
+std::uint64_t digits_capped(std::string_view s, std::uint64_t cap) noexcept {
+    std::uint64_t v = 0;
+    for (char c : s) {
+        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+        if (v > cap) return cap;
+    }
+    return v;
+}
+
+constexpr std::uint64_t max_timeout_seconds = std::numeric_limits<std::int32_t>::max();
+
+void set_common(http::Request& r, const http::Url& url, std::string_view method,
+                std::string_view user_agent) {
+    r.method = std::string(method);
+    r.target = url.target();
+    r.headers.reserve(6);
+    r.headers.add("HOST", url.host_header());
+    r.headers.add("USER-AGENT",
+                  user_agent.empty() ? default_user_agent() : std::string(user_agent));
+}
+
+void check_timeout(std::optional<std::chrono::seconds> timeout) {
+    if (timeout && timeout->count() <= 0) {
+        throw_error(uvgena::errc::invalid_argument, "subscription timeout must be positive");
+    }
+}
+
+}  // namespace
+
+// --- TIMEOUT / SEQ ----------------------------------------------------------------------
+
+Result<Timeout> parse_timeout(std::string_view value) {
+    value = trim(value);
+    if (http::iequals(value, "infinite")) return Timeout{true, 0s};
+    if (!istarts_with(value, "Second-")) return fail(errc::bad_timeout);
+    std::string_view rest = trim(value.substr(7));
+    if (http::iequals(rest, "infinite")) return Timeout{true, 0s};
+    std::uint64_t seconds = 0;
+    auto colon = rest.find(':');
+    if (colon != std::string_view::npos) {
+        // "Second-0:30:00" (H:MM:SS), shipped by some peers.
+        auto colon2 = rest.find(':', colon + 1);
+        if (colon2 == std::string_view::npos) return fail(errc::bad_timeout);
+        auto h = rest.substr(0, colon), m = rest.substr(colon + 1, colon2 - colon - 1),
+             s = rest.substr(colon2 + 1);
+        if (!all_digits(h) || !all_digits(m) || !all_digits(s) || m.size() > 2 || s.size() > 2) {
+            return fail(errc::bad_timeout);
+        }
+        seconds = digits_capped(h, max_timeout_seconds) * 3600 + digits_capped(m, 99) * 60 +
+                  digits_capped(s, 99);
+    } else {
+        // "Second-540.0": a fraction is dropped.
+        auto dot = rest.find('.');
+        std::string_view whole = rest.substr(0, dot);
+        if (!all_digits(whole)) return fail(errc::bad_timeout);
+        if (dot != std::string_view::npos && !all_digits(rest.substr(dot + 1))) {
+            return fail(errc::bad_timeout);
+        }
+        seconds = digits_capped(whole, max_timeout_seconds);
+    }
+    if (seconds == 0) return fail(errc::bad_timeout);
+    if (seconds > max_timeout_seconds) seconds = max_timeout_seconds;
+    return Timeout{false, std::chrono::seconds(static_cast<std::int64_t>(seconds))};
+}
+
+std::string format_timeout(std::chrono::seconds seconds) {
+    return "Second-" + std::to_string(seconds.count());
+}
+
+Result<std::uint32_t> parse_seq(std::string_view value) {
+    value = trim(value);
+    if (!all_digits(value)) return fail(errc::bad_seq);
+    while (value.size() > 1 && value.front() == '0') value.remove_prefix(1);
+    if (value.size() > 10) return fail(errc::bad_seq);
+    std::uint64_t v = digits_capped(value, std::uint64_t{1} << 33);
+    if (v > 0xFFFFFFFFu) return fail(errc::bad_seq);
+    return static_cast<std::uint32_t>(v);
+}
+
+const std::string& default_user_agent() {
+    static const std::string value = [] {
+        struct utsname u {};
+        std::string os = "Unix/1.0";
+        if (uname(&u) == 0) {
+            std::string release = u.release;
+            // Keep the version a plain token: "6.1.0-13-amd64" -> "6.1.0".
+            auto end = release.find_first_not_of("0123456789.");
+            if (end != std::string::npos) release.resize(end);
+            if (release.empty()) release = "1.0";
+            os = std::string(u.sysname) + "/" + release;
+        }
+        return os + " UPnP/1.1 uvgena/0.1.0";
+    }();
+    return value;
+}
+
+// --- subscriber side ---------------------------------------------------------------------
+
+http::Request make_subscribe(const http::Url& event_url, const SubscribeParams& params) {
+    if (params.callbacks.empty()) throw_error(errc::bad_callback, "SUBSCRIBE needs a callback");
+    check_timeout(params.timeout);
+    std::string callback;
+    for (const auto& url : params.callbacks) {
+        if (!istarts_with(url, "http://") || url.find_first_of("<> \t\r\n") != std::string::npos ||
+            !http::Url::try_parse(url)) {
+            throw_error(errc::bad_callback, "callback URL not usable: " + url);
+        }
+        callback += '<';
+        callback += url;
+        callback += '>';
+    }
+    http::Request r;
+    set_common(r, event_url, "SUBSCRIBE", params.user_agent);
+    r.headers.add("CALLBACK", std::move(callback));
+    r.headers.add("NT", "upnp:event");
+    if (params.timeout) r.headers.add("TIMEOUT", format_timeout(*params.timeout));
+    return r;
+}
+
+http::Request make_renewal(const http::Url& event_url, std::string_view sid,
+                           std::optional<std::chrono::seconds> timeout,
+                           std::string_view user_agent) {
+    check_timeout(timeout);
+    http::Request r;
+    set_common(r, event_url, "SUBSCRIBE", user_agent);
+    r.headers.add("SID", std::string(sid));
+    if (timeout) r.headers.add("TIMEOUT", format_timeout(*timeout));
+    return r;
+}
+
+http::Request make_unsubscribe(const http::Url& event_url, std::string_view sid,
+                               std::string_view user_agent) {
+    http::Request r;
+    set_common(r, event_url, "UNSUBSCRIBE", user_agent);
+    r.headers.add("SID", std::string(sid));
+    return r;
+}
+
+std::error_code status_error(int status) noexcept {
+    if (status == 200) return {};
+    if (status == 400) return errc::bad_request;
+    if (status == 412) return errc::precondition_failed;
+    if (status >= 500 && status <= 599) return errc::server_error;
+    return errc::unexpected_status;
+}
+
+Result<SubscribeAnswer> read_subscribe_response(const http::Response& response,
+                                                std::optional<std::chrono::seconds> requested) {
+    if (auto ec = status_error(response.status)) return fail(ec);
+    SubscribeAnswer answer;
+    auto sid = response.headers.get("SID");
+    if (!sid || trim(*sid).empty()) return fail(errc::missing_sid);
+    answer.sid = std::string(trim(*sid));
+    Timeout assumed{false, requested.value_or(default_subscription_timeout)};
+    if (auto t = response.headers.get("TIMEOUT")) {
+        if (auto parsed = parse_timeout(*t)) {
+            answer.timeout = *parsed;
+            answer.source = TimeoutSource::granted;
+        } else {
+            answer.timeout = assumed;
+            answer.source = TimeoutSource::malformed;
+        }
+    } else {
+        answer.timeout = assumed;
+        answer.source = TimeoutSource::missing;
+    }
+    return answer;
+}
+
+Result<void> read_unsubscribe_response(const http::Response& response) {
+    if (auto ec = status_error(response.status)) return fail(ec);
+    return {};
+}
+
+// --- listener side -----------------------------------------------------------------------
+
+NotifyDecision check_notify(const http::Request& request, const SidPredicate& sid_known) {
+    NotifyDecision d;
+    auto reject = [&d](int status, errc why) {
+        d.status = status;
+        d.reason = why;
+        return d;
+    };
+    if (request.method != "NOTIFY") return reject(405, errc::bad_method);
+    auto nt = request.headers.get("NT");
+    auto nts = request.headers.get("NTS");
+    if (!nt) return reject(400, errc::missing_nt);
+    if (!nts) return reject(400, errc::missing_nts);
+    if (!http::iequals(trim(*nt), "upnp:event")) return reject(412, errc::bad_nt);
+    if (!http::iequals(trim(*nts), "upnp:propchange")) return reject(412, errc::bad_nts);
+    auto sid = request.headers.get("SID");
+    if (sid) d.sid = std::string(trim(*sid));
+    if (d.sid.empty() || !sid_known || !sid_known(d.sid)) return reject(412, errc::unknown_sid);
+    auto seq_header = request.headers.get("SEQ");
+    if (!seq_header) return reject(400, errc::bad_seq);
+    auto seq = parse_seq(*seq_header);
+    if (!seq) return reject(400, errc::bad_seq);
+    d.seq = *seq;
+    return d;
+}
+
+http::Response make_notify_response(const NotifyDecision& decision) {
+    if (decision.accepted()) {
+        http::Response r;
+        r.status = 200;
+        return r;
+    }
+    return make_error_response(decision.status);
+}
+
+// --- device side -------------------------------------------------------------------------
+
+Result<std::vector<http::Url>> parse_callback(std::string_view header, std::size_t max_count,
+                                              std::size_t max_length, std::size_t max_header) {
+    if (header.size() > max_header) return fail(errc::bad_callback);
+    std::vector<http::Url> urls;
+    std::size_t i = 0;
+    while (i < header.size()) {
+        char c = header[i];
+        if (c == ' ' || c == '\t') {
+            ++i;
+            continue;
+        }
+        if (c != '<') return fail(errc::bad_callback);
+        auto close = header.find('>', i + 1);
+        if (close == std::string_view::npos) return fail(errc::bad_callback);
+        std::string_view url = trim(header.substr(i + 1, close - i - 1));
+        i = close + 1;
+        if (urls.size() >= max_count) continue;  // bounded: extra URLs are ignored
+        if (url.size() > max_length || !istarts_with(url, "http://") ||
+            url.find('<') != std::string_view::npos) {
+            continue;
+        }
+        auto parsed = http::Url::try_parse(url);
+        if (!parsed || parsed->scheme != "http" || parsed->host.empty()) continue;
+        urls.push_back(std::move(parsed).value());
+    }
+    if (urls.empty()) return fail(errc::bad_callback);
+    return urls;
+}
+
+namespace {
+
+std::chrono::seconds clamp_timeout(const http::Headers& headers,
+                                   const SubscriptionPolicy& policy) {
+    std::chrono::seconds asked = policy.default_timeout;
+    if (auto t = headers.get("TIMEOUT")) {
+        if (auto parsed = parse_timeout(*t)) {
+            asked = parsed->infinite ? policy.max_timeout : parsed->seconds;
+        }
+    }
+    if (asked < policy.min_timeout) asked = policy.min_timeout;
+    if (asked > policy.max_timeout) asked = policy.max_timeout;
+    return asked;
+}
+
+}  // namespace
+
+SubscriptionDecision check_subscription_request(const http::Request& request,
+                                                const SubscriptionPolicy& policy,
+                                                const SidPredicate& sid_known) {
+    SubscriptionDecision d;
+    auto reject = [&d](int status, errc why) {
+        d.status = status;
+        d.reason = why;
+        d.callbacks.clear();
+        d.timeout = std::chrono::seconds(0);
+        return d;
+    };
+    const bool is_subscribe = request.method == "SUBSCRIBE";
+    const bool is_unsubscribe = request.method == "UNSUBSCRIBE";
+    if (!is_subscribe && !is_unsubscribe) return reject(405, errc::bad_method);
+    auto sid = request.headers.get("SID");
+    const bool has_nt = request.headers.contains("NT");
+    const bool has_callback = request.headers.contains("CALLBACK");
+    if (sid) d.sid = std::string(trim(*sid));
+
+    if (is_unsubscribe) {
+        d.action = SubscriptionAction::unsubscribe;
+        if (sid && (has_nt || has_callback)) return reject(400, errc::sid_with_nt_or_callback);
+        if (d.sid.empty() || !sid_known || !sid_known(d.sid)) {
+            return reject(412, errc::unknown_sid);
+        }
+        return d;
+    }
+    if (sid) {
+        d.action = SubscriptionAction::renew;
+        if (has_nt || has_callback) return reject(400, errc::sid_with_nt_or_callback);
+        if (d.sid.empty() || !sid_known || !sid_known(d.sid)) {
+            return reject(412, errc::unknown_sid);
+        }
+        d.timeout = clamp_timeout(request.headers, policy);
+        return d;
+    }
+    d.action = SubscriptionAction::subscribe;
+    auto nt = request.headers.get("NT");
+    if (!nt || !http::iequals(trim(*nt), "upnp:event")) return reject(412, errc::bad_nt);
+    auto callback = request.headers.get("CALLBACK");
+    if (!callback) return reject(412, errc::bad_callback);
+    auto urls = parse_callback(*callback, policy.max_callbacks, policy.max_callback_length,
+                               policy.max_callback_header);
+    if (!urls) return reject(412, errc::bad_callback);
+    d.callbacks = std::move(urls).value();
+    d.timeout = clamp_timeout(request.headers, policy);
+    return d;
+}
+
+std::string make_sid() {
+    static thread_local std::mt19937_64 rng{[] {
+        std::random_device rd;
+        std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+        return std::mt19937_64(seq);
+    }()};
+    std::uint64_t hi = rng(), lo = rng();
+    hi = (hi & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
+    lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out = "uuid:";
+    out.reserve(41);
+    for (int i = 0; i < 32; ++i) {
+        std::uint64_t word = i < 16 ? hi : lo;
+        int shift = 60 - 4 * (i % 16);
+        out.push_back(hex[(word >> shift) & 0xF]);
+        if (i == 7 || i == 11 || i == 15 || i == 19) out.push_back('-');
+    }
+    return out;
+}
+
+http::Response make_subscribe_response(std::string_view sid, std::chrono::seconds timeout,
+                                       std::string_view server) {
+    http::Response r;
+    r.status = 200;
+    r.headers.add("SERVER", server.empty() ? default_user_agent() : std::string(server));
+    r.headers.add("SID", std::string(sid));
+    r.headers.add("TIMEOUT", format_timeout(timeout));
+    return r;
+}
+
+http::Response make_error_response(int status) {
+    http::Response r;
+    r.status = status;
+    r.headers.add("Connection", "close");
+    return r;
+}
+
+http::Request make_notify(const http::Url& callback, std::string_view sid, std::uint32_t seq,
+                          std::string body) {
+    http::Request r;
+    r.method = "NOTIFY";
+    r.target = callback.target();
+    r.headers.reserve(6);
+    r.headers.add("HOST", callback.host_header());
+    r.headers.add("CONTENT-TYPE", "text/xml; charset=\"utf-8\"");
+    r.headers.add("NT", "upnp:event");
+    r.headers.add("NTS", "upnp:propchange");
+    r.headers.add("SID", std::string(sid));
+    r.headers.add("SEQ", std::to_string(seq));
+    r.body = std::move(body);
+    return r;
+}
+
+}  // namespace uvgena::gena
