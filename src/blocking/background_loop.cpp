@@ -4,6 +4,24 @@
 
 #include "uvgena/core/log.hpp"
 
+// A loop leaked on purpose is not reported by LeakSanitizer.
+#if defined(__has_include)
+#if __has_include(<sanitizer/lsan_interface.h>) && \
+    (defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_LEAK__))
+#include <sanitizer/lsan_interface.h>
+#define UVGENA_HAS_LSAN 1
+#endif
+#endif
+#if !defined(UVGENA_HAS_LSAN) && defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#include <sanitizer/lsan_interface.h>
+#define UVGENA_HAS_LSAN 1
+#endif
+#endif
+#ifndef UVGENA_HAS_LSAN
+#define UVGENA_HAS_LSAN 0
+#endif
+
 namespace uvgena {
 
 namespace detail {
@@ -99,6 +117,7 @@ class BackgroundLoop::Thread {
     void shutdown(Scope& scope) noexcept;
     void close_async() noexcept;
     void finish_loop() noexcept;
+    void leak_loop() noexcept;
 
     Scope* scope_ = nullptr;
     bool stop_seen_ = false;
@@ -201,16 +220,18 @@ void BackgroundLoop::Thread::finish_loop() noexcept {
     // still active now belongs to code that never closed it.
     for (int i = 0; i < 64 && uv_run(l, UV_RUN_NOWAIT) != 0; ++i) {
     }
+    int left_open = 0;
     uv_walk(
         l,
-        [](uv_handle_t* handle, void*) {
+        [](uv_handle_t* handle, void* count) {
             if (uv_is_closing(handle)) return;
+            ++*static_cast<int*>(count);
             log(LogLevel::error, "BackgroundLoop::stop: closing a ",
                 uv_handle_type_name(uv_handle_get_type(handle)),
                 " handle that its owner left open");
             uv_close(handle, nullptr);
         },
-        nullptr);
+        &left_open);
     for (int i = 0; i < 64 && uv_run(l, UV_RUN_NOWAIT) != 0; ++i) {
     }
     int rc = uv_loop_close(l);
@@ -218,8 +239,25 @@ void BackgroundLoop::Thread::finish_loop() noexcept {
         // Freeing a loop that libuv still uses would be worse than leaking it.
         log(LogLevel::error, "BackgroundLoop::stop: uv_loop_close: ", uv_err_name(rc),
             "; the loop is leaked");
-        (void)loop.release();
+        leak_loop();
+    } else if (left_open > 0) {
+        // A handle left open may belong to a library object that outlived its loop (its
+        // per-loop state is found by the loop's address): keeping the address from being
+        // reused by a new loop is worth a few hundred bytes.
+        log(LogLevel::error,
+            "BackgroundLoop::stop: the loop's memory is kept so that objects "
+            "left on it cannot be confused with a new loop's");
+        leak_loop();
     }
+}
+
+void BackgroundLoop::Thread::leak_loop() noexcept {
+    uv_loop_t* leaked = loop.release();
+#if UVGENA_HAS_LSAN
+    __lsan_ignore_object(leaked);
+#else
+    (void)leaked;
+#endif
 }
 
 BackgroundLoop::BackgroundLoop(BackgroundLoopOptions options)

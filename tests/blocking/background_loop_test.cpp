@@ -409,6 +409,7 @@ TEST_SUITE("blocking.background_loop") {
               }).wait();
         }
         CHECK(logs.contains("closing a timer handle that its owner left open"));
+        CHECK(logs.contains("the loop's memory is kept"));
     }
 
     TEST_CASE("objects kept until stop are destroyed on the loop thread after its tasks") {

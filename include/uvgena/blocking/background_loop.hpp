@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <stop_token>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -29,6 +30,11 @@
 #include "uvgena/core/error.hpp"
 
 namespace uvgena {
+
+namespace gena {
+struct SubscribeOptions;
+}
+class BlockingSubscription;
 
 /// Settings of a BackgroundLoop.
 struct BackgroundLoopOptions {
@@ -336,6 +342,17 @@ class BackgroundLoop {
     EventualResult<T> run(Task<T> task) {
         return run([t = std::move(task)]() mutable -> Task<T> { return std::move(t); });
     }
+
+    /// Subscribes to the events of the service whose event subscription URL is `event_url`
+    /// (see gena::subscribe), on the loop, and returns a handle for other threads:
+    /// `bg.subscribe(url, options).wait(5s)`. Defined with BlockingSubscription: include
+    /// "uvgena/blocking/subscription.hpp".
+    EventualResult<BlockingSubscription> subscribe(std::string event_url);
+    /// Same, with options. Their handlers (on_event, on_renew_failed, on_resubscribe,
+    /// on_silence) run on the loop thread; `listener`, if set, must live on this loop (see
+    /// keep_until_stop).
+    EventualResult<BlockingSubscription> subscribe(std::string event_url,
+                                                   gena::SubscribeOptions options);
 
     /// Keeps `object` alive until the loop stops, then destroys it on the loop thread, after
     /// every task ended and before the handles are closed: the owner of loop-thread objects
