@@ -4,9 +4,13 @@
 //   bg.run(task).wait() (a Task<int> that        vs the same baseline
 //   completes at once)
 //   bg.run(f).wait() with 4 caller threads       vs the baseline with 4 caller threads
-// The baseline is the least a cross-thread call with a blocking wait can cost; the ratio is
-// what the uv_async_t hand-off, the shared result state and the loop turn add to it.
-// Usage: blocking_bench [round trips per figure, default 20000]
+//   events read with sub.events().get() on      vs the same events read by a coroutine on
+//   another thread                                  the loop (co_await sub.events().next())
+// The first baseline is the least a cross-thread call with a blocking wait can cost; the
+// ratio is what the uv_async_t hand-off, the shared result state and the loop turn add to
+// it. The events come from a GENA device (tests/gena/device.hpp) on a loop of its own, over
+// loopback, each NOTIFY answered before the next is sent.
+// Usage: blocking_bench [round trips per figure, default 20000] [events, default 2000]
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -17,7 +21,12 @@
 #include <thread>
 #include <vector>
 
-#include "uvgena/blocking/background_loop.hpp"
+// The test device needs gena::next_seq, which it does not include itself.
+#include "uvgena/gena/seq.hpp"
+// (after seq.hpp)
+#include "gena/device.hpp"
+#include "uvgena/blocking/blocking.hpp"
+#include "uvgena/gena/listener.hpp"
 
 using namespace uvgena;
 using Clock = std::chrono::steady_clock;
@@ -134,6 +143,91 @@ class Worker {
     std::thread thread_;
 };
 
+// A device on a loop of its own and a subscriber loop with a listener on 127.0.0.1.
+struct EventSetup {
+    BackgroundLoop device_loop;
+    BackgroundLoop bg;
+    gena_test::TestDevice* device = nullptr;
+    gena::EventListener* listener = nullptr;
+
+    EventSetup() {
+        device = device_loop
+                     .run([this](uv_loop_t* loop) {
+                         auto d = std::make_shared<gena_test::TestDevice>(loop);
+                         device_loop.keep_until_stop(d);
+                         return d.get();
+                     })
+                     .wait(std::chrono::seconds(10));
+        listener = bg.run([this](uv_loop_t* loop) {
+                         gena::ListenerOptions o;
+                         o.listen_host = "127.0.0.1";
+                         o.port = 0;
+                         auto l = std::make_shared<gena::EventListener>(loop, o);
+                         bg.keep_until_stop(l);
+                         return l.get();
+                     }).wait(std::chrono::seconds(10));
+    }
+    ~EventSetup() { bg.stop(); }
+    EventSetup(const EventSetup&) = delete;
+    EventSetup& operator=(const EventSetup&) = delete;
+
+    gena::SubscribeOptions options(int n) const {
+        gena::SubscribeOptions o;
+        o.requested_timeout = std::chrono::seconds(300);
+        o.listener = listener;
+        o.queue_capacity = static_cast<std::size_t>(n) + 16;
+        return o;
+    }
+
+    // Makes the device send `n` events (each answered before the next), without waiting.
+    EventualResult<void> send(int n) {
+        return device_loop.run([d = device, n]() -> Task<void> {
+            for (int i = 0; i < n; ++i) {
+                std::vector<std::pair<std::string, std::string>> vars;
+                vars.emplace_back("Volume", std::to_string(i));
+                co_await d->notify_all(std::move(vars));
+            }
+        });
+    }
+};
+
+// Events per second read through a blocking subscription on this thread.
+double blocking_events_per_second(int n) {
+    EventSetup setup;
+    auto sub = setup.bg.subscribe(setup.device->event_url(), setup.options(n))
+                   .wait(std::chrono::seconds(10));
+    if (!sub.events().get(std::chrono::seconds(10))) std::abort();  // the initial event
+    auto start = Clock::now();
+    auto sent = setup.send(n);
+    for (int i = 0; i < n; ++i) {
+        if (!sub.events().get(std::chrono::seconds(10))) std::abort();
+    }
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    sent.wait();
+    sub.unsubscribe(false).wait(std::chrono::seconds(10));
+    return n / seconds;
+}
+
+// Events per second read by a coroutine on the subscriber's loop.
+double coroutine_events_per_second(int n) {
+    EventSetup setup;
+    auto* s = &setup;
+    return setup.bg
+        .run([s, n](uv_loop_t* loop) -> Task<double> {
+            auto sub = co_await gena::subscribe(loop, s->device->event_url(), s->options(n));
+            if (!co_await sub.events().next()) std::abort();  // the initial event
+            auto start = Clock::now();
+            auto sent = s->send(n);
+            for (int i = 0; i < n; ++i) {
+                if (!co_await sub.events().next()) std::abort();
+            }
+            double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+            co_await sub.unsubscribe(false);
+            co_return n / seconds;
+        })
+        .wait();
+}
+
 void print(const char* name, const Figures& f, const Figures* baseline) {
     std::printf("%-44s median %7.2f us  p99 %8.2f us  mean %7.2f us  %9.0f calls/s", name, f.median,
                 f.p99, f.mean, f.calls_per_second);
@@ -148,6 +242,9 @@ int main(int argc, char** argv) {
     if (n < 100) n = 100;
     std::printf("blocking_bench: %d round trips per figure, %u hardware threads\n", n,
                 std::thread::hardware_concurrency());
+
+    int events = argc > 2 ? std::atoi(argv[2]) : 2000;
+    if (events < 10) events = 10;
 
     BackgroundLoop bg;
     Worker worker;
@@ -169,5 +266,12 @@ int main(int argc, char** argv) {
     print("bg.run(Task<int>).wait(), 1 caller", task1, &base1);
     print("baseline: mutex+condvar worker, 4 callers", base4, nullptr);
     print("bg.run(plain function).wait(), 4 callers", plain4, &base4);
+
+    double co_rate = coroutine_events_per_second(events);
+    double blocking_rate = blocking_events_per_second(events);
+    std::printf("%-44s %9.0f events/s (%d NOTIFYs over loopback)\n",
+                "baseline: co_await sub.events().next()", co_rate, events);
+    std::printf("%-44s %9.0f events/s  ratio %.2f\n", "sub.events().get() on another thread",
+                blocking_rate, blocking_rate / co_rate);
     return 0;
 }
