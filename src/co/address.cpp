@@ -10,7 +10,9 @@
 namespace uvgena {
 namespace {
 
-sockaddr_in* as_in(sockaddr_storage& s) noexcept { return reinterpret_cast<sockaddr_in*>(&s); }
+sockaddr_in* as_in(sockaddr_storage& s) noexcept {
+    return reinterpret_cast<sockaddr_in*>(&s);
+}
 const sockaddr_in* as_in(const sockaddr_storage& s) noexcept {
     return reinterpret_cast<const sockaddr_in*>(&s);
 }
@@ -21,7 +23,9 @@ const sockaddr_in6* as_in6(const sockaddr_storage& s) noexcept {
     return reinterpret_cast<const sockaddr_in6*>(&s);
 }
 
-Failure invalid() noexcept { return fail(errc::invalid_argument); }
+Failure invalid() noexcept {
+    return fail(errc::invalid_argument);
+}
 
 }  // namespace
 
@@ -152,9 +156,15 @@ SocketAddress SocketAddress::ipv6_loopback(std::uint16_t port) noexcept {
     return a;
 }
 
-int SocketAddress::family() const noexcept { return storage_.ss_family; }
-bool SocketAddress::is_ipv4() const noexcept { return storage_.ss_family == AF_INET; }
-bool SocketAddress::is_ipv6() const noexcept { return storage_.ss_family == AF_INET6; }
+int SocketAddress::family() const noexcept {
+    return storage_.ss_family;
+}
+bool SocketAddress::is_ipv4() const noexcept {
+    return storage_.ss_family == AF_INET;
+}
+bool SocketAddress::is_ipv6() const noexcept {
+    return storage_.ss_family == AF_INET6;
+}
 
 bool SocketAddress::is_loopback() const noexcept {
     if (is_ipv4()) return (ntohl(as_in(storage_)->sin_addr.s_addr) >> 24) == 127;
@@ -189,8 +199,8 @@ std::string SocketAddress::ip() const {
         if (std::uint32_t scope = scope_id(); scope != 0) {
             char name[IF_NAMESIZE] = {};
             out += '%';
-            out += if_indextoname(scope, name) != nullptr ? std::string(name)
-                                                          : std::to_string(scope);
+            out +=
+                if_indextoname(scope, name) != nullptr ? std::string(name) : std::to_string(scope);
         }
         return out;
     }

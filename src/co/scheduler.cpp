@@ -1,5 +1,6 @@
 #include "uvgena/co/scheduler.hpp"
 
+#include <atomic>
 #include <cassert>
 #include <mutex>
 #include <unordered_map>
@@ -9,6 +10,9 @@
 namespace uvgena::detail {
 namespace {
 
+// Rounds of the ready queue drained in one check phase (see drain()).
+constexpr int kDrainRounds = 16;
+
 // Loops -> contexts. Several loops may live in several threads; each context is used only
 // from its loop's thread, so only this map needs the lock.
 std::mutex g_registry_mutex;
@@ -17,19 +21,37 @@ std::unordered_map<uv_loop_t*, LoopContext*>& registry() {
     return *map;
 }
 
+// A per-thread memo of the last lookup, valid while no context anywhere was destroyed since
+// (a destroyed context's loop address may be reused by a new loop). A context is destroyed
+// only on its own loop's thread, so a thread using its loop cannot see it vanish between the
+// check and the add_ref.
+std::atomic<std::uint64_t> g_generation{0};
+struct LookupMemo {
+    uv_loop_t* loop = nullptr;
+    LoopContext* ctx = nullptr;
+    std::uint64_t generation = 0;
+};
+thread_local LookupMemo t_memo;
+
 }  // namespace
 
 LoopContext* LoopContext::acquire(uv_loop_t* loop) {
+    if (t_memo.loop == loop && t_memo.generation == g_generation.load(std::memory_order_acquire)) {
+        t_memo.ctx->add_ref();
+        return t_memo.ctx;
+    }
     std::lock_guard lock(g_registry_mutex);
     auto& map = registry();
+    LoopContext* ctx;
     auto it = map.find(loop);
     if (it != map.end()) {
-        it->second->add_ref();
-        return it->second;
+        ctx = it->second;
+    } else {
+        ctx = new LoopContext(loop);
+        map.emplace(loop, ctx);
     }
-    auto* ctx = new LoopContext(loop);
-    map.emplace(loop, ctx);
     ctx->add_ref();
+    t_memo = {loop, ctx, g_generation.load(std::memory_order_relaxed)};
     return ctx;
 }
 
@@ -70,6 +92,7 @@ void LoopContext::maybe_close() noexcept {
         auto& map = registry();
         auto it = map.find(loop_);
         if (it != map.end() && it->second == this) map.erase(it);
+        g_generation.fetch_add(1, std::memory_order_release);
     }
     delete spawned_;
     spawned_ = nullptr;
@@ -81,10 +104,17 @@ void LoopContext::maybe_close() noexcept {
 void LoopContext::on_close(uv_handle_t* handle) {
     auto* ctx = static_cast<LoopContext*>(handle->data);
     switch (handle->type) {
-        case UV_CHECK: delete reinterpret_cast<uv_check_t*>(handle); break;
-        case UV_IDLE: delete reinterpret_cast<uv_idle_t*>(handle); break;
-        case UV_TIMER: delete reinterpret_cast<uv_timer_t*>(handle); break;
-        default: break;
+        case UV_CHECK:
+            delete reinterpret_cast<uv_check_t*>(handle);
+            break;
+        case UV_IDLE:
+            delete reinterpret_cast<uv_idle_t*>(handle);
+            break;
+        case UV_TIMER:
+            delete reinterpret_cast<uv_timer_t*>(handle);
+            break;
+        default:
+            break;
     }
     if (--ctx->open_handles_ == 0) delete ctx;
 }
@@ -116,13 +146,16 @@ void LoopContext::on_check(uv_check_t* handle) {
 
 void LoopContext::drain() noexcept {
     if (ready_.empty()) return;
-    // Only the coroutines ready now run in this turn; those they make ready run in the next
-    // one, so that a task rescheduling itself cannot starve the loop. A node destroyed while
-    // waiting in the batch unlinks itself.
+    // Coroutines made ready while draining run in a further round of the same check phase,
+    // up to a bound, so that a hand-off between two tasks does not cost a loop iteration
+    // per hop, while a task rescheduling itself forever cannot starve I/O. A node destroyed
+    // while waiting in a batch unlinks itself.
     ++refs_;
-    WaiterList batch;
-    batch.splice_back(ready_);
-    while (Waiter* w = batch.pop_front()) w->handle.resume();
+    for (int round = 0; round < kDrainRounds && !ready_.empty(); ++round) {
+        WaiterList batch;
+        batch.splice_back(ready_);
+        while (Waiter* w = batch.pop_front()) w->handle.resume();
+    }
     if (ready_.empty() && idle_active_) {
         idle_active_ = false;
         uv_idle_stop(idle_);
@@ -200,8 +233,7 @@ void LoopContext::rearm_timer() noexcept {
     std::uint64_t ms = 0;
     if (deadline > now) {
         auto d = deadline - now;
-        ms = static_cast<std::uint64_t>(
-            std::chrono::ceil<std::chrono::milliseconds>(d).count());
+        ms = static_cast<std::uint64_t>(std::chrono::ceil<std::chrono::milliseconds>(d).count());
     }
     armed_for_ = deadline;
     uv_timer_start(timer_, &LoopContext::on_timer, ms, 0);

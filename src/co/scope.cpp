@@ -44,7 +44,9 @@ RootTask::promise_type::~promise_type() {
 RootList::RootList(LoopContext* ctx, ErrorHandler on_error)
     : ctx_(ctx), on_error_(std::move(on_error)) {}
 
-RootList::~RootList() { destroy_all(); }
+RootList::~RootList() {
+    destroy_all();
+}
 
 void RootList::start(Task<void> task, std::stop_token token) {
     RootTask root = root_body(this, std::move(task));
@@ -135,9 +137,13 @@ Scope::~Scope() {
     roots_.destroy_all();
 }
 
-void Scope::spawn(Task<void> task) { roots_.start(std::move(task), stop_.get_token()); }
+void Scope::spawn(Task<void> task) {
+    roots_.start(std::move(task), stop_.get_token());
+}
 
-uv_loop_t* Scope::loop() const noexcept { return ctx_->loop(); }
+uv_loop_t* Scope::loop() const noexcept {
+    return ctx_->loop();
+}
 
 void spawn(uv_loop_t* loop, Task<void> task) {
     detail::LoopRef ctx(loop);

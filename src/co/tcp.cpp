@@ -186,7 +186,9 @@ struct WriteOp {
     }
 };
 
-StreamHandle::~StreamHandle() { delete spare; }
+StreamHandle::~StreamHandle() {
+    delete spare;
+}
 
 void StreamHandle::close() noexcept {
     if (closing) return;
@@ -321,7 +323,8 @@ bool WriteAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* tok
     }
     // Most writes fit in the socket buffer: try first, without a request or a loop turn.
     std::size_t offset = 0;
-    uv_buf_t first = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
+    uv_buf_t first =
+        uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
     int n = uv_try_write(handle_->stream(), &first, 1);
     if (n >= 0) {
         offset = static_cast<std::size_t>(n);
@@ -341,8 +344,8 @@ bool WriteAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* tok
     }
     continuation_ = h;
     register_stop<WriteAwaiter, &WriteAwaiter::on_stop>(stop_, token, this);
-    uv_buf_t rest = uv_buf_init(const_cast<char*>(bytes + offset),
-                                static_cast<unsigned>(data.size() - offset));
+    uv_buf_t rest =
+        uv_buf_init(const_cast<char*>(bytes + offset), static_cast<unsigned>(data.size() - offset));
     int r = uv_write(&op->req, handle_->stream(), &rest, 1, &WriteOp::on_write);
     if (r < 0) {
         stop_.reset();
@@ -391,7 +394,7 @@ struct StreamReqOp {
 };
 
 class StreamReqAwaiter {
-public:
+  public:
     enum class Kind { connect, shutdown };
     StreamReqAwaiter(StreamHandle* handle, Kind kind, const SocketAddress* target) noexcept
         : handle_(handle), kind_(kind), target_(target) {}
@@ -418,7 +421,7 @@ public:
         if (status_ != 0) throw_status(status_, what);
     }
 
-private:
+  private:
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token) {
         if (handle_ == nullptr || handle_->closing) {
             status_ = kClosed;
@@ -487,7 +490,7 @@ private:
 struct ResolveOp;
 
 class ResolveAwaiter {
-public:
+  public:
     ResolveAwaiter(uv_loop_t* loop, const std::string& host, const addrinfo& hints) noexcept
         : loop_(loop), host_(host), hints_(hints) {}
     ResolveAwaiter(const ResolveAwaiter&) = delete;
@@ -506,7 +509,7 @@ public:
         return {std::exchange(result_, nullptr), &uv_freeaddrinfo};
     }
 
-private:
+  private:
     friend struct ResolveOp;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(ResolveAwaiter* self) noexcept;
@@ -648,9 +651,8 @@ struct ListenHandle {
             aw->handle_ = nullptr;
             ctx->schedule(w);
         }
-        uv_close(reinterpret_cast<uv_handle_t*>(&tcp), [](uv_handle_t* handle) {
-            delete static_cast<ListenHandle*>(handle->data);
-        });
+        uv_close(reinterpret_cast<uv_handle_t*>(&tcp),
+                 [](uv_handle_t* handle) { delete static_cast<ListenHandle*>(handle->data); });
     }
 };
 
@@ -715,9 +717,13 @@ TcpStream& TcpStream::operator=(TcpStream&& other) noexcept {
     return *this;
 }
 
-TcpStream::~TcpStream() { close(); }
+TcpStream::~TcpStream() {
+    close();
+}
 
-bool TcpStream::is_open() const noexcept { return handle_ != nullptr && !handle_->closing; }
+bool TcpStream::is_open() const noexcept {
+    return handle_ != nullptr && !handle_->closing;
+}
 
 void TcpStream::close() noexcept {
     if (handle_ == nullptr) return;
@@ -836,9 +842,12 @@ TcpListener& TcpListener::operator=(TcpListener&& other) noexcept {
     return *this;
 }
 
-TcpListener::~TcpListener() { close(); }
+TcpListener::~TcpListener() {
+    close();
+}
 
-TcpListener TcpListener::bind(uv_loop_t* loop, const SocketAddress& address, ListenOptions options) {
+TcpListener TcpListener::bind(uv_loop_t* loop, const SocketAddress& address,
+                              ListenOptions options) {
     auto* h = new detail::ListenHandle;
     h->ctx = detail::LoopRef(loop);
     int r = uv_tcp_init(loop, &h->tcp);
@@ -862,7 +871,9 @@ SocketAddress TcpListener::local_address() const {
     return handle_->local;
 }
 
-std::uint16_t TcpListener::port() const { return local_address().port(); }
+std::uint16_t TcpListener::port() const {
+    return local_address().port();
+}
 
 void TcpListener::close() noexcept {
     if (handle_ == nullptr) return;
@@ -870,7 +881,9 @@ void TcpListener::close() noexcept {
     handle_ = nullptr;
 }
 
-bool TcpListener::is_open() const noexcept { return handle_ != nullptr && !handle_->closing; }
+bool TcpListener::is_open() const noexcept {
+    return handle_ != nullptr && !handle_->closing;
+}
 
 uv_loop_t* TcpListener::loop() const noexcept {
     return handle_ != nullptr ? handle_->ctx->loop() : nullptr;

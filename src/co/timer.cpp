@@ -47,7 +47,9 @@ DeadlineGuard::DeadlineGuard(uv_loop_t* loop, Clock::time_point deadline, std::s
     ctx_->add_timer(&timer_);
 }
 
-DeadlineGuard::~DeadlineGuard() { ctx_->remove_timer(&timer_); }
+DeadlineGuard::~DeadlineGuard() {
+    ctx_->remove_timer(&timer_);
+}
 
 void DeadlineGuard::on_fire(TimerNode* node) noexcept {
     auto* self = static_cast<DeadlineGuard*>(node->owner);

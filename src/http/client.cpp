@@ -122,12 +122,17 @@ Task<std::vector<SocketAddress>> addresses_of(uv_loop_t* loop, const Url& url) {
     if (url.is_ipv6()) {
         throw Error(make_error_code(errc::bad_url), "invalid IPv6 address " + url.host);
     }
+    std::vector<SocketAddress> found;
     try {
-        co_return co_await uvgena::resolve(loop, url.host, url.port);
+        found = co_await uvgena::resolve(loop, url.host, url.port);
     } catch (const Error& e) {
         if (is_cancelled(e.code())) throw;
         throw Error(make_error_code(errc::resolve_failed), e.what());
     }
+    if (found.empty()) {
+        throw Error(make_error_code(errc::resolve_failed), "resolve " + url.host + ": no address");
+    }
+    co_return found;
 }
 
 Task<Response> request_url(uv_loop_t* loop, std::string method, Url url, Headers headers,

@@ -114,6 +114,12 @@ public:
         return std::move(request_);
     }
 
+    void take_request_into(Request& into) {
+        ready_ = false;
+        stage_ = Stage::idle;
+        std::swap(request_, into);
+    }
+
     Response take_response() {
         ready_ = false;
         stage_ = Stage::idle;
@@ -232,6 +238,8 @@ private:
             s.request_.headers.clear();
             s.request_.trailers.clear();
             s.request_.body.clear();
+            s.request_.version_major = 1;
+            s.request_.version_minor = 1;
             s.request_.headers.reserve(12);
         } else {
             s.response_.reason.clear();
@@ -428,6 +436,7 @@ RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
 FeedResult RequestParser::feed(std::string_view data) { return core_->feed(data); }
 FeedResult RequestParser::finish() { return core_->finish(); }
 Request RequestParser::take() { return core_->take_request(); }
+void RequestParser::take_into(Request& request) { core_->take_request_into(request); }
 const Request& RequestParser::current() const noexcept { return core_->request(); }
 std::error_code RequestParser::error() const noexcept { return core_->error(); }
 bool RequestParser::in_message() const noexcept { return core_->in_message(); }

@@ -34,7 +34,7 @@ struct Connection {
     TcpStream* stream = nullptr;
     Phase phase = Phase::headers;
     bool in_request = false;  // a byte of a request arrived and its response is not written
-    Clock::time_point deadline{};
+    std::uint64_t deadline = 0;  // in the loop's time (uv_now), ms
 };
 
 // The status a server answers a request it could not parse with.
@@ -108,6 +108,7 @@ struct Server::Impl {
             try {
                 listener = TcpListener::bind(loop, address, lo);
                 bound = listener.local_address();
+                bound_wildcard = bound.ip() == "0.0.0.0" || bound.ip() == "::";
                 return;
             } catch (const Error& e) {
                 bool in_use = e.code() == uv_error(UV_EADDRINUSE);
@@ -151,13 +152,19 @@ struct Server::Impl {
         }
     }
 
+    // The loop's cached time in ms: deadlines need no clock read of their own.
+    std::uint64_t now_ms() const noexcept { return uv_now(loop); }
+    std::uint64_t after(milliseconds d) const noexcept {
+        return uv_now(loop) + static_cast<std::uint64_t>(d.count());
+    }
+
     // Enforces the deadlines of every connection, coarsely (sweep_interval): one timer for
     // the server instead of one per connection and per read.
     Task<void> sweep() {
         try {
             for (;;) {
                 co_await sleep_for(loop, sweep_interval);
-                Clock::time_point now = Clock::now();
+                std::uint64_t now = now_ms();
                 for (Connection* c = head.next; c != &head; c = c->next) {
                     if (c->phase != Phase::handling && now >= c->deadline &&
                         c->stream->is_open()) {
@@ -174,9 +181,9 @@ struct Server::Impl {
     // Reads and drops what the client still sends after we decided to close, for a bounded
     // time and amount, so that closing does not reset the connection before the client read
     // our last response (RFC 9112 9.6).
-    static Task<void> linger(TcpStream& stream, Connection& conn) {
+    Task<void> linger(TcpStream& stream, Connection& conn) {
         conn.phase = Phase::lingering;
-        conn.deadline = Clock::now() + kLingerTime;
+        conn.deadline = after(kLingerTime);
         co_await stream.shutdown();
         std::size_t dropped = 0;
         while (dropped < kLingerBytes) {
@@ -186,11 +193,13 @@ struct Server::Impl {
         }
     }
 
-    // Serves one connection: requests in order, each answered before the next is read.
+    // Serves one connection: requests in order, each answered before the next is read. This
+    // is the NOTIFY hot path: the request's storage (header vector, body) and the response
+    // buffer are reused from one request to the next, and each response is one write.
     Task<void> serve(TcpStream stream) {
         Connection conn;
         conn.stream = &stream;
-        conn.deadline = Clock::now() + options.header_timeout;
+        conn.deadline = after(options.header_timeout);
         link(&conn);
         struct Unlink {
             Impl* impl;
@@ -199,20 +208,21 @@ struct Server::Impl {
         } unlink_guard{this, &conn};
 
         RequestParser parser(options.limits);
+        Request request;
         std::string out;
         std::string_view input;
         try {
-            RequestContext context{stream.peer_address(), stream.local_address()};
+            // A listener bound to one address needs no getsockname per connection.
+            RequestContext context{stream.peer_address(),
+                                   bound_wildcard ? stream.local_address() : bound};
             stream.set_nodelay(true);
             bool close_after = false;
             while (!close_after) {
                 if (input.empty()) {
                     input = co_await stream.read_some();
-                    if (input.empty()) {
-                        // End of stream: between requests a normal close; inside one, the
-                        // client gave up and there is nobody to answer.
-                        break;
-                    }
+                    // End of stream: between requests a normal close; inside one, the client
+                    // gave up and there is nobody to answer.
+                    if (input.empty()) break;
                 }
                 bool was_in_message = parser.in_message();
                 FeedResult r = parser.feed(input);
@@ -221,42 +231,84 @@ struct Server::Impl {
                     conn.in_request = true;
                     if (conn.phase == Phase::idle) {
                         conn.phase = Phase::headers;
-                        conn.deadline = Clock::now() + options.header_timeout;
+                        conn.deadline = after(options.header_timeout);
                     }
                 }
                 switch (r.event) {
                     case ParseEvent::need_more:
                         if (conn.phase == Phase::headers && parser.headers_complete()) {
                             conn.phase = Phase::body;
-                            conn.deadline = Clock::now() + options.body_timeout;
+                            conn.deadline = after(options.body_timeout);
                         }
                         break;
                     case ParseEvent::expect_continue:
                         conn.phase = Phase::writing;
-                        conn.deadline = Clock::now() + options.write_timeout;
+                        conn.deadline = after(options.write_timeout);
                         co_await stream.write(kContinue);
                         conn.phase = Phase::body;
-                        conn.deadline = Clock::now() + options.body_timeout;
+                        conn.deadline = after(options.body_timeout);
                         break;
                     case ParseEvent::error: {
                         ++stats.bad_requests;
-                        std::string answer = error_response(status_for(parser.error()));
+                        out = error_response(status_for(parser.error()));
                         conn.phase = Phase::writing;
-                        conn.deadline = Clock::now() + options.write_timeout;
-                        co_await stream.write(std::string_view(answer));
+                        conn.deadline = after(options.write_timeout);
+                        co_await stream.write(std::string_view(out));
                         co_await linger(stream, conn);
                         close_after = true;
                         break;
                     }
-                    case ParseEvent::message:
-                        close_after = !co_await answer(stream, conn, parser.take(), context, out);
+                    case ParseEvent::message: {
+                        parser.take_into(request);
+                        conn.phase = Phase::handling;
+                        ++stats.requests;
+                        Response response;
+                        if (auto expect = request.headers.get("expect");
+                            expect && !iequals(*expect, "100-continue")) {
+                            ++stats.bad_requests;
+                            response.status = 417;
+                        } else {
+                            bool failed = false;
+                            try {
+                                response = co_await handler(request, context);
+                            } catch (const Error& e) {
+                                // Cancelled by a forced stop: nobody is left to answer.
+                                if (is_cancelled(e.code()) && stopping) throw;
+                                failed = handler_failed(request, e);
+                            } catch (const std::exception& e) {
+                                failed = handler_failed(request, e);
+                            }
+                            if (failed) {
+                                response = Response{};
+                                response.status = 500;
+                            }
+                        }
+                        bool keep = prepare(request, response);
+                        out.clear();
+                        try {
+                            serialize_into(out, response, request.method != "HEAD");
+                        } catch (const Error& e) {
+                            ++stats.handler_errors;
+                            log(LogLevel::error, "http server: response to ", request.method,
+                                " ", request.target, " not serialisable: ", e.what());
+                            out = error_response(500);
+                            keep = false;
+                        }
+                        conn.phase = Phase::writing;
+                        conn.deadline = after(options.write_timeout);
+                        co_await stream.write(std::string_view(out));
+                        // Keep the buffers for the next request unless a large one inflated them.
+                        if (out.capacity() > 64 * 1024) std::string().swap(out);
+                        if (request.body.capacity() > 64 * 1024) request = Request{};
                         conn.in_request = false;
+                        close_after = !keep;
                         if (close_after && (!input.empty() || stream.buffered() > 0)) {
                             co_await linger(stream, conn);
                         }
                         conn.phase = Phase::idle;
-                        conn.deadline = Clock::now() + options.idle_timeout;
+                        conn.deadline = after(options.idle_timeout);
                         break;
+                    }
                 }
             }
         } catch (const std::system_error& e) {
@@ -269,59 +321,23 @@ struct Server::Impl {
         stream.close();
     }
 
-    // Runs the handler for one request and writes its response; false if the connection
-    // must close afterwards.
-    Task<bool> answer(TcpStream& stream, Connection& conn, Request request,
-                      const RequestContext& context, std::string& out) {
-        conn.phase = Phase::handling;
-        ++stats.requests;
-        Response response;
-        auto expect = request.headers.get("expect");
-        if (expect && !iequals(*expect, "100-continue")) {
-            response.status = 417;
-            ++stats.bad_requests;
-        } else {
-            try {
-                response = co_await handler(request, context);
-            } catch (const Error& e) {
-                // Cancelled by a forced stop: the connection ends, there is nobody to answer.
-                if (is_cancelled(e.code()) && stopping) throw;
-                ++stats.handler_errors;
-                log(LogLevel::error, "http server: handler of ", request.method, " ",
-                    request.target, " failed: ", e.what());
-                response = Response{};
-                response.status = 500;
-            } catch (const std::exception& e) {
-                ++stats.handler_errors;
-                log(LogLevel::error, "http server: handler of ", request.method, " ",
-                    request.target, " failed: ", e.what());
-                response = Response{};
-                response.status = 500;
-            }
-        }
-        bool keep = !stopping && request.keep_alive() && response.keep_alive() &&
-                    response.status != 417;
+    bool handler_failed(const Request& request, const std::exception& e) {
+        ++stats.handler_errors;
+        log(LogLevel::error, "http server: handler of ", request.method, " ", request.target,
+            " failed: ", e.what());
+        return true;
+    }
+
+    // Sets the Connection field of `response`; true if the connection stays open.
+    bool prepare(const Request& request, Response& response) const {
+        bool keep = !stopping && response.status != 417 && request.keep_alive() &&
+                    response.keep_alive();
         if (!keep) {
             response.headers.set("Connection", "close");
         } else if (request.version_major == 1 && request.version_minor == 0) {
             response.headers.set("Connection", "keep-alive");
         }
-        out.clear();
-        try {
-            serialize_into(out, response, request.method != "HEAD");
-        } catch (const Error& e) {
-            ++stats.handler_errors;
-            log(LogLevel::error, "http server: response to ", request.method, " ",
-                request.target, " not serialisable: ", e.what());
-            out = error_response(500);
-            keep = false;
-        }
-        conn.phase = Phase::writing;
-        conn.deadline = Clock::now() + options.write_timeout;
-        co_await stream.write(std::string_view(out));
-        // Keep the buffer for the next response unless a large body inflated it.
-        if (out.capacity() > 64 * 1024) std::string().swap(out);
-        co_return keep;
+        return keep;
     }
 
     Task<void> stop(milliseconds grace) {
@@ -359,6 +375,7 @@ struct Server::Impl {
     bool stopped = false;
     milliseconds sweep_interval{};
     SocketAddress bound;
+    bool bound_wildcard = true;
     AsyncEvent drained;
     std::stop_source sweeper_stop;
     TcpListener listener;

@@ -43,17 +43,17 @@ TEST_SUITE("co.address") {
         CHECK(SocketAddress::parse("1.2.3.4:1400") == SocketAddress::parse("1.2.3.4", 1400));
         CHECK(SocketAddress::parse("[::1]:1400") == SocketAddress::ipv6_loopback(1400));
         CHECK(SocketAddress::parse("[fe80::1%7]:80").scope_id() == 7);
-        for (const char* bad : {"", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:x",
-                                "::1:80", "[::1]", "[::1]80", "[::1:80", "host:80",
-                                "1.2.3.4:80x", "300.1.1.1:80"}) {
+        for (const char* bad :
+             {"", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:x", "::1:80", "[::1]", "[::1]80",
+              "[::1:80", "host:80", "1.2.3.4:80x", "300.1.1.1:80"}) {
             CAPTURE(bad);
             CHECK_FALSE(SocketAddress::try_parse(std::string_view(bad)).ok());
         }
     }
 
     TEST_CASE("invalid literals throw with the input in the message") {
-        CHECK_THROWS_WITH_AS(SocketAddress::parse("not-an-ip", 1),
-                             doctest::Contains("not-an-ip"), Error);
+        CHECK_THROWS_WITH_AS(SocketAddress::parse("not-an-ip", 1), doctest::Contains("not-an-ip"),
+                             Error);
         try {
             (void)SocketAddress::parse("nope:1");
         } catch (const Error& e) {

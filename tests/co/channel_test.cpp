@@ -221,6 +221,36 @@ TEST_SUITE("co.channel") {
         CHECK(cotest::Counted::constructed > 5);
     }
 
+    TEST_CASE("an item of a cancelled push_wait is destroyed exactly once") {
+        cotest::Counted::reset();
+        {
+            uvtest::TestLoop loop;
+            Channel<cotest::Counted> ch(loop, 1);
+            ch.push(cotest::Counted(1));
+            std::stop_source source;
+            Scope scope(loop);
+            bool cancelled = false;
+            scope.spawn(with_stop_token(
+                [](Channel<cotest::Counted>& c, bool& flag) -> Task<void> {
+                    try {
+                        co_await c.push_wait(cotest::Counted(2));
+                    } catch (const Error& e) {
+                        flag = e.code() == errc::cancelled;
+                    }
+                }(ch, cancelled),
+                source.get_token()));
+            run(loop, [&]() -> Task<void> {
+                co_await sleep_for(loop, 1ms);
+                source.request_stop();
+                co_await scope.join();
+            }());
+            CHECK(cancelled);
+            CHECK(ch.size() == 1);
+            CHECK(ch.try_next()->value == 1);
+        }
+        CHECK(cotest::Counted::alive() == 0);
+    }
+
     TEST_CASE("a million items through a channel in one task do not grow the stack") {
         uvtest::TestLoop loop;
         Channel<int> ch(loop);

@@ -217,6 +217,35 @@ TEST_SUITE("co.scope") {
         CHECK(cancelled);
     }
 
+    TEST_CASE("the library's handles close once no library object uses the loop") {
+        uvtest::TestLoop loop;
+        auto count_open = [&] {
+            int n = 0;
+            uv_walk(
+                loop,
+                [](uv_handle_t* h, void* arg) { *static_cast<int*>(arg) += !uv_is_closing(h); },
+                &n);
+            return n;
+        };
+        {
+            Channel<int> ch(loop);
+            AsyncEvent ev(loop);
+            CHECK(count_open() > 0);
+            // Idle library objects do not keep the application's loop running.
+            CHECK(uv_run(loop, UV_RUN_DEFAULT) == 0);
+            spawn(loop, [](uv_loop_t* l, Channel<int>& c) -> Task<void> {
+                co_await sleep_for(l, 1ms);
+                c.push(1);
+            }(loop, ch));
+            CHECK(run(loop,
+                      [](Channel<int>& c) -> Task<int> { co_return *co_await c.next(); }(ch)) == 1);
+            uv_run(loop, UV_RUN_DEFAULT);
+        }
+        CHECK(count_open() == 0);
+        uv_run(loop, UV_RUN_NOWAIT);
+        CHECK(uv_loop_alive(loop) == 0);
+    }
+
     TEST_CASE("two loops run tasks in two threads at once") {
         std::atomic<int> total{0};
         auto worker = [&total] {

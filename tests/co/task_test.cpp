@@ -17,7 +17,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-Task<int> forty_two() { co_return 42; }
+Task<int> forty_two() {
+    co_return 42;
+}
 
 Task<int> add(int a, int b) {
     int x = co_await forty_two();
@@ -35,7 +37,9 @@ Task<int> count_ready(int n) {
     co_return sum;
 }
 
-Task<cotest::Counted> make_counted(int v) { co_return cotest::Counted(v); }
+Task<cotest::Counted> make_counted(int v) {
+    co_return cotest::Counted(v);
+}
 
 }  // namespace
 

@@ -45,7 +45,8 @@ Task<std::string> echo_client(uv_loop_t* loop, SocketAddress server, std::string
 
 std::string pattern(std::size_t size, int seed) {
     std::string s(size, '\0');
-    for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + (i * 7 + static_cast<std::size_t>(seed)) % 26);
+    for (std::size_t i = 0; i < size; ++i)
+        s[i] = static_cast<char>('a' + (i * 7 + static_cast<std::size_t>(seed)) % 26);
     return s;
 }
 
@@ -241,7 +242,8 @@ TEST_SUITE("co.tcp") {
             FAIL("connected");
         } catch (const Error& e) {
             CHECK(e.code() == std::errc::connection_refused);
-            std::string expected = "connect to 127.0.0.1:" + std::to_string(port) + ": ECONNREFUSED";
+            std::string expected =
+                "connect to 127.0.0.1:" + std::to_string(port) + ": ECONNREFUSED";
             CHECK(std::string(e.what()).find(expected) == 0);
         }
     }
@@ -258,7 +260,8 @@ TEST_SUITE("co.tcp") {
         SocketAddress local = run(loop, [&]() -> Task<SocketAddress> {
             ConnectOptions opts;
             opts.local_address = SocketAddress::parse("127.0.0.2", 0);
-            TcpStream s = co_await connect(loop, SocketAddress::ipv4_loopback(listener.port()), opts);
+            TcpStream s =
+                co_await connect(loop, SocketAddress::ipv4_loopback(listener.port()), opts);
             s.set_nodelay(false);
             s.set_keepalive(30);
             CHECK(s.peer_address().port() == listener.port());
@@ -370,7 +373,8 @@ TEST_SUITE("co.tcp") {
             std::error_code code;
             for (int i = 0; i < 16; ++i) {
                 code = cancelled_after([&]() -> Task<void> {
-                    keep.push_back(co_await connect(loop, SocketAddress::ipv4_loopback(stuck.port)));
+                    keep.push_back(
+                        co_await connect(loop, SocketAddress::ipv4_loopback(stuck.port)));
                 });
                 if (code) break;
             }
@@ -418,9 +422,8 @@ TEST_SUITE("co.tcp") {
             s.request_stop();
         }(loop, source, client));
         auto writer = [&]() -> Task<void> { co_await client.write(std::string(64 << 20, 'x')); };
-        std::error_code code = error_of(loop, [&] {
-            return with_stop_token(writer(), source.get_token());
-        });
+        std::error_code code =
+            error_of(loop, [&] { return with_stop_token(writer(), source.get_token()); });
         CHECK(code == errc::cancelled);
         CHECK_FALSE(client.is_open());
         server.request_stop();
@@ -474,12 +477,14 @@ TEST_SUITE("co.tcp") {
             MESSAGE("::1 is unavailable here; IPv6 test skipped");
             return;
         }
-        TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv6_loopback(0), {.ipv6_only = true});
+        TcpListener listener =
+            TcpListener::bind(loop, SocketAddress::ipv6_loopback(0), {.ipv6_only = true});
         CHECK(listener.local_address().is_ipv6());
         Scope connections(loop);
         Scope servers(loop);
         servers.spawn(echo_server(listener, connections));
-        std::string back = run(loop, echo_client(loop, SocketAddress::parse("::1", listener.port()), "six"));
+        std::string back =
+            run(loop, echo_client(loop, SocketAddress::parse("::1", listener.port()), "six"));
         CHECK(back == "six");
         servers.request_stop();
         run(loop, [&]() -> Task<void> {
@@ -507,7 +512,8 @@ TEST_SUITE("co.tcp") {
             co_await sleep_for(l, 1ms);
             li.close();
         }(loop, listener));
-        std::error_code code = error_of(loop, [&]() -> Task<void> { (void)co_await listener.accept(); });
+        std::error_code code =
+            error_of(loop, [&]() -> Task<void> { (void)co_await listener.accept(); });
         CHECK(code == errc::closed);
     }
 

@@ -110,11 +110,11 @@ TEST_SUITE("co.timer") {
         Scope scope(loop);
         auto at = Clock::now() + 2ms;
         for (int i = 0; i < 50; ++i) {
-            scope.spawn([](uv_loop_t* l, Clock::time_point t, int id,
-                           std::vector<int>& out) -> Task<void> {
-                co_await sleep_until(l, t);
-                out.push_back(id);
-            }(loop, at, i, order));
+            scope.spawn(
+                [](uv_loop_t* l, Clock::time_point t, int id, std::vector<int>& out) -> Task<void> {
+                    co_await sleep_until(l, t);
+                    out.push_back(id);
+                }(loop, at, i, order));
         }
         run(loop, [&]() -> Task<void> { co_await scope.join(); }());
         REQUIRE(order.size() == 50);

@@ -370,6 +370,27 @@ TEST_SUITE("http.parser") {
                              "Upgrade: h2c\r\n\r\n") == errc::upgrade_not_supported);
     }
 
+    TEST_CASE("take_into hands over each request without leaking the previous one's fields") {
+        RequestParser parser;
+        Request request;
+        std::string input = kNotify + "GET /second HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + kNotify +
+                            "PUT /fourth HTTP/1.1\r\nContent-Length: 1\r\n\r\nz";
+        std::vector<std::string> seen;
+        std::string_view rest = input;
+        while (!rest.empty()) {
+            FeedResult r = parser.feed(rest);
+            REQUIRE(r.event == ParseEvent::message);
+            rest.remove_prefix(r.consumed);
+            // The parser gets this object's former storage back for the next request.
+            parser.take_into(request);
+            seen.push_back(request.method + " " + request.target + " 1." +
+                           std::to_string(request.version_minor) + " " +
+                           std::to_string(request.headers.size()) + " " + request.body.substr(0, 3));
+        }
+        CHECK(seen == std::vector<std::string>{"NOTIFY /event/3 1.1 7 <e:", "GET /second 1.0 1 ",
+                                               "NOTIFY /event/3 1.1 7 <e:", "PUT /fourth 1.1 1 z"});
+    }
+
     TEST_CASE("a failed parser stays failed until reset") {
         RequestParser parser;
         CHECK(parser.feed("BAD LINE\r\n").event == ParseEvent::error);

@@ -97,9 +97,9 @@ TEST_SUITE("http.url") {
             {"../../", "http://a/"},
             {"../../g", "http://a/g"},
         };
-        for (const auto& [ref, expected] : cases) {
-            CAPTURE(ref);
-            CHECK(resolved(ref) == expected);
+        for (const auto& c : cases) {
+            CAPTURE(c.first);
+            CHECK(resolved(c.first) == c.second);
         }
     }
 
@@ -125,9 +125,9 @@ TEST_SUITE("http.url") {
             {"g#s/../x", "http://a/b/c/g#s/../x"},
             {"http:g", "http:g"},
         };
-        for (const auto& [ref, expected] : cases) {
-            CAPTURE(ref);
-            CHECK(resolved(ref) == expected);
+        for (const auto& c : cases) {
+            CAPTURE(c.first);
+            CHECK(resolved(c.first) == c.second);
         }
     }
 

@@ -15,7 +15,7 @@ namespace uvgena {
 /// An IPv4 or IPv6 socket address (a sockaddr_storage inside). Default-constructed it is
 /// unspecified (family AF_UNSPEC).
 class SocketAddress {
-public:
+  public:
     /// An unspecified address.
     SocketAddress() noexcept;
 
@@ -72,7 +72,7 @@ public:
     /// Same family, IP, port and scope.
     friend bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept;
 
-private:
+  private:
     sockaddr_storage storage_;
 };
 

@@ -31,7 +31,7 @@ namespace detail {
 /// Awaiter of Channel<T>::next().
 template <typename T>
 class [[nodiscard]] ChannelNextAwaiter {
-public:
+  public:
     explicit ChannelNextAwaiter(Channel<T>* ch) noexcept : ch_(ch) { waiter_.owner = this; }
     ChannelNextAwaiter(const ChannelNextAwaiter&) = delete;
     ChannelNextAwaiter& operator=(const ChannelNextAwaiter&) = delete;
@@ -51,7 +51,7 @@ public:
         return std::move(item_);
     }
 
-private:
+  private:
     friend class uvgena::Channel<T>;
     enum class State { waiting, done, cancelled };
 
@@ -85,7 +85,7 @@ private:
 /// Awaiter of Channel<T>::push_wait().
 template <typename T>
 class [[nodiscard]] ChannelPushAwaiter {
-public:
+  public:
     ChannelPushAwaiter(Channel<T>* ch, T&& value) : ch_(ch), item_(std::move(value)) {
         waiter_.owner = this;
     }
@@ -108,7 +108,7 @@ public:
         if (state_ == State::closed) throw Error(make_error_code(errc::closed), "channel push");
     }
 
-private:
+  private:
     friend class uvgena::Channel<T>;
     enum class State { waiting, done, cancelled, closed };
 
@@ -155,7 +155,7 @@ private:
 /// push_wait() wait for room. Destroying a channel closes it. Loop thread only.
 template <typename T>
 class Channel {
-public:
+  public:
     /// An unbounded channel on `loop`.
     explicit Channel(uv_loop_t* loop) : ctx_(loop) {}
     /// A channel holding at most `capacity` items (> 0), applying `policy` when full.
@@ -230,7 +230,7 @@ public:
     /// The overflow policy.
     Overflow policy() const noexcept { return policy_; }
 
-private:
+  private:
     friend class detail::ChannelNextAwaiter<T>;
     friend class detail::ChannelPushAwaiter<T>;
 

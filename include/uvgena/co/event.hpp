@@ -17,7 +17,7 @@ namespace detail {
 
 /// Awaiter of AsyncEvent::wait().
 class [[nodiscard]] EventWaitAwaiter {
-public:
+  public:
     explicit EventWaitAwaiter(AsyncEvent* event) noexcept : event_(event) {}
     EventWaitAwaiter(const EventWaitAwaiter&) = delete;
     EventWaitAwaiter& operator=(const EventWaitAwaiter&) = delete;
@@ -29,7 +29,7 @@ public:
     /// Throws Error(errc::cancelled) when stopped, Error(errc::closed) if the event died.
     void await_resume() const;
 
-private:
+  private:
     friend class uvgena::AsyncEvent;
     enum class State { waiting, set, cancelled, closed };
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
@@ -47,7 +47,7 @@ private:
 /// never inline) and stays set until `reset()`. `co_await wait()` returns at once when set.
 /// Destroying the event wakes its waiters with Error(errc::closed). Loop thread only.
 class AsyncEvent {
-public:
+  public:
     /// An event on `loop`, initially set or not.
     explicit AsyncEvent(uv_loop_t* loop, bool initially_set = false);
     AsyncEvent(const AsyncEvent&) = delete;
@@ -64,7 +64,7 @@ public:
     /// if the task's stop token fires first.
     detail::EventWaitAwaiter wait() noexcept { return detail::EventWaitAwaiter(this); }
 
-private:
+  private:
     friend class detail::EventWaitAwaiter;
     detail::LoopRef ctx_;
     detail::WaiterList waiters_;

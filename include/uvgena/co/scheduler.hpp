@@ -48,7 +48,7 @@ struct Waiter {
 
 /// A circular FIFO of Waiters with a sentinel; neither copyable nor movable.
 class WaiterList {
-public:
+  public:
     WaiterList() noexcept { head_.prev = head_.next = &head_; }
     WaiterList(const WaiterList&) = delete;
     WaiterList& operator=(const WaiterList&) = delete;
@@ -89,7 +89,7 @@ public:
         head_.prev = last;
     }
 
-private:
+  private:
     Waiter head_;
 };
 
@@ -98,7 +98,7 @@ struct TimerNode {
     std::chrono::steady_clock::time_point deadline{};
     void (*fire)(TimerNode*) noexcept = nullptr;
     void* owner = nullptr;  ///< The object embedding this node.
-    std::uint64_t seq = 0;                      ///< Insertion order (FIFO among equal deadlines).
+    std::uint64_t seq = 0;  ///< Insertion order (FIFO among equal deadlines).
     std::size_t heap_index = static_cast<std::size_t>(-1);  ///< Position in the heap, or -1.
     /// True while the node waits in the heap.
     bool armed() const noexcept { return heap_index != static_cast<std::size_t>(-1); }
@@ -110,7 +110,7 @@ class RootList;
 /// non-empty so that the loop does not block in poll), a timer heap on one uv_timer, and the
 /// tasks started by `uvgena::spawn`. Reference counted by the library objects using the loop.
 class LoopContext {
-public:
+  public:
     /// Finds or creates the context of `loop` and takes a reference on it.
     static LoopContext* acquire(uv_loop_t* loop);
 
@@ -139,7 +139,7 @@ public:
     /// The list of tasks started with `uvgena::spawn(loop, ...)`.
     RootList& spawned() noexcept { return *spawned_; }
 
-private:
+  private:
     explicit LoopContext(uv_loop_t* loop);
     ~LoopContext();
 
@@ -174,7 +174,7 @@ private:
 
 /// An owning reference to a LoopContext (RAII around acquire/release).
 class LoopRef {
-public:
+  public:
     LoopRef() noexcept = default;
     /// Acquires the context of `loop`.
     explicit LoopRef(uv_loop_t* loop) : ctx_(LoopContext::acquire(loop)) {}
@@ -200,7 +200,7 @@ public:
     /// True when holding a context.
     explicit operator bool() const noexcept { return ctx_ != nullptr; }
 
-private:
+  private:
     LoopContext* ctx_ = nullptr;
 };
 

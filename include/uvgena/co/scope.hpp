@@ -28,7 +28,7 @@ using ErrorHandler = std::function<void(std::exception_ptr)>;
 
 /// The coroutine that owns one detached task: it awaits the task and reports its exception.
 class RootTask {
-public:
+  public:
     struct promise_type : PromiseBase {
         RootTask get_return_object() noexcept;
         std::suspend_always initial_suspend() const noexcept { return {}; }
@@ -37,8 +37,8 @@ public:
         void unhandled_exception() const noexcept {}
         ~promise_type();
 
-        Waiter start;         ///< Node in the ready queue until the task starts.
-        Waiter member;        ///< Node in the owner's list of live tasks (handle unused).
+        Waiter start;   ///< Node in the ready queue until the task starts.
+        Waiter member;  ///< Node in the owner's list of live tasks (handle unused).
         RootList* owner = nullptr;
     };
     std::coroutine_handle<promise_type> handle;
@@ -47,7 +47,7 @@ public:
 /// The live detached tasks of a Scope (or of a loop, for `spawn`), with their error handler
 /// and their join waiters.
 class RootList {
-public:
+  public:
     /// A list on `ctx` (not referenced by the list itself; each live task holds a reference).
     RootList(LoopContext* ctx, ErrorHandler on_error);
     RootList(const RootList&) = delete;
@@ -70,7 +70,7 @@ public:
     /// The loop context.
     LoopContext* context() const noexcept { return ctx_; }
 
-private:
+  private:
     LoopContext* ctx_;
     ErrorHandler on_error_;
     WaiterList members_;
@@ -80,7 +80,7 @@ private:
 
 /// Awaiter of Scope::join(): resumes when the scope has no live task.
 class [[nodiscard]] JoinAwaiter {
-public:
+  public:
     explicit JoinAwaiter(RootList* list) noexcept : list_(list) {}
     JoinAwaiter(const JoinAwaiter&) = delete;
     JoinAwaiter& operator=(const JoinAwaiter&) = delete;
@@ -92,7 +92,7 @@ public:
     /// Throws Error(errc::cancelled) if the awaiting task was stopped first.
     void await_resume();
 
-private:
+  private:
     friend class uvgena::detail::RootList;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(JoinAwaiter* self) noexcept;
@@ -116,7 +116,7 @@ void drive_until_done(uv_loop_t* loop, std::coroutine_handle<> h);
 /// destroys the tasks still suspended; join it first to let them finish cleanly. Must not be
 /// destroyed by one of its own tasks.
 class Scope {
-public:
+  public:
     /// Receives the exception that escaped a task; it must not throw.
     using ErrorHandler = detail::ErrorHandler;
 
@@ -149,7 +149,7 @@ public:
     /// The loop.
     uv_loop_t* loop() const noexcept;
 
-private:
+  private:
     template <typename T>
     static Task<void> discard(Task<T> task) {
         (void)co_await std::move(task);

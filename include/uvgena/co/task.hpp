@@ -42,7 +42,7 @@ namespace detail {
 
 /// What every uvgena coroutine promise has: a continuation and a stop token.
 class PromiseBase {
-public:
+  public:
     /// The stop token of this coroutine.
     const std::stop_token& stop_token() const noexcept { return token_; }
     /// Takes the awaiter's token unless one was set explicitly.
@@ -75,7 +75,7 @@ public:
     std::suspend_always initial_suspend() const noexcept { return {}; }
     FinalAwaiter final_suspend() const noexcept { return {}; }
 
-private:
+  private:
     std::coroutine_handle<> continuation_;
     std::stop_token token_;
     bool token_set_ = false;
@@ -96,11 +96,11 @@ const std::stop_token* stop_token_of(std::coroutine_handle<P> h) noexcept {
 /// The promise of Task<T>: stores the value or the exception.
 template <typename T>
 class TaskPromise : public PromiseBase {
-public:
+  public:
     Task<T> get_return_object() noexcept;
     void unhandled_exception() noexcept { result_.template emplace<2>(std::current_exception()); }
     template <typename U = T>
-        requires std::is_convertible_v<U&&, T>
+    requires std::is_convertible_v<U&&, T>
     void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         result_.template emplace<1>(std::forward<U>(value));
     }
@@ -110,14 +110,14 @@ public:
         return std::move(std::get<1>(result_));
     }
 
-private:
+  private:
     std::variant<std::monostate, T, std::exception_ptr> result_;
 };
 
 /// The promise of Task<void>.
 template <>
 class TaskPromise<void> : public PromiseBase {
-public:
+  public:
     Task<void> get_return_object() noexcept;
     void unhandled_exception() noexcept { exception_ = std::current_exception(); }
     void return_void() noexcept {}
@@ -126,7 +126,7 @@ public:
         if (exception_) std::rethrow_exception(exception_);
     }
 
-private:
+  private:
     std::exception_ptr exception_;
 };
 
@@ -149,7 +149,7 @@ struct CurrentStopTokenAwaiter {
 /// safe whether the task never started, is suspended, or has finished.
 template <typename T>
 class [[nodiscard]] Task {
-public:
+  public:
     using promise_type = detail::TaskPromise<T>;
     using handle_type = std::coroutine_handle<promise_type>;
     using value_type = T;
@@ -214,17 +214,22 @@ public:
         }
 #endif
         T await_resume() {
-            if (!h) throw Error(make_error_code(errc::invalid_argument), "co_await on an empty Task");
+            if (!h)
+                throw Error(make_error_code(errc::invalid_argument), "co_await on an empty Task");
             return h.promise().take_result();
         }
     };
 
     /// Starts the task and waits for its result.
-    Awaiter operator co_await() && noexcept { return Awaiter{h_}; }
+    Awaiter operator co_await() && noexcept {
+        return Awaiter{h_};
+    }
     /// Starts the task and waits for its result (the task object keeps the frame).
-    Awaiter operator co_await() & noexcept { return Awaiter{h_}; }
+    Awaiter operator co_await() & noexcept {
+        return Awaiter{h_};
+    }
 
-private:
+  private:
     handle_type h_;
 };
 
@@ -240,7 +245,9 @@ inline Task<void> TaskPromise<void>::get_return_object() noexcept {
 
 /// `co_await current_stop_token()` yields the stop token of the running task (empty when the
 /// awaiting coroutine is not a uvgena task). Never suspends.
-[[nodiscard]] inline detail::CurrentStopTokenAwaiter current_stop_token() noexcept { return {}; }
+[[nodiscard]] inline detail::CurrentStopTokenAwaiter current_stop_token() noexcept {
+    return {};
+}
 
 /// Makes `task` observe `token` instead of the token of whoever awaits or spawns it.
 template <typename T>

@@ -37,7 +37,7 @@ struct WriteOp;
 
 /// Awaiter of TcpStream::read / read_some.
 class [[nodiscard]] ReadAwaiter {
-public:
+  public:
     ReadAwaiter(StreamHandle* handle, std::span<char> buffer, bool copy) noexcept
         : handle_(handle), buffer_(buffer), copy_(copy) {}
     ReadAwaiter(const ReadAwaiter&) = delete;
@@ -53,7 +53,7 @@ public:
     /// See resume_count; the view form.
     std::string_view resume_view();
 
-protected:
+  protected:
     friend struct StreamHandle;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(ReadAwaiter* self) noexcept;
@@ -69,21 +69,21 @@ protected:
 
 /// `co_await stream.read(buffer)` yields the bytes copied.
 class [[nodiscard]] ReadCopyAwaiter : public ReadAwaiter {
-public:
+  public:
     using ReadAwaiter::ReadAwaiter;
     std::size_t await_resume() { return resume_count(); }
 };
 
 /// `co_await stream.read_some()` yields a view of the stream's buffer.
 class [[nodiscard]] ReadViewAwaiter : public ReadAwaiter {
-public:
+  public:
     using ReadAwaiter::ReadAwaiter;
     std::string_view await_resume() { return resume_view(); }
 };
 
 /// Awaiter of TcpStream::write.
 class [[nodiscard]] WriteAwaiter {
-public:
+  public:
     WriteAwaiter(StreamHandle* handle, std::string_view data) noexcept
         : handle_(handle), data_(data) {}
     WriteAwaiter(StreamHandle* handle, std::string&& owned) noexcept
@@ -99,7 +99,7 @@ public:
     /// Returns once every byte was handed to the kernel; throws on error or cancellation.
     void await_resume();
 
-private:
+  private:
     friend struct WriteOp;
     friend struct StreamHandle;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
@@ -118,7 +118,7 @@ private:
 
 /// Awaiter of TcpListener::accept.
 class [[nodiscard]] AcceptAwaiter {
-public:
+  public:
     explicit AcceptAwaiter(ListenHandle* handle) noexcept : handle_(handle) {
         waiter_.owner = this;
     }
@@ -133,7 +133,7 @@ public:
     /// The accepted connection; throws on error, close or cancellation.
     TcpStream await_resume();
 
-private:
+  private:
     friend struct ListenHandle;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(AcceptAwaiter* self) noexcept;
@@ -162,7 +162,7 @@ struct ConnectOptions {
 /// and continues into a bounded per-stream buffer (64 KiB) while it has room, so that a
 /// stream being read does not toggle uv_read_start/stop for every read.
 class TcpStream {
-public:
+  public:
     /// Size of the per-stream read buffer.
     static constexpr std::size_t read_buffer_size = 64 * 1024;
 
@@ -231,7 +231,7 @@ public:
     /// The loop (nullptr when closed).
     uv_loop_t* loop() const noexcept;
 
-private:
+  private:
     detail::StreamHandle* handle_ = nullptr;
 };
 
@@ -247,8 +247,8 @@ struct ResolveOptions {
 
 /// Resolves `host` with uv_getaddrinfo (threadpool) into TCP addresses carrying `port`,
 /// without duplicates, in the resolver's order. Throws Error ("resolve NAME: EAI_NONAME...").
-Task<std::vector<SocketAddress>> resolve(uv_loop_t* loop, std::string host,
-                                         std::uint16_t port = 0, ResolveOptions options = {});
+Task<std::vector<SocketAddress>> resolve(uv_loop_t* loop, std::string host, std::uint16_t port = 0,
+                                         ResolveOptions options = {});
 
 /// Options of TcpListener::bind.
 struct ListenOptions {
@@ -260,7 +260,7 @@ struct ListenOptions {
 /// loop is the stream of connections. Several tasks may accept at once (FIFO). Connections
 /// arriving while nobody accepts wait in the kernel's backlog.
 class TcpListener {
-public:
+  public:
     /// A closed listener.
     TcpListener() noexcept = default;
     TcpListener(TcpListener&& other) noexcept;
@@ -287,7 +287,7 @@ public:
     /// The loop (nullptr when closed).
     uv_loop_t* loop() const noexcept;
 
-private:
+  private:
     detail::ListenHandle* handle_ = nullptr;
 };
 

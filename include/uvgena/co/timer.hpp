@@ -24,7 +24,7 @@ namespace detail {
 
 /// Awaiter of sleep_until / sleep_for.
 class [[nodiscard]] SleepAwaiter {
-public:
+  public:
     SleepAwaiter(uv_loop_t* loop, Clock::time_point deadline) noexcept
         : loop_(loop), deadline_(deadline) {}
     SleepAwaiter(const SleepAwaiter&) = delete;
@@ -39,7 +39,7 @@ public:
     /// Throws Error(errc::cancelled) if stopped before the deadline.
     void await_resume() const;
 
-private:
+  private:
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_fire(TimerNode* node) noexcept;
     static void on_stop(SleepAwaiter* self) noexcept;
@@ -55,7 +55,7 @@ private:
 
 /// Requests stop on a stop_source when a deadline passes (the engine of with_timeout).
 class DeadlineGuard {
-public:
+  public:
     DeadlineGuard(uv_loop_t* loop, Clock::time_point deadline, std::stop_source source);
     DeadlineGuard(const DeadlineGuard&) = delete;
     DeadlineGuard& operator=(const DeadlineGuard&) = delete;
@@ -63,7 +63,7 @@ public:
     /// True once the deadline passed and stop was requested.
     bool fired() const noexcept { return fired_; }
 
-private:
+  private:
     static void on_fire(TimerNode* node) noexcept;
 
     LoopRef ctx_;
@@ -109,7 +109,7 @@ Task<T> with_deadline(uv_loop_t* loop, Task<T> task, Clock::time_point deadline)
         co_return co_await with_stop_token(std::move(task), source.get_token());
     } catch (const std::system_error& e) {
         if (guard.fired() && is_cancelled(e.code()) && !outer.stop_requested()) {
-            throw Error(make_error_code(errc::timed_out), "operation timed out");
+            throw Error(make_error_code(errc::timed_out), "with_timeout");
         }
         throw;
     }

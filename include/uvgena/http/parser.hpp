@@ -66,6 +66,10 @@ public:
     FeedResult finish();
     /// Moves the complete request out (after ParseEvent::message).
     Request take();
+    /// Moves the complete request into `request` and keeps `request`'s former storage (body
+    /// and header capacity) for the next one: no allocation per request for a caller that
+    /// passes the same object each time.
+    void take_into(Request& request);
     /// The request in progress: after ParseEvent::expect_continue, or after an error, what
     /// was parsed so far (method, target, headers) for the server's decision.
     const Request& current() const noexcept;
