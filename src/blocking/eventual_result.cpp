@@ -1,5 +1,7 @@
 #include "uvgena/blocking/eventual_result.hpp"
 
+#include <utility>
+
 #include "uvgena/blocking/background_loop.hpp"
 #include "uvgena/core/log.hpp"
 
@@ -37,7 +39,7 @@ ResultStateBase::ResultStateBase(std::weak_ptr<Mailbox> mailbox,
     : mailbox_(std::move(mailbox)), loop_thread_(loop_thread) {}
 
 ResultStateBase::~ResultStateBase() {
-    if (!error_ || error_seen_ || is_expected_end(error_)) return;
+    if (!error_ || is_expected_end(error_)) return;
     try {
         std::rethrow_exception(error_);
     } catch (const std::exception& e) {
@@ -102,10 +104,16 @@ void ResultStateBase::fail(std::error_code code, const char* context) noexcept {
     }
 }
 
-void ResultStateBase::rethrow_if_failed_locked() {
-    if (!error_) return;
+std::exception_ptr ResultStateBase::take_error_locked() {
+    if (error_seen_) {
+        return std::make_exception_ptr(
+            Error(make_error_code(errc::invalid_argument),
+                  "EventualResult: the outcome was already taken by an earlier wait()"));
+    }
+    // Moved out, so that the exception object is released by the thread that handles it,
+    // never by the loop thread behind its back.
     error_seen_ = true;
-    std::rethrow_exception(error_);
+    return std::exchange(error_, nullptr);
 }
 
 }  // namespace uvgena::detail

@@ -1,5 +1,6 @@
 #include "uvgena/blocking/subscription.hpp"
 
+#include <string>
 #include <utility>
 
 #include "uvgena/core/log.hpp"
@@ -20,10 +21,36 @@ struct BlockingSubShared {
         }
         events.close();
     }
-    // Rethrows the error that ended the stream, once it ended and was drained.
+    // Throws the error that ended the stream, once it ended and was drained. Each reader
+    // gets a copy made under the lock, so that no exception object is shared between the
+    // threads (the original is released on whichever thread drops the last reference).
     void rethrow_end_error() {
-        std::lock_guard lock(mutex);
-        if (end_error) std::rethrow_exception(end_error);
+        std::exception_ptr copy;
+        {
+            std::lock_guard lock(mutex);
+            if (!end_error) return;
+            copy = copy_error(end_error);
+        }
+        std::rethrow_exception(copy);
+    }
+
+    // A new exception with the same code and text (system errors), else the same one.
+    static std::exception_ptr copy_error(const std::exception_ptr& error) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::system_error& e) {
+            std::string what = e.what();
+            std::string suffix = ": " + e.code().message();
+            if (what.size() >= suffix.size() &&
+                what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
+                what.resize(what.size() - suffix.size());
+            } else if (what == e.code().message()) {
+                what.clear();
+            }
+            return std::make_exception_ptr(what.empty() ? Error(e.code()) : Error(e.code(), what));
+        } catch (...) {
+            return error;
+        }
     }
 
     BlockingQueue<gena::Event> events;

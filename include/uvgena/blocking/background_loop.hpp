@@ -188,6 +188,7 @@ Task<void> drive_task(std::unique_ptr<CallableHolder> callable, Task<T> task,
     Task<T> local = std::move(task);
     std::stop_token scope_token = co_await current_stop_token();
     std::stop_callback<StopForwarder> forward(scope_token, StopForwarder{&state->stop_source()});
+    std::exception_ptr error;
     try {
         if constexpr (std::is_void_v<T>) {
             co_await with_stop_token(std::move(local), state->stop_source().get_token());
@@ -197,8 +198,11 @@ Task<void> drive_task(std::unique_ptr<CallableHolder> callable, Task<T> task,
                 co_await with_stop_token(std::move(local), state->stop_source().get_token()));
         }
     } catch (...) {
-        state->set_exception(std::current_exception());
+        error = std::current_exception();
     }
+    // Published after the handler ended: the loop thread holds no reference to the exception
+    // object any more once the waiting thread can see it.
+    if (error) state->set_exception(std::move(error));
 }
 
 /// The job of `BackgroundLoop::run(f)`.
@@ -213,6 +217,7 @@ class CallJob final : public Job {
             state_->fail(make_error_code(errc::cancelled), "cancelled before it started");
             return;
         }
+        std::exception_ptr error;
         try {
             F& f = static_cast<CallableOf<F>*>(callable_.get())->f;
             if constexpr (RunValue<InvokeResult<F>>::is_task) {
@@ -225,8 +230,9 @@ class CallJob final : public Job {
                 state_->set_value(invoke_on_loop(f, side));
             }
         } catch (...) {
-            state_->set_exception(std::current_exception());
+            error = std::current_exception();
         }
+        if (error) state_->set_exception(std::move(error));  // see drive_task
     }
 
     void abandon() noexcept override {

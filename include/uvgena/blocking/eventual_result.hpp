@@ -69,8 +69,9 @@ class ResultStateBase : public std::enable_shared_from_this<ResultStateBase> {
         done_ = true;
         completed_on_loop_ = true;
     }
-    /// Rethrows the stored exception (marking it seen); call with `mutex_` held.
-    void rethrow_if_failed_locked();
+    /// Moves the stored exception out (a second call gets Error(errc::invalid_argument));
+    /// call with `mutex_` held.
+    std::exception_ptr take_error_locked();
 
     mutable std::mutex mutex_;
     mutable std::condition_variable cv_;
@@ -110,14 +111,19 @@ class ResultState final : public ResultStateBase {
         }
     }
 
-    /// Moves the value out, or rethrows the exception. Call only when ready.
+    /// Moves the value or the exception out (the caller's thread then owns it alone) and
+    /// returns or throws it. Call only when ready.
     T take() {
-        std::lock_guard lock(mutex_);
-        rethrow_if_failed_locked();
+        std::unique_lock lock(mutex_);
+        if (error_ || error_seen_) {
+            std::exception_ptr error = take_error_locked();
+            lock.unlock();
+            std::rethrow_exception(std::move(error));
+        }
         if constexpr (!std::is_void_v<T>) {
             if (!value_) {
                 throw Error(make_error_code(errc::invalid_argument),
-                            "EventualResult: the value was already taken by an earlier wait()");
+                            "EventualResult: the outcome was already taken by an earlier wait()");
             }
             T value = std::move(*value_);
             value_.reset();
@@ -157,8 +163,8 @@ class [[nodiscard]] EventualResult {
     /// True once the work finished, with a value or an exception (never blocks).
     bool ready() const { return state_ && state_->ready(); }
 
-    /// Blocks until the work finished; returns its value (moved out: a second wait() after a
-    /// value throws Error(errc::invalid_argument)) or rethrows its exception, which is
+    /// Blocks until the work finished; returns its value or throws its exception, handing
+    /// either over once (a second wait() throws Error(errc::invalid_argument)). The exception is
     /// Error(errc::cancelled) after a successful cancel() and Error(errc::not_running) when
     /// the loop stopped before the work started. Throws Error(errc::wrong_thread) at once when
     /// called on the loop's own thread, where it would deadlock.
