@@ -227,9 +227,11 @@ void ListenerImpl::queue_callback(std::shared_ptr<SubState> state, Event event) 
 // reference to the listener, which then must not be inside one of its own tasks.
 Task<void> ListenerImpl::deliver_callbacks(std::shared_ptr<ListenerImpl> self) {
     while (!self->callback_queue_.empty()) {
-        std::shared_ptr<SubState> state = std::move(self->callback_queue_.front().first);
-        Event event = std::move(self->callback_queue_.front().second);
+        // Named members, not a structured binding: clang 14 cannot capture one in a lambda.
+        auto entry = std::move(self->callback_queue_.front());
         self->callback_queue_.pop_front();
+        auto& state = entry.first;
+        auto& event = entry.second;
         std::shared_ptr<const EventCallback> callback = state->callback;
         if (callback) {
             call_user(self.get(), "event callback", [&] { (*callback)(std::move(event)); });

@@ -79,7 +79,9 @@ std::string text_of(const DidlObject& o, const char* local) {
     return e ? e->text : std::string{};
 }
 
-/// Compares one DIDL value with SoCo's to_dict() of its first object.
+/// Compares one DIDL value with SoCo's to_dict() of its first object. (The loops name the
+/// key and value instead of binding them: clang 14 cannot capture a structured binding in
+/// the lambdas that doctest's macros make.)
 void check_didl(const PropertySet& ps, const std::string& name, const json& expected) {
     INFO("DIDL variable " << name);
     const auto& didl = ps.didl(name);
@@ -87,8 +89,8 @@ void check_didl(const PropertySet& ps, const std::string& name, const json& expe
     REQUIRE(!didl->objects.empty());
     const DidlObject& o = didl->objects.front();
     CHECK(o.upnp_class == soco_class_to_upnp(expected["__didl__"].get<std::string>()));
-    for (const auto& item : expected.items()) {
-        const std::string key = item.key();
+    for (auto& item : expected.items()) {
+        const std::string& key = item.key();
         const json& value = item.value();
         INFO("field " << key);
         auto str = [&](const std::string& ours) {
@@ -155,8 +157,8 @@ json to_soco_shape(const PropertySet& ps) {
 /// Every variable and value SoCo returns, compared (null == ""; DIDL dicts via check_didl).
 void check_against_soco(const PropertySet& ps, const json& expected) {
     json ours = to_soco_shape(ps);
-    for (const auto& item : expected.items()) {
-        const std::string key = item.key();
+    for (auto& item : expected.items()) {
+        const std::string& key = item.key();
         const json& value = item.value();
         INFO("variable " << key);
         REQUIRE_MESSAGE(ours.contains(key), "uvgena lacks " << key);
@@ -174,8 +176,8 @@ void check_against_soco(const PropertySet& ps, const json& expected) {
             CHECK(ours[key] == value);
         }
     }
-    for (const auto& item : ours.items()) {
-        const std::string key = item.key();
+    for (auto& item : ours.items()) {
+        const std::string& key = item.key();
         INFO("variable " << key);
         CHECK_MESSAGE(expected.contains(key), "uvgena has a variable SoCo lacks: " << key);
     }
@@ -239,9 +241,9 @@ TEST_SUITE("gena.soco_conformance") {
                 continue;
             }
             json ours = to_soco_shape(*ps);
-            for (const auto& item : soco.items()) {
-        const std::string key = item.key();
-        const json& value = item.value();
+            for (auto& item : soco.items()) {
+                const std::string& key = item.key();
+                const json& value = item.value();
                 INFO("variable " << key);
                 REQUIRE(ours.contains(key));
                 if (value.is_string() && value.get<std::string>().rfind("Didl", 0) == 0) {

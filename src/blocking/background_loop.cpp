@@ -1,0 +1,307 @@
+#include "uvgena/blocking/background_loop.hpp"
+
+#include <string>
+
+#include "uvgena/core/log.hpp"
+
+// A loop leaked on purpose is not reported by LeakSanitizer.
+#if defined(__has_include)
+#if __has_include(<sanitizer/lsan_interface.h>) && \
+    (defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_LEAK__))
+#include <sanitizer/lsan_interface.h>
+#define UVGENA_HAS_LSAN 1
+#endif
+#endif
+#if !defined(UVGENA_HAS_LSAN) && defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#include <sanitizer/lsan_interface.h>
+#define UVGENA_HAS_LSAN 1
+#endif
+#endif
+#ifndef UVGENA_HAS_LSAN
+#define UVGENA_HAS_LSAN 0
+#endif
+
+namespace uvgena {
+
+namespace detail {
+
+Mailbox::~Mailbox() = default;
+
+bool Mailbox::post(std::unique_ptr<Job>& job) {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+    queue_.push_back(std::move(job));
+    // Sent under the lock: the loop thread closes the async handle only after it has seen
+    // stopping_ set, so no send can reach a closed handle.
+    uv_async_send(async_);
+    return true;
+}
+
+bool Mailbox::request_stop() {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+    stopping_ = true;
+    stop_flag_.store(true, std::memory_order_release);
+    uv_async_send(async_);
+    return true;
+}
+
+bool Mailbox::accepting() const {
+    std::lock_guard lock(mutex_);
+    return !stopping_;
+}
+
+bool Mailbox::take(std::vector<std::unique_ptr<Job>>& out) {
+    std::lock_guard lock(mutex_);
+    if (out.empty()) {
+        out.swap(queue_);
+    } else {
+        for (auto& job : queue_) out.push_back(std::move(job));
+        queue_.clear();
+    }
+    return stopping_;
+}
+
+}  // namespace detail
+
+// The loop-thread side of a BackgroundLoop. It owns the loop and lives as long as either the
+// BackgroundLoop or its thread (a loop destroyed from its own thread finishes detached).
+class BackgroundLoop::Thread {
+  public:
+    explicit Thread(BackgroundLoopOptions opts) : options(opts) {
+        if (options.shutdown_grace.count() < 0) options.shutdown_grace = {};
+    }
+    Thread(const Thread&) = delete;
+    Thread& operator=(const Thread&) = delete;
+
+    // Sets up the loop and the async handle, on the constructing thread before the loop
+    // thread starts.
+    void init() {
+        loop = std::make_unique<uv_loop_t>();
+        int rc = uv_loop_init(loop.get());
+        if (rc != 0) {
+            loop.reset();
+            throw Error(uv_error(rc), "BackgroundLoop: uv_loop_init");
+        }
+        async = new uv_async_t;
+        rc = uv_async_init(loop.get(), async, &Thread::on_async);
+        if (rc != 0) {
+            delete async;
+            async = nullptr;
+            uv_loop_close(loop.get());
+            loop.reset();
+            throw Error(uv_error(rc), "BackgroundLoop: uv_async_init");
+        }
+        async->data = this;
+        mailbox = std::make_shared<detail::Mailbox>(async);
+    }
+
+    // Undoes init() when the thread could not be started.
+    void abort_init() noexcept {
+        close_async();
+        finish_loop();
+    }
+
+    void main() noexcept;
+
+    BackgroundLoopOptions options;
+    std::unique_ptr<uv_loop_t> loop;
+    uv_async_t* async = nullptr;
+    std::shared_ptr<detail::Mailbox> mailbox;
+    std::vector<std::shared_ptr<void>> kept;  // loop thread only
+
+  private:
+    static void on_async(uv_async_t* handle);
+    void drain() noexcept;
+    void shutdown(Scope& scope) noexcept;
+    void close_async() noexcept;
+    void finish_loop() noexcept;
+    void leak_loop() noexcept;
+
+    Scope* scope_ = nullptr;
+    bool stop_seen_ = false;
+    std::vector<std::unique_ptr<detail::Job>> batch_;
+};
+
+void BackgroundLoop::Thread::on_async(uv_async_t* handle) {
+    static_cast<Thread*>(handle->data)->drain();
+}
+
+void BackgroundLoop::Thread::drain() noexcept {
+    // uv_async_send coalesces wake-ups, and libuv clears the pending flag before calling this:
+    // a job posted after take() sends again, so none is left behind.
+    bool stopping = mailbox->take(batch_);
+    detail::LoopSide side{loop.get(), scope_};
+    for (auto& job : batch_) {
+        // A stop requested while this batch runs abandons the rest of it.
+        if (!stopping && mailbox->stop_requested()) stopping = true;
+        if (stopping) {
+            job->abandon();
+        } else {
+            job->run(side);
+        }
+        job.reset();  // the callable dies here, on the loop thread
+    }
+    batch_.clear();
+    if (stopping && !stop_seen_) {
+        // Jobs posted after take() and before the stop are abandoned by the next drain,
+        // which the stop request's uv_async_send guarantees.
+        stop_seen_ = true;
+        uv_stop(loop.get());
+    }
+}
+
+void BackgroundLoop::Thread::main() noexcept {
+    try {
+        Scope scope(loop.get());
+        scope_ = &scope;
+        // uv_run returns on uv_stop, called once stop was requested (user code calling
+        // uv_stop on this loop must not end it early).
+        while (!stop_seen_) uv_run(loop.get(), UV_RUN_DEFAULT);
+        shutdown(scope);
+        scope_ = nullptr;
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "BackgroundLoop thread: ", e.what());
+    }
+    try {
+        // Tasks spawned with uvgena::spawn(loop) that outlived the grace period.
+        detail::LoopRef ctx(loop.get());
+        ctx->spawned().destroy_all();
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "BackgroundLoop thread: ", e.what());
+    }
+    // Objects kept for the loop's lifetime, newest first (they may refer to older ones).
+    while (!kept.empty()) kept.pop_back();
+    close_async();
+    finish_loop();
+}
+
+namespace {
+
+Task<void> join_all(uv_loop_t* loop, Scope* scope) {
+    co_await scope->join();
+    detail::LoopRef ctx(loop);
+    co_await detail::JoinAwaiter(&ctx->spawned());
+}
+
+}  // namespace
+
+void BackgroundLoop::Thread::shutdown(Scope& scope) noexcept {
+    // Every task sees its stop token; each may still do asynchronous cleanup (a lenient
+    // UNSUBSCRIBE) under a token of its own, within the grace period.
+    scope.request_stop();
+    try {
+        request_stop_spawned(loop.get());
+        uvgena::run(loop.get(),
+                    with_timeout(loop.get(), join_all(loop.get(), &scope), options.shutdown_grace));
+    } catch (const std::system_error& e) {
+        if (is_timeout(e.code())) {
+            log(LogLevel::warning, "BackgroundLoop::stop: ", scope.size(),
+                " task(s) still running after the shutdown grace period; destroying them");
+        } else {
+            log(LogLevel::error, "BackgroundLoop::stop: ", e.what());
+        }
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "BackgroundLoop::stop: ", e.what());
+    }
+}
+
+void BackgroundLoop::Thread::close_async() noexcept {
+    if (async == nullptr) return;
+    uv_close(reinterpret_cast<uv_handle_t*>(async),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    async = nullptr;
+}
+
+void BackgroundLoop::Thread::finish_loop() noexcept {
+    uv_loop_t* l = loop.get();
+    // Close callbacks and cancelled requests complete within a few turns; a handle that is
+    // still active now belongs to code that never closed it.
+    for (int i = 0; i < 64 && uv_run(l, UV_RUN_NOWAIT) != 0; ++i) {
+    }
+    int left_open = 0;
+    uv_walk(
+        l,
+        [](uv_handle_t* handle, void* count) {
+            if (uv_is_closing(handle)) return;
+            ++*static_cast<int*>(count);
+            log(LogLevel::error, "BackgroundLoop::stop: closing a ",
+                uv_handle_type_name(uv_handle_get_type(handle)),
+                " handle that its owner left open");
+            uv_close(handle, nullptr);
+        },
+        &left_open);
+    for (int i = 0; i < 64 && uv_run(l, UV_RUN_NOWAIT) != 0; ++i) {
+    }
+    int rc = uv_loop_close(l);
+    if (rc != 0) {
+        // Freeing a loop that libuv still uses would be worse than leaking it.
+        log(LogLevel::error, "BackgroundLoop::stop: uv_loop_close: ", uv_err_name(rc),
+            "; the loop is leaked");
+        leak_loop();
+    } else if (left_open > 0) {
+        // A handle left open may belong to a library object that outlived its loop (its
+        // per-loop state is found by the loop's address): keeping the address from being
+        // reused by a new loop is worth a few hundred bytes.
+        log(LogLevel::error,
+            "BackgroundLoop::stop: the loop's memory is kept so that objects "
+            "left on it cannot be confused with a new loop's");
+        leak_loop();
+    }
+}
+
+void BackgroundLoop::Thread::leak_loop() noexcept {
+    uv_loop_t* leaked = loop.release();
+#if UVGENA_HAS_LSAN
+    __lsan_ignore_object(leaked);
+#else
+    (void)leaked;
+#endif
+}
+
+BackgroundLoop::BackgroundLoop(BackgroundLoopOptions options)
+    : thread_state_(std::make_shared<Thread>(options)) {
+    thread_state_->init();
+    try {
+        thread_ = std::thread([self = thread_state_] { self->main(); });
+    } catch (...) {
+        thread_state_->abort_init();
+        throw;
+    }
+    poster_ =
+        detail::LoopPoster(thread_state_->mailbox, thread_.get_id(), thread_state_->loop.get());
+}
+
+BackgroundLoop::~BackgroundLoop() {
+    if (in_loop_thread()) {
+        thread_state_->mailbox->request_stop();
+        std::lock_guard lock(join_mutex_);
+        if (thread_.joinable()) thread_.detach();
+        return;
+    }
+    stop();
+}
+
+void BackgroundLoop::stop() {
+    thread_state_->mailbox->request_stop();
+    if (in_loop_thread()) return;
+    std::lock_guard lock(join_mutex_);
+    if (thread_.joinable()) thread_.join();
+}
+
+void BackgroundLoop::keep_until_stop(std::shared_ptr<void> object) {
+    if (!in_loop_thread()) {
+        throw Error(make_error_code(errc::wrong_thread),
+                    "BackgroundLoop::keep_until_stop outside the loop thread");
+    }
+    thread_state_->kept.push_back(std::move(object));
+}
+
+void detail::LoopPoster::post(std::unique_ptr<Job>& job) const {
+    if (!mailbox_ || !mailbox_->post(job)) {
+        throw Error(make_error_code(errc::not_running), "BackgroundLoop::run after stop");
+    }
+}
+
+}  // namespace uvgena

@@ -1,0 +1,277 @@
+#include "uvgena/blocking/subscription.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gena/device.hpp"
+#include "support/test_loop.hpp"
+#include "uvgena/gena/listener.hpp"
+
+using namespace uvgena;
+using namespace std::chrono_literals;
+using gena_test::TestDevice;
+
+namespace {
+
+// A device on a loop of its own (another BackgroundLoop), and a NOTIFY listener on
+// 127.0.0.1 on the subscriber's loop: every test talks over loopback only.
+class Fixture {
+  public:
+    Fixture() {
+        device = device_loop.run([](uv_loop_t* loop) { return std::make_unique<TestDevice>(loop); })
+                     .wait(10s);
+        // The listener lives on the subscriber's loop and dies there, when it stops.
+        listener = bg.run([this](uv_loop_t* loop) {
+                         gena::ListenerOptions o;
+                         o.listen_host = "127.0.0.1";
+                         o.port = 0;
+                         auto l = std::make_shared<EventListener>(loop, o);
+                         bg.keep_until_stop(l);
+                         return l.get();
+                     }).wait(10s);
+        url = device->event_url();
+    }
+    ~Fixture() {
+        // The subscriber side first (its UNSUBSCRIBEs need the device), then the device,
+        // which dies on its own loop thread.
+        bg.stop();
+        try {
+            device_loop
+                .run([d = std::move(device)]() mutable -> Task<void> {
+                    co_await d->stop();
+                    d.reset();
+                })
+                .wait(10s);
+        } catch (const std::exception& e) {
+            FAIL_CHECK("device shutdown: " << e.what());
+        }
+    }
+    Fixture(const Fixture&) = delete;
+    Fixture& operator=(const Fixture&) = delete;
+
+    SubscribeOptions options() const {
+        SubscribeOptions o;
+        o.requested_timeout = 300s;
+        o.listener = listener;
+        return o;
+    }
+
+    // Reads a device counter on the device's loop.
+    template <typename F>
+    auto on_device(F f) {
+        return device_loop.run([d = device.get(), f] { return f(*d); }).wait(10s);
+    }
+
+    // Sends one event with Volume = `volume` to every subscription; returns once answered.
+    void notify_volume(const std::string& volume) {
+        device_loop
+            .run([d = device.get(), volume]() {
+                return d->notify_all({{"Volume", volume}});
+            })
+            .wait(10s);
+    }
+
+    BackgroundLoop device_loop;
+    BackgroundLoop bg;
+    std::unique_ptr<TestDevice> device;
+    EventListener* listener = nullptr;
+    std::string url;
+};
+
+}  // namespace
+
+TEST_SUITE("blocking.subscription") {
+    TEST_CASE("a blocking subscription receives events through get with a time limit") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        BlockingSubscription sub = f.bg.subscribe(f.url, f.options()).wait(10s);
+        CHECK(sub.valid());
+        CHECK(sub.is_subscribed());
+        CHECK(sub.sid() == f.on_device([](TestDevice& d) { return d.subscriptions.at(0).sid; }));
+
+        std::optional<Event> first = sub.events().get(10s);
+        REQUIRE(first);
+        CHECK(first->seq == 0);
+        CHECK(first->variables().at("Volume") == "10");
+
+        f.notify_volume("11");
+        std::optional<Event> second = sub.events().get(10s);
+        REQUIRE(second);
+        CHECK(second->seq == 1);
+        CHECK(second->variables().at("Volume") == "11");
+        // Nothing else was sent: the time limit passes and nothing comes.
+        CHECK_FALSE(sub.events().get(1ms).has_value());
+        CHECK_FALSE(sub.events().ended());
+        CHECK(sub.stats().events_received == 2);
+
+        sub.unsubscribe().wait(10s);
+        CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 1);
+        CHECK_FALSE(sub.events().get(10s).has_value());
+        CHECK(sub.events().ended());
+        CHECK_FALSE(sub.is_subscribed());
+        sub.unsubscribe().wait(10s);  // harmless twice
+    }
+
+    TEST_CASE("renew from a thread reaches the device") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
+        sub.renew(120s).wait(10s);
+        CHECK(f.on_device([](TestDevice& d) { return d.renewals; }) == 1);
+        auto left = sub.time_left();
+        REQUIRE(left);
+        CHECK(*left <= 120s);
+        CHECK(*left > 100s);
+    }
+
+    TEST_CASE("a failed renewal reaches the caller's wait") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
+        f.on_device([](TestDevice& d) {
+            d.renew_status = 500;
+            return 0;
+        });
+        CHECK_THROWS_AS(sub.renew().wait(10s), std::system_error);
+    }
+
+    TEST_CASE("the auto_renew_fail handler runs on the loop thread") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        f.on_device([](TestDevice& d) {
+            d.renew_status = 500;
+            return 0;
+        });
+        auto called_on = std::make_shared<BlockingQueue<std::thread::id>>();
+        SubscribeOptions o = f.options();
+        o.requested_timeout = 1s;  // renewal due after 850 ms
+        o.auto_renew = true;
+        o.on_renew_failed = [called_on](const Error&) {
+            called_on->push(std::this_thread::get_id());
+        };
+        auto sub = f.bg.subscribe(f.url, o).wait(10s);
+        auto id = called_on->get(10s);
+        REQUIRE(id);
+        CHECK(*id == f.bg.thread_id());
+    }
+
+    TEST_CASE("callback mode on the loop thread gets every later event there") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
+        REQUIRE(sub.events().get(10s));  // the initial event, queued
+        auto seen = std::make_shared<BlockingQueue<std::pair<std::thread::id, std::string>>>();
+        sub.set_callback([seen](Event e) {
+            seen->push({std::this_thread::get_id(), std::string(e.variables().at("Volume"))});
+        });
+        f.notify_volume("12");
+        auto got = seen->get(10s);
+        REQUIRE(got);
+        CHECK(got->first == f.bg.thread_id());
+        CHECK(got->second == "12");
+        CHECK(sub.events().size() == 0);
+        // An empty callback returns to queueing.
+        sub.set_callback({});
+        f.notify_volume("13");
+        auto queued = sub.events().get(10s);
+        REQUIRE(queued);
+        CHECK(queued->variables().at("Volume") == "13");
+    }
+
+    TEST_CASE("callback mode queued runs the callback on the thread that drains the queue") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
+        REQUIRE(sub.events().get(10s));
+        auto calls = std::make_shared<CallbackQueue>();
+        std::vector<std::string> volumes;
+        std::thread::id ran_on;
+        sub.set_callback(
+            [&volumes, &ran_on](Event e) {
+                ran_on = std::this_thread::get_id();
+                volumes.emplace_back(e.variables().at("Volume"));
+            },
+            calls);
+        f.notify_volume("20");
+        f.notify_volume("21");
+        std::size_t ran = 0;
+        while (ran < 2) ran += calls->run_for(10s);
+        CHECK(ran_on == std::this_thread::get_id());
+        CHECK(volumes == std::vector<std::string>{"20", "21"});
+    }
+
+    TEST_CASE("a callback given in the options gets the initial event on the loop thread") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        auto seen = std::make_shared<BlockingQueue<std::thread::id>>();
+        SubscribeOptions o = f.options();
+        o.on_event = [seen](Event) { seen->push(std::this_thread::get_id()); };
+        auto sub = f.bg.subscribe(f.url, o).wait(10s);
+        auto id = seen->get(10s);
+        REQUIRE(id);
+        CHECK(*id == f.bg.thread_id());
+    }
+
+    TEST_CASE("dropping the handle unsubscribes leniently on the loop") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        { auto sub = f.bg.subscribe(f.url, f.options()).wait(10s); }
+        // The UNSUBSCRIBE goes out after the handle is gone; wait for the device to see it.
+        while (f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 0) {
+            std::this_thread::sleep_for(1ms);
+        }
+        CHECK(f.on_device([](TestDevice& d) { return d.subscriptions.size(); }) == 0);
+    }
+
+    TEST_CASE("stopping the listener ends the subscriptions and their streams") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        std::vector<BlockingSubscription> subs;
+        for (int i = 0; i < 3; ++i) subs.push_back(f.bg.subscribe(f.url, f.options()).wait(10s));
+        for (auto& s : subs) REQUIRE(s.events().get(10s));
+        // The listener's stop() unsubscribes every subscription it serves.
+        f.bg.run([l = f.listener]() { return l->stop(); }).wait(10s);
+        f.bg.stop();
+        CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 3);
+        for (auto& s : subs) {
+            CHECK_FALSE(s.events().get(10s).has_value());
+            CHECK(s.events().ended());
+            CHECK_FALSE(s.is_subscribed());
+            CHECK_THROWS_AS(s.renew().wait(), Error);
+        }
+    }
+
+    TEST_CASE(
+        "stopping the loop with live subscriptions unsubscribes them and ends their streams") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        std::vector<BlockingSubscription> subs;
+        for (int i = 0; i < 2; ++i) subs.push_back(f.bg.subscribe(f.url, f.options()).wait(10s));
+        f.bg.stop();
+        CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 2);
+        for (auto& s : subs) {
+            while (s.events().try_get()) {
+            }
+            CHECK(s.events().ended());
+        }
+    }
+
+    TEST_CASE("a subscription the device forgot ends its stream with the error") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
+        REQUIRE(sub.events().get(10s));
+        f.on_device([](TestDevice& d) {
+            d.renew_status = 412;
+            return 0;
+        });
+        CHECK_THROWS_AS(sub.renew().wait(10s), Error);
+        CHECK_THROWS_AS((void)sub.events().get(10s), Error);
+        CHECK(sub.events().ended());
+    }
+}
