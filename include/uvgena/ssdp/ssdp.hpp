@@ -1,0 +1,9 @@
+// SSDP discovery, device descriptions, advertisement and multicast eventing.
+#pragma once
+
+#include "uvgena/ssdp/advertiser.hpp"        // IWYU pragma: export
+#include "uvgena/ssdp/description.hpp"       // IWYU pragma: export
+#include "uvgena/ssdp/discovery.hpp"         // IWYU pragma: export
+#include "uvgena/ssdp/message.hpp"           // IWYU pragma: export
+#include "uvgena/ssdp/multicast_events.hpp"  // IWYU pragma: export
+#include "uvgena/ssdp/subscribe.hpp"         // IWYU pragma: export
