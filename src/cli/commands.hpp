@@ -1,0 +1,19 @@
+// The subcommands of the `uvgena` tool: each registers itself on the CLI11 app and, when it
+// is the one parsed, stores what to run into `action` (main.cpp runs it for the exit code).
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace uvgena::cli {
+
+/// What a parsed subcommand runs; returns the process exit code (0 ok, 1 failure, 2 usage).
+using Action = std::function<int()>;
+
+/// `uvgena subscribe <event-url> ...`: prints a service's events as they arrive.
+void add_subscribe_command(CLI::App& app, Action& action);
+
+}  // namespace uvgena::cli

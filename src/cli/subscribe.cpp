@@ -1,0 +1,159 @@
+// `uvgena subscribe <event-url>`: subscribes to a service's events and prints each one as it
+// arrives, human-readable or as one JSON object per line; unsubscribes on exit.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "uvgena/co/scope.hpp"
+#include "uvgena/co/timer.hpp"
+#include "uvgena/core/log.hpp"
+#include "uvgena/gena/subscription.hpp"
+#include "uvgena/http/url.hpp"
+
+namespace uvgena::cli {
+namespace {
+
+struct SubscribeArgs {
+    std::string url;
+    bool json = false;
+    std::optional<unsigned> count;
+    std::optional<double> duration;
+    std::optional<unsigned> timeout;
+    bool auto_renew = false;
+    std::string listen_host;
+    std::optional<std::uint16_t> listen_port;
+    std::string advertise_host;
+    bool verbose = false;
+};
+
+// Prints events until `count` were printed (or forever); the caller's stop token ends it.
+Task<void> print_events(Subscription& sub, const SubscribeArgs& args) {
+    unsigned printed = 0;
+    while (!args.count || printed < *args.count) {
+        std::optional<Event> event = co_await sub.events().next();
+        if (!event) co_return;
+        if (args.json) {
+            print_line(event_json(*event).dump(-1, ' ', false,
+                                               nlohmann::json::error_handler_t::replace));
+        } else {
+            print_line(event_text(*event));
+        }
+        ++printed;
+    }
+}
+
+Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const SubscribeArgs& args) {
+    std::stop_source stop;
+    SignalStop signals(loop, stop);
+    SubscribeOptions options;
+    if (args.timeout) options.requested_timeout = std::chrono::seconds(*args.timeout);
+    options.auto_renew = args.auto_renew;
+    options.listener = &listener;
+    Subscription sub;
+    std::optional<int> failed;
+    try {
+        sub = co_await with_stop_token(subscribe(loop, args.url, options), stop.get_token());
+    } catch (const Error& e) {
+        if (is_cancelled(e.code()) && signals.received() != 0) {
+            failed = 0;
+        } else {
+            print_error(e.what());
+            failed = 1;
+        }
+    }
+    if (failed) {
+        co_await listener.stop();
+        co_return *failed;
+    }
+    int code = 0;
+    try {
+        if (args.duration) {
+            auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::duration<double>(*args.duration));
+            co_await with_stop_token(with_timeout(loop, print_events(sub, args), limit),
+                                     stop.get_token());
+        } else {
+            co_await with_stop_token(print_events(sub, args), stop.get_token());
+        }
+    } catch (const Error& e) {
+        // Ctrl-C / SIGTERM and the end of --duration are normal ends; a subscription that
+        // was lost (refused renewal, expiry) is a failure.
+        bool by_signal = is_cancelled(e.code()) && signals.received() != 0;
+        bool by_duration = is_timeout(e.code()) && args.duration.has_value();
+        if (sub.error() || (!by_signal && !by_duration)) {
+            print_error(e.what());
+            code = 1;
+        }
+    }
+    co_await sub.unsubscribe(false);
+    co_await listener.stop();
+    co_return code;
+}
+
+int subscribe_main(const SubscribeArgs& args) {
+    std::string reason;
+    Result<http::Url> url = http::Url::try_parse(args.url, &reason);
+    if (!url || url->scheme != "http") {
+        print_error("subscribe: bad event URL " + args.url + ": " +
+                    (url ? std::string("not an http:// URL") : reason));
+        return 2;
+    }
+    if (!args.listen_host.empty() && !SocketAddress::try_parse(args.listen_host, 0)) {
+        print_error("subscribe: --listen-host must be an IP address: " + args.listen_host);
+        return 2;
+    }
+    std::signal(SIGPIPE, SIG_IGN);
+    set_log_level(args.verbose ? LogLevel::info : LogLevel::error);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int code = 1;
+    {
+        ListenerOptions lo;
+        lo.listen_host = args.listen_host;
+        if (args.listen_port) lo.port = *args.listen_port;
+        lo.advertise_host = args.advertise_host;
+        EventListener listener(&loop, lo);
+        try {
+            listener.start();
+            code = run(&loop, run_subscribe(&loop, listener, args));
+        } catch (const std::exception& e) {
+            print_error(std::string("subscribe to ") + args.url + ": " + e.what());
+            code = 1;
+        }
+    }
+    finish_loop(&loop);
+    return code;
+}
+
+}  // namespace
+
+void add_subscribe_command(CLI::App& app, Action& action) {
+    auto args = std::make_shared<SubscribeArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "subscribe", "Subscribe to a service's events and print each one as it arrives");
+    cmd->add_option("event-url", args->url, "Event subscription URL (eventSubURL) of the service")
+        ->required();
+    cmd->add_flag("--json", args->json, "One JSON object per event and line");
+    cmd->add_option("--count", args->count, "Exit after N events")->check(CLI::PositiveNumber);
+    cmd->add_option("--duration", args->duration, "Exit after S seconds")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--timeout", args->timeout, "Subscription duration to request, in seconds")
+        ->check(CLI::PositiveNumber);
+    cmd->add_flag("--auto-renew", args->auto_renew, "Renew the subscription before it expires");
+    cmd->add_option("--listen-host", args->listen_host,
+                    "IP address to listen on for NOTIFY (default: all)");
+    cmd->add_option("--listen-port", args->listen_port,
+                    "Port to listen on (default 1400, or the next free one; 0: any)");
+    cmd->add_option("--advertise-host", args->advertise_host,
+                    "Host to put in the CALLBACK URL (NAT, containers)");
+    cmd->add_flag("-v,--verbose", args->verbose, "Log renewals and warnings to stderr");
+    cmd->callback([args, &action] { action = [args] { return subscribe_main(*args); }; });
+}
+
+}  // namespace uvgena::cli

@@ -1,0 +1,305 @@
+// `uvgena subscribe` as a user runs it: the built binary against an in-test device that
+// runs on its own loop in a thread of the test.
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../gena/device.hpp"
+#include "support/test_loop.hpp"
+#include "uvgena/co/scope.hpp"
+#include "uvgena/co/tcp.hpp"
+#include "uvgena/co/timer.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string cli_path() {
+    const char* root = std::getenv("UVGENA_BUILD_ROOT");
+    REQUIRE_MESSAGE(root != nullptr, "UVGENA_BUILD_ROOT is not set (run under meson test)");
+    return std::string(root) + "/src/cli/uvgena";
+}
+
+// A child process running the CLI: stdout through a pipe, stderr into a file.
+class Child {
+public:
+    explicit Child(std::vector<std::string> args) {
+        args.insert(args.begin(), cli_path());
+        char tmpl[] = "/tmp/uvgena-cli-stderr-XXXXXX";
+        int err_fd = mkstemp(tmpl);
+        REQUIRE(err_fd >= 0);
+        stderr_path_ = tmpl;
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        pid_ = fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            dup2(fds[1], 1);
+            dup2(err_fd, 2);
+            close(fds[0]);
+            close(fds[1]);
+            std::vector<char*> argv;
+            for (auto& a : args) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            execv(argv[0], argv.data());
+            _exit(127);
+        }
+        close(fds[1]);
+        close(err_fd);
+        out_fd_ = fds[0];
+    }
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+    ~Child() {
+        if (pid_ > 0 && !reaped_) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+        if (out_fd_ >= 0) close(out_fd_);
+        unlink(stderr_path_.c_str());
+    }
+
+    /// The next stdout line, or nullopt at EOF or after `limit`.
+    std::optional<std::string> line(std::chrono::milliseconds limit = 10s) {
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        for (;;) {
+            if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+                std::string l = buffer_.substr(0, nl);
+                buffer_.erase(0, nl + 1);
+                return l;
+            }
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left <= 0ms || eof_) return std::nullopt;
+            pollfd p{out_fd_, POLLIN, 0};
+            if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+            char buf[4096];
+            ssize_t n = read(out_fd_, buf, sizeof buf);
+            if (n <= 0) {
+                eof_ = true;
+            } else {
+                buffer_.append(buf, static_cast<std::size_t>(n));
+            }
+        }
+    }
+
+    /// Waits for the exit status (killing the child after `limit`); -1 if killed.
+    int wait(std::chrono::milliseconds limit = 15s) {
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        int status = 0;
+        while (waitpid(pid_, &status, WNOHANG) == 0) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                kill(pid_, SIGKILL);
+                waitpid(pid_, &status, 0);
+                reaped_ = true;
+                return -1;
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+        reaped_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+
+    void signal(int sig) { kill(pid_, sig); }
+
+    std::string stderr_text() const {
+        std::ifstream in(stderr_path_);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+
+private:
+    pid_t pid_ = -1;
+    int out_fd_ = -1;
+    bool eof_ = false;
+    bool reaped_ = false;
+    std::string buffer_;
+    std::string stderr_path_;
+};
+
+// A TestDevice on its own loop in a thread. After the first SUBSCRIBE it sends
+// `extra_events` events (Volume 11, 12, ...), then serves until stopped.
+class DeviceThread {
+public:
+    explicit DeviceThread(int extra_events) : extra_(extra_events) {
+        thread_ = std::thread([this] { run_loop(); });
+        while (port_.load() == 0) std::this_thread::sleep_for(1ms);
+    }
+    ~DeviceThread() {
+        stop_ = true;
+        thread_.join();
+    }
+    std::string event_url() const {
+        return "http://127.0.0.1:" + std::to_string(port_.load()) + "/event";
+    }
+    int unsubscribes() const { return unsubscribes_.load(); }
+    int subscribes() const { return subscribes_.load(); }
+
+private:
+    static uvgena::Task<void> serve(uv_loop_t* loop, DeviceThread* self) {
+        gena_test::TestDevice device(loop);
+        uvgena::gena::LastChangeBuilder lc("urn:schemas-upnp-org:metadata-1-0/RCS/");
+        lc.instance("0").set("Volume", "10", {{"channel", "Master"}}).set("PresetNameList", "FactoryDefaults");
+        device.variables = {{"LastChange", lc.document()}};
+        self->port_ = device.port();
+        bool sent = false;
+        while (!self->stop_) {
+            if (!sent && !device.subscriptions.empty()) {
+                sent = true;
+                co_await uvgena::sleep_for(loop, 50ms);
+                for (int i = 0; i < self->extra_ && !device.subscriptions.empty(); ++i) {
+                    std::vector<std::pair<std::string, std::string>> vars{
+                        {"Volume", std::to_string(11 + i)}};
+                    co_await device.notify_all(vars);
+                }
+            }
+            self->subscribes_ = device.subscribes;
+            self->unsubscribes_ = device.unsubscribes;
+            co_await uvgena::sleep_for(loop, 5ms);
+        }
+        co_await device.stop();
+    }
+
+    void run_loop() {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        try {
+            uvgena::run(&loop, serve(&loop, this));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "device thread: %s\n", e.what());
+            port_ = 1;
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
+
+    int extra_;
+    std::atomic<bool> stop_{false};
+    std::atomic<std::uint16_t> port_{0};
+    std::atomic<int> subscribes_{0}, unsubscribes_{0};
+    std::thread thread_;
+};
+
+// A port with nothing listening on it.
+std::uint16_t closed_port() {
+    uvtest::TestLoop loop;
+    auto l = uvgena::TcpListener::bind(loop, uvgena::SocketAddress::ipv4_loopback(0));
+    std::uint16_t port = l.port();
+    l.close();
+    return port;
+}
+
+bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds limit = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(5ms);
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_SUITE("cli.subscribe") {
+    TEST_CASE("subscribe --count 3 --json prints three JSON lines and unsubscribes") {
+        uvtest::Watchdog watchdog(30s);
+        DeviceThread device(2);
+        Child cli({"subscribe", device.event_url(), "--count", "3", "--json", "--listen-host",
+                   "127.0.0.1", "--listen-port", "0", "--timeout", "300"});
+        std::vector<nlohmann::json> events;
+        for (int i = 0; i < 3; ++i) {
+            auto l = cli.line();
+            REQUIRE_MESSAGE(l, "stderr: " << cli.stderr_text());
+            events.push_back(nlohmann::json::parse(*l));
+        }
+        CHECK(cli.wait() == 0);
+        CHECK_FALSE(cli.line(100ms));
+        CHECK(cli.stderr_text().empty());
+        for (int i = 0; i < 3; ++i) {
+            CHECK(events[i]["seq"] == i);
+            CHECK(events[i]["seq_status"] == "ok");
+            CHECK(events[i]["service"] == device.event_url());
+            CHECK(events[i]["sid"].get<std::string>().rfind("uuid:", 0) == 0);
+            CHECK(events[i]["variables"].is_object());
+        }
+        CHECK(events[0]["last_change"]["0"]["Volume"]["Master"] == "10");
+        CHECK(events[0]["last_change"]["0"]["PresetNameList"] == "FactoryDefaults");
+        CHECK(events[0]["variables"].contains("LastChange"));
+        CHECK_FALSE(events[1].contains("last_change"));
+        CHECK(events[1]["variables"]["Volume"] == "11");
+        CHECK(events[2]["variables"]["Volume"] == "12");
+        CHECK(wait_for([&] { return device.unsubscribes() == 1; }));
+    }
+
+    TEST_CASE("subscribe prints human-readable events and ends after --duration") {
+        uvtest::Watchdog watchdog(30s);
+        DeviceThread device(0);
+        Child cli({"subscribe", device.event_url(), "--duration", "0.5", "--listen-host",
+                   "127.0.0.1", "--listen-port", "0"});
+        auto l = cli.line();
+        REQUIRE(l);
+        CHECK(l->find("SEQ 0") != std::string::npos);
+        auto volume = cli.line();
+        REQUIRE(volume);
+        CHECK(volume->find("Volume(Master) = 10") != std::string::npos);
+        CHECK(cli.wait() == 0);
+        CHECK(wait_for([&] { return device.unsubscribes() == 1; }));
+    }
+
+    TEST_CASE("SIGTERM unsubscribes and exits 0") {
+        uvtest::Watchdog watchdog(30s);
+        DeviceThread device(0);
+        Child cli({"subscribe", device.event_url(), "--json", "--listen-host", "127.0.0.1",
+                   "--listen-port", "0"});
+        REQUIRE(cli.line());
+        cli.signal(SIGTERM);
+        CHECK(cli.wait() == 0);
+        CHECK(wait_for([&] { return device.unsubscribes() == 1; }));
+    }
+
+    TEST_CASE("a bad URL is a usage error (exit 2)") {
+        uvtest::Watchdog watchdog(30s);
+        Child bad({"subscribe", "not a url"});
+        CHECK(bad.wait() == 2);
+        CHECK(bad.stderr_text().find("bad event URL") != std::string::npos);
+        Child missing({"subscribe"});
+        CHECK(missing.wait() == 2);
+        Child unknown({"subscribe", "http://127.0.0.1:1/x", "--count", "x"});
+        CHECK(unknown.wait() == 2);
+    }
+
+    TEST_CASE("a refused subscription prints one line on stderr and exits 1") {
+        uvtest::Watchdog watchdog(30s);
+        std::string url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/event";
+        Child cli({"subscribe", url, "--listen-host", "127.0.0.1", "--listen-port", "0"});
+        CHECK(cli.wait() == 1);
+        std::string err = cli.stderr_text();
+        CHECK(err.rfind("uvgena: subscribe to " + url + ": ", 0) == 0);
+        CHECK(err.find("connection refused") != std::string::npos);
+        CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+        CHECK_FALSE(cli.line(100ms));
+    }
+
+    TEST_CASE("help works for the subcommand") {
+        uvtest::Watchdog watchdog(30s);
+        Child cli({"subscribe", "--help"});
+        auto first = cli.line();
+        REQUIRE(first);
+        CHECK(cli.wait() == 0);
+    }
+}
