@@ -33,6 +33,7 @@ public:
             case errc::sid_with_nt_or_callback: return "SID given together with NT or CALLBACK";
             case errc::bad_timeout: return "TIMEOUT header invalid";
             case errc::bad_method: return "unexpected HTTP method";
+            case errc::repeated_header: return "a GENA header field sent more than once";
         }
         return "unknown gena error " + std::to_string(value);
     }

@@ -216,6 +216,11 @@ NotifyDecision check_notify(const http::Request& request, const SidPredicate& si
         return d;
     };
     if (request.method != "NOTIFY") return reject(405, errc::bad_method);
+    // A repeated field is ambiguous (a proxy or a parser may pick another copy than we do):
+    // refused rather than guessed, as the HTTP layer does for Content-Length.
+    for (std::string_view name : {"NT", "NTS", "SID", "SEQ"}) {
+        if (request.headers.count(name) > 1) return reject(400, errc::repeated_header);
+    }
     auto nt = request.headers.get("NT");
     auto nts = request.headers.get("NTS");
     if (!nt) return reject(400, errc::missing_nt);

@@ -295,6 +295,24 @@ TEST_SUITE("gena.protocol.listener") {
         CHECK(check_notify(good_notify("4294967295"), known).seq == 4294967295u);
     }
 
+    TEST_CASE("a repeated NT, NTS, SID or SEQ is 400, even when both copies look valid") {
+        for (const char* name : {"NT", "NTS", "SID", "SEQ"}) {
+            INFO(name);
+            Request r = good_notify();
+            r.headers.add(name, std::string(*r.headers.get(name)));
+            auto d = check_notify(r, known);
+            CHECK(d.status == 400);
+            CHECK(d.reason == errc::repeated_header);
+            CHECK_FALSE(make_notify_response(d).keep_alive());
+        }
+        // A known SID hidden behind an unknown one must not be picked either way.
+        Request two = good_notify();
+        two.headers.remove("SID");
+        two.headers.add("SID", "uuid:other");
+        two.headers.add("SID", "uuid:abc");
+        CHECK(check_notify(two, known).status == 400);
+    }
+
     TEST_CASE("another method is 405") {
         Request r = good_notify();
         r.method = "POST";

@@ -38,6 +38,7 @@ enum class errc {
     sid_with_nt_or_callback,  ///< SID together with NT or CALLBACK (UDA: 400).
     bad_timeout,           ///< A TIMEOUT header that cannot be read.
     bad_method,            ///< Not a method this function handles.
+    repeated_header,       ///< NT, NTS, SID or SEQ sent more than once (ambiguous: which wins?).
 };
 
 /// Category of `errc` (name "uvgena.gena").

@@ -134,7 +134,8 @@ struct NotifyDecision {
 /// Tells whether a SID belongs to a live subscription (the registry lookup, injected).
 using SidPredicate = std::function<bool(std::string_view sid)>;
 
-/// Checks a NOTIFY per UDA 4.3.2, in this order: method NOTIFY (else 405); NT and NTS
+/// Checks a NOTIFY per UDA 4.3.2, in this order: method NOTIFY (else 405); none of NT, NTS,
+/// SID, SEQ repeated (else 400 repeated_header); NT and NTS
 /// present (else 400 missing_nt / missing_nts); NT "upnp:event" and NTS "upnp:propchange",
 /// case-insensitive (else 412 bad_nt / bad_nts); SID present and `sid_known(sid)` (else 412
 /// unknown_sid); SEQ a valid 32-bit unsigned (else 400 bad_seq). The body is not looked at.
