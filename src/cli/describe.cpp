@@ -1,6 +1,8 @@
 // `uvgena describe <location-url>`: fetch one device description and print its tree.
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 #include "commands.hpp"
 #include "common.hpp"
 #include "devices.hpp"
