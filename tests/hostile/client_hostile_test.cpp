@@ -171,7 +171,8 @@ TEST_SUITE("hostile.client") {
         std::error_code e = try_subscribe({"HTTP/1.1 200 OK\r\nSID uuid:no-colon\r\n\r\n"});
         CHECK(e);
         CHECK(e.category() == http::http_category());
-        std::error_code junk = try_subscribe({std::string("\x00\x01\xff garbage\r\n\r\n", 17)});
+        static constexpr char kJunk[] = "\x00\x01\xff garbage\r\n\r\n";
+        std::error_code junk = try_subscribe({std::string(kJunk, sizeof kJunk - 1)});
         CHECK(junk);
         CHECK(junk.category() == http::http_category());
     }

@@ -56,7 +56,11 @@ echo "publisher: $event_url"
 
 # libupnp binds its callback server on the control point's interface ($b, 10.204.0.2).
 status=0
-ip netns exec "$ns" "$subscriber" "$b" "$event_url" 5 20 >"$work/cp.out" 2>"$work/cp.err" || status=$?
+# The control point is a peer, not ours: under a sanitizer build, leaks inside libupnp itself
+# (UpnpString allocations it never frees) must not fail the test; uvgena's serve-demo keeps
+# its leak checking.
+ip netns exec "$ns" env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    "$subscriber" "$b" "$event_url" 5 20 >"$work/cp.out" 2>"$work/cp.err" || status=$?
 cat "$work/cp.out"
 cat "$work/cp.err" >&2
 test "$status" = 0 || { echo "libupnp control point failed ($status)"; exit 1; }
