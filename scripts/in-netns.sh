@@ -20,7 +20,8 @@ if [ "${UVGENA_IN_NETNS:-}" = "1" ]; then
     ip link set lo multicast on
     ip route add 224.0.0.0/4 dev lo
     ip -6 route add ff00::/8 dev lo table local 2>/dev/null || true
-    exec "$@"
+    # UVGENA_TEST_WRAPPER: e.g. valgrind, set by scripts/valgrind-test.sh.
+    exec ${UVGENA_TEST_WRAPPER:-} "$@"
 fi
 if ! unshare -n true 2>/dev/null; then
     echo "SKIPPED: cannot create a network namespace (needs root and unshare);" \

@@ -87,7 +87,7 @@ check() { # description, command...
 }
 
 check "library: discover, describe, subscribe against gmediarender" \
-    in_ns "$build/tests/ssdp/test_ssdp_device"
+    in_ns ${UVGENA_TEST_WRAPPER:-} "$build/tests/ssdp/test_ssdp_device"
 
 uvgena=$build/src/cli/uvgena
 if [ -x "$uvgena" ]; then

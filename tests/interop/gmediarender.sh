@@ -67,7 +67,7 @@ if [ "$up" -ne 1 ]; then
     exit 1
 fi
 
-ip netns exec "$ns" env GMR_BASE="$base" GMR_LISTEN="$cli_ip" "$binary"
+ip netns exec "$ns" env GMR_BASE="$base" GMR_LISTEN="$cli_ip" ${UVGENA_TEST_WRAPPER:-} "$binary"
 status=$?
 if [ "$status" -ne 0 ]; then
     echo "--- gmediarender log ---" >&2

@@ -62,7 +62,7 @@ rc_event=$base$(path_of RenderingControl eventSubURL)
 rc_control=$base$(path_of RenderingControl controlURL)
 echo "device: $rc_event"
 
-ip netns exec "$ns" "$subscriber" "$rc_event" "$cp_ip" 2 20 >"$work/sub.out" 2>"$work/sub.err" &
+ip netns exec "$ns" ${UVGENA_TEST_WRAPPER:-} "$subscriber" "$rc_event" "$cp_ip" 2 20 >"$work/sub.out" 2>"$work/sub.err" &
 sub_pid=$!
 pids+=($sub_pid)
 for _ in $(seq 1 100); do

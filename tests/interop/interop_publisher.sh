@@ -43,7 +43,7 @@ in_ns ip addr add "$cp_ip/24" dev "$b"
 in_ns ip link set "$a" up
 in_ns ip link set "$b" up
 
-ip netns exec "$ns" "$uvgena" serve-demo --host "$dev_ip" --port "$port" --interval 100 \
+ip netns exec "$ns" ${UVGENA_TEST_WRAPPER:-} "$uvgena" serve-demo --host "$dev_ip" --port "$port" --interval 100 \
     >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
 for _ in $(seq 1 100); do
