@@ -141,12 +141,7 @@ Search Search::start(uv_loop_t* loop, DiscoverOptions options) {
     options.ttl = std::clamp(options.ttl, 1, 255);
     auto state = std::make_unique<State>(loop, options);
     auto add_family = [&](int family) {
-        for (NetworkInterface& ni : multicast_interfaces(options.interface, family)) {
-            // A link-local IPv6 address without its scope cannot be bound.
-            if (family == AF_INET6 && ni.address.ip().rfind("fe80", 0) == 0 &&
-                ni.address.scope_id() == 0) {
-                continue;
-            }
+        for (NetworkInterface& ni : detail::multicast_addresses(options.interface, family)) {
             State::Endpoint ep;
             ep.socket = UdpSocket::bind(loop, ni.address, {.max_queued = 512});
             ep.socket.set_multicast_interface(ni.multicast_interface());

@@ -144,7 +144,7 @@ MulticastEventSender MulticastEventSender::create(uv_loop_t* loop,
     auto state = std::make_shared<State>(loop);
     state->options = options;
     auto add_family = [&](int family) {
-        for (NetworkInterface& ni : multicast_interfaces(options.interface, family)) {
+        for (NetworkInterface& ni : detail::multicast_addresses(options.interface, family)) {
             State::Endpoint ep;
             ep.socket = UdpSocket::bind(loop, ni.address);
             ep.socket.set_multicast_interface(ni.multicast_interface());
@@ -162,7 +162,7 @@ MulticastEventSender MulticastEventSender::create(uv_loop_t* loop,
             state->endpoints.push_back(std::move(ep));
         }
     };
-    add_family(AF_INET);
+    if (options.ipv4) add_family(AF_INET);
     if (options.ipv6) add_family(AF_INET6);
     if (state->endpoints.empty()) {
         throw Error(make_error_code(uvgena::errc::invalid_argument),

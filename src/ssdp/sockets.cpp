@@ -1,7 +1,9 @@
 #include "sockets.hpp"
 
+#include <netinet/in.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "uvgena/core/log.hpp"
@@ -18,11 +20,55 @@ std::string default_product_token() {
 
 namespace detail {
 
+namespace {
+
+bool is_link_local(const SocketAddress& a) {
+    return a.is_ipv6() &&
+           IN6_IS_ADDR_LINKLOCAL(&reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr);
+}
+
+}  // namespace
+
+std::vector<NetworkInterface> multicast_addresses(std::string_view name, int family) {
+    std::vector<NetworkInterface> found;
+    try {
+        found = multicast_interfaces(name, family);
+    } catch (const Error& e) {
+        if (e.code() != make_error_code(uvgena::errc::invalid_argument)) throw;
+        // An interface that exists but lacks this family (an IPv6-only link) is no error:
+        // the caller may use the other family on it.
+        for (const NetworkInterface& ni : network_interfaces()) {
+            if (ni.name == name || ni.address.ip() == name) return {};
+        }
+        throw;
+    }
+    if (family != AF_INET6) return found;
+    std::vector<NetworkInterface> out;
+    for (NetworkInterface& ni : found) {
+        if (is_link_local(ni.address) && ni.address.scope_id() == 0) continue;
+        auto same = std::find_if(out.begin(), out.end(),
+                                 [&](const NetworkInterface& o) { return o.name == ni.name; });
+        if (same == out.end()) {
+            out.push_back(std::move(ni));
+        } else if (is_link_local(same->address) && !is_link_local(ni.address)) {
+            *same = std::move(ni);
+        }
+    }
+    return out;
+}
+
+std::string url_host(const SocketAddress& address) {
+    std::string ip = address.ip();
+    if (!address.is_ipv6()) return ip;
+    if (auto percent = ip.find('%'); percent != std::string::npos) ip.replace(percent, 1, "%25");
+    return "[" + ip + "]";
+}
+
 std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& spec) {
     std::vector<UdpSocket> sockets;
     std::string failures;
     auto open_family = [&](int family, std::string_view group) {
-        std::vector<NetworkInterface> ifs = multicast_interfaces(spec.interface, family);
+        std::vector<NetworkInterface> ifs = multicast_addresses(spec.interface, family);
         if (ifs.empty()) return;
         SocketAddress any = family == AF_INET ? SocketAddress::ipv4_any(spec.port)
                                               : SocketAddress::ipv6_any(spec.port);
@@ -49,7 +95,12 @@ std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& sp
         throw Error(
             make_error_code(uvgena::errc::invalid_argument),
             "no interface could join the multicast group" +
-                (failures.empty() ? std::string(" (no usable interface)") : ": " + failures));
+                (failures.empty()
+                     ? " (no usable interface" +
+                           (spec.interface.empty() ? std::string()
+                                                   : " named '" + std::string(spec.interface) + "'") +
+                           ")"
+                     : ": " + failures));
     }
     return sockets;
 }

@@ -24,6 +24,18 @@ struct GroupSpec {
     std::size_t max_queued = 256;
 };
 
+/// The addresses to use for multicast of `family` on `name` (see multicast_interfaces), at
+/// most one per interface for IPv6: a global or unique-local address rather than a
+/// link-local one (a LOCATION with a zone is awkward for peers), never a link-local one
+/// without its scope, and never twice the same interface (joining a group twice on one
+/// interface fails). Empty, not an error, when the interface `name` exists but has no
+/// address of this family; throws like multicast_interfaces when `name` matches nothing.
+std::vector<NetworkInterface> multicast_addresses(std::string_view name, int family);
+
+/// The host part of a URL for `address`: the IP, bracketed for IPv6, with a zone spelled
+/// "%25" as RFC 6874 wants ("[fe80::1%25eth0]").
+std::string url_host(const SocketAddress& address);
+
 /// Binds `spec.port` (shared: SO_REUSEADDR) once per family and joins the group on every
 /// chosen interface. An interface that refuses to join is logged and skipped; throws Error
 /// if no interface could join.
