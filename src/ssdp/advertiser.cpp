@@ -74,11 +74,8 @@ std::vector<AdvertisedTarget> advertised_targets(const DeviceInfo& root) {
 }
 
 struct Advertiser::State {
-    struct Endpoint {
-        UdpSocket socket;  // sends the advertisements out of this interface
-        NetworkInterface interface;
-        SocketAddress group;
-        std::string host;
+    // Sends the advertisements out of one interface, with that interface's LOCATION.
+    struct Endpoint : detail::GroupSender {
         std::string location;
     };
 
@@ -257,31 +254,19 @@ Advertiser Advertiser::start(uv_loop_t* loop, AdvertiserOptions options) {
     options.repeats = std::clamp(options.repeats, 1, 3);
     auto state = std::make_unique<State>(loop, options);
     state->targets = advertised_targets(options.device);
-    auto add_family = [&](int family) {
-        for (NetworkInterface& ni : detail::multicast_addresses(options.interface, family)) {
-            State::Endpoint ep;
-            ep.socket = UdpSocket::bind(loop, ni.address);
-            ep.socket.set_multicast_interface(ni.multicast_interface());
-            ep.socket.set_multicast_ttl(std::clamp(options.ttl, 1, 255));
-            ep.socket.set_multicast_loop(true);
-            if (family == AF_INET) {
-                ep.group = SocketAddress::parse(kMulticastV4, options.port);
-                ep.host = std::string(kMulticastV4) + ":" + std::to_string(options.port);
-            } else {
-                ep.group = SocketAddress::parse(std::string(kMulticastV6) + "%" + ni.name,
-                                                options.port);
-                ep.host = "[FF02::C]:" + std::to_string(options.port);
-            }
-            ep.location = options.location;
-            if (auto at = ep.location.find("{ip}"); at != std::string::npos) {
-                ep.location.replace(at, 4, detail::url_host(ni.address));
-            }
-            ep.interface = std::move(ni);
-            state->endpoints.push_back(std::move(ep));
+    detail::GroupSpec groups{.interface = options.interface,
+                             .ipv4 = options.ipv4,
+                             .ipv6 = options.ipv6,
+                             .group4 = kMulticastV4,
+                             .group6 = kMulticastV6,
+                             .port = options.port};
+    for (detail::GroupSender& sender : detail::open_group_senders(loop, groups, options.ttl)) {
+        State::Endpoint ep{std::move(sender), options.location};
+        if (auto at = ep.location.find("{ip}"); at != std::string::npos) {
+            ep.location.replace(at, 4, detail::url_host(ep.interface.address));
         }
-    };
-    if (options.ipv4) add_family(AF_INET);
-    if (options.ipv6) add_family(AF_INET6);
+        state->endpoints.push_back(std::move(ep));
+    }
     if (state->endpoints.empty()) {
         throw Error(make_error_code(uvgena::errc::invalid_argument),
                     std::string("advertise: no ") +
@@ -292,13 +277,7 @@ Advertiser Advertiser::start(uv_loop_t* loop, AdvertiserOptions options) {
                         (options.interface.empty() ? std::string()
                                                    : " named '" + options.interface + "'"));
     }
-    state->listeners = detail::open_group_listeners(loop, {.interface = options.interface,
-                                                           .ipv4 = options.ipv4,
-                                                           .ipv6 = options.ipv6,
-                                                           .group4 = kMulticastV4,
-                                                           .group6 = kMulticastV6,
-                                                           .port = options.port,
-                                                           .max_queued = 256});
+    state->listeners = detail::open_group_listeners(loop, groups);
     for (UdpSocket& s : state->listeners) state->scope.spawn(State::receive_loop(state.get(), &s));
     state->scope.spawn(State::alive_loop(state.get()));
     return Advertiser(std::move(state));

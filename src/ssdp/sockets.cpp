@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <cctype>
 #include <ctime>
 
 #include "uvgena/core/log.hpp"
@@ -62,6 +63,35 @@ std::string url_host(const SocketAddress& address) {
     if (!address.is_ipv6()) return ip;
     if (auto percent = ip.find('%'); percent != std::string::npos) ip.replace(percent, 1, "%25");
     return "[" + ip + "]";
+}
+
+std::vector<GroupSender> open_group_senders(uv_loop_t* loop, const GroupSpec& spec, int ttl) {
+    std::vector<GroupSender> out;
+    auto open_family = [&](int family) {
+        for (NetworkInterface& ni : multicast_addresses(spec.interface, family)) {
+            GroupSender s;
+            s.socket = UdpSocket::bind(loop, ni.address, {.max_queued = spec.max_queued});
+            s.socket.set_multicast_interface(ni.multicast_interface());
+            s.socket.set_multicast_ttl(std::clamp(ttl, 1, 255));
+            s.socket.set_multicast_loop(true);
+            std::string port = std::to_string(spec.port);
+            if (family == AF_INET) {
+                s.group = SocketAddress::parse(spec.group4, spec.port);
+                s.host = std::string(spec.group4) + ":" + port;
+            } else {
+                // Link-local groups need the interface as their scope.
+                s.group = SocketAddress::parse(std::string(spec.group6) + "%" + ni.name, spec.port);
+                std::string upper(spec.group6);
+                for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+                s.host = "[" + upper + "]:" + port;
+            }
+            s.interface = std::move(ni);
+            out.push_back(std::move(s));
+        }
+    };
+    if (spec.ipv4) open_family(AF_INET);
+    if (spec.ipv6) open_family(AF_INET6);
+    return out;
 }
 
 std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& spec) {

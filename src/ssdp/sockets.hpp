@@ -36,6 +36,19 @@ std::vector<NetworkInterface> multicast_addresses(std::string_view name, int fam
 /// "%25" as RFC 6874 wants ("[fe80::1%25eth0]").
 std::string url_host(const SocketAddress& address);
 
+/// A socket that sends to a multicast group out of one interface.
+struct GroupSender {
+    UdpSocket socket;            ///< Bound to the interface's address (any port).
+    NetworkInterface interface;  ///< The interface and the address sent from.
+    SocketAddress group;         ///< The group and port, with the interface's scope for IPv6.
+    std::string host;            ///< HOST header: "239.255.255.250:1900", "[FF02::C]:1900".
+};
+
+/// One GroupSender per address that multicast_addresses gives for each family of `spec`
+/// (multicast TTL / hop limit `ttl`, loop on so that this host's listeners hear it too).
+/// Throws Error if a socket cannot be opened; an empty result is for the caller to judge.
+std::vector<GroupSender> open_group_senders(uv_loop_t* loop, const GroupSpec& spec, int ttl);
+
 /// Binds `spec.port` (shared: SO_REUSEADDR) once per family and joins the group on every
 /// chosen interface. An interface that refuses to join is logged and skipped; throws Error
 /// if no interface could join.

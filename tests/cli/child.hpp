@@ -126,4 +126,12 @@ private:
     std::string stderr_path_;
 };
 
+/// The URL after the label of a line the CLI printed ("description:      http://...").
+inline std::string url_in(const std::optional<std::string>& line) {
+    REQUIRE(line);
+    auto at = line->find("http://");
+    REQUIRE(at != std::string::npos);
+    return line->substr(at);
+}
+
 }  // namespace clitest

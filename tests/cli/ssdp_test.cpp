@@ -1,11 +1,13 @@
 // The discovery path of the `uvgena` tool, end to end with the built binary: `serve-demo
 // --ssdp` is found by `discover`, read by `describe`, subscribed to by `subscribe
-// '<location>#RenderingControl'`, and says ssdp:byebye when it shuts down. Runs inside a
-// private network namespace (scripts/in-netns.sh): its multicast never leaves it.
+// '<location>#RenderingControl'`, and says ssdp:byebye when it shuts down; over IPv4 on
+// loopback and over IPv6 across the veth pair uvg6a <-> uvg6b. Runs inside a private network
+// namespace (scripts/in-netns.sh --veth6): its multicast never leaves it.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -22,19 +24,12 @@
 using namespace uvgena;
 using namespace std::chrono_literals;
 using clitest::Child;
+using clitest::url_in;
 
 namespace {
 
 const std::string kUdn = "uuid:c1e5d0a4-7f1b-4a44-9d7e-2b1f3c5d6e70";
 const std::string kUdnBye = "uuid:c1e5d0a4-7f1b-4a44-9d7e-2b1f3c5d6e71";
-
-// The URL after the label of a start line ("description:      http://...").
-std::string url_in(const std::optional<std::string>& line) {
-    REQUIRE(line);
-    auto at = line->find("http://");
-    REQUIRE(at != std::string::npos);
-    return line->substr(at);
-}
 
 // A running `serve-demo --ssdp` with the URLs it printed.
 struct Demo {
@@ -117,6 +112,39 @@ TEST_SUITE("cli.ssdp") {
         CHECK(avt->at("event_sub_url").get<std::string>().find("/AVTransport/event") !=
               std::string::npos);
 
+        demo.child.signal(SIGTERM);
+        CHECK(demo.child.wait() == 0);
+    }
+
+    TEST_CASE("over IPv6, discover --ipv6 finds a bracketed LOCATION that subscribe can use") {
+        const char* veth = std::getenv("UVGENA_VETH6");
+        REQUIRE_MESSAGE(veth != nullptr, "run through in-netns.sh --veth6");
+        // The device on uvg6a's address (so advertised on uvg6a only, over IPv6 only), the
+        // control point on uvg6b: the multicast crosses the link.
+        Demo demo({"--host", "fd75:7667::1", "--interval", "50", "--udn", kUdn});
+        CHECK(demo.description.rfind("http://[fd75:7667::1]:", 0) == 0);
+        Child discover(
+            {"discover", "--ipv6", "--interface", "uvg6b", "--json", "--timeout", "2"});
+        std::string out = all_output(discover);
+        REQUIRE(discover.wait() == 0);
+        nlohmann::json found = nlohmann::json::parse(out);
+        REQUIRE_MESSAGE(found.size() == 1, out);
+        CHECK(found[0].at("location") == demo.description);
+        // Both ends live in this namespace, so the kernel answers a unicast reply to a
+        // local address from that same address: only the multicast M-SEARCH crosses the link.
+        CHECK(found[0].at("address").get<std::string>().rfind("fd75:7667::", 0) == 0);
+        CHECK(found[0].at("interface") == "uvg6b");
+        CHECK(found[0].at("description").at("udn") == kUdn);
+
+        Child sub({"subscribe", found[0].at("location").get<std::string>() + "#RenderingControl",
+                   "--count", "2", "--json", "--listen-host", "fd75:7667::2", "--listen-port",
+                   "0"});
+        std::vector<nlohmann::json> events;
+        while (auto line = sub.line(20s)) events.push_back(nlohmann::json::parse(*line));
+        CHECK(sub.wait() == 0);
+        CHECK(sub.stderr_text().empty());
+        REQUIRE(events.size() == 2);
+        CHECK(events[1].at("seq") == 1);
         demo.child.signal(SIGTERM);
         CHECK(demo.child.wait() == 0);
     }

@@ -1,7 +1,8 @@
 // SSDP and multicast eventing over IPv6, over a real link: scripts/in-netns.sh --veth6 makes
 // a private namespace with a veth pair uvg6a (fd75:7667::1) <-> uvg6b (fd75:7667::2), IPv6
 // only (Linux does not loop IPv6 multicast over lo). The device side uses uvg6a, the control
-// point side uvg6b, so every datagram crosses the link.
+// point side uvg6b, so every multicast datagram crosses the link (unicast replies between
+// two addresses of this one namespace take the local route).
 #include <doctest/doctest.h>
 
 #include <cstdlib>
