@@ -23,9 +23,12 @@ namespace detail {
 
 namespace {
 
+// fe80::/10 (spelled out: glibc's IN6_IS_ADDR_LINKLOCAL is a C-cast macro).
 bool is_link_local(const SocketAddress& a) {
-    return a.is_ipv6() &&
-           IN6_IS_ADDR_LINKLOCAL(&reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr);
+    if (!a.is_ipv6()) return false;
+    const unsigned char* b =
+        reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr.s6_addr;
+    return b[0] == 0xfe && (b[1] & 0xc0) == 0x80;
 }
 
 }  // namespace
