@@ -7,7 +7,12 @@
 # and everything in it are gone, even if the test crashed. Exits 77 (meson's "skipped") with a
 # loud message when namespaces cannot be made (not root, no unshare).
 #
-# Usage: scripts/in-netns.sh PROGRAM [ARGS...]
+# With --veth6, the namespace also gets a veth pair joining two of its own interfaces,
+# uvg6a (fd75:7667::1/64) and uvg6b (fd75:7667::2/64), IPv6 only with duplicate address
+# detection off, because Linux does not loop IPv6 multicast over `lo`: a test sends from one
+# end and receives on the other. UVGENA_VETH6="uvg6a uvg6b" tells the test their names.
+#
+# Usage: scripts/in-netns.sh [--veth6] PROGRAM [ARGS...]
 set -eu
 if [ "${UVGENA_IN_NETNS:-}" = "1" ]; then
     # Never configure (or run in) the namespace we were started from.
@@ -20,6 +25,21 @@ if [ "${UVGENA_IN_NETNS:-}" = "1" ]; then
     ip link set lo multicast on
     ip route add 224.0.0.0/4 dev lo
     ip -6 route add ff00::/8 dev lo table local 2>/dev/null || true
+    if [ "${1:-}" = "--veth6" ]; then
+        shift
+        sysctl -qw net.ipv6.conf.all.accept_dad=0
+        sysctl -qw net.ipv6.conf.default.accept_dad=0
+        if ! ip link add uvg6a type veth peer name uvg6b; then
+            echo "SKIPPED: cannot create a veth pair in the namespace (no veth support)" >&2
+            exit 77
+        fi
+        ip addr add fd75:7667::1/64 dev uvg6a nodad
+        ip addr add fd75:7667::2/64 dev uvg6b nodad
+        ip link set uvg6a up
+        ip link set uvg6b up
+        UVGENA_VETH6="uvg6a uvg6b"
+        export UVGENA_VETH6
+    fi
     # UVGENA_TEST_WRAPPER: e.g. valgrind, set by scripts/valgrind-test.sh.
     exec ${UVGENA_TEST_WRAPPER:-} "$@"
 fi

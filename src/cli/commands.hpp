@@ -13,10 +13,11 @@ namespace uvgena::cli {
 /// What a parsed subcommand runs; returns the process exit code (0 ok, 1 failure, 2 usage).
 using Action = std::function<int()>;
 
-/// `uvgena subscribe <event-url> ...`: prints a service's events as they arrive.
+/// `uvgena subscribe <event-url | location-url#service> ...`: prints a service's events as
+/// they arrive.
 void add_subscribe_command(CLI::App& app, Action& action);
-/// `uvgena serve-demo [--host H] [--port P] [--interval MS] [--duration S]`: runs the
-/// simulated renderer for others to subscribe to.
+/// `uvgena serve-demo [--host H] [--port P] [--interval MS] [--duration S] [--ssdp ...]`:
+/// runs the simulated renderer for others to subscribe to, and with --ssdp advertises it.
 void add_serve_demo_command(CLI::App& app, Action& action);
 /// `uvgena discover [--timeout S] [--interface NAME] [--target ST] [--ipv6] [--json]`.
 void add_discover_command(CLI::App& app, Action& action);

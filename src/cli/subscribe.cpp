@@ -1,7 +1,10 @@
-// `uvgena subscribe <event-url>`: subscribes to a service's events and prints each one as it
-// arrives, human-readable or as one JSON object per line; unsubscribes on exit.
+// `uvgena subscribe <event-url>` or `uvgena subscribe <location-url>#<service>`: subscribes to
+// a service's events and prints each one as it arrives, human-readable or as one JSON object
+// per line; unsubscribes on exit. The second form reads the device description first and
+// subscribes to the named service's eventSubURL.
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <memory>
@@ -15,12 +18,13 @@
 #include "uvgena/core/log.hpp"
 #include "uvgena/gena/subscription.hpp"
 #include "uvgena/http/url.hpp"
+#include "uvgena/ssdp/subscribe.hpp"
 
 namespace uvgena::cli {
 namespace {
 
 struct SubscribeArgs {
-    std::string url;
+    std::string url;  // an event URL, or "<location-url>#<service>"
     bool json = false;
     std::optional<unsigned> count;
     std::optional<double> duration;
@@ -31,6 +35,9 @@ struct SubscribeArgs {
     std::string advertise_host;
     bool verbose = false;
 };
+
+// Time allowed to fetch the description of "<location-url>#<service>".
+constexpr std::chrono::milliseconds kDescriptionTimeout{5000};
 
 // Prints events until `count` were printed (or forever); the caller's stop token ends it.
 Task<void> print_events(Subscription& sub, const SubscribeArgs& args) {
@@ -58,7 +65,13 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     Subscription sub;
     std::optional<int> failed;
     try {
-        sub = co_await with_stop_token(subscribe(loop, args.url, options), stop.get_token());
+        // "<location>#<service>": the description names the event URL. Its errors (device
+        // unreachable, unknown service with the list of the device's services) already say
+        // which description or service they are about.
+        std::string event_url = co_await with_stop_token(
+            ssdp::resolve_event_url(loop, args.url, {.timeout = kDescriptionTimeout}),
+            stop.get_token());
+        sub = co_await with_stop_token(subscribe(loop, event_url, options), stop.get_token());
     } catch (const Error& e) {
         if (is_cancelled(e.code()) && signals.received() != 0) {
             failed = 0;
@@ -96,12 +109,27 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     co_return code;
 }
 
-int subscribe_main(const SubscribeArgs& args) {
+// Checks the syntax of an event URL or "<location-url>#<service>"; the reason if it is bad.
+std::optional<std::string> bad_target(const std::string& target) {
+    std::string url_part = target;
+    if (auto hash = target.rfind('#'); hash != std::string::npos) {
+        url_part = target.substr(0, hash);
+        if (hash + 1 == target.size()) {
+            return "no service name after '#' (e.g. ...description.xml#RenderingControl)";
+        }
+    }
     std::string reason;
-    Result<http::Url> url = http::Url::try_parse(args.url, &reason);
-    if (!url || url->scheme != "http") {
-        print_error("subscribe: bad event URL " + args.url + ": " +
-                    (url ? std::string("not an http:// URL") : reason));
+    Result<http::Url> url = http::Url::try_parse(url_part, &reason);
+    if (!url) return reason;
+    if (url->scheme != "http") return std::string("not an http:// URL");
+    return std::nullopt;
+}
+
+int subscribe_main(const SubscribeArgs& args) {
+    if (std::optional<std::string> reason = bad_target(args.url)) {
+        bool described = args.url.find('#') != std::string::npos;
+        print_error(std::string("subscribe: bad ") +
+                    (described ? "description URL " : "event URL ") + args.url + ": " + *reason);
         return 2;
     }
     if (!args.listen_host.empty() && !SocketAddress::try_parse(args.listen_host, 0)) {
@@ -137,8 +165,18 @@ void add_subscribe_command(CLI::App& app, Action& action) {
     auto args = std::make_shared<SubscribeArgs>();
     CLI::App* cmd = app.add_subcommand(
         "subscribe", "Subscribe to a service's events and print each one as it arrives");
-    cmd->add_option("event-url", args->url, "Event subscription URL (eventSubURL) of the service")
+    cmd->add_option("target", args->url,
+                    "The service: its event subscription URL (eventSubURL), or the device "
+                    "description URL (an SSDP LOCATION) followed by #<service>, where <service> "
+                    "is a short name (RenderingControl), a serviceId or a full serviceType")
         ->required();
+    cmd->footer(
+        "Examples:\n"
+        "  uvgena subscribe http://192.168.1.20:1400/MediaRenderer/RenderingControl/Event\n"
+        "  uvgena subscribe 'http://192.168.1.20:1400/xml/device_description.xml#RenderingControl'"
+        " --json --count 3\n"
+        "Exit codes: 0 ok (also after --count, --duration or Ctrl-C), 1 runtime failure (device "
+        "unreachable or refusing, unknown service, subscription lost), 2 usage error.");
     cmd->add_flag("--json", args->json, "One JSON object per event and line");
     cmd->add_option("--count", args->count, "Exit after N events")->check(CLI::PositiveNumber);
     cmd->add_option("--duration", args->duration, "Exit after S seconds")

@@ -1,5 +1,7 @@
 #include "uvgena/ssdp/advertiser.hpp"
 
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <random>
 
@@ -41,12 +43,25 @@ void check_device(const DeviceInfo& d) {
     for (const DeviceInfo& e : d.devices) check_device(e);
 }
 
+// True if `a` is in the subnet of the interface's address (IPv4 or IPv6), or, for an IPv6
+// link-local peer, on that very interface (its scope).
 bool same_subnet(const SocketAddress& a, const NetworkInterface& ni) {
-    if (!a.is_ipv4() || !ni.address.is_ipv4() || !ni.netmask.is_ipv4()) return false;
-    auto raw = [](const SocketAddress& s) {
-        return reinterpret_cast<const sockaddr_in*>(s.sockaddr_ptr())->sin_addr.s_addr;
+    if (a.family() != ni.address.family() || ni.netmask.family() != a.family()) return false;
+    if (a.is_ipv4()) {
+        auto raw = [](const SocketAddress& s) {
+            return reinterpret_cast<const sockaddr_in*>(s.sockaddr_ptr())->sin_addr.s_addr;
+        };
+        return (raw(a) & raw(ni.netmask)) == (raw(ni.address) & raw(ni.netmask));
+    }
+    if (a.scope_id() != 0) return a.scope_id() == ni.index;
+    auto bytes = [](const SocketAddress& s) {
+        return reinterpret_cast<const sockaddr_in6*>(s.sockaddr_ptr())->sin6_addr.s6_addr;
     };
-    return (raw(a) & raw(ni.netmask)) == (raw(ni.address) & raw(ni.netmask));
+    for (int i = 0; i < 16; ++i) {
+        if ((bytes(a)[i] & bytes(ni.netmask)[i]) != (bytes(ni.address)[i] & bytes(ni.netmask)[i]))
+            return false;
+    }
+    return true;
 }
 
 }  // namespace
@@ -59,11 +74,8 @@ std::vector<AdvertisedTarget> advertised_targets(const DeviceInfo& root) {
 }
 
 struct Advertiser::State {
-    struct Endpoint {
-        UdpSocket socket;  // sends the advertisements out of this interface
-        NetworkInterface interface;
-        SocketAddress group;
-        std::string host;
+    // Sends the advertisements out of one interface, with that interface's LOCATION.
+    struct Endpoint : detail::GroupSender {
         std::string location;
     };
 
@@ -116,12 +128,14 @@ struct Advertiser::State {
         }
     }
 
+    // The endpoint whose LOCATION the searcher at `peer` can reach: same subnet, else same
+    // family, else any.
     const Endpoint& endpoint_for(const SocketAddress& peer) const {
         for (const Endpoint& ep : endpoints) {
             if (same_subnet(peer, ep.interface)) return ep;
         }
         for (const Endpoint& ep : endpoints) {
-            if (ep.interface.address == peer) return ep;
+            if (ep.interface.address.family() == peer.family()) return ep;
         }
         return endpoints.front();
     }
@@ -240,32 +254,30 @@ Advertiser Advertiser::start(uv_loop_t* loop, AdvertiserOptions options) {
     options.repeats = std::clamp(options.repeats, 1, 3);
     auto state = std::make_unique<State>(loop, options);
     state->targets = advertised_targets(options.device);
-    for (NetworkInterface& ni : multicast_interfaces(options.interface, AF_INET)) {
-        State::Endpoint ep;
-        ep.socket = UdpSocket::bind(loop, ni.address);
-        ep.socket.set_multicast_interface(ni.multicast_interface());
-        ep.socket.set_multicast_ttl(std::clamp(options.ttl, 1, 255));
-        ep.socket.set_multicast_loop(true);
-        ep.group = SocketAddress::parse(kMulticastV4, options.port);
-        ep.host = std::string(kMulticastV4) + ":" + std::to_string(options.port);
-        ep.location = options.location;
+    detail::GroupSpec groups{.interface = options.interface,
+                             .ipv4 = options.ipv4,
+                             .ipv6 = options.ipv6,
+                             .group4 = kMulticastV4,
+                             .group6 = kMulticastV6,
+                             .port = options.port};
+    for (detail::GroupSender& sender : detail::open_group_senders(loop, groups, options.ttl)) {
+        State::Endpoint ep{std::move(sender), options.location};
         if (auto at = ep.location.find("{ip}"); at != std::string::npos) {
-            ep.location.replace(at, 4, ni.address.ip());
+            ep.location.replace(at, 4, detail::url_host(ep.interface.address));
         }
-        ep.interface = std::move(ni);
         state->endpoints.push_back(std::move(ep));
     }
     if (state->endpoints.empty()) {
         throw Error(make_error_code(uvgena::errc::invalid_argument),
-                    "advertise: no IPv4 network interface");
+                    std::string("advertise: no ") +
+                        (options.ipv4 && options.ipv6 ? "IPv4 or IPv6"
+                         : options.ipv6               ? "IPv6"
+                                                      : "IPv4") +
+                        " network interface" +
+                        (options.interface.empty() ? std::string()
+                                                   : " named '" + options.interface + "'"));
     }
-    state->listeners = detail::open_group_listeners(loop, {.interface = options.interface,
-                                                           .ipv4 = true,
-                                                           .ipv6 = false,
-                                                           .group4 = kMulticastV4,
-                                                           .group6 = kMulticastV6,
-                                                           .port = options.port,
-                                                           .max_queued = 256});
+    state->listeners = detail::open_group_listeners(loop, groups);
     for (UdpSocket& s : state->listeners) state->scope.spawn(State::receive_loop(state.get(), &s));
     state->scope.spawn(State::alive_loop(state.get()));
     return Advertiser(std::move(state));

@@ -18,12 +18,7 @@ namespace uvgena::ssdp {
 /// The heap state of a Search: sockets, the results, and the tasks that feed them. The
 /// scope is the last member, so its tasks die before anything they use.
 struct Search::State {
-    struct Endpoint {
-        UdpSocket socket;
-        NetworkInterface interface;
-        SocketAddress group;
-        std::string host;  // HOST header for this family
-    };
+    using Endpoint = detail::GroupSender;
 
     State(uv_loop_t* l, DiscoverOptions o) : loop(l), options(std::move(o)), results(l), scope(l) {}
 
@@ -140,33 +135,16 @@ Search Search::start(uv_loop_t* loop, DiscoverOptions options) {
     options.mx = std::clamp(std::min(options.mx, std::max(fit, 1)), 1, 5);
     options.ttl = std::clamp(options.ttl, 1, 255);
     auto state = std::make_unique<State>(loop, options);
-    auto add_family = [&](int family) {
-        for (NetworkInterface& ni : multicast_interfaces(options.interface, family)) {
-            // A link-local IPv6 address without its scope cannot be bound.
-            if (family == AF_INET6 && ni.address.ip().rfind("fe80", 0) == 0 &&
-                ni.address.scope_id() == 0) {
-                continue;
-            }
-            State::Endpoint ep;
-            ep.socket = UdpSocket::bind(loop, ni.address, {.max_queued = 512});
-            ep.socket.set_multicast_interface(ni.multicast_interface());
-            ep.socket.set_multicast_ttl(options.ttl);
-            ep.socket.set_multicast_loop(true);
-            if (family == AF_INET) {
-                ep.group = SocketAddress::parse(kMulticastV4, options.port);
-                ep.host = std::string(kMulticastV4) + ":" + std::to_string(options.port);
-            } else {
-                ep.group =
-                    SocketAddress::parse(std::string(kMulticastV6) + "%" + ni.name, options.port);
-                ep.host = "[FF02::C]:" + std::to_string(options.port);
-            }
-            state->interfaces.push_back(ni);
-            ep.interface = std::move(ni);
-            state->endpoints.push_back(std::move(ep));
-        }
-    };
-    if (options.ipv4) add_family(AF_INET);
-    if (options.ipv6) add_family(AF_INET6);
+    state->endpoints = detail::open_group_senders(loop,
+                                                  {.interface = options.interface,
+                                                   .ipv4 = options.ipv4,
+                                                   .ipv6 = options.ipv6,
+                                                   .group4 = kMulticastV4,
+                                                   .group6 = kMulticastV6,
+                                                   .port = options.port,
+                                                   .max_queued = 512},
+                                                  options.ttl);
+    for (const State::Endpoint& ep : state->endpoints) state->interfaces.push_back(ep.interface);
     if (state->endpoints.empty()) {
         throw Error(make_error_code(uvgena::errc::invalid_argument),
                     "search: no network interface to search on" +

@@ -113,12 +113,7 @@ std::size_t MulticastEventListener::dropped() const noexcept {
 // Sender
 
 struct MulticastEventSender::State {
-    struct Endpoint {
-        UdpSocket socket;
-        SocketAddress group;
-        std::string host;
-        std::string name;
-    };
+    using Endpoint = detail::GroupSender;
     explicit State(uv_loop_t* l) : scope(l) {}
     static Task<void> send_now(State* s, std::string property_set, EventLevel level);
     void post(std::string property_set, EventLevel level);
@@ -143,27 +138,14 @@ MulticastEventSender MulticastEventSender::create(uv_loop_t* loop,
     }
     auto state = std::make_shared<State>(loop);
     state->options = options;
-    auto add_family = [&](int family) {
-        for (NetworkInterface& ni : multicast_interfaces(options.interface, family)) {
-            State::Endpoint ep;
-            ep.socket = UdpSocket::bind(loop, ni.address);
-            ep.socket.set_multicast_interface(ni.multicast_interface());
-            ep.socket.set_multicast_ttl(std::clamp(options.ttl, 1, 255));
-            ep.socket.set_multicast_loop(true);
-            if (family == AF_INET) {
-                ep.group = SocketAddress::parse(kEventMulticastV4, options.port);
-                ep.host = std::string(kEventMulticastV4) + ":" + std::to_string(options.port);
-            } else {
-                ep.group = SocketAddress::parse(std::string(kEventMulticastV6) + "%" + ni.name,
-                                                options.port);
-                ep.host = "[FF02::130]:" + std::to_string(options.port);
-            }
-            ep.name = ni.name;
-            state->endpoints.push_back(std::move(ep));
-        }
-    };
-    add_family(AF_INET);
-    if (options.ipv6) add_family(AF_INET6);
+    state->endpoints = detail::open_group_senders(loop,
+                                                  {.interface = options.interface,
+                                                   .ipv4 = options.ipv4,
+                                                   .ipv6 = options.ipv6,
+                                                   .group4 = kEventMulticastV4,
+                                                   .group6 = kEventMulticastV6,
+                                                   .port = options.port},
+                                                  options.ttl);
     if (state->endpoints.empty()) {
         throw Error(make_error_code(uvgena::errc::invalid_argument),
                     "multicast events: no network interface to send on");
@@ -191,7 +173,7 @@ Task<void> MulticastEventSender::State::send_now(State* s, std::string property_
             ++sent;
         } catch (const Error& e) {
             if (is_cancelled(e.code())) throw;
-            log(LogLevel::warning, "ssdp: multicast event on ", ep.name, ": ", e.what());
+            log(LogLevel::warning, "ssdp: multicast event on ", ep.interface.name, ": ", e.what());
             last_error = e.what();
         }
     }

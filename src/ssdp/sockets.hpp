@@ -24,6 +24,31 @@ struct GroupSpec {
     std::size_t max_queued = 256;
 };
 
+/// The addresses to use for multicast of `family` on `name` (see multicast_interfaces), at
+/// most one per interface for IPv6: a global or unique-local address rather than a
+/// link-local one (a LOCATION with a zone is awkward for peers), never a link-local one
+/// without its scope, and never twice the same interface (joining a group twice on one
+/// interface fails). Empty, not an error, when the interface `name` exists but has no
+/// address of this family; throws like multicast_interfaces when `name` matches nothing.
+std::vector<NetworkInterface> multicast_addresses(std::string_view name, int family);
+
+/// The host part of a URL for `address`: the IP, bracketed for IPv6, with a zone spelled
+/// "%25" as RFC 6874 wants ("[fe80::1%25eth0]").
+std::string url_host(const SocketAddress& address);
+
+/// A socket that sends to a multicast group out of one interface.
+struct GroupSender {
+    UdpSocket socket;            ///< Bound to the interface's address (any port).
+    NetworkInterface interface;  ///< The interface and the address sent from.
+    SocketAddress group;         ///< The group and port, with the interface's scope for IPv6.
+    std::string host;            ///< HOST header: "239.255.255.250:1900", "[FF02::C]:1900".
+};
+
+/// One GroupSender per address that multicast_addresses gives for each family of `spec`
+/// (multicast TTL / hop limit `ttl`, loop on so that this host's listeners hear it too).
+/// Throws Error if a socket cannot be opened; an empty result is for the caller to judge.
+std::vector<GroupSender> open_group_senders(uv_loop_t* loop, const GroupSpec& spec, int ttl);
+
 /// Binds `spec.port` (shared: SO_REUSEADDR) once per family and joins the group on every
 /// chosen interface. An interface that refuses to join is logged and skipped; throws Error
 /// if no interface could join.

@@ -33,7 +33,9 @@ struct AdvertiserOptions {
     /// The device tree (types, UDNs, services); UDNs must start with "uuid:".
     DeviceInfo device;
     /// LOCATION of the description. "{ip}" in it is replaced, per interface, by that
-    /// interface's address, so that a device bound to every interface is reachable on each.
+    /// interface's address (bracketed for IPv6: "http://{ip}:80/d.xml" becomes
+    /// "http://[fd00::1]:80/d.xml"), so that a device bound to every interface is reachable
+    /// on each.
     std::string location;
     /// SERVER header; empty: default_product_token().
     std::string server;
@@ -48,7 +50,12 @@ struct AdvertiserOptions {
     std::uint32_t config_id = 1;
     /// Interface (name or address); empty: every interface that is up.
     std::string interface;
-    /// Multicast TTL.
+    /// Advertise over IPv4 (239.255.255.250).
+    bool ipv4 = true;
+    /// Advertise over IPv6 too ([FF02::C], link-local scope), from one address per
+    /// interface (a global or unique-local one when the interface has it).
+    bool ipv6 = false;
+    /// Multicast TTL (IPv4) / hop limit (IPv6).
     int ttl = 2;
     /// Upper bound on the random delay before answering a search (the delay is at most MX
     /// seconds anyway); lower it in tests.
@@ -62,8 +69,8 @@ struct AdvertiserOptions {
 /// Answers M-SEARCH and sends alive/byebye for one root device. Move-only.
 class Advertiser {
   public:
-    /// Binds port 1900 (shared) on the chosen interfaces, sends the first ssdp:alive burst
-    /// and starts answering. Throws Error (bad options, no usable interface).
+    /// Binds port 1900 (shared) on the chosen interfaces and families, sends the first
+    /// ssdp:alive burst and starts answering. Throws Error (bad options, no usable interface).
     static Advertiser start(uv_loop_t* loop, AdvertiserOptions options);
 
     Advertiser(Advertiser&&) noexcept;

@@ -79,6 +79,7 @@ struct MulticastEventSenderOptions {
     std::uint32_t boot_id = 1;  ///< BOOTID.UPNP.ORG of the device.
     /// Interface (name or address) to send from; empty: every interface that is up.
     std::string interface;
+    bool ipv4 = true;   ///< Send to 239.255.255.246.
     bool ipv6 = false;  ///< Send to [FF02::130] too.
     int ttl = 4;        ///< Multicast TTL.
     /// The port (7900; another value only for tests).
