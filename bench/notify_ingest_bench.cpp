@@ -10,8 +10,12 @@
 // consumer's resume at 50% of uvgena's peak rate (baseline (b) at the same offered rate), and
 // the check that every NOTIFY sent was received once, SEQ in order.
 //
+// With --rounds R (> 1), (b) and uvgena run R times each, alternately, and each side's best
+// round counts (its peak, the run least disturbed by the other processes on the machine); the
+// losses checked are those of every round.
+//
 //   notify_ingest_bench [--seconds S] [--subs N] [--slots C] [--bodies small,lastchange,large]
-//                       [--modes keepalive,close] [--no-latency]
+//                       [--modes keepalive,close] [--rounds R] [--no-latency]
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -65,6 +69,7 @@ struct Config {
     std::vector<std::string> bodies{"small", "lastchange", "large"};
     std::vector<std::string> modes{"keepalive", "close"};
     bool latency = true;
+    int rounds = 1;
     std::string bindir;
     std::string tmpdir;
 };
@@ -367,10 +372,18 @@ Task<int> bench(uv_loop_t* loop, Config c) {
                         body.c_str(), mode.c_str(), c.subs, c.slots, c.seconds);
             Outcome a = co_await run_baseline(loop, c, "transport", targets, body, mode, 0);
             print_outcome("(a) libuv+llhttp", a);
-            Outcome b = co_await run_baseline(loop, c, "xml", targets, body, mode, 0);
-            print_outcome("(b) +tinyxml2", b);
-            Outcome u = co_await run_uvgena(loop, c, body, mode, 0);
-            print_outcome("uvgena", u);
+            Outcome b, u;
+            double bad_rounds = 0, bad_rounds_b = 0;
+            for (int round = 0; round < std::max(c.rounds, 1); ++round) {
+                Outcome rb = co_await run_baseline(loop, c, "xml", targets, body, mode, 0);
+                print_outcome("(b) +tinyxml2", rb);
+                Outcome ru = co_await run_uvgena(loop, c, body, mode, 0);
+                print_outcome("uvgena", ru);
+                bad_rounds += ru.lost + ru.seq_errors + std::max(0.0, ru.sent - ru.ok);
+                bad_rounds_b += rb.lost + rb.seq_errors + std::max(0.0, rb.sent - rb.ok);
+                if (rb.rate > b.rate) b = rb;
+                if (ru.rate > u.rate) u = ru;
+            }
             std::string name = "ingest " + body + " " + mode;
             double ratio = b.rate > 0 ? u.rate / b.rate : 0;
             if (ratio < 0.9) ++missed;
@@ -381,8 +394,8 @@ Task<int> bench(uv_loop_t* loop, Config c) {
             std::printf("RESULT %s CPU per 100k events|%.3f|%.3f|%.3f|info|CPU s (vs (b))\n",
                         name.c_str(), u.cpu_per_100k, b.cpu_per_100k,
                         b.cpu_per_100k > 0 ? u.cpu_per_100k / b.cpu_per_100k : 0);
-            double bad = u.lost + u.seq_errors + std::max(0.0, u.sent - u.ok);
-            double bad_b = b.lost + b.seq_errors + std::max(0.0, b.sent - b.ok);
+            double bad = bad_rounds;
+            double bad_b = bad_rounds_b;
             std::printf("RESULT %s lost+reordered (sent %.0f)|%.0f|%.0f|-|value<=0|events\n",
                         name.c_str(), u.sent, bad, bad_b);
             if (c.latency && u.rate > 0) {
@@ -422,6 +435,7 @@ int main(int argc, char** argv) {
         else if (a == "--slots" && has) c.slots = std::atoi(argv[++i]);
         else if (a == "--bodies" && has) c.bodies = split(argv[++i]);
         else if (a == "--modes" && has) c.modes = split(argv[++i]);
+        else if (a == "--rounds" && has) c.rounds = std::atoi(argv[++i]);
         else if (a == "--no-latency") c.latency = false;
     }
     char exe[4096];

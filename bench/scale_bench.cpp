@@ -17,6 +17,7 @@
 //
 //   scale_bench [--subscriptions N] [--publishers P] [--churn-seconds S] [--churn-timeout T]
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -52,6 +53,17 @@ double rss_kib() {
     long size = 0, resident = 0;
     in >> size >> resident;
     return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1024.0;
+}
+
+// Bytes the allocator handed out and has not got back (live heap), and what it holds from
+// the system: their difference is fragmentation and free lists.
+struct HeapFigures {
+    double in_use_kib = 0, held_kib = 0;
+};
+HeapFigures heap_figures() {
+    struct mallinfo2 mi = mallinfo2();
+    return {static_cast<double>(mi.uordblks + mi.hblkhd) / 1024.0,
+            static_cast<double>(mi.arena + mi.hblkhd) / 1024.0};
 }
 
 void raise_fd_limit() {
@@ -269,6 +281,7 @@ Task<int> bench(uv_loop_t* loop, Config c) {
     std::vector<gena::Subscription> subs(static_cast<std::size_t>(c.n));
     std::uint64_t failures = 0;
     double rss0 = rss_kib();
+    HeapFigures heap0 = heap_figures();
     auto t0 = std::chrono::steady_clock::now();
     {
         Scope workers(loop);
@@ -304,6 +317,7 @@ Task<int> bench(uv_loop_t* loop, Config c) {
     }
     co_await sleep_for(loop, 300ms);
     double rss1 = rss_kib();
+    HeapFigures heap1 = heap_figures();
     double per_sub = (rss1 - rss0) / c.n;
     std::printf("subscribed %d (failures %llu) in %.2f s: %.0f/s; initial events %llu\n", c.n,
                 static_cast<unsigned long long>(failures), sub_s, c.n / sub_s,
@@ -311,11 +325,19 @@ Task<int> bench(uv_loop_t* loop, Config c) {
     std::printf("RSS: before %.0f KiB, idle with %d subscriptions %.0f KiB: %.3f KiB each "
                 "(minimal record baseline %.3f KiB)\n",
                 rss0, c.n, rss1, per_sub, base_kib);
+    std::printf("heap: live %.3f KiB per subscription, held from the system %.3f KiB per "
+                "subscription\n",
+                (heap1.in_use_kib - heap0.in_use_kib) / c.n,
+                (heap1.held_kib - heap0.held_kib) / c.n);
     std::printf("RESULT scale subscribe rate (%d)|%.0f|-|-|info|subscriptions/s (%llu failed)\n",
                 c.n, c.n / sub_s, static_cast<unsigned long long>(failures));
     std::printf("RESULT scale RSS per idle subscription|%.3f|%.3f|%.2f|value<=1.0|KiB (baseline: "
                 "SID+URLs+uv_timer_t in a hash map)\n",
                 per_sub, base_kib, base_kib > 0 ? per_sub / base_kib : 0);
+    std::printf("RESULT scale heap in use per idle subscription|%.3f|%.3f|-|info|KiB (mallinfo2; "
+                "held from the system %.3f)\n",
+                (heap1.in_use_kib - heap0.in_use_kib) / c.n, base_kib,
+                (heap1.held_kib - heap0.held_kib) / c.n);
     if (per_sub > 1.0 || failures > 0) ++missed;
 
     // 4. Renewal churn: the loop is probed from the first manual renewal on.

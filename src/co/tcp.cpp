@@ -1,5 +1,7 @@
 #include "uvgena/co/tcp.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -21,6 +23,62 @@ constexpr int kCancelled = 3;
     throw Error(uv_error(status), context);
 }
 
+// Read buffers (TcpStream::read_buffer_size each) are mapped from the system instead of taken
+// from the heap: a burst of connections otherwise leaves 64 KiB holes in the heap that small
+// long-lived objects then fill, so that the burst's memory stays resident (measured: 0.15-0.25
+// KiB of RSS per idle subscription at 10,000). A mapping only makes the pages a connection
+// touches resident and goes back to the system whole. A few are kept per thread for reuse, so
+// that connections opened one after another cost no system call.
+class ReadBuffers {
+public:
+    // A buffer, or null if the system has no memory left.
+    static char* take() noexcept {
+        // Constructed on first use in each thread; at thread exit it unmaps the kept buffers
+        // (the cache itself is trivial, so a stream freed later still finds it, marked dead).
+        thread_local Drain drain;
+        (void)drain;
+        Cache& c = cache_;
+        if (c.count > 0) return c.spare[--c.count];
+        void* p = ::mmap(nullptr, TcpStream::read_buffer_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
+    }
+
+    static void give_back(char* buffer) noexcept {
+        if (buffer == nullptr) return;
+        Cache& c = cache_;
+        if (!c.dead && c.count < kKept) {
+            c.spare[c.count++] = buffer;
+        } else {
+            unmap(buffer);
+        }
+    }
+
+private:
+    static constexpr std::size_t kKept = 8;
+    struct Cache {
+        char* spare[kKept];
+        std::size_t count;
+        bool dead;
+    };
+    struct Drain {
+        Drain() = default;
+        Drain(const Drain&) = delete;
+        Drain& operator=(const Drain&) = delete;
+        ~Drain() {
+            while (cache_.count > 0) unmap(cache_.spare[--cache_.count]);
+            cache_.dead = true;
+        }
+    };
+    static void unmap(char* buffer) noexcept { ::munmap(buffer, TcpStream::read_buffer_size); }
+
+    static thread_local constinit inline Cache cache_{};
+};
+
+struct ReadBufferRelease {
+    void operator()(char* buffer) const noexcept { ReadBuffers::give_back(buffer); }
+};
+
 }  // namespace
 
 /// The heap half of a TcpStream: the uv_tcp_t, the read buffer and the state that libuv's
@@ -36,7 +94,7 @@ struct StreamHandle {
 
     // Read side: bytes [begin, end) of buf are received and unconsumed; the first
     // view_pending of them were handed out by read_some and are consumed by the next read.
-    std::unique_ptr<char[]> buf;
+    std::unique_ptr<char, ReadBufferRelease> buf;
     std::size_t begin = 0;
     std::size_t end = 0;
     std::size_t view_pending = 0;
@@ -93,7 +151,13 @@ struct StreamHandle {
 
     void start_reading() noexcept {
         if (reading || read_status != 0 || closing) return;
-        if (!buf) buf.reset(new char[TcpStream::read_buffer_size]);
+        if (!buf) {
+            buf.reset(ReadBuffers::take());
+            if (!buf) {
+                read_status = UV_ENOMEM;
+                return;
+            }
+        }
         if (make_room() == 0) return;
         int r = uv_read_start(stream(), &StreamHandle::on_alloc, &StreamHandle::on_read);
         if (r < 0) {

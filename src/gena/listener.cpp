@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <mutex>
 #include <random>
 #include <string_view>
@@ -164,9 +165,9 @@ Task<void> ListenerImpl::stop() {
             std::string sid = s->sid;
             s->end({});
             if (send) {
-                unsubscribing.spawn(send_unsubscribe(loop, s->url, *s->device_address, sid,
-                                                     s->options.timeout, s->user_agent,
-                                                     false));
+                unsubscribing.spawn(send_unsubscribe(loop, s->config->url, s->device_address.get(),
+                                                     sid, s->config->timeout,
+                                                     s->config->user_agent, false));
             }
         }
         co_await unsubscribing.join();
@@ -184,6 +185,21 @@ std::uint64_t ListenerImpl::add(SubState* state) {
 }
 
 void ListenerImpl::remove(std::uint64_t id) noexcept { subs.erase(id); }
+
+std::shared_ptr<const SubConfig> ListenerImpl::intern(std::shared_ptr<SubConfig> config) {
+    if (config->has_handlers()) return config;
+    std::weak_ptr<const SubConfig>& slot = configs_[config->url_text];
+    if (std::shared_ptr<const SubConfig> known = slot.lock();
+        known && known->same_settings(*config)) {
+        return known;
+    }
+    slot = config;
+    if (configs_.size() >= 2 * configs_swept_size_) {
+        std::erase_if(configs_, [](const auto& entry) { return entry.second.expired(); });
+        configs_swept_size_ = std::max<std::size_t>(configs_.size(), 16);
+    }
+    return config;
+}
 
 std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local,
                                        std::uint64_t id) const {
@@ -209,6 +225,38 @@ std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local
     url += kPathPrefix;
     url += std::to_string(id);
     return url;
+}
+
+void ListenerImpl::queue_renewal(SubState& state) {
+    if (stopped || state.renewal_queued) return;
+    renewal_queue_.push_back(state.weak_from_this());
+    state.renewal_queued = true;
+    start_queued_renewals();
+}
+
+void ListenerImpl::renewal_done() noexcept {
+    if (renewals_in_flight_ > 0) --renewals_in_flight_;
+    start_queued_renewals();
+}
+
+void ListenerImpl::start_queued_renewals() noexcept {
+    // Not while closing: the scope that would run them is going away.
+    if (stopped) return;
+    std::size_t limit = std::max<std::size_t>(options.max_renewals_in_flight, 1);
+    while (renewals_in_flight_ < limit && !renewal_queue_.empty()) {
+        std::shared_ptr<SubState> state = renewal_queue_.front().lock();
+        renewal_queue_.pop_front();
+        if (!state) continue;
+        state->renewal_queued = false;
+        // Ended or resubscribing meanwhile, or renewed by hand (its new grant has its own
+        // renewal time): nothing to do.
+        if (state->listener != this || state->phase != SubState::Phase::active ||
+            state->background_busy || state->schedule.renew_at()) {
+            continue;
+        }
+        ++renewals_in_flight_;
+        if (!state->start_auto_renewal()) --renewals_in_flight_;
+    }
 }
 
 void ListenerImpl::queue_callback(std::shared_ptr<SubState> state, Event event) {
@@ -285,13 +333,13 @@ http::Response ListenerImpl::handle(const http::Request& request,
         }
         return make_notify_response(decision);
     }
-    if (sub->options.check_source && sub->device_address &&
-        plain_ip(context.peer) != plain_ip(*sub->device_address)) {
+    if (sub->config->check_source && sub->device_address &&
+        plain_ip(context.peer) != plain_ip(sub->device_address.get())) {
         ++stats.unknown;
         ++stats.wrong_source;
         log(LogLevel::warning, "uvgena: NOTIFY for ", decision.sid, " from ",
             context.peer.to_string(), " refused: the device is ",
-            sub->device_address->to_string());
+            sub->device_address.get().to_string());
         decision.status = 412;
         decision.reason = make_error_code(errc::unknown_sid);
         return make_notify_response(decision);
@@ -301,7 +349,7 @@ http::Response ListenerImpl::handle(const http::Request& request,
     event.sid = std::move(decision.sid);
     event.seq = decision.seq;
     event.timestamp = std::chrono::system_clock::now();
-    event.service = sub->url_text;
+    event.service = sub->url_text();
     Result<PropertySet> parsed = PropertySet::parse(request.body, options.parse);
     if (parsed) {
         event.properties = std::move(*parsed);
@@ -311,7 +359,7 @@ http::Response ListenerImpl::handle(const http::Request& request,
         log(LogLevel::warning, "uvgena: NOTIFY for ", event.sid, " SEQ ", event.seq,
             ": body not parsed (", parsed.error().message(), "); delivered without variables");
     }
-    if (sub->options.keep_body) event.body = request.body;
+    if (sub->config->keep_body) event.body = request.body;
     decision.sid.clear();
     if (event.sid == sub->sid) {
         sub->accept(std::move(event));

@@ -3,6 +3,7 @@
 #include "uvgena/gena/subscription.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "gena/subscription_impl.hpp"
 #include "uvgena/co/scope.hpp"
@@ -107,30 +108,84 @@ Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device
     log(LogLevel::warning, "uvgena: ", what, " (ignored)");
 }
 
-SubState::SubState(uv_loop_t* l, ListenerImpl* li, http::Url u, std::string text,
-                   SubscribeOptions o)
+SubConfig::SubConfig(http::Url parsed, std::string text, SubscribeOptions&& o)
+    : url_text(std::move(text)),
+      url(std::move(parsed)),
+      user_agent(o.user_agent),
+      requested_timeout(o.requested_timeout),
+      timeout(o.timeout),
+      silence_timeout(o.silence_timeout),
+      queue_capacity(o.queue_capacity),
+      backoff(o.backoff),
+      overflow(o.overflow),
+      auto_renew(o.auto_renew),
+      auto_resubscribe(o.auto_resubscribe),
+      keep_body(o.keep_body),
+      deliver_duplicates(o.deliver_duplicates),
+      resubscribe_on_gap(o.resubscribe_on_gap),
+      resubscribe_on_silence(o.resubscribe_on_silence),
+      check_source(o.check_source),
+      on_renew_failed(std::move(o.on_renew_failed)),
+      on_resubscribe(std::move(o.on_resubscribe)),
+      on_silence(std::move(o.on_silence)) {}
+
+bool SubConfig::same_settings(const SubConfig& o) const noexcept {
+    return url_text == o.url_text && user_agent == o.user_agent &&
+           requested_timeout == o.requested_timeout && timeout == o.timeout &&
+           silence_timeout == o.silence_timeout && queue_capacity == o.queue_capacity &&
+           backoff.initial == o.backoff.initial && backoff.max == o.backoff.max &&
+           backoff.factor == o.backoff.factor && backoff.jitter == o.backoff.jitter &&
+           backoff.max_attempts == o.backoff.max_attempts && overflow == o.overflow &&
+           auto_renew == o.auto_renew && auto_resubscribe == o.auto_resubscribe &&
+           keep_body == o.keep_body && deliver_duplicates == o.deliver_duplicates &&
+           resubscribe_on_gap == o.resubscribe_on_gap &&
+           resubscribe_on_silence == o.resubscribe_on_silence && check_source == o.check_source;
+}
+
+void CompactAddress::set(const SocketAddress& address) noexcept {
+    storage_ = Storage{};
+    if (address.is_ipv4()) {
+        std::memcpy(&storage_.v4, address.sockaddr_ptr(), sizeof storage_.v4);
+    } else if (address.is_ipv6()) {
+        std::memcpy(&storage_.v6, address.sockaddr_ptr(), sizeof storage_.v6);
+    }
+}
+
+SocketAddress CompactAddress::get() const {
+    if (!has_value()) return SocketAddress();
+    Result<SocketAddress> address =
+        SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage_));
+    return address ? *address : SocketAddress();
+}
+
+namespace {
+// When to renew within the granted duration: between 75% and 85% of it, spread by the
+// subscription's id, so that subscriptions made (or renewed) together come due over a
+// tenth of their duration instead of all at once.
+double renew_fraction(std::uint64_t id) noexcept {
+    std::uint64_t z = id * 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z ^= z >> 31;
+    double unit = static_cast<double>(z >> 11) * 0x1.0p-53;
+    return default_renew_fraction - 0.10 * unit;
+}
+}  // namespace
+
+SubState::SubState(uv_loop_t* l, ListenerImpl* li, std::shared_ptr<const SubConfig> c,
+                   std::shared_ptr<const EventCallback> cb)
     : loop(l),
       listener(li),
-      url(std::move(u)),
-      url_text(std::move(text)),
-      options(std::move(o)),
-      schedule(options.auto_renew,
-               options.silence_timeout
-                   ? std::optional<SteadyClock::duration>(*options.silence_timeout)
-                   : std::nullopt),
-      backoff(options.backoff),
-      error_context("subscribe to " + url_text),
-      user_agent(options.user_agent),
+      config(std::move(c)),
+      callback(std::move(cb)),
       ctx_(l) {
-    options.user_agent = {};
-    if (options.on_event) {
-        callback = std::make_shared<const EventCallback>(std::move(options.on_event));
-        options.on_event = nullptr;
-    }
     timer_.fire = &SubState::on_timer;
     timer_.owner = this;
     id = listener->add(this);
-    backoff = Backoff(options.backoff, 0x9e3779b97f4a7c15u ^ id);
+    schedule = SubscriptionSchedule(
+        config->auto_renew,
+        config->silence_timeout ? std::optional<SteadyClock::duration>(*config->silence_timeout)
+                                : std::nullopt,
+        renew_fraction(id));
 }
 
 SubState::~SubState() {
@@ -138,11 +193,22 @@ SubState::~SubState() {
     if (listener != nullptr) listener->remove(id);
 }
 
+const std::string& SubState::end_context() const noexcept {
+    static const std::string empty;
+    return ended_ ? ended_->context : empty;
+}
+
+Backoff& SubState::backoff() {
+    if (!backoff_) backoff_ = std::make_unique<Backoff>(config->backoff, 0x9e3779b97f4a7c15u ^ id);
+    return *backoff_;
+}
+
 Channel<Event>& SubState::channel() {
     if (!events) {
-        Overflow policy = options.overflow == Overflow::wait ? Overflow::reject_new : options.overflow;
-        events = std::make_unique<Channel<Event>>(loop, std::max<std::size_t>(options.queue_capacity, 1),
-                                                  policy);
+        Overflow policy =
+            config->overflow == Overflow::wait ? Overflow::reject_new : config->overflow;
+        events = std::make_unique<Channel<Event>>(
+            loop, std::max<std::size_t>(config->queue_capacity, 1), policy);
         if (phase == Phase::ended) events->close();
     }
     return *events;
@@ -156,7 +222,7 @@ void SubState::rearm() noexcept {
         try {
             ctx_->add_timer(&timer_);
         } catch (const std::exception& e) {
-            log(LogLevel::error, "uvgena: cannot arm the timer of ", url_text, ": ", e.what());
+            log(LogLevel::error, "uvgena: cannot arm the timer of ", url_text(), ": ", e.what());
         }
     }
 }
@@ -174,24 +240,41 @@ void SubState::on_deadline() noexcept {
         if (action == ScheduledAction::none || phase == Phase::ended) break;
         switch (action) {
             case ScheduledAction::renew:
-                if (!background_busy && phase == Phase::active) {
-                    start_background(auto_renew_task(self));
+                if (!background_busy && phase == Phase::active && listener != nullptr) {
+                    listener->queue_renewal(*this);
                 }
                 break;
             case ScheduledAction::expire:
+                if (config->auto_renew) {
+                    // The renewal did not succeed in time (failed, or still queued or in
+                    // flight): that is a failed renewal too.
+                    ++stats.renewal_failures;
+                    Error failure(make_error_code(uvgena::errc::timed_out),
+                                  "subscription " + sid + " to " + url_text() +
+                                      " expired before a renewal succeeded");
+                    log(LogLevel::warning, "uvgena: ", failure.what());
+                    if (config->on_renew_failed) {
+                        std::shared_ptr<const SubConfig> cfg = config;
+                        call_user(listener, "auto_renew_fail handler",
+                                  [&] { cfg->on_renew_failed(failure); });
+                    }
+                    if (phase == Phase::ended) break;
+                }
                 lost(make_error_code(uvgena::errc::timed_out),
-                     "subscription " + sid + " to " + url_text + " expired");
+                     "subscription " + sid + " to " + url_text() + " expired");
                 break;
             case ScheduledAction::silence: {
                 ++stats.silences;
-                milliseconds silence = options.silence_timeout.value_or(milliseconds(0));
-                log(LogLevel::warning, "uvgena: no event from ", url_text, " for ",
+                milliseconds silence = config->silence_timeout.value_or(milliseconds(0));
+                log(LogLevel::warning, "uvgena: no event from ", url_text(), " for ",
                     silence.count(), " ms (is the callback address ", callback_url,
                     " reachable from the device?)");
-                if (options.on_silence) {
-                    call_user(listener, "silence handler", [&] { options.on_silence(silence); });
+                if (config->on_silence) {
+                    // The config outlives the call even if the handler drops the subscription.
+                    std::shared_ptr<const SubConfig> keep = config;
+                    call_user(listener, "silence handler", [&] { keep->on_silence(silence); });
                 }
-                if (options.resubscribe_on_silence) resubscribe_later(true);
+                if (config->resubscribe_on_silence) resubscribe_later(true);
                 break;
             }
             case ScheduledAction::none: break;
@@ -205,28 +288,28 @@ void SubState::start_background(Task<void> task) {
     try {
         listener->scope().spawn(std::move(task));
     } catch (const std::exception& e) {
-        log(LogLevel::error, "uvgena: cannot start background work for ", url_text, ": ",
+        log(LogLevel::error, "uvgena: cannot start background work for ", url_text(), ": ",
             e.what());
     }
 }
 
 void SubState::adopt(const SubscribeAnswer& answer, bool fresh) {
     if (!sid.empty() && answer.sid != sid) {
-        log(LogLevel::info, "uvgena: ", url_text, ": SID ", sid, " is now ", answer.sid);
+        log(LogLevel::info, "uvgena: ", url_text(), ": SID ", sid, " is now ", answer.sid);
         fresh = true;
     }
     sid = answer.sid;
     granted = answer.timeout;
     granted_at = SteadyClock::now();
     phase = Phase::active;
-    if (fresh) seq.reset();
+    if (fresh) has_seq_ = false;
     schedule.on_granted(granted_at, granted);
     rearm();
-    if (held.empty()) return;
+    if (!held_) return;
     // NOTIFYs that overtook the answer: those for this SID, in SEQ order; others never will
     // be ours (an older SID, or garbage that guessed the path).
-    std::vector<Event> pending = std::move(held);
-    held.clear();
+    std::vector<Event> pending = std::move(*held_);
+    held_.reset();
     std::stable_sort(pending.begin(), pending.end(),
                      [](const Event& a, const Event& b) { return a.seq < b.seq; });
     for (Event& event : pending) {
@@ -243,8 +326,12 @@ void SubState::adopt(const SubscribeAnswer& answer, bool fresh) {
 void SubState::accept(Event event) {
     ++stats.events_received;
     if (event.parse_error) ++stats.parse_errors;
-    bool had_events = seq.last().has_value();
-    SeqCheck check = seq.observe(event.seq);
+    bool had_events = has_seq_;
+    SeqCheck check = classify_seq(last_seq(), event.seq);
+    if (check.deliver()) {
+        last_seq_ = event.seq;
+        has_seq_ = true;
+    }
     event.seq_order = check.order;
     event.missed = check.missed;
     switch (check.order) {
@@ -253,7 +340,7 @@ void SubState::accept(Event event) {
         case SeqOrder::gap:
             event.seq_status = SeqStatus::gap;
             stats.events_missed += check.missed;
-            log(LogLevel::warning, "uvgena: ", url_text, ": ", check.missed,
+            log(LogLevel::warning, "uvgena: ", url_text(), ": ", check.missed,
                 " event(s) missed before SEQ ", event.seq);
             break;
         case SeqOrder::duplicate:
@@ -269,7 +356,7 @@ void SubState::accept(Event event) {
     schedule.on_event(SteadyClock::now());
     rearm();
     bool gap = check.order == SeqOrder::gap && had_events;
-    if (check.deliver() || options.deliver_duplicates) {
+    if (check.deliver() || config->deliver_duplicates) {
         ++stats.events_delivered;
         if (callback && listener != nullptr) {
             listener->queue_callback(shared_from_this(), std::move(event));
@@ -280,44 +367,44 @@ void SubState::accept(Event event) {
             if (!pushed || ch.dropped() != dropped_before) {
                 ++stats.events_dropped;
                 if (!pushed) --stats.events_delivered;
-                log(LogLevel::warning, "uvgena: ", url_text,
+                log(LogLevel::warning, "uvgena: ", url_text(),
                     ": event queue full, an event was dropped");
             }
         }
     }
-    if (gap && options.resubscribe_on_gap) resubscribe_later(true);
+    if (gap && config->resubscribe_on_gap) resubscribe_later(true);
 }
 
 void SubState::hold(Event event) {
     std::size_t limit = listener != nullptr ? listener->options.max_held_events : 0;
-    if (held.size() >= limit) {
+    if ((held_ ? held_->size() : 0) >= limit) {
         if (listener != nullptr) ++listener->stats.held_dropped;
         log(LogLevel::warning, "uvgena: dropped a NOTIFY for unknown SID ", event.sid,
             " at ", callback_url, ": too many held");
         return;
     }
     if (listener != nullptr) ++listener->stats.held;
-    held.push_back(std::move(event));
+    if (!held_) held_ = std::make_unique<std::vector<Event>>();
+    held_->push_back(std::move(event));
 }
 
 void SubState::end(std::error_code error, std::string context) {
     if (phase == Phase::ended) return;
     phase = Phase::ended;
-    end_error = error;
-    end_context = std::move(context);
+    if (error || !context.empty()) ended_ = std::make_unique<Ended>(Ended{error, std::move(context)});
     schedule.clear();
     ctx_->remove_timer(&timer_);
-    if (!held.empty()) {
-        if (listener != nullptr) listener->stats.held_dropped += held.size();
-        log(LogLevel::warning, "uvgena: dropped ", held.size(),
+    if (held_) {
+        if (listener != nullptr) listener->stats.held_dropped += held_->size();
+        log(LogLevel::warning, "uvgena: dropped ", held_->size(),
             " held NOTIFY(s) at ", callback_url, ": their SID never became known");
-        held.clear();
+        held_.reset();
     }
     if (listener != nullptr) {
         listener->remove(id);
         listener = nullptr;
     }
-    if (error) log(LogLevel::warning, "uvgena: subscription ended: ", end_context);
+    if (error) log(LogLevel::warning, "uvgena: subscription ended: ", end_context());
     if (events) events->close();
 }
 
@@ -329,7 +416,7 @@ void SubState::flush_queue_to_callback() {
 }
 
 void SubState::lost(const std::error_code& error, const std::string& context) {
-    if (options.auto_resubscribe && listener != nullptr) {
+    if (config->auto_resubscribe && listener != nullptr) {
         log(LogLevel::warning, "uvgena: ", context, "; resubscribing");
         resubscribe_later(false);
     } else {
@@ -346,46 +433,49 @@ void SubState::resubscribe_later(bool unsubscribe_old) {
 }
 
 Task<void> SubState::exchange_subscribe() {
-    SocketAddress device = co_await device_address_of(loop, url, error_context);
+    std::shared_ptr<const SubConfig> cfg = config;
+    std::string error_context = cfg->error_context();
+    SocketAddress device = co_await device_address_of(loop, cfg->url, error_context);
     if (phase == Phase::ended || listener == nullptr) {
         throw Error(make_error_code(uvgena::errc::closed), error_context + ": ended");
     }
-    device_address = device;
+    device_address.set(device);
     Result<SocketAddress> local = local_address_towards(device);
     callback_url = listener->callback_url(local ? std::optional(*local) : std::nullopt, id);
     SubscribeParams params;
     params.callbacks = {callback_url};
-    params.timeout = options.requested_timeout;
-    params.user_agent = user_agent;
-    http::Request request = make_subscribe(url, params);
+    params.timeout = cfg->requested_timeout;
+    params.user_agent = cfg->user_agent;
+    http::Request request = make_subscribe(cfg->url, params);
     Result<http::Response> response =
-        co_await http::try_send(loop, device, std::move(request), client_options(options.timeout));
+        co_await http::try_send(loop, device, std::move(request), client_options(cfg->timeout));
     if (!response) {
         throw Error(response.error(), error_context);
     }
-    Result<SubscribeAnswer> answer = read_subscribe_response(*response, options.requested_timeout);
+    Result<SubscribeAnswer> answer = read_subscribe_response(*response, cfg->requested_timeout);
     if (!answer) {
         throw Error(answer.error(), answer_context(error_context, *response, answer.error()));
     }
     if (phase == Phase::ended || listener == nullptr) {
         // Ended while the answer was on its way: give the device its UNSUBSCRIBE.
-        uvgena::spawn(loop, send_unsubscribe(loop, url, device, answer->sid, options.timeout,
-                                             user_agent, false));
+        uvgena::spawn(loop, send_unsubscribe(loop, cfg->url, device, answer->sid, cfg->timeout,
+                                             cfg->user_agent, false));
         throw Error(make_error_code(uvgena::errc::closed), error_context + ": ended meanwhile");
     }
     adopt(*answer, true);
 }
 
 Task<void> SubState::exchange_renew(std::optional<std::chrono::seconds> requested) {
-    std::string context = "renew subscription " + sid + " to " + url_text;
+    std::shared_ptr<const SubConfig> cfg = config;
+    std::string context = "renew subscription " + sid + " to " + cfg->url_text;
     if (!subscribed() || !device_address) {
         throw Error(make_error_code(uvgena::errc::not_running), context + ": not subscribed");
     }
     bool was_active = phase == Phase::active;
     if (was_active) phase = Phase::renewing;
-    http::Request request = make_renewal(url, sid, requested, user_agent);
+    http::Request request = make_renewal(cfg->url, sid, requested, cfg->user_agent);
     Result<http::Response> response = co_await http::try_send(
-        loop, *device_address, std::move(request), client_options(options.timeout));
+        loop, device_address.get(), std::move(request), client_options(cfg->timeout));
     if (phase == Phase::renewing) phase = Phase::active;
     if (!response) {
         throw Error(response.error(), context);
@@ -394,11 +484,30 @@ Task<void> SubState::exchange_renew(std::optional<std::chrono::seconds> requeste
     if (!answer) throw Error(answer.error(), answer_context(context, *response, answer.error()));
     if (phase == Phase::ended) co_return;
     ++stats.renewals;
-    backoff.reset();
+    reset_backoff();
     adopt(*answer, false);
 }
 
-Task<void> SubState::auto_renew_task(std::shared_ptr<SubState> self) {
+bool SubState::start_auto_renewal() noexcept {
+    if (listener == nullptr) return false;
+    background_busy = true;
+    try {
+        listener->scope().spawn(auto_renew_task(shared_from_this(), listener));
+        return true;
+    } catch (const std::exception& e) {
+        background_busy = false;
+        log(LogLevel::error, "uvgena: cannot start the renewal of ", url_text(), ": ", e.what());
+        return false;
+    }
+}
+
+Task<void> SubState::auto_renew_task(std::shared_ptr<SubState> self, ListenerImpl* owner) {
+    // Frees the listener's renewal slot however this ends (also when the listener's scope
+    // destroys the task: the listener is stopped by then and starts nothing new).
+    struct Slot {
+        ListenerImpl* owner;
+        ~Slot() { owner->renewal_done(); }
+    } slot{owner};
     self->background_busy = true;
     std::optional<std::chrono::seconds> request;
     if (!self->granted.infinite) request = self->granted.seconds;
@@ -412,16 +521,17 @@ Task<void> SubState::auto_renew_task(std::shared_ptr<SubState> self) {
     if (!failure || is_cancelled(failure->code()) || self->phase == Phase::ended) co_return;
     ++self->stats.renewal_failures;
     log(LogLevel::warning, "uvgena: ", failure->what());
-    if (self->options.on_renew_failed) {
+    if (self->config->on_renew_failed) {
+        std::shared_ptr<const SubConfig> cfg = self->config;
         call_user(self->listener, "auto_renew_fail handler",
-                  [&] { self->options.on_renew_failed(*failure); });
+                  [&] { cfg->on_renew_failed(*failure); });
     }
     if (self->phase == Phase::ended) co_return;
     if (failure->code() == errc::precondition_failed) {
         self->lost(failure->code(), context_of(*failure));
         co_return;
     }
-    if (std::optional<milliseconds> delay = self->backoff.next()) {
+    if (std::optional<milliseconds> delay = self->backoff().next()) {
         self->schedule.on_renew_failed(SteadyClock::now(), *delay);
     }
     self->rearm();
@@ -429,7 +539,7 @@ Task<void> SubState::auto_renew_task(std::shared_ptr<SubState> self) {
 
 Task<void> SubState::resubscribe_task(std::shared_ptr<SubState> self, bool unsubscribe_old) {
     std::string old_sid = self->sid;
-    self->backoff.reset();
+    self->reset_backoff();
     for (;;) {
         std::optional<Error> failure;
         try {
@@ -440,7 +550,7 @@ Task<void> SubState::resubscribe_task(std::shared_ptr<SubState> self, bool unsub
         if (!failure) break;
         if (is_cancelled(failure->code()) || self->phase == Phase::ended) co_return;
         log(LogLevel::warning, "uvgena: resubscription failed: ", failure->what());
-        std::optional<milliseconds> delay = self->backoff.next();
+        std::optional<milliseconds> delay = self->backoff().next();
         if (!delay) {
             self->end(failure->code(), context_of(*failure));
             co_return;
@@ -448,18 +558,20 @@ Task<void> SubState::resubscribe_task(std::shared_ptr<SubState> self, bool unsub
         co_await sleep_for(self->loop, *delay);
         if (self->phase == Phase::ended) co_return;
     }
-    self->backoff.reset();
+    self->reset_backoff();
     ++self->stats.resubscriptions;
-    log(LogLevel::info, "uvgena: resubscribed to ", self->url_text, ": SID ", old_sid, " -> ",
+    log(LogLevel::info, "uvgena: resubscribed to ", self->url_text(), ": SID ", old_sid, " -> ",
         self->sid);
     if (unsubscribe_old && !old_sid.empty() && old_sid != self->sid && self->device_address) {
-        self->start_background(send_unsubscribe(self->loop, self->url, *self->device_address,
-                                                old_sid, self->options.timeout,
-                                                self->user_agent, false));
+        self->start_background(send_unsubscribe(self->loop, self->config->url,
+                                                self->device_address.get(), old_sid,
+                                                self->config->timeout, self->config->user_agent,
+                                                false));
     }
-    if (self->options.on_resubscribe) {
+    if (self->config->on_resubscribe) {
+        std::shared_ptr<const SubConfig> cfg = self->config;
         call_user(self->listener, "resubscribe handler",
-                  [&] { self->options.on_resubscribe(old_sid, self->sid); });
+                  [&] { cfg->on_resubscribe(old_sid, self->sid); });
     }
 }
 
@@ -474,7 +586,7 @@ EventNextAwaiter::~EventNextAwaiter() = default;
 
 std::optional<Event> EventNextAwaiter::await_resume() {
     std::optional<Event> event = inner_.await_resume();
-    if (!event && state_->end_error) throw Error(state_->end_error, state_->end_context);
+    if (!event && state_->end_error()) throw Error(state_->end_error(), state_->end_context());
     return event;
 }
 
@@ -525,12 +637,12 @@ void Subscription::release() noexcept {
         state->end({});
         try {
             uvgena::spawn(state->loop,
-                          detail::send_unsubscribe(state->loop, state->url,
-                                                   *state->device_address, std::move(sid),
-                                                   state->options.timeout,
-                                                   state->user_agent, false));
+                          detail::send_unsubscribe(state->loop, state->config->url,
+                                                   state->device_address.get(), std::move(sid),
+                                                   state->config->timeout,
+                                                   state->config->user_agent, false));
         } catch (const std::exception& e) {
-            log(LogLevel::warning, "uvgena: cannot unsubscribe ", state->url_text, ": ",
+            log(LogLevel::warning, "uvgena: cannot unsubscribe ", state->url_text(), ": ",
                 e.what());
         }
     } else {
@@ -557,7 +669,7 @@ std::optional<std::chrono::milliseconds> Subscription::time_left() const {
 bool Subscription::is_subscribed() const noexcept { return state_ && state_->subscribed(); }
 
 const std::string& Subscription::service_url() const {
-    return state_ ? state_->url_text : kEmpty;
+    return state_ ? state_->url_text() : kEmpty;
 }
 
 const std::string& Subscription::callback_url() const {
@@ -567,11 +679,11 @@ const std::string& Subscription::callback_url() const {
 const SubscriptionStats& Subscription::stats() const { return state_ ? state_->stats : kNoStats; }
 
 std::error_code Subscription::error() const {
-    return state_ ? state_->end_error : std::error_code{};
+    return state_ ? state_->end_error() : std::error_code{};
 }
 
 std::optional<std::uint32_t> Subscription::last_seq() const {
-    return state_ ? state_->seq.last() : std::nullopt;
+    return state_ ? state_->last_seq() : std::nullopt;
 }
 
 EventStream Subscription::events() const { return EventStream(checked(state_)); }
@@ -589,7 +701,7 @@ void Subscription::set_callback(EventCallback callback) {
 Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_timeout) {
     std::shared_ptr<detail::SubState> state = checked(state_);
     if (!requested_timeout) {
-        requested_timeout = state->options.requested_timeout;
+        requested_timeout = state->config->requested_timeout;
         if (!requested_timeout && !state->granted.infinite) requested_timeout = state->granted.seconds;
     }
     std::optional<Error> failure;
@@ -612,9 +724,9 @@ Task<void> Subscription::unsubscribe(bool strict) {
     std::string sid = state->sid;
     state->end({});
     if (!send) co_return;
-    co_await detail::send_unsubscribe(state->loop, state->url, *state->device_address,
-                                      std::move(sid), state->options.timeout,
-                                      state->user_agent, strict);
+    co_await detail::send_unsubscribe(state->loop, state->config->url, state->device_address.get(),
+                                      std::move(sid), state->config->timeout,
+                                      state->config->user_agent, strict);
 }
 
 Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options) {
@@ -633,8 +745,15 @@ Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOp
                     context + ": the listener belongs to another loop");
     }
     listener->start();
-    auto state = std::make_shared<detail::SubState>(loop, listener.get(), std::move(*url),
-                                                    std::move(event_url), std::move(options));
+    std::shared_ptr<const EventCallback> callback;
+    if (options.on_event) {
+        callback = std::make_shared<const EventCallback>(std::move(options.on_event));
+    }
+    std::shared_ptr<const detail::SubConfig> config = listener->intern(
+        std::make_shared<detail::SubConfig>(std::move(*url), std::move(event_url),
+                                            std::move(options)));
+    auto state = std::make_shared<detail::SubState>(loop, listener.get(), std::move(config),
+                                                    std::move(callback));
     std::exception_ptr failure;
     try {
         co_await state->exchange_subscribe();

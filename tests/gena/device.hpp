@@ -80,6 +80,8 @@ public:
     int subscribe_status = 200;
     /// Status to answer renewals with (200: accept; 412 forgets the subscription).
     int renew_status = 200;
+    /// Time taken to answer each renewal (to keep renewals in flight).
+    std::chrono::milliseconds renew_delay{0};
     /// Duration granted when the request asks for none.
     std::chrono::seconds default_grant{300};
     /// Smallest duration granted.
@@ -88,6 +90,7 @@ public:
     // --- what happened ----------------------------------------------------------------
     std::vector<DeviceSubscription> subscriptions;
     int subscribes = 0, renewals = 0, unsubscribes = 0;
+    int renewals_in_progress = 0, max_renewals_in_progress = 0;
     std::vector<int> notify_statuses;  ///< Answers to every NOTIFY sent.
     std::vector<std::string> callbacks_seen;
     std::vector<std::optional<std::string>> timeouts_requested;
@@ -206,6 +209,13 @@ private:
             }
             case SubscriptionAction::renew: {
                 ++self->renewals;
+                if (self->renew_delay > std::chrono::milliseconds(0)) {
+                    ++self->renewals_in_progress;
+                    self->max_renewals_in_progress =
+                        std::max(self->max_renewals_in_progress, self->renewals_in_progress);
+                    co_await uvgena::sleep_for(self->loop_, self->renew_delay);
+                    --self->renewals_in_progress;
+                }
                 if (self->renew_status != 200) {
                     if (self->renew_status == 412) {
                         std::erase_if(self->subscriptions,

@@ -272,6 +272,72 @@ TEST_SUITE("gena.subscription") {
         }(loop));
     }
 
+    TEST_CASE("automatic renewals of a listener are bounded in flight and all succeed") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            device.renew_delay = 50ms;
+            ListenerOptions lo = loopback();
+            lo.max_renewals_in_flight = 2;
+            EventListener listener(l, lo);
+            std::vector<Subscription> subs;
+            for (int i = 0; i < 6; ++i) {
+                subs.push_back(co_await subscribe(
+                    l, device.event_url(),
+                    {.requested_timeout = 3s, .auto_renew = true, .listener = &listener}));
+            }
+            CHECK(co_await eventually(l, [&] { return device.renewals >= 6; }, 10s));
+            CHECK(device.max_renewals_in_progress >= 1);
+            CHECK(device.max_renewals_in_progress <= 2);
+            CHECK(co_await eventually(l, [&] {
+                for (auto& s : subs) {
+                    if (s.stats().renewals == 0) return false;
+                }
+                return true;
+            }));
+            for (auto& s : subs) {
+                CHECK(s.is_subscribed());
+                CHECK(s.stats().renewal_failures == 0);
+            }
+            for (auto& s : subs) co_await s.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
+    TEST_CASE("a grant that expires while its renewal is in flight counts as a failed "
+              "renewal") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            device.renew_delay = 3s;
+            EventListener listener(l, loopback());
+            std::vector<std::error_code> failures;
+            Subscription sub = co_await subscribe(
+                l, device.event_url(),
+                {.requested_timeout = 1s,
+                 .auto_renew = true,
+                 .listener = &listener,
+                 .on_renew_failed = [&](const Error& e) { failures.push_back(e.code()); }});
+            CHECK((co_await next_event(l, sub))->seq == 0);
+            bool threw = false;
+            try {
+                (void)co_await next_event(l, sub, 5s);
+            } catch (const Error& e) {
+                threw = true;
+                CHECK(e.code() == uvgena::errc::timed_out);
+            }
+            CHECK(threw);
+            REQUIRE(failures.size() == 1);
+            CHECK(failures.front() == uvgena::errc::timed_out);
+            CHECK(sub.stats().renewal_failures == 1);
+            CHECK(sub.stats().renewals == 0);
+            CHECK_FALSE(sub.is_subscribed());
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
     TEST_CASE("NOTIFYs that overtake the SUBSCRIBE answer are held and delivered in SEQ "
               "order") {
         uvtest::TestLoop loop;
@@ -791,6 +857,48 @@ TEST_SUITE("gena.subscription") {
             CHECK(b->body.find("<Volume>3</Volume>") != std::string::npos);
             CHECK_FALSE(sub.events().try_next());
             co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
+    TEST_CASE("subscriptions to one URL with different options each keep their own") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            EventListener listener(l, loopback());
+            // Equal options are shared between subscriptions internally; these differ only in
+            // the queue's capacity and the raw body, which must stay per subscription.
+            Subscription small = co_await subscribe(
+                l, device.event_url(), {.listener = &listener, .queue_capacity = 1});
+            Subscription large = co_await subscribe(
+                l, device.event_url(),
+                {.listener = &listener, .queue_capacity = 8, .keep_body = true});
+            Subscription same = co_await subscribe(
+                l, device.event_url(), {.listener = &listener, .queue_capacity = 1});
+            CHECK(co_await eventually(l, [&] {
+                return small.events().size() == 1 && large.events().size() == 1 &&
+                       same.events().size() == 1;
+            }));
+            auto v = vars({{"Volume", "7"}});
+            co_await device.notify_all(v);
+            CHECK(small.events().size() == 1);
+            CHECK(small.stats().events_dropped == 1);
+            CHECK(same.stats().events_dropped == 1);
+            CHECK(large.events().size() == 2);
+            CHECK(large.stats().events_dropped == 0);
+            std::optional<Event> s = small.events().try_next();
+            REQUIRE(s);
+            CHECK(s->seq == 1);
+            CHECK(s->body.empty());
+            (void)large.events().try_next();
+            std::optional<Event> g = large.events().try_next();
+            REQUIRE(g);
+            CHECK(g->body.find("<Volume>7</Volume>") != std::string::npos);
+            CHECK(small.service_url() == large.service_url());
+            co_await small.unsubscribe();
+            co_await large.unsubscribe();
+            co_await same.unsubscribe();
             co_await listener.stop();
             co_await device.stop();
         }(loop));

@@ -52,6 +52,10 @@ struct ListenerOptions {
     std::size_t max_body_bytes = 1u << 20;
     /// Connections served at once.
     std::size_t max_connections = 256;
+    /// Automatic renewals of this listener's subscriptions running at once; more wait in a
+    /// queue (in the order they came due). Bounds the connections and the loop's work when
+    /// thousands of subscriptions come due together.
+    std::size_t max_renewals_in_flight = 32;
     /// Parsing of event bodies.
     ParseOptions parse{};
 };

@@ -56,8 +56,11 @@ using SilenceHandler = std::function<void(std::chrono::milliseconds silence)>;
 struct SubscribeOptions {
     /// Duration to ask for (TIMEOUT: Second-N); nullopt lets the device choose.
     std::optional<std::chrono::seconds> requested_timeout{};
-    /// Renew automatically when 85% of the granted duration has passed, asking for the
-    /// granted duration again. A subscription granted an infinite duration is never renewed.
+    /// Renew automatically when 75-85% of the granted duration has passed (spread per
+    /// subscription; at most ListenerOptions::max_renewals_in_flight at once per listener),
+    /// asking for the granted duration again. A subscription granted an infinite duration is
+    /// never renewed. A grant that expires before a renewal succeeded counts as a failed
+    /// renewal (on_renew_failed is called, then auto_resubscribe applies).
     bool auto_renew = false;
     /// When the device forgot the subscription (a renewal answered 412, or it expired after
     /// failed renewals), subscribe again with backoff and call `on_resubscribe`. Without it
