@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <iostream>
 #include <string>
 
 #include "support/test_loop.hpp"
@@ -57,6 +58,8 @@ Task<Event> next_with(uv_loop_t* loop, Subscription& sub, std::string name,
         if (!e.last_change() || !e.last_change()->instance("0")) continue;
         const auto* variable = e.last_change()->instance("0")->find(name);
         if (variable != nullptr && (value.empty() || variable->value == value)) co_return e;
+        std::cerr << "skipped SEQ " << e.seq << " (" << name << " = "
+                  << (variable != nullptr ? variable->value : "absent") << ")\n";
     }
     FAIL("no event with " << name << (value.empty() ? "" : " = " + value));
     co_return Event{};
@@ -126,7 +129,7 @@ TEST_SUITE("interop.gmediarender") {
                           "<InstanceID>0</InstanceID><CurrentURI>" + uri +
                               "</CurrentURI><CurrentURIMetaData>" + didl +
                               "</CurrentURIMetaData>");
-            Event avt1 = co_await next_with(l, avts, "AVTransportURI");
+            Event avt1 = co_await next_with(l, avts, "AVTransportURI", uri);
             CHECK(avt1.seq >= 1);
             CHECK(avt1.seq_status == gena::SeqStatus::ok);
             CHECK(avt1.state("AVTransportURI") == uri);
