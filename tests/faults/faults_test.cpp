@@ -7,12 +7,12 @@
 // so that each case takes a few seconds.
 #include <doctest/doctest.h>
 
-#include <csignal>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "../hostile/peers.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/tcp.hpp"
@@ -26,11 +26,6 @@ using namespace uvgena;
 using namespace std::chrono_literals;
 
 namespace {
-
-[[maybe_unused]] const bool sigpipe_ignored = [] {
-    std::signal(SIGPIPE, SIG_IGN);
-    return true;
-}();
 
 // A device (one evented service) on 127.0.0.1:`port`; port 0 picks one.
 class Device {
@@ -61,31 +56,6 @@ private:
     }
     gena::Publisher publisher_;
     gena::Service* service_ = nullptr;
-};
-
-// Accepts connections on 127.0.0.1:`port` and never answers: a device that hangs.
-struct Hang {
-    TcpListener listener;
-    std::vector<std::unique_ptr<TcpStream>> held;
-    Scope scope;
-
-    Hang(uv_loop_t* loop, std::uint16_t port)
-        : listener(TcpListener::bind(loop, SocketAddress::ipv4_loopback(port))), scope(loop) {
-        scope.spawn([](Hang* self) -> Task<void> {
-            try {
-                for (;;) {
-                    self->held.push_back(
-                        std::make_unique<TcpStream>(co_await self->listener.accept()));
-                }
-            } catch (const Error&) {
-            }
-        }(this));
-    }
-    Task<void> close() {
-        listener.close();
-        for (auto& s : held) s->close();
-        co_await scope.join();
-    }
 };
 
 // What the subscription's handlers reported.
@@ -120,20 +90,13 @@ ListenerOptions loopback_listener() {
 
 Task<Event> next_event(uv_loop_t* loop, Subscription& sub, std::chrono::milliseconds limit = 10s) {
     auto e = co_await with_timeout(
-        loop, [](Subscription& s) -> Task<std::optional<Event>> { co_return co_await s.events().next(); }(sub),
+        loop,
+        [](Subscription& s) -> Task<std::optional<Event>> {
+            co_return co_await s.events().next();
+        }(sub),
         limit);
     REQUIRE(e.has_value());
     co_return std::move(*e);
-}
-
-template <typename Pred>
-Task<bool> eventually(uv_loop_t* loop, Pred done, std::chrono::milliseconds limit = 10s) {
-    auto deadline = Clock::now() + limit;
-    while (!done()) {
-        if (Clock::now() >= deadline) co_return false;
-        co_await sleep_for(loop, 10ms);
-    }
-    co_return true;
 }
 
 bool contains(const std::vector<std::error_code>& codes, std::error_code code) {
@@ -157,8 +120,9 @@ Task<void> check_flow(uv_loop_t* loop, Device& device, Subscription& sub, const 
 }  // namespace
 
 TEST_SUITE("faults") {
-    TEST_CASE("a device that reboots and forgets its SIDs answers the renewal 412: the "
-              "subscription resubscribes, reports the new SID, and events flow again") {
+    TEST_CASE(
+        "a device that reboots and forgets its SIDs answers the renewal 412: the "
+        "subscription resubscribes, reports the new SID, and events flow again") {
         uvtest::TestLoop loop(30s);
         run(loop, [](uv_loop_t* l) -> Task<void> {
             EventListener listener(l, loopback_listener());
@@ -173,7 +137,7 @@ TEST_SUITE("faults") {
             // Reboot: a new publisher on the same port, with no memory of the subscription.
             co_await device->stop();
             device = std::make_unique<Device>(l, port, "rebooted");
-            CHECK(co_await eventually(l, [&] { return !reports.resubscribed.empty(); }));
+            CHECK(co_await peers::eventually(l, [&] { return !reports.resubscribed.empty(); }));
             REQUIRE(reports.resubscribed.size() == 1);
             CHECK(reports.resubscribed[0].first == first_sid);
             CHECK(reports.resubscribed[0].second == sub.sid());
@@ -196,8 +160,9 @@ TEST_SUITE("faults") {
         }(loop));
     }
 
-    TEST_CASE("a device that vanishes (refused, then accepting and never answering) is "
-              "reported and retried with backoff, and events flow when it is back") {
+    TEST_CASE(
+        "a device that vanishes (refused, then accepting and never answering) is "
+        "reported and retried with backoff, and events flow when it is back") {
         // Resubscription attempts report through the log (the subscription is not subscribed
         // meanwhile); capture it.
         struct Attempt {
@@ -227,23 +192,23 @@ TEST_SUITE("faults") {
             // is lost and resubscribing.
             co_await device->stop();
             device.reset();
-            CHECK(co_await eventually(l, [&] { return !sub.is_subscribed(); }));
+            CHECK(co_await peers::eventually(l, [&] { return !sub.is_subscribed(); }));
             CHECK_FALSE(reports.renew_failures.empty());
             for (const auto& code : reports.renew_failures) {
                 CHECK(code == uv_error(UV_ECONNREFUSED));
             }
             CHECK(sub.stats().renewal_failures == reports.renew_failures.size());
-            CHECK(co_await eventually(l, [&] { return !attempts.empty(); }));
+            CHECK(co_await peers::eventually(l, [&] { return !attempts.empty(); }));
             // Then something accepts on the port and never answers: attempts time out.
-            auto hang = std::make_unique<Hang>(l, port);
+            auto hang = std::make_unique<peers::SilentPeer>(l, SocketAddress::ipv4_loopback(port));
             std::string timed_out = make_error_code(uvgena::errc::timed_out).message();
             auto timeouts = [&] {
                 std::size_t n = 0;
                 for (const auto& a : attempts) n += a.message.find(timed_out) != std::string::npos;
                 return n;
             };
-            CHECK(co_await eventually(l, [&] { return timeouts() >= 2; }));
-            CHECK_FALSE(hang->held.empty());
+            CHECK(co_await peers::eventually(l, [&] { return timeouts() >= 2; }));
+            CHECK(hang->connections() > 0);
             CHECK(attempts.front().message.find("connection refused") != std::string::npos);
             // Attempts are spaced by the backoff (at least 100 ms less 20% jitter), never a
             // busy loop.
@@ -255,7 +220,7 @@ TEST_SUITE("faults") {
             // Back on the same port.
             co_await hang->close();
             device = std::make_unique<Device>(l, port, "back");
-            CHECK(co_await eventually(l, [&] { return !reports.resubscribed.empty(); }));
+            CHECK(co_await peers::eventually(l, [&] { return !reports.resubscribed.empty(); }));
             CHECK(sub.is_subscribed());
             CHECK(sub.stats().resubscriptions == 1);
             Event initial = co_await next_event(l, sub);
@@ -269,8 +234,9 @@ TEST_SUITE("faults") {
         set_log_sink({});
     }
 
-    TEST_CASE("a device back on another port: the subscription gives up after its attempts and "
-              "ends with the error, and the application subscribes to the new URL") {
+    TEST_CASE(
+        "a device back on another port: the subscription gives up after its attempts and "
+        "ends with the error, and the application subscribes to the new URL") {
         // A subscription knows only its URL; the new one comes from discovery (ssdp
         // DeviceTracker reports the device's new LOCATION). Here the test plays discovery.
         uvtest::TestLoop loop(30s);
@@ -290,7 +256,10 @@ TEST_SUITE("faults") {
             std::error_code ended;
             try {
                 while (co_await with_timeout(
-                    l, [](Subscription& s) -> Task<std::optional<Event>> { co_return co_await s.events().next(); }(sub),
+                    l,
+                    [](Subscription& s) -> Task<std::optional<Event>> {
+                        co_return co_await s.events().next();
+                    }(sub),
                     20s)) {
                 }
             } catch (const Error& e) {

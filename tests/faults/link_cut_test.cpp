@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../hostile/peers.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
@@ -30,11 +31,6 @@ using namespace uvgena;
 using namespace std::chrono_literals;
 
 namespace {
-
-[[maybe_unused]] const bool sigpipe_ignored = [] {
-    std::signal(SIGPIPE, SIG_IGN);
-    return true;
-}();
 
 constexpr std::uint16_t kDevicePort = 49200;
 
@@ -72,7 +68,8 @@ constexpr std::uint16_t kDevicePort = 49200;
 
 int sh(const std::string& command) {
     int status = std::system(command.c_str());
-    if (status != 0) std::fprintf(stderr, "link_cut_test: '%s' failed (%d)\n", command.c_str(), status);
+    if (status != 0)
+        std::fprintf(stderr, "link_cut_test: '%s' failed (%d)\n", command.c_str(), status);
     return status;
 }
 
@@ -105,7 +102,8 @@ struct DeviceProcess {
         std::string p = std::to_string(pid);
         ok = ok && sh("ip link add va type veth peer name vb netns " + p) == 0 &&
              sh("ip addr add 10.7.0.1/24 dev va && ip link set va up") == 0 &&
-             sh("nsenter -t " + p + " -n sh -c 'ip link set lo up && "
+             sh("nsenter -t " + p +
+                " -n sh -c 'ip link set lo up && "
                 "ip addr add 10.7.0.2/24 dev vb && ip link set vb up'") == 0;
         char byte = 'g';
         ok = ok && ::write(go[1], &byte, 1) == 1 && ::read(ready[0], &byte, 1) == 1;
@@ -130,21 +128,12 @@ struct DeviceProcess {
     }
 };
 
-template <typename Pred>
-Task<bool> eventually(uv_loop_t* loop, Pred done, std::chrono::milliseconds limit = 15s) {
-    auto deadline = Clock::now() + limit;
-    while (!done()) {
-        if (Clock::now() >= deadline) co_return false;
-        co_await sleep_for(loop, 10ms);
-    }
-    co_return true;
-}
-
 }  // namespace
 
 TEST_SUITE("faults.link") {
-    TEST_CASE("a link cut under a subscription: renewal fails and NOTIFYs stop; once restored, "
-              "the subscription resubscribes, reports the gap, and events flow again") {
+    TEST_CASE(
+        "a link cut under a subscription: renewal fails and NOTIFYs stop; once restored, "
+        "the subscription resubscribes, reports the gap, and events flow again") {
         DeviceProcess device;
         REQUIRE(device.start());
         uvtest::TestLoop loop(40s);
@@ -167,19 +156,22 @@ TEST_SUITE("faults.link") {
             o.backoff.initial = 100ms;
             o.backoff.max = 500ms;
             o.on_event = [&seen](Event e) { seen.events.push_back(std::move(e)); };
-            o.on_renew_failed = [&seen](const Error& e) { seen.renew_failures.push_back(e.code()); };
+            o.on_renew_failed = [&seen](const Error& e) {
+                seen.renew_failures.push_back(e.code());
+            };
             o.on_resubscribe = [&seen](const std::string&, const std::string& sid) {
                 seen.resubscribed.push_back(sid);
             };
             Subscription sub = co_await subscribe(
                 l, "http://10.7.0.2:" + std::to_string(kDevicePort) + "/svc/event", o);
             std::string first_sid = sub.sid();
-            CHECK(co_await eventually(l, [&] { return seen.events.size() >= 10; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return seen.events.size() >= 10; }, 15s));
 
             REQUIRE(sh("ip link set dev va down") == 0);
             std::size_t before_cut = seen.events.size();
             // The renewal fails (the route is gone), the grant runs out: lost.
-            CHECK(co_await eventually(l, [&] { return !sub.is_subscribed(); }));
+            CHECK(co_await peers::eventually(l, [&] { return !sub.is_subscribed(); }));
             CHECK_FALSE(seen.renew_failures.empty());
             co_await sleep_for(l, 1s);
             // Nothing arrived meanwhile (at most NOTIFYs already in flight at the cut).
@@ -188,7 +180,7 @@ TEST_SUITE("faults.link") {
             CHECK(seen.resubscribed.empty());
 
             REQUIRE(sh("ip link set dev va up") == 0);
-            CHECK(co_await eventually(l, [&] { return !seen.resubscribed.empty(); }));
+            CHECK(co_await peers::eventually(l, [&] { return !seen.resubscribed.empty(); }));
             CHECK(sub.is_subscribed());
             CHECK(sub.sid() != first_sid);
             CHECK(seen.resubscribed.back() == sub.sid());
@@ -197,7 +189,7 @@ TEST_SUITE("faults.link") {
             // Events flow again under the new SID, starting with the full state (SEQ 0), in
             // order.
             std::size_t after = seen.events.size();
-            CHECK(co_await eventually(l, [&] { return seen.events.size() >= after + 5; }));
+            CHECK(co_await peers::eventually(l, [&] { return seen.events.size() >= after + 5; }));
             std::uint32_t expected = 0;
             bool started = false;
             for (const Event& e : seen.events) {

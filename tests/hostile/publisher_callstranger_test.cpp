@@ -6,12 +6,12 @@
 // Nothing leaves the namespace.
 #include <doctest/doctest.h>
 
-#include <csignal>
 #include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "peers.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/tcp.hpp"
@@ -24,48 +24,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-[[maybe_unused]] const bool sigpipe_ignored = [] {
-    std::signal(SIGPIPE, SIG_IGN);
-    return true;
-}();
-
 // The namespace's addresses, once per process (netns_guard already made sure this is a
 // private namespace).
 bool addresses_ready() {
     static const bool ready = [] {
-        return std::system("ip addr add 10.9.0.1/24 dev lo && ip addr add 10.9.0.2/24 dev lo && "
-                           "ip addr add 10.8.0.1/24 dev lo") == 0;
+        return std::system(
+                   "ip addr add 10.9.0.1/24 dev lo && ip addr add 10.9.0.2/24 dev lo && "
+                   "ip addr add 10.8.0.1/24 dev lo") == 0;
     }();
     return ready;
 }
-
-// Counts the connections made to `ip` (any port) and the bytes they carry; answers nothing.
-struct Witness {
-    TcpListener listener;
-    std::size_t connections = 0;
-    std::vector<std::unique_ptr<TcpStream>> held;
-    Scope scope;
-
-    Witness(uv_loop_t* loop, const std::string& ip)
-        : listener(TcpListener::bind(loop, SocketAddress::parse(ip, 0))), scope(loop) {
-        scope.spawn([](Witness* self) -> Task<void> {
-            try {
-                for (;;) {
-                    self->held.push_back(
-                        std::make_unique<TcpStream>(co_await self->listener.accept()));
-                    ++self->connections;
-                }
-            } catch (const Error&) {
-            }
-        }(this));
-    }
-    std::string url() const { return "http://" + listener.local_address().to_string() + "/cb"; }
-    Task<void> close() {
-        listener.close();
-        for (auto& s : held) s->close();
-        co_await scope.join();
-    }
-};
 
 // Answers every NOTIFY 200 and counts them.
 struct Sink {
@@ -126,20 +94,21 @@ Task<int> subscribe_from(uv_loop_t* loop, const Device& device, std::string call
 }  // namespace
 
 TEST_SUITE("hostile.callstranger") {
-    TEST_CASE("a CALLBACK on another network is refused with 412 and that host gets nothing, "
-              "while subscribers of the device's own segment are served") {
+    TEST_CASE(
+        "a CALLBACK on another network is refused with 412 and that host gets nothing, "
+        "while subscribers of the device's own segment are served") {
         REQUIRE(addresses_ready());
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             Device device(l, {});  // CallbackScope::same_segment, the default
-            Witness stranger(l, "10.8.0.1");
+            peers::SilentPeer stranger(l, SocketAddress::parse("10.8.0.1", 0));
             Sink own(l, "10.9.0.1");
             Sink neighbour(l, "10.9.0.2");
             // The attacker on the LAN (10.9.0.2) names the third party alone: refused.
             CHECK(co_await subscribe_from(l, device, stranger.url(), "10.9.0.2") == 412);
             // ... or first in a list: only the allowed URL is kept.
-            CHECK(co_await subscribe_from(l, device, stranger.url(), "10.9.0.2",
-                                          neighbour.url()) == 200);
+            CHECK(co_await subscribe_from(l, device, stranger.url(), "10.9.0.2", neighbour.url()) ==
+                  200);
             // A requester naming itself, and one naming another host of its segment: served.
             CHECK(co_await subscribe_from(l, device, own.url(), "10.9.0.1") == 200);
             CHECK(co_await subscribe_from(l, device, neighbour.url(), "10.9.0.1") == 200);
@@ -152,7 +121,7 @@ TEST_SUITE("hostile.callstranger") {
             CHECK(device.publisher.stats().notifies_failed == 0);
             // The third party was never contacted.
             co_await sleep_for(l, 100ms);
-            CHECK(stranger.connections == 0);
+            CHECK(stranger.connections() == 0);
             co_await device.publisher.stop();
             co_await stranger.close();
             co_await own.server.stop();
@@ -178,7 +147,7 @@ TEST_SUITE("hostile.callstranger") {
                 gena::PublisherOptions routed;
                 routed.allowed_callback_networks = {gena::IpNetwork::parse("10.8.0.0/24").value()};
                 Device device(l, routed);
-                Witness allowed(l, "10.8.0.1");
+                peers::SilentPeer allowed(l, SocketAddress::parse("10.8.0.1", 0));
                 CHECK(co_await subscribe_from(l, device, allowed.url(), "10.9.0.2") == 200);
                 co_await device.publisher.stop();
                 co_await allowed.close();

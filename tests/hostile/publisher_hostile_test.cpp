@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../gena/publisher_support.hpp"
+#include "peers.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/tcp.hpp"
@@ -51,38 +52,10 @@ Task<int> subscribe_from(uv_loop_t* loop, const Device& device, const std::strin
     params.timeout = 300s;
     http::ClientOptions options;
     options.local_address = SocketAddress::parse(from, 0);
-    auto answer = co_await http::try_send(loop, device.address(),
-                                          gena::make_subscribe(device.event_url(), params), options);
+    auto answer = co_await http::try_send(
+        loop, device.address(), gena::make_subscribe(device.event_url(), params), options);
     co_return answer ? answer->status : 0;
 }
-
-// Holds every connection a listener gets, reading nothing and answering nothing: a CALLBACK
-// URL that hangs.
-struct Hang {
-    TcpListener listener;
-    std::vector<std::unique_ptr<TcpStream>> held;
-    Scope scope;
-
-    explicit Hang(uv_loop_t* loop)
-        : listener(TcpListener::bind(loop, SocketAddress::ipv4_loopback(0))), scope(loop) {
-        scope.spawn([](Hang* self) -> Task<void> {
-            try {
-                for (;;) {
-                    self->held.push_back(
-                        std::make_unique<TcpStream>(co_await self->listener.accept()));
-                }
-            } catch (const Error&) {
-                // closed
-            }
-        }(this));
-    }
-    std::string url() const { return "http://" + listener.local_address().to_string() + "/cb"; }
-    Task<void> close() {
-        listener.close();
-        for (auto& s : held) s->close();
-        co_await scope.join();
-    }
-};
 
 }  // namespace
 
@@ -94,8 +67,8 @@ TEST_SUITE("hostile.publisher") {
             pubtest::Receiver good(l);
             CHECK(co_await subscribe_from(l, device, good.url()) == 200);
             CHECK((co_await good.next()).seq == 0);
-            std::vector<std::string> unknown{"uuid:00000000-0000-0000-0000-000000000000", "uuid:",
-                                             "garbage", std::string(200, 'x')};
+            std::vector<std::string> unknown{"uuid:00000000-0000-0000-0000-000000000000",
+                                             "uuid:", "garbage", std::string(200, 'x')};
             for (const std::string& sid : unknown) {
                 auto renew = co_await http::try_send(
                     l, device.address(), gena::make_renewal(device.event_url(), sid, 300s));
@@ -118,8 +91,9 @@ TEST_SUITE("hostile.publisher") {
         }(loop));
     }
 
-    TEST_CASE("thousands of SUBSCRIBEs from one host: beyond the per-host limit 503, the "
-              "subscription count stays bounded and another host is still served") {
+    TEST_CASE(
+        "thousands of SUBSCRIBEs from one host: beyond the per-host limit 503, the "
+        "subscription count stays bounded and another host is still served") {
         uvtest::TestLoop loop(60s);
         run(loop, [](uv_loop_t* l) -> Task<void> {
             gena::PublisherOptions options;
@@ -160,7 +134,7 @@ TEST_SUITE("hostile.publisher") {
             gena::PublisherOptions options;
             options.notify_timeout = 60s;  // the hanging NOTIFY stays in flight all along
             Device device(l, options);
-            Hang hang(l);
+            peers::SilentPeer hang(l, SocketAddress::ipv4_loopback(0));
             pubtest::Receiver good(l);
             CHECK(co_await subscribe_from(l, device, hang.url()) == 200);
             CHECK(co_await subscribe_from(l, device, good.url(), "127.0.0.2") == 200);
@@ -181,15 +155,16 @@ TEST_SUITE("hostile.publisher") {
                 CHECK(s.failed == 0);
                 CHECK(s.queued >= 1);
             }
-            CHECK(hang.held.size() == 1);
+            CHECK(hang.connections() == 1);
             co_await device.publisher.stop();
             co_await hang.close();
             co_await good.server().stop();
         }(loop));
     }
 
-    TEST_CASE("a CALLBACK that hangs or never accepts times out, and after repeated failures "
-              "the subscriber is dropped while others keep receiving") {
+    TEST_CASE(
+        "a CALLBACK that hangs or never accepts times out, and after repeated failures "
+        "the subscriber is dropped while others keep receiving") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             gena::PublisherOptions options;
@@ -197,7 +172,7 @@ TEST_SUITE("hostile.publisher") {
             options.notify_connect_timeout = 200ms;
             options.max_consecutive_failures = 3;
             Device device(l, options);
-            Hang hang(l);
+            peers::SilentPeer hang(l, SocketAddress::ipv4_loopback(0));
             // Listening, never accepting: the kernel completes the handshake, nobody reads.
             TcpListener deaf = TcpListener::bind(l, SocketAddress::ipv4_loopback(0));
             std::string deaf_url = "http://" + deaf.local_address().to_string() + "/cb";
