@@ -110,6 +110,11 @@ void ListenerImpl::start() {
     so.port_range = options.port == 0 ? 0 : options.port_range;
     so.limits.max_body_bytes = options.max_body_bytes;
     so.max_connections = options.max_connections;
+    so.evict_idle = options.evict_idle_connections;
+    so.header_timeout = options.header_timeout;
+    so.body_timeout = options.body_timeout;
+    so.idle_timeout = options.idle_timeout;
+    so.write_timeout = options.write_timeout;
     http::Handler handler = [this](const http::Request& request,
                                    const http::RequestContext& context) {
         return handle_task(this, request, context);
@@ -402,7 +407,13 @@ SocketAddress EventListener::local_address() const {
 
 std::size_t EventListener::subscription_count() const noexcept { return impl_->subs.size(); }
 
-const ListenerStats& EventListener::stats() const noexcept { return impl_->stats; }
+const ListenerStats& EventListener::stats() const noexcept {
+    if (const http::Server* server = impl_->server(); server != nullptr) {
+        impl_->stats.connections_evicted = server->stats().connections_evicted;
+        impl_->stats.connections_refused = server->stats().connections_refused;
+    }
+    return impl_->stats;
+}
 
 uv_loop_t* EventListener::loop() const noexcept { return impl_->loop; }
 

@@ -666,7 +666,11 @@ std::optional<std::chrono::milliseconds> Subscription::time_left() const {
     return std::chrono::duration_cast<milliseconds>(end - now);
 }
 
-bool Subscription::is_subscribed() const noexcept { return state_ && state_->subscribed(); }
+// A subscription being re-established (lost, expired or replaced) is not subscribed: the
+// device may have forgotten its SID, and events resume only with the new one.
+bool Subscription::is_subscribed() const noexcept {
+    return state_ && state_->subscribed() && state_->phase != detail::SubState::Phase::resubscribing;
+}
 
 const std::string& Subscription::service_url() const {
     return state_ ? state_->url_text() : kEmpty;

@@ -34,6 +34,7 @@ struct Connection {
     TcpStream* stream = nullptr;
     Phase phase = Phase::headers;
     bool in_request = false;  // a byte of a request arrived and its response is not written
+    bool used = false;        // a request byte ever arrived on this connection
     std::uint64_t deadline = 0;  // in the loop's time (uv_now), ms
 };
 
@@ -97,6 +98,31 @@ struct Server::Impl {
         }
     }
 
+    // True if a new connection may be served: below max_connections (not counting those
+    // closing already), or after evicting an idle one. At the limit, evict_idle closes the
+    // oldest connection that never sent a byte, else the oldest keep-alive connection between
+    // requests. The evicted connection's task ends (and unlinks it) when the close reaches
+    // its read, so `count` may exceed the limit by the closes in progress, never the number
+    // of connections served.
+    bool make_room() noexcept {
+        if (count < options.max_connections) return true;
+        std::size_t open = 0;
+        Connection* victim = nullptr;
+        for (Connection* c = head.next; c != &head; c = c->next) {
+            if (!c->stream->is_open()) continue;
+            ++open;
+            bool waiting =
+                !c->in_request && (c->phase == Phase::headers || c->phase == Phase::idle);
+            if (!waiting) continue;
+            if (victim == nullptr || (victim->used && !c->used)) victim = c;
+        }
+        if (open < options.max_connections) return true;
+        if (!options.evict_idle || victim == nullptr) return false;
+        ++stats.connections_evicted;
+        victim->stream->close();
+        return true;
+    }
+
     void bind() {
         ListenOptions lo;
         lo.ipv6_only = options.ipv6_only;
@@ -141,7 +167,7 @@ struct Server::Impl {
                 co_await sleep_for(loop, milliseconds(10));
                 continue;
             }
-            if (count >= options.max_connections || stopping) {
+            if (stopping || !make_room()) {
                 ++stats.connections_refused;
                 stream.close();
                 continue;
@@ -229,6 +255,7 @@ struct Server::Impl {
                 input.remove_prefix(r.consumed);
                 if (!was_in_message && parser.in_message()) {
                     conn.in_request = true;
+                    conn.used = true;
                     if (conn.phase == Phase::idle) {
                         conn.phase = Phase::headers;
                         conn.deadline = after(options.header_timeout);

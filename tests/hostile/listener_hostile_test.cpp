@@ -4,6 +4,8 @@
 // keep flowing, in order and without gaps, during or right after the attack.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
 #include <csignal>
 
 #include <functional>
@@ -33,6 +35,20 @@ namespace {
     std::signal(SIGPIPE, SIG_IGN);
     return true;
 }();
+
+// A request that the server answers and then closes the connection after.
+const std::string kGetClose = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+// True if this process may open `needed` descriptors, raising the soft limit toward the hard
+// one if it must.
+bool ensure_fd_limit(rlim_t needed) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+    if (limit.rlim_cur >= needed) return true;
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed) return false;
+    limit.rlim_cur = needed;
+    return ::setrlimit(RLIMIT_NOFILE, &limit) == 0;
+}
 
 // Reads until the peer closes (or resets) and returns everything received.
 Task<std::string> read_to_end(TcpStream& stream) {
@@ -144,8 +160,10 @@ Task<void> check_flowing(Bed& bed, int n) {
     CHECK(bed.good.notify_statuses.back() == 200);
 }
 
-ListenerOptions loopback(std::size_t max_connections = 256) {
+ListenerOptions loopback(std::size_t max_connections = 256,
+                         std::chrono::milliseconds header_timeout = 10s) {
     ListenerOptions o;
+    o.header_timeout = header_timeout;
     o.listen_host = "127.0.0.1";
     o.port = 0;
     o.max_connections = max_connections;
@@ -153,13 +171,14 @@ ListenerOptions loopback(std::size_t max_connections = 256) {
 }
 
 // Sets up the bed, runs `attack`, checks that events still flow, and tears down cleanly.
-void with_bed(const std::function<Task<void>(Bed&)>& attack, std::size_t max_connections = 256) {
+void with_bed(const std::function<Task<void>(Bed&)>& attack, std::size_t max_connections = 256,
+              std::chrono::milliseconds header_timeout = 10s) {
     uvtest::TestLoop loop;
-    run(loop, [](uv_loop_t* l, const std::function<Task<void>(Bed&)>& fn,
-                 std::size_t max_conn) -> Task<void> {
+    run(loop, [](uv_loop_t* l, const std::function<Task<void>(Bed&)>& fn, std::size_t max_conn,
+                 std::chrono::milliseconds header) -> Task<void> {
         TestDevice good(l);
         TestDevice bad(l);
-        EventListener listener(l, loopback(max_conn));
+        EventListener listener(l, loopback(max_conn, header));
         Subscription good_sub = co_await subscribe(l, good.event_url(), {.listener = &listener});
         Subscription bad_sub = co_await subscribe(l, bad.event_url(), {.listener = &listener});
         REQUIRE((co_await next_event(l, good_sub))->seq == 0);
@@ -173,7 +192,7 @@ void with_bed(const std::function<Task<void>(Bed&)>& attack, std::size_t max_con
         co_await listener.stop();
         co_await good.stop();
         co_await bad.stop();
-    }(loop, attack, max_connections));
+    }(loop, attack, max_connections, header_timeout));
 }
 
 }  // namespace
@@ -285,44 +304,122 @@ TEST_SUITE("hostile.listener") {
         }(loop));
     }
 
-    TEST_CASE("1000 idle connections are bounded by max_connections: the excess is closed at "
-              "once, and events flow again when the idle ones go") {
+    TEST_CASE("1200 idle connections at max_connections: each new one evicts the oldest idle "
+              "one, and a device's NOTIFYs keep being accepted at once") {
+        // Every connection costs two descriptors here (both ends live in this process).
+        constexpr int kIdle = 1200;
+        if (!ensure_fd_limit(2 * kIdle + 256)) {
+            MESSAGE("skipped: RLIMIT_NOFILE below ", 2 * kIdle + 256, " and cannot be raised");
+            return;
+        }
+        // A header timeout far beyond the events' 10 s limit: without eviction the device's
+        // NOTIFYs would wait for it (the slots held by the idle connections) and time out.
         with_bed(
             [](Bed& bed) -> Task<void> {
                 std::vector<std::unique_ptr<TcpStream>> idle;
-                int refused = 0;
-                Scope readers(bed.loop);
-                for (int i = 0; i < 1000; ++i) {
-                    auto s = std::make_unique<TcpStream>(
-                        co_await connect(bed.loop, SocketAddress::ipv4_loopback(bed.port())));
-                    readers.spawn([](TcpStream* st, int* count) -> Task<void> {
-                        char c;
-                        std::size_t n = 1;
-                        try {
-                            n = co_await st->read(std::span<char>(&c, 1));
-                        } catch (const Error&) {
-                            co_return;  // closed by us at the end
-                        }
-                        if (n == 0) ++*count;
-                    }(s.get(), &refused));
-                    idle.push_back(std::move(s));
+                for (int i = 0; i < kIdle; ++i) {
+                    idle.push_back(std::make_unique<TcpStream>(
+                        co_await connect(bed.loop, SocketAddress::ipv4_loopback(bed.port()))));
+                    // At the limit all along: the device's events still arrive.
+                    if (i % 100 == 99) co_await check_flowing(bed, 1);
                 }
-                // 64 are served (and wait for their header timeout); the rest are closed.
-                CHECK(co_await eventually(bed.loop, [&] { return refused >= 1000 - 64; }));
-                CHECK(refused <= 1000 - 64 + 2);  // the devices' own connections may take slots
+                // Each connection beyond the limit took the slot of the oldest idle one.
+                const gena::ListenerStats& stats = bed.listener.stats();
+                CHECK(stats.connections_refused == 0);
+                CHECK(stats.connections_evicted >= kIdle - 64);
+                CHECK(bed.listener.local_address().port() == bed.port());
+                std::size_t open = 0;
+                for (auto& s : idle) open += s->is_open() ? 1 : 0;
+                CHECK(open == idle.size());  // the client ends learn of the close on reading
                 for (auto& s : idle) s->close();
-                co_await readers.join();
-                // Slots free as the server sees the closes: a probe is served again, then
-                // the device's events flow (checked by with_bed).
-                int probe = 0;
-                for (int i = 0; i < 200 && probe == 0; ++i) {
-                    probe = first_status(co_await exchange(
-                        bed.loop, bed.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-                    if (probe == 0) co_await sleep_for(bed.loop, 10ms);
-                }
-                CHECK(probe != 0);
             },
-            64);
+            64, 60s);
+    }
+
+    TEST_CASE("without eviction, idle connections at max_connections get new ones refused") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            http::ServerOptions options;
+            options.address = SocketAddress::ipv4_loopback(0);
+            options.max_connections = 8;
+            options.evict_idle = false;
+            http::Server server(
+                l,
+                [](const http::Request&, const http::RequestContext&) -> Task<http::Response> {
+                    co_return http::Response{};
+                },
+                options);
+            server.listen();
+            std::vector<TcpStream> idle;
+            for (int i = 0; i < 8; ++i) {
+                idle.push_back(co_await connect(l, SocketAddress::ipv4_loopback(server.port())));
+            }
+            CHECK(co_await eventually(l, [&] { return server.connection_count() == 8; }));
+            // The ninth is accepted and closed without an answer.
+            CHECK(first_status(co_await exchange(l, server.port(), kGetClose)) == 0);
+            CHECK(server.stats().connections_refused >= 1);
+            CHECK(server.stats().connections_evicted == 0);
+            // With the default policy the same request evicts an idle connection and is served.
+            for (auto& s : idle) s.close();
+            co_await server.stop();
+        }(loop));
+    }
+
+    TEST_CASE("eviction spares a connection inside a request and prefers one that never sent "
+              "a byte over a keep-alive one") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            http::ServerOptions options;
+            options.address = SocketAddress::ipv4_loopback(0);
+            options.max_connections = 3;
+            http::Server server(
+                l,
+                [](const http::Request&, const http::RequestContext&) -> Task<http::Response> {
+                    co_return http::Response{};
+                },
+                options);
+            server.listen();
+            auto at = SocketAddress::ipv4_loopback(server.port());
+            // 1: a keep-alive client that was served once and now waits between requests.
+            TcpStream kept = co_await connect(l, at);
+            co_await kept.write(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+            std::string first = co_await with_timeout(
+                l,
+                [](TcpStream& s) -> Task<std::string> {
+                    co_return std::string(co_await s.read_some());
+                }(kept),
+                10s);
+            CHECK(first.starts_with("HTTP/1.1 200"));
+            // 2: a client in the middle of its headers.
+            TcpStream partial = co_await connect(l, at);
+            co_await partial.write(std::string("GET / HTTP/1.1\r\nHo"));
+            // 3: a connection that never sent anything.
+            TcpStream silent = co_await connect(l, at);
+            CHECK(co_await eventually(l, [&] { return server.connection_count() == 3; }));
+            // 4th: the silent one goes.
+            CHECK(first_status(co_await exchange(l, server.port(), kGetClose)) == 200);
+            CHECK(co_await with_timeout(l, read_to_end(silent), 10s) == "");
+            // Back at the limit with keep-alive connections only (besides the partial one):
+            // the 5th evicts the oldest keep-alive connection.
+            CHECK(co_await eventually(l, [&] { return server.connection_count() == 2; }));
+            TcpStream kept2 = co_await connect(l, at);
+            co_await kept2.write(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+            std::string second = co_await with_timeout(
+                l,
+                [](TcpStream& s) -> Task<std::string> {
+                    co_return std::string(co_await s.read_some());
+                }(kept2),
+                10s);
+            CHECK(second.starts_with("HTTP/1.1 200"));
+            CHECK(first_status(co_await exchange(l, server.port(), kGetClose)) == 200);
+            CHECK(co_await with_timeout(l, read_to_end(kept), 10s) == "");
+            kept2.close();
+            co_await partial.write(std::string("st: x\r\nConnection: close\r\n\r\n"));
+            CHECK(first_status(co_await with_timeout(l, read_to_end(partial), 10s)) == 200);
+            CHECK(server.stats().connections_evicted == 2);
+            CHECK(server.stats().connections_refused == 0);
+            co_await server.stop();
+        }(loop));
     }
 
     TEST_CASE("pipelined garbage after a valid NOTIFY gets 400 and a closed connection") {

@@ -384,6 +384,7 @@ TEST_SUITE("http.server") {
         uvtest::TestLoop loop;
         ServerOptions options = loopback_options();
         options.max_connections = 2;
+        options.evict_idle = false;  // the default evicts an idle one (tests/hostile)
         Server server(loop, echo(loop), options);
         server.listen();
         auto client = [](uv_loop_t* l, Server& s) -> Task<std::string> {

@@ -50,12 +50,27 @@ struct ListenerOptions {
     std::size_t max_held_events = 32;
     /// Largest NOTIFY body accepted (bigger: 413).
     std::size_t max_body_bytes = 1u << 20;
-    /// Connections served at once.
+    /// Connections served at once. At the limit a new connection evicts the oldest idle one
+    /// (see `evict_idle_connections`), else it is closed at once.
     std::size_t max_connections = 256;
     /// Automatic renewals of this listener's subscriptions running at once; more wait in a
     /// queue (in the order they came due). Bounds the connections and the loop's work when
     /// thousands of subscriptions come due together.
     std::size_t max_renewals_in_flight = 32;
+    /// At max_connections, close the oldest connection that has not sent a request byte
+    /// (then the oldest keep-alive connection between requests) to serve a new one, so that
+    /// idle connections from anyone on the LAN cannot lock devices out until the header
+    /// timeout. False: refuse new connections while at the limit.
+    bool evict_idle_connections = true;
+    /// Time from a connection's start (or a request's first byte) to the end of the request's
+    /// headers; a slower client is disconnected without an answer (slowloris).
+    std::chrono::milliseconds header_timeout{10'000};
+    /// Time to receive a NOTIFY's body once its headers arrived.
+    std::chrono::milliseconds body_timeout{30'000};
+    /// Time a keep-alive connection may wait for its next NOTIFY.
+    std::chrono::milliseconds idle_timeout{60'000};
+    /// Time to hand a response to the kernel (a device that does not read is dropped).
+    std::chrono::milliseconds write_timeout{30'000};
     /// Parsing of event bodies.
     ParseOptions parse{};
 };
@@ -69,6 +84,8 @@ struct ListenerStats {
     std::uint64_t held = 0;            ///< NOTIFYs held until their SID became known.
     std::uint64_t held_dropped = 0;    ///< Held NOTIFYs dropped (SID never known, or too many).
     std::uint64_t wrong_source = 0;    ///< Refused by the source address check.
+    std::uint64_t connections_evicted = 0;  ///< Idle connections closed to make room.
+    std::uint64_t connections_refused = 0;  ///< Closed at once: at the limit, none idle.
 };
 
 /// A NOTIFY server on one loop. Not copyable or movable. Destroying it without `stop()` ends

@@ -59,15 +59,23 @@ struct ServerOptions {
     std::chrono::milliseconds idle_timeout{60'000};
     /// Time to hand a response to the kernel (a client that does not read is dropped).
     std::chrono::milliseconds write_timeout{30'000};
-    /// Connections served at once; beyond it, new connections are accepted and closed at
-    /// once (never left to exhaust memory or descriptors).
+    /// Connections served at once. When a new connection arrives at the limit, the server
+    /// makes room as `evict_idle` says; if it cannot, the new connection is accepted and
+    /// closed at once (never left to exhaust memory or descriptors).
     std::size_t max_connections = 512;
+    /// At max_connections, close the oldest connection that is not inside a request to
+    /// serve the new one: first those that never sent a byte, then keep-alive connections
+    /// waiting for their next request. Idle connections then cannot lock real clients out
+    /// until their header timeout (slot exhaustion). False: refuse the new connection.
+    bool evict_idle = true;
 };
 
 /// Counters of a Server's activity, for monitoring and tests.
 struct ServerStats {
     std::uint64_t connections_accepted = 0;  ///< Connections served (not refused).
-    std::uint64_t connections_refused = 0;   ///< Closed at once: max_connections reached.
+    std::uint64_t connections_refused = 0;   ///< Closed at once: max_connections reached
+                                             ///< and no idle connection to evict.
+    std::uint64_t connections_evicted = 0;   ///< Idle connections closed to make room.
     std::uint64_t requests = 0;              ///< Requests handed to the handler.
     std::uint64_t bad_requests = 0;          ///< Requests answered 4xx/5xx by the server
                                              ///< itself (malformed, too large, ...).
