@@ -549,6 +549,7 @@ Task<void> SubState::resubscribe_task(std::shared_ptr<SubState> self, bool unsub
         }
         if (!failure) break;
         if (is_cancelled(failure->code()) || self->phase == Phase::ended) co_return;
+        ++self->stats.resubscribe_failures;
         log(LogLevel::warning, "uvgena: resubscription failed: ", failure->what());
         std::optional<milliseconds> delay = self->backoff().next();
         if (!delay) {

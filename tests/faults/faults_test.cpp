@@ -212,6 +212,7 @@ TEST_SUITE("faults") {
             };
             CHECK(co_await peers::eventually(l, [&] { return timeouts() >= 2; }));
             CHECK(hang->connections() > 0);
+            CHECK(sub.stats().resubscribe_failures == attempts.size());
             CHECK(attempts.front().message.find("connection refused") != std::string::npos);
             // Attempts are spaced by the backoff (at least 100 ms less 20% jitter), never a
             // busy loop.

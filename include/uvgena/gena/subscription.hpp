@@ -115,6 +115,7 @@ struct SubscriptionStats {
     std::uint64_t renewals = 0;          ///< Successful renewals.
     std::uint64_t renewal_failures = 0;  ///< Failed renewals.
     std::uint64_t resubscriptions = 0;   ///< Successful resubscriptions (new SID).
+    std::uint64_t resubscribe_failures = 0;  ///< Failed resubscription attempts (retried).
     std::uint64_t silences = 0;          ///< Watchdog reports.
 };
 
