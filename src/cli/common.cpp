@@ -138,9 +138,21 @@ std::string event_text(const gena::Event& event) {
         } else {
             for (const gena::LastChangeInstance& instance : lc->instances) {
                 for (const gena::LastChangeValue& v : instance.values) {
-                    out += "\n  [" + instance.element + " " + instance.id + "] " + v.name;
-                    if (!v.channel().empty()) out += "(" + std::string(v.channel()) + ")";
-                    out += " = " + v.value;
+                    // Appended piece by piece: GCC 12 -O3 reports a false -Wrestrict on
+                    // chains of operator+ on temporaries (GCC PR 105329).
+                    out += "\n  [";
+                    out += instance.element;
+                    out += ' ';
+                    out += instance.id;
+                    out += "] ";
+                    out += v.name;
+                    if (!v.channel().empty()) {
+                        out += '(';
+                        out += v.channel();
+                        out += ')';
+                    }
+                    out += " = ";
+                    out += v.value;
                 }
             }
         }
