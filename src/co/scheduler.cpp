@@ -13,6 +13,9 @@ namespace {
 // Rounds of the ready queue drained in one check phase (see drain()).
 constexpr int kDrainRounds = 16;
 
+// See set_time_slice(); in nanoseconds (uv_hrtime), 0 = unbounded.
+std::atomic<std::uint64_t> g_time_slice_ns{1'000'000};
+
 // Loops -> contexts. Several loops may live in several threads; each context is used only
 // from its loop's thread, so only this map needs the lock.
 std::mutex g_registry_mutex;
@@ -58,18 +61,22 @@ LoopContext* LoopContext::acquire(uv_loop_t* loop) {
 LoopContext::LoopContext(uv_loop_t* loop)
     : loop_(loop),
       check_(new uv_check_t),
+      prepare_(new uv_prepare_t),
       idle_(new uv_idle_t),
       timer_(new uv_timer_t),
       spawned_(nullptr) {
     uv_check_init(loop_, check_);
+    uv_prepare_init(loop_, prepare_);
     uv_idle_init(loop_, idle_);
     uv_timer_init(loop_, timer_);
-    check_->data = idle_->data = timer_->data = this;
-    open_handles_ = 3;
-    // The check handle never keeps the loop alive; the idle handle does, but is active only
-    // while ready work is queued; the timer only while a deadline is armed.
+    check_->data = prepare_->data = idle_->data = timer_->data = this;
+    open_handles_ = 4;
+    // The check and prepare handles never keep the loop alive; the idle handle does, but is
+    // active only while ready work is queued; the timer only while a deadline is armed.
     uv_check_start(check_, &LoopContext::on_check);
     uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+    uv_prepare_start(prepare_, &LoopContext::on_prepare);
+    uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
     // The implicit scope of spawn(): owned here; its live tasks hold references.
     spawned_ = new RootList(this, {});
 }
@@ -97,6 +104,7 @@ void LoopContext::maybe_close() noexcept {
     delete spawned_;
     spawned_ = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(check_), &LoopContext::on_close);
+    uv_close(reinterpret_cast<uv_handle_t*>(prepare_), &LoopContext::on_close);
     uv_close(reinterpret_cast<uv_handle_t*>(idle_), &LoopContext::on_close);
     uv_close(reinterpret_cast<uv_handle_t*>(timer_), &LoopContext::on_close);
 }
@@ -106,6 +114,9 @@ void LoopContext::on_close(uv_handle_t* handle) {
     switch (handle->type) {
         case UV_CHECK:
             delete reinterpret_cast<uv_check_t*>(handle);
+            break;
+        case UV_PREPARE:
+            delete reinterpret_cast<uv_prepare_t*>(handle);
             break;
         case UV_IDLE:
             delete reinterpret_cast<uv_idle_t*>(handle);
@@ -140,6 +151,37 @@ void LoopContext::on_idle(uv_idle_t* handle) {
     }
 }
 
+void LoopContext::resume_or_defer(Waiter* w) noexcept {
+    assert(w->handle);
+    std::uint64_t slice = g_time_slice_ns.load(std::memory_order_relaxed);
+    if (!window_spent_ && !closing_) {
+        if (slice == 0) {
+            w->handle.resume();
+            return;
+        }
+        std::uint64_t now = uv_hrtime();
+        if (window_start_ == 0) window_start_ = now;
+        if (now - window_start_ < slice) {
+            w->handle.resume();
+            return;
+        }
+        // Spent for the rest of this turn: what comes later waits behind what is queued.
+        window_spent_ = true;
+    } else if (closing_) {
+        // No check phase will run any more; only reachable with no library object left.
+        w->handle.resume();
+        return;
+    }
+    schedule(w);
+}
+
+void LoopContext::on_prepare(uv_prepare_t* handle) {
+    // Just before the poll: the I/O callbacks about to run open a new window.
+    auto* ctx = static_cast<LoopContext*>(handle->data);
+    ctx->window_start_ = 0;
+    ctx->window_spent_ = false;
+}
+
 void LoopContext::on_check(uv_check_t* handle) {
     static_cast<LoopContext*>(handle->data)->drain();
 }
@@ -148,13 +190,28 @@ void LoopContext::drain() noexcept {
     if (ready_.empty()) return;
     // Coroutines made ready while draining run in a further round of the same check phase,
     // up to a bound, so that a hand-off between two tasks does not cost a loop iteration
-    // per hop, while a task rescheduling itself forever cannot starve I/O. A node destroyed
-    // while waiting in a batch unlinks itself.
+    // per hop, while a task rescheduling itself forever cannot starve I/O. The time slice
+    // bounds the phase as well: what is left keeps its place at the front of the queue and
+    // the idle handle keeps the next poll from blocking. A node destroyed while waiting in a
+    // batch unlinks itself.
     ++refs_;
-    for (int round = 0; round < kDrainRounds && !ready_.empty(); ++round) {
+    std::uint64_t slice = g_time_slice_ns.load(std::memory_order_relaxed);
+    std::uint64_t start = slice != 0 ? uv_hrtime() : 0;
+    bool out_of_time = false;
+    for (int round = 0; round < kDrainRounds && !ready_.empty() && !out_of_time; ++round) {
         WaiterList batch;
         batch.splice_back(ready_);
-        while (Waiter* w = batch.pop_front()) w->handle.resume();
+        while (Waiter* w = batch.pop_front()) {
+            w->handle.resume();
+            if (slice != 0 && uv_hrtime() - start >= slice) {
+                out_of_time = true;
+                break;
+            }
+        }
+        if (!batch.empty()) {
+            batch.splice_back(ready_);
+            ready_.splice_back(batch);
+        }
     }
     if (ready_.empty() && idle_active_) {
         idle_active_ = false;
@@ -259,3 +316,17 @@ void LoopContext::fire_timers() noexcept {
 }
 
 }  // namespace uvgena::detail
+
+namespace uvgena {
+
+void set_time_slice(std::chrono::microseconds slice) noexcept {
+    std::uint64_t ns = slice.count() <= 0 ? 0 : static_cast<std::uint64_t>(slice.count()) * 1000;
+    detail::g_time_slice_ns.store(ns, std::memory_order_relaxed);
+}
+
+std::chrono::microseconds time_slice() noexcept {
+    return std::chrono::microseconds(detail::g_time_slice_ns.load(std::memory_order_relaxed) /
+                                     1000);
+}
+
+}  // namespace uvgena

@@ -30,7 +30,7 @@ constexpr int kCancelled = 3;
 // touches resident and goes back to the system whole. A few are kept per thread for reuse, so
 // that connections opened one after another cost no system call.
 class ReadBuffers {
-public:
+  public:
     // A buffer, or null if the system has no memory left.
     static char* take() noexcept {
         // Constructed on first use in each thread; at thread exit it unmaps the kept buffers
@@ -54,7 +54,7 @@ public:
         }
     }
 
-private:
+  private:
     static constexpr std::size_t kKept = 8;
     struct Cache {
         char* spare[kKept];
@@ -197,7 +197,7 @@ struct StreamHandle {
         if (h->reader != nullptr && (h->begin < h->end || h->read_status != 0)) {
             ReadAwaiter* r = h->reader;
             h->reader = nullptr;
-            r->waiter_.handle.resume();
+            h->ctx->resume_or_defer(&r->waiter_);
         }
     }
 
@@ -245,7 +245,7 @@ struct WriteOp {
         if (aw != nullptr) {
             aw->op_ = nullptr;
             aw->status_ = status;
-            aw->continuation_.resume();
+            h->ctx->resume_or_defer(&aw->waiter_);
         }
     }
 };
@@ -406,7 +406,7 @@ bool WriteAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* tok
         op->owned = std::move(owned_);
         bytes = op->owned.data();
     }
-    continuation_ = h;
+    waiter_.handle = h;
     register_stop<WriteAwaiter, &WriteAwaiter::on_stop>(stop_, token, this);
     uv_buf_t rest =
         uv_buf_init(const_cast<char*>(bytes + offset), static_cast<unsigned>(data.size() - offset));
@@ -497,7 +497,7 @@ class StreamReqAwaiter {
         }
         auto* op = new StreamReqOp;
         op->awaiter = this;
-        continuation_ = h;
+        waiter_.handle = h;
         register_stop<StreamReqAwaiter, &StreamReqAwaiter::on_stop>(stop_, token, this);
         int r;
         if (kind_ == Kind::connect) {
@@ -524,7 +524,7 @@ class StreamReqAwaiter {
         if (aw == nullptr) return;
         aw->op_ = nullptr;
         aw->status_ = status;
-        aw->continuation_.resume();
+        aw->handle_->ctx->resume_or_defer(&aw->waiter_);
     }
     static void on_connect(uv_connect_t* req, int status) {
         complete(static_cast<StreamReqOp*>(req->data), status);
@@ -544,7 +544,7 @@ class StreamReqAwaiter {
     StreamReqOp* op_ = nullptr;
     int status_ = 0;
     bool cancelled_ = false;
-    std::coroutine_handle<> continuation_;
+    Waiter waiter_;
     StopRegistration stop_;
 };
 
@@ -695,15 +695,18 @@ struct ListenHandle {
                 h->error = status;
                 return;
             }
-            static_cast<AcceptAwaiter*>(w->owner)->error_ = status;
-            w->handle.resume();
+            auto* aw = static_cast<AcceptAwaiter*>(w->owner);
+            aw->error_ = status;
+            aw->woken_ = true;
+            h->ctx->resume_or_defer(w);
             return;
         }
         h->pending = true;
         if (w == nullptr) return;  // libuv stops accepting until accept() is called
         auto* aw = static_cast<AcceptAwaiter*>(w->owner);
         aw->accepted_ = h->accept_one(aw->error_);
-        w->handle.resume();
+        aw->woken_ = true;
+        h->ctx->resume_or_defer(w);
     }
 
     void close() noexcept {
@@ -750,7 +753,8 @@ bool AcceptAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* to
 }
 
 void AcceptAwaiter::on_stop(AcceptAwaiter* self) noexcept {
-    if (self->handle_ == nullptr || !self->waiter_.linked()) return;
+    // Woken (its resumption may wait in the ready queue): the accept already happened.
+    if (self->handle_ == nullptr || self->woken_ || !self->waiter_.linked()) return;
     self->waiter_.unlink();
     self->cancelled_ = true;
     LoopContext* ctx = self->handle_->ctx.get();

@@ -23,9 +23,9 @@ bool SleepAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* tok
 }
 
 void SleepAwaiter::on_fire(TimerNode* node) noexcept {
-    // Resuming directly from the timer callback is fine: the heap is consistent here.
+    // Resuming from the timer callback is fine: the heap is consistent here.
     auto* self = static_cast<SleepAwaiter*>(node->owner);
-    self->waiter_.handle.resume();
+    self->ctx_->resume_or_defer(&self->waiter_);
 }
 
 void SleepAwaiter::on_stop(SleepAwaiter* self) noexcept {

@@ -1,7 +1,9 @@
-// Per-loop machinery shared by the co layer: the ready queue and the timer heap.
+// Per-loop machinery shared by the co layer: the ready queue, the timer heap and the time
+// slice that bounds how long the library's coroutines run in one loop phase.
 //
-// Nothing here is meant for applications; it is public only because the templates of the co
-// layer (Channel, with_timeout, run) need it. One LoopContext exists per uv loop while any
+// Apart from `set_time_slice` / `time_slice` at the end, nothing here is meant for
+// applications; it is public only because the templates of the co layer (Channel,
+// with_timeout, run) need it. One LoopContext exists per uv loop while any
 // library object uses that loop; it is found by the loop pointer (never through loop->data,
 // which belongs to the application) and closes its handles when the last user goes away.
 //
@@ -129,6 +131,11 @@ class LoopContext {
     /// alive while the queue is non-empty, as Node does for setImmediate.
     void schedule(Waiter* w) noexcept;
 
+    /// Resumes `w`'s coroutine now (from an I/O or timer callback) while this loop turn's
+    /// time slice lasts; once it is spent, queues `w` as `schedule` does, so that one poll
+    /// batch cannot hold the loop (and the application's timers) for longer than the slice.
+    void resume_or_defer(Waiter* w) noexcept;
+
     /// Arms `node` (its deadline must be set); `node->fire` runs from the timer callback.
     void add_timer(TimerNode* node);
     /// Disarms `node` if armed.
@@ -144,6 +151,7 @@ class LoopContext {
     ~LoopContext();
 
     static void on_check(uv_check_t* handle);
+    static void on_prepare(uv_prepare_t* handle);
     static void on_idle(uv_idle_t* handle);
     static void on_timer(uv_timer_t* handle);
     static void on_close(uv_handle_t* handle);
@@ -162,9 +170,14 @@ class LoopContext {
     bool closing_ = false;
     bool idle_active_ = false;
     uv_check_t* check_;
+    uv_prepare_t* prepare_;
     uv_idle_t* idle_;
     uv_timer_t* timer_;
     WaiterList ready_;
+    // The inline-resumption window of this turn: opened by the first resume_or_defer after
+    // the prepare phase (uv_hrtime, 0 = not open), spent once it is older than the slice.
+    std::uint64_t window_start_ = 0;
+    bool window_spent_ = false;
     std::vector<TimerNode*> heap_;
     std::uint64_t next_seq_ = 0;
     std::optional<std::chrono::steady_clock::time_point> armed_for_;
@@ -224,3 +237,18 @@ void register_stop(StopRegistration& reg, const std::stop_token* token, Self* se
 }
 
 }  // namespace uvgena::detail
+
+namespace uvgena {
+
+/// Sets the time slice of every loop of the process (default 1 ms; zero = unbounded): the
+/// longest the library resumes coroutines inline from one loop turn's I/O and timer
+/// callbacks, and again from its check phase, before it leaves the rest for the next turn.
+/// It bounds how late the application's own timers and I/O can be made by a burst of the
+/// library's work (a wave of renewals, a flood of NOTIFYs), at the cost of one more loop
+/// turn for the work left over. Thread-safe.
+void set_time_slice(std::chrono::microseconds slice) noexcept;
+
+/// The current time slice (see `set_time_slice`).
+std::chrono::microseconds time_slice() noexcept;
+
+}  // namespace uvgena

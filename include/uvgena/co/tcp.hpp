@@ -112,7 +112,7 @@ class [[nodiscard]] WriteAwaiter {
     WriteOp* op_ = nullptr;
     int status_ = 0;
     bool cancelled_ = false;
-    std::coroutine_handle<> continuation_;
+    Waiter waiter_;
     StopRegistration stop_;
 };
 
@@ -142,6 +142,7 @@ class [[nodiscard]] AcceptAwaiter {
     StreamHandle* accepted_ = nullptr;
     int error_ = 0;
     bool cancelled_ = false;
+    bool woken_ = false;
     Waiter waiter_;
     StopRegistration stop_;
 };
