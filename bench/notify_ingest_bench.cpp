@@ -16,6 +16,7 @@
 //
 //   notify_ingest_bench [--seconds S] [--subs N] [--slots C] [--bodies small,lastchange,large]
 //                       [--modes keepalive,close] [--rounds R] [--no-latency]
+//                       [--time-slice-us U]   (uvgena::set_time_slice, 0 = unbounded)
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -437,6 +438,8 @@ int main(int argc, char** argv) {
         else if (a == "--modes" && has) c.modes = split(argv[++i]);
         else if (a == "--rounds" && has) c.rounds = std::atoi(argv[++i]);
         else if (a == "--no-latency") c.latency = false;
+        else if (a == "--time-slice-us" && has)
+            set_time_slice(std::chrono::microseconds(std::atol(argv[++i])));
     }
     char exe[4096];
     ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
