@@ -1,5 +1,6 @@
 #include "uvgena/co/scheduler.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <mutex>
@@ -191,19 +192,25 @@ void LoopContext::drain() noexcept {
     // Coroutines made ready while draining run in a further round of the same check phase,
     // up to a bound, so that a hand-off between two tasks does not cost a loop iteration
     // per hop, while a task rescheduling itself forever cannot starve I/O. The time slice
-    // bounds the phase as well: what is left keeps its place at the front of the queue and
-    // the idle handle keeps the next poll from blocking. A node destroyed while waiting in a
-    // batch unlinks itself.
+    // bounds the phase as well: the drain shares the turn's window with the I/O and timer
+    // callbacks but always gets a quarter slice, so that what they deferred moves on; what
+    // is left keeps its place at the front of the queue and the idle handle keeps the next
+    // poll from blocking. A node destroyed while waiting in a batch unlinks itself.
     ++refs_;
     std::uint64_t slice = g_time_slice_ns.load(std::memory_order_relaxed);
-    std::uint64_t start = slice != 0 ? uv_hrtime() : 0;
+    std::uint64_t deadline = 0;
+    if (slice != 0) {
+        std::uint64_t now = uv_hrtime();
+        if (window_start_ == 0) window_start_ = now;
+        deadline = std::max(window_start_ + slice, now + slice / 4);
+    }
     bool out_of_time = false;
     for (int round = 0; round < kDrainRounds && !ready_.empty() && !out_of_time; ++round) {
         WaiterList batch;
         batch.splice_back(ready_);
         while (Waiter* w = batch.pop_front()) {
             w->handle.resume();
-            if (slice != 0 && uv_hrtime() - start >= slice) {
+            if (slice != 0 && uv_hrtime() >= deadline) {
                 out_of_time = true;
                 break;
             }
@@ -213,6 +220,8 @@ void LoopContext::drain() noexcept {
             ready_.splice_back(batch);
         }
     }
+    // The timer callbacks before the next poll find the window spent.
+    if (out_of_time) window_spent_ = true;
     if (ready_.empty() && idle_active_) {
         idle_active_ = false;
         uv_idle_stop(idle_);

@@ -133,7 +133,8 @@ class LoopContext {
 
     /// Resumes `w`'s coroutine now (from an I/O or timer callback) while this loop turn's
     /// time slice lasts; once it is spent, queues `w` as `schedule` does, so that one poll
-    /// batch cannot hold the loop (and the application's timers) for longer than the slice.
+    /// batch cannot hold the loop (and the application's timers) for much longer than the
+    /// slice.
     void resume_or_defer(Waiter* w) noexcept;
 
     /// Arms `node` (its deadline must be set); `node->fire` runs from the timer callback.
@@ -240,12 +241,13 @@ void register_stop(StopRegistration& reg, const std::stop_token* token, Self* se
 
 namespace uvgena {
 
-/// Sets the time slice of every loop of the process (default 1 ms; zero = unbounded): the
-/// longest the library resumes coroutines inline from one loop turn's I/O and timer
-/// callbacks, and again from its check phase, before it leaves the rest for the next turn.
-/// It bounds how late the application's own timers and I/O can be made by a burst of the
-/// library's work (a wave of renewals, a flood of NOTIFYs), at the cost of one more loop
-/// turn for the work left over. Thread-safe.
+/// Sets the time slice of every loop of the process (default 1 ms; zero = unbounded): how
+/// long the library resumes coroutines between two polls of a loop (from I/O and timer
+/// callbacks and from its check phase, which always gets a quarter slice more for the work
+/// it was left) before it leaves the rest for the next turn. It bounds how late the
+/// application's own timers and I/O can be made by a burst of the library's work (a wave of
+/// renewals, a flood of NOTIFYs), at the cost of one more loop turn for the work left over.
+/// A coroutine that runs longer than the slice is not interrupted. Thread-safe.
 void set_time_slice(std::chrono::microseconds slice) noexcept;
 
 /// The current time slice (see `set_time_slice`).
