@@ -29,7 +29,7 @@ if [ "${UVGENA_IN_NETNS:-}" = "1" ]; then
         shift
         # shellcheck source=scripts/netns-lib.sh
         . "$(dirname "$0")/netns-lib.sh"
-        netns_dad_off ""
+        sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
         if ! netns_veth uvg6a "" fd75:7667::1/64 uvg6b "" fd75:7667::2/64; then
             echo "SKIPPED: cannot create a veth pair in the namespace (no veth support)" >&2
             exit 77

@@ -1,22 +1,10 @@
 # shellcheck shell=sh
-# Sourced by every script that joins network namespaces with a veth pair (tests/interop/*.sh,
-# scripts/*gmediarender.sh, scripts/in-netns.sh --veth6). No packet leaves the namespaces made
-# here; netns_cleanup (on exit, once netns_begin ran) stops by PID every process started with
-# netns_spawn and deletes the namespaces, even when the script fails. Programs of ours run as
-# `ip netns exec "$ns" ${UVGENA_TEST_WRAPPER:-} PROGRAM` (valgrind runs set the wrapper).
-# Names of namespaces and links never contain spaces: they are kept as word lists.
+# Sourced by the scripts that join network namespaces with a veth pair (tests/interop/*.sh,
+# scripts/*gmediarender.sh, scripts/in-netns.sh --veth6); no packet leaves them. Once
+# netns_begin ran, netns_cleanup stops what netns_spawn started (by PID) and deletes the
+# namespaces on exit, even on failure. Our own programs run as `ip netns exec "$ns"
+# ${UVGENA_TEST_WRAPPER:-} PROGRAM` (valgrind runs set the wrapper). Names hold no spaces.
 netns_names="" netns_links="" netns_pids="" work=""
-
-# Prints why named namespaces cannot be made here; false when they can.
-netns_unavailable() {
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "needs root to create a network namespace"
-    elif ! command -v ip >/dev/null; then
-        echo "iproute2 (ip) is not installed"
-    else
-        return 1
-    fi
-}
 
 # Makes the scratch directory $work; netns_cleanup on exit and on INT/TERM.
 netns_begin() {
@@ -25,19 +13,15 @@ netns_begin() {
     trap 'exit 1' INT TERM
 }
 
-# IPv6 duplicate-address detection off in namespace $1 ("": this one): addresses usable at once.
-netns_dad_off() {
-    ${1:+ip netns exec "$1"} sysctl -qw net.ipv6.conf.all.accept_dad=0 \
-        net.ipv6.conf.default.accept_dad=0
-}
-
-# Creates named namespaces, each with lo up and DAD off (where it has IPv6); false if it cannot.
+# Creates named namespaces, each with lo up and IPv6 duplicate-address detection off (addresses
+# usable at once); false, with ip's message on stderr, if it cannot (needs root and iproute2).
 netns_add() {
     for _ns in "$@"; do
         ip netns add "$_ns" || return 1
         netns_names="$netns_names $_ns"
         ip netns exec "$_ns" ip link set lo up || return 1
-        netns_dad_off "$_ns" || true
+        ip netns exec "$_ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+            net.ipv6.conf.default.accept_dad=0 || true
     done
 }
 

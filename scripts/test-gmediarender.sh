@@ -17,7 +17,6 @@ build=${1:?usage: $0 BUILD_ROOT}
 skip() { echo "SKIPPED: $*" >&2; exit 77; }
 # shellcheck source=scripts/netns-lib.sh
 . "$(dirname "$0")/netns-lib.sh"
-if why=$(netns_unavailable); then skip "the real-device test: $why"; fi
 command -v gmediarender >/dev/null || skip "no gmediarender (apt-get install gmediarender)"
 
 ns=uvg-cli.$$
@@ -31,7 +30,7 @@ b=uvdc$$
 failures=0
 
 netns_begin
-netns_add "$ns" || skip "cannot create a network namespace"
+netns_add "$ns" || skip "the real-device test needs root and iproute2 (network namespaces)"
 netns_add "$dev_ns"
 for n in "$ns" "$dev_ns"; do
     ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1

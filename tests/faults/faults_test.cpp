@@ -34,8 +34,8 @@ std::unique_ptr<uvtest::TestDevice> make_device(uv_loop_t* loop, std::string vol
     o.policy.min_timeout = 1s;
     o.notify_timeout = 2s;
     o.notify_connect_timeout = 1s;
-    return std::make_unique<uvtest::TestDevice>(loop, o, SocketAddress::ipv4_loopback(),
-                                                uvtest::TestDevice::Variable{"Volume", volume});
+    return std::make_unique<uvtest::TestDevice>(loop, o, SocketAddress::ipv4_loopback(), "Volume",
+                                                volume);
 }
 
 // What the subscription's handlers reported.

@@ -49,7 +49,7 @@ constexpr std::uint16_t kDevicePort = 49200;
         options.notify_timeout = 1s;
         options.notify_connect_timeout = 500ms;
         uvtest::TestDevice device(l, options, SocketAddress::parse("10.7.0.2", kDevicePort),
-                                  {"Counter", "0"});
+                                  "Counter");
         char ok = 'r';
         if (::write(fd, &ok, 1) != 1) ::_exit(3);
         for (long n = 1;; ++n) {

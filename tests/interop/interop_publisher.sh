@@ -21,8 +21,8 @@ a=uvpa$$
 b=uvpb$$
 
 netns_begin
-if why=$(netns_unavailable) || ! netns_add "$ns" 2>/dev/null; then
-    echo "SKIP: cannot create a network namespace (${why:-ip netns add failed}): libupnp interop not run" >&2
+if ! netns_add "$ns" 2>"$work/err"; then
+    echo "SKIP: cannot create a network namespace (needs root and iproute2: $(cat "$work/err")): libupnp interop not run" >&2
     exit 77
 fi
 netns_veth "$a" "$ns" "$dev_ip/24" "$b" "$ns" "$cp_ip/24"

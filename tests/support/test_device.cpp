@@ -11,14 +11,18 @@ namespace uvtest {
 using namespace uvgena;
 
 TestDevice::TestDevice(uv_loop_t* loop, gena::PublisherOptions options,
-                       const SocketAddress& address, Variable variable)
-    : loop_(loop), options_(std::move(options)), address_(address), variable_(std::move(variable)) {
+                       const SocketAddress& address, std::string variable, std::string value)
+    : loop_(loop),
+      options_(std::move(options)),
+      address_(address),
+      variable_(std::move(variable)),
+      value_(std::move(value)) {
     start();
 }
 
 void TestDevice::set(std::string value) {
-    variable_.value = std::move(value);
-    service_->set(variable_.name, variable_.value);
+    value_ = std::move(value);
+    service_->set(variable_, value_);
 }
 
 Task<void> TestDevice::stop(std::chrono::milliseconds grace) {
@@ -30,11 +34,11 @@ Task<void> TestDevice::stop(std::chrono::milliseconds grace) {
 
 void TestDevice::start(std::optional<std::string> value) {
     if (publisher_) throw std::logic_error("TestDevice::start: already running");
-    if (value) variable_.value = std::move(*value);
+    if (value) value_ = std::move(*value);
     publisher_ = std::make_unique<gena::Publisher>(loop_, options_);
     gena::ServiceConfig config;
     config.event_path = "/svc/event";
-    config.variables = {{variable_.name, variable_.value}};
+    config.variables = {{variable_, value_}};
     service_ = &publisher_->add_service(std::move(config));
     http::ServerOptions server;
     server.address = address_;
@@ -45,7 +49,6 @@ void TestDevice::start(std::optional<std::string> value) {
 Task<void> TestDevice::restart(std::optional<std::string> value) {
     co_await stop();
     start(std::move(value));
-    ++restarts_;
 }
 
 Task<int> TestDevice::subscribe_from(std::string callback, std::string from,

@@ -22,18 +22,12 @@ namespace uvtest {
 /// reboots): the new publisher listens on the same address and knows none of the old SIDs.
 class TestDevice {
   public:
-    /// The service's one state variable and its initial value.
-    struct Variable {
-        std::string name;
-        std::string value;
-    };
-
-    /// Listens at once on `address` (port 0: a free one, kept across restarts). Throws what
-    /// gena::Publisher::listen throws.
+    /// Listens at once on `address` (port 0: a free one, kept across restarts); the service's
+    /// one state variable is `variable`, initially `value`. Throws what Publisher::listen throws.
     explicit TestDevice(
         uv_loop_t* loop, uvgena::gena::PublisherOptions options = {},
         const uvgena::SocketAddress& address = uvgena::SocketAddress::ipv4_loopback(),
-        Variable variable = {"Volume", "0"});
+        std::string variable = "Volume", std::string value = "0");
     TestDevice(const TestDevice&) = delete;
     TestDevice& operator=(const TestDevice&) = delete;
 
@@ -55,10 +49,8 @@ class TestDevice {
     /// variable holds `value` (by default the last value set). Throws std::logic_error when
     /// running.
     void start(std::optional<std::string> value = std::nullopt);
-    /// A reboot: stop() then start(value), counted by restarts().
+    /// A reboot: stop() then start(value).
     uvgena::Task<void> restart(std::optional<std::string> value = std::nullopt);
-    /// Restarts so far.
-    int restarts() const noexcept { return restarts_; }
 
     /// What a control point on the LAN sends, unchecked by any client logic: a SUBSCRIBE
     /// (TIMEOUT 300 s) from the local address `from` naming `callback`, then `second` if not
@@ -71,10 +63,10 @@ class TestDevice {
     uv_loop_t* loop_;
     uvgena::gena::PublisherOptions options_;
     uvgena::SocketAddress address_;
-    Variable variable_;
+    std::string variable_;
+    std::string value_;
     std::unique_ptr<uvgena::gena::Publisher> publisher_;
     uvgena::gena::Service* service_ = nullptr;
-    int restarts_ = 0;
 };
 
 }  // namespace uvtest
