@@ -32,9 +32,8 @@ failures=0
 netns_begin
 netns_add "$ns" || skip "the real-device test needs root and iproute2 (network namespaces)"
 netns_add "$dev_ns"
-for n in "$ns" "$dev_ns"; do
-    ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
+# IPv4 only ("all" sets the default too, so the veth ends moved in later have no IPv6).
+for n in "$ns" "$dev_ns"; do ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
 netns_veth "$a" "$dev_ns" "$dev_ip/24" "$b" "$ns" "$cli_ip/24"
 in_ns() { ip netns exec "$ns" "$@"; }
 netns_gmediarender "$dev_ns" "$a" "$dev_ip" "$dev_port" "uvgena device test" "$udn_uuid"
