@@ -12,37 +12,20 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$here/tests/data/gmediarender}
+# shellcheck source=scripts/netns-lib.sh
+. "$(dirname "$0")/netns-lib.sh"
 ns=uvg-gena-cap.$$
 dev_ip=10.203.0.1
 cli_ip=10.203.0.2
 dev_port=49494
 cb_port=49700
-work=$(mktemp -d)
-pids=()
-
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap "exit 1" INT TERM
-
-in_ns() { ip netns exec "$ns" "$@"; }
-
-ip netns add "$ns"
-in_ns sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 a=uvga$$
 b=uvgb$$
-ip link add "$a" type veth peer name "$b"
-ip link set "$a" netns "$ns"
-ip link set "$b" netns "$ns"
-in_ns ip link set lo up
-in_ns ip addr add "$dev_ip/24" dev "$a"
-in_ns ip addr add "$cli_ip/24" dev "$b"
-in_ns ip link set "$a" up
-in_ns ip link set "$b" up
+
+netns_begin
+in_ns() { ip netns exec "$ns" "$@"; }
+netns_add "$ns"
+netns_veth "$a" "$ns" "$dev_ip/24" "$b" "$ns" "$cli_ip/24"
 
 # The NOTIFY listener: writes each request (request line, headers, body) to notify-N.http.
 cat > "$work/listener.py" <<'PY'
@@ -63,20 +46,12 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer((host, port), H).serve_forever()
 PY
 mkdir -p "$work/notify"
-# Started with `ip netns exec` directly (not through a shell function) so that $! is the
-# process itself and can be killed by PID.
-ip netns exec "$ns" python3 "$work/listener.py" "$work/notify" "$cli_ip" "$cb_port" &
-pids+=($!)
+netns_spawn "$ns" python3 "$work/listener.py" "$work/notify" "$cli_ip" "$cb_port"
 
-ip netns exec "$ns" gmediarender -I "$a" -p "$dev_port" -f "uvgena capture" -u 11111111-2222-3333-4444-555555555555 \
-    --gstout-audiosink=fakesink --gstout-videosink=fakesink --logfile "$work/gmr.log" &
-pids+=($!)
-
+netns_gmediarender "$ns" "$a" "$dev_ip" "$dev_port" "uvgena capture" \
+    11111111-2222-3333-4444-555555555555
 base="http://$dev_ip:$dev_port"
-for _ in $(seq 1 50); do
-    in_ns curl -sf -m 2 "$base/description.xml" -o "$work/description.xml" && break
-    sleep 0.2
-done
+in_ns curl -sf -m 2 "$base/description.xml" -o "$work/description.xml"
 test -s "$work/description.xml"
 event_url() { # service type fragment -> absolute eventSubURL
     python3 - "$work/description.xml" "$1" <<'PY'

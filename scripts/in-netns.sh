@@ -27,16 +27,13 @@ if [ "${UVGENA_IN_NETNS:-}" = "1" ]; then
     ip -6 route add ff00::/8 dev lo table local 2>/dev/null || true
     if [ "${1:-}" = "--veth6" ]; then
         shift
-        sysctl -qw net.ipv6.conf.all.accept_dad=0
-        sysctl -qw net.ipv6.conf.default.accept_dad=0
-        if ! ip link add uvg6a type veth peer name uvg6b; then
+        # shellcheck source=scripts/netns-lib.sh
+        . "$(dirname "$0")/netns-lib.sh"
+        sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+        if ! netns_veth uvg6a "" fd75:7667::1/64 uvg6b "" fd75:7667::2/64; then
             echo "SKIPPED: cannot create a veth pair in the namespace (no veth support)" >&2
             exit 77
         fi
-        ip addr add fd75:7667::1/64 dev uvg6a nodad
-        ip addr add fd75:7667::2/64 dev uvg6b nodad
-        ip link set uvg6a up
-        ip link set uvg6b up
         UVGENA_VETH6="uvg6a uvg6b"
         export UVGENA_VETH6
     fi

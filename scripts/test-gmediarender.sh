@@ -15,8 +15,8 @@ set -euo pipefail
 
 build=${1:?usage: $0 BUILD_ROOT}
 skip() { echo "SKIPPED: $*" >&2; exit 77; }
-[ "$(id -u)" -eq 0 ] || skip "the real-device test needs root (network namespaces)"
-command -v ip >/dev/null || skip "no ip (iproute2)"
+# shellcheck source=scripts/netns-lib.sh
+. "$(dirname "$0")/netns-lib.sh"
 command -v gmediarender >/dev/null || skip "no gmediarender (apt-get install gmediarender)"
 
 ns=uvg-cli.$$
@@ -27,48 +27,17 @@ dev_port=49495
 udn_uuid=5e3a1c2b-0d4f-4e6a-9b8c-7d6e5f4a3b2c
 a=uvdd$$
 b=uvdc$$
-work=$(mktemp -d)
-pids=()
 failures=0
 
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-    ip netns del "$dev_ns" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap "exit 1" INT TERM
-
-ip netns add "$ns" || skip "cannot create a network namespace"
-ip netns add "$dev_ns"
+netns_begin
+netns_add "$ns" || skip "the real-device test needs root and iproute2 (network namespaces)"
+netns_add "$dev_ns"
+# IPv4 only ("all" sets the default too, so the veth ends moved in later have no IPv6).
+for n in "$ns" "$dev_ns"; do ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
+netns_veth "$a" "$dev_ns" "$dev_ip/24" "$b" "$ns" "$cli_ip/24"
 in_ns() { ip netns exec "$ns" "$@"; }
-in_dev() { ip netns exec "$dev_ns" "$@"; }
-ip link add "$a" type veth peer name "$b"
-ip link set "$a" netns "$dev_ns"
-ip link set "$b" netns "$ns"
-for n in "$ns" "$dev_ns"; do
-    ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-    ip netns exec "$n" ip link set lo up
-done
-in_dev ip addr add "$dev_ip/24" dev "$a"
-in_ns ip addr add "$cli_ip/24" dev "$b"
-in_dev ip link set "$a" up
-in_ns ip link set "$b" up
-
-# Started with `ip netns exec` directly so that $! is the process itself (killed by PID).
-ip netns exec "$dev_ns" gmediarender -I "$a" -p "$dev_port" -f "uvgena device test" \
-    -u "$udn_uuid" --gstout-audiosink=fakesink --gstout-videosink=fakesink \
-    --logfile "$work/gmr.log" &
-pids+=($!)
-
+netns_gmediarender "$dev_ns" "$a" "$dev_ip" "$dev_port" "uvgena device test" "$udn_uuid"
 location=http://$dev_ip:$dev_port/description.xml
-for _ in $(seq 1 50); do
-    in_ns python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
-        "$location" 2>/dev/null && break
-    sleep 0.2
-done
 
 # The test programs refuse to run unless they are in a namespace other than this one.
 export UVGENA_OUTER_NETNS

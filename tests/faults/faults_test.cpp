@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "../hostile/peers.hpp"
+#include "support/peers.hpp"
+#include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/tcp.hpp"
@@ -27,36 +28,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A device (one evented service) on 127.0.0.1:`port`; port 0 picks one.
-class Device {
-public:
-    Device(uv_loop_t* loop, std::uint16_t port, std::string volume = "0")
-        : publisher_(loop, options()) {
-        gena::ServiceConfig config;
-        config.event_path = "/svc/event";
-        config.variables = {{"Volume", std::move(volume)}};
-        service_ = &publisher_.add_service(std::move(config));
-        http::ServerOptions server;
-        server.address = SocketAddress::ipv4_loopback(port);
-        publisher_.listen(server);
-    }
-    std::uint16_t port() { return publisher_.server()->port(); }
-    std::string url() { return "http://127.0.0.1:" + std::to_string(port()) + "/svc/event"; }
-    gena::Service& service() { return *service_; }
-    gena::Publisher& publisher() { return publisher_; }
-    Task<void> stop() { co_await publisher_.stop(100ms); }
-
-private:
-    static gena::PublisherOptions options() {
-        gena::PublisherOptions o;
-        o.policy.min_timeout = 1s;
-        o.notify_timeout = 2s;
-        o.notify_connect_timeout = 1s;
-        return o;
-    }
-    gena::Publisher publisher_;
-    gena::Service* service_ = nullptr;
-};
+// A device on 127.0.0.1 (a free port, kept across restarts) whose Volume is `volume`.
+std::unique_ptr<uvtest::TestDevice> make_device(uv_loop_t* loop, std::string volume = "0") {
+    gena::PublisherOptions o;
+    o.policy.min_timeout = 1s;
+    o.notify_timeout = 2s;
+    o.notify_connect_timeout = 1s;
+    return std::make_unique<uvtest::TestDevice>(loop, o, SocketAddress::ipv4_loopback(), "Volume",
+                                                volume);
+}
 
 // What the subscription's handlers reported.
 struct Reports {
@@ -108,9 +88,9 @@ bool contains(const std::vector<std::error_code>& codes, std::error_code code) {
 }
 
 // A change on `device` arrives at `sub` as the next event, in order.
-Task<void> check_flow(uv_loop_t* loop, Device& device, Subscription& sub, const std::string& value,
-                      std::uint32_t seq) {
-    device.service().set("Volume", value);
+Task<void> check_flow(uv_loop_t* loop, uvtest::TestDevice& device, Subscription& sub,
+                      const std::string& value, std::uint32_t seq) {
+    device.set(value);
     Event e = co_await next_event(loop, sub);
     CHECK(e.seq == seq);
     CHECK(e.seq_status == gena::SeqStatus::ok);
@@ -128,16 +108,14 @@ TEST_SUITE("faults") {
         run(loop, [](uv_loop_t* l) -> Task<void> {
             EventListener listener(l, loopback_listener());
             Reports reports;
-            auto device = std::make_unique<Device>(l, 0);
-            std::uint16_t port = device->port();
+            auto device = make_device(l);
             Subscription sub = co_await subscribe(l, device->url(), healing(listener, reports));
             std::string first_sid = sub.sid();
             CHECK((co_await next_event(l, sub)).seq == 0);
             co_await check_flow(l, *device, sub, "1", 1);
 
             // Reboot: a new publisher on the same port, with no memory of the subscription.
-            co_await device->stop();
-            device = std::make_unique<Device>(l, port, "rebooted");
+            co_await device->restart("rebooted");
             CHECK(co_await peers::eventually(l, [&] { return !reports.resubscribed.empty(); }));
             REQUIRE(reports.resubscribed.size() == 1);
             CHECK(reports.resubscribed[0].first == first_sid);
@@ -181,8 +159,7 @@ TEST_SUITE("faults") {
         run(loop, [](uv_loop_t* l) -> Task<void> {
             EventListener listener(l, loopback_listener());
             Reports reports;
-            auto device = std::make_unique<Device>(l, 0);
-            std::uint16_t port = device->port();
+            auto device = make_device(l);
             SubscribeOptions options = healing(listener, reports);
             options.requested_timeout = 2s;
             Subscription sub = co_await subscribe(l, device->url(), options);
@@ -192,7 +169,6 @@ TEST_SUITE("faults") {
             // retries are refused and reported, then the grant runs out and the subscription
             // is lost and resubscribing.
             co_await device->stop();
-            device.reset();
             CHECK(co_await peers::eventually(l, [&] { return !sub.is_subscribed(); }));
             // Each refused renewal is reported, and so is the grant running out before one
             // succeeded (a timeout, counted as a renewal failure too).
@@ -204,7 +180,7 @@ TEST_SUITE("faults") {
             CHECK(sub.stats().renewal_failures == reports.renew_failures.size());
             CHECK(co_await peers::eventually(l, [&] { return !attempts.empty(); }));
             // Then something accepts on the port and never answers: attempts time out.
-            auto hang = std::make_unique<peers::SilentPeer>(l, SocketAddress::ipv4_loopback(port));
+            auto hang = std::make_unique<peers::SilentPeer>(l, device->address());
             std::string timed_out = make_error_code(uvgena::errc::timed_out).message();
             auto timeouts = [&] {
                 std::size_t n = 0;
@@ -224,7 +200,7 @@ TEST_SUITE("faults") {
 
             // Back on the same port.
             co_await hang->close();
-            device = std::make_unique<Device>(l, port, "back");
+            device->start("back");
             CHECK(co_await peers::eventually(l, [&] { return !reports.resubscribed.empty(); }));
             CHECK(sub.is_subscribed());
             CHECK(sub.stats().resubscriptions == 1);
@@ -248,14 +224,14 @@ TEST_SUITE("faults") {
         run(loop, [](uv_loop_t* l) -> Task<void> {
             EventListener listener(l, loopback_listener());
             Reports reports;
-            auto device = std::make_unique<Device>(l, 0);
+            auto device = make_device(l);
             SubscribeOptions options = healing(listener, reports);
             options.backoff.max_attempts = 3;
             Subscription sub = co_await subscribe(l, device->url(), options);
             CHECK((co_await next_event(l, sub)).seq == 0);
 
             co_await device->stop();
-            device = std::make_unique<Device>(l, 0, "moved");  // another free port
+            device = make_device(l, "moved");  // another free port
             // The application's consumer: the stream ends with the error once the
             // subscription gave up.
             std::error_code ended;

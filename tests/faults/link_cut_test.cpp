@@ -19,7 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "../hostile/peers.hpp"
+#include "support/peers.hpp"
+#include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
@@ -47,19 +48,13 @@ constexpr std::uint16_t kDevicePort = 49200;
         options.policy.min_timeout = 1s;
         options.notify_timeout = 1s;
         options.notify_connect_timeout = 500ms;
-        gena::Publisher publisher(l, options);
-        gena::ServiceConfig config;
-        config.event_path = "/svc/event";
-        config.variables = {{"Counter", "0"}};
-        gena::Service& service = publisher.add_service(std::move(config));
-        http::ServerOptions server;
-        server.address = SocketAddress::parse("10.7.0.2", kDevicePort);
-        publisher.listen(server);
+        uvtest::TestDevice device(l, options, SocketAddress::parse("10.7.0.2", kDevicePort),
+                                  "Counter");
         char ok = 'r';
         if (::write(fd, &ok, 1) != 1) ::_exit(3);
         for (long n = 1;; ++n) {
             co_await sleep_for(l, 50ms);
-            service.set("Counter", std::to_string(n));
+            device.set(std::to_string(n));
         }
     }(&loop, ready_fd));
     uv_run(&loop, UV_RUN_DEFAULT);

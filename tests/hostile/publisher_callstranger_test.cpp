@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "peers.hpp"
+#include "support/peers.hpp"
+#include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/tcp.hpp"
@@ -58,37 +59,9 @@ struct Sink {
     std::string url() const { return "http://" + server.local_address().to_string() + "/cb"; }
 };
 
-struct Device {
-    gena::Publisher publisher;
-    gena::Service* service = nullptr;
-    SocketAddress address;
-    http::Url url;
-
-    Device(uv_loop_t* loop, gena::PublisherOptions options) : publisher(loop, std::move(options)) {
-        gena::ServiceConfig config;
-        config.event_path = "/svc/event";
-        config.variables = {{"Volume", "0"}};
-        service = &publisher.add_service(std::move(config));
-        http::ServerOptions server;
-        server.address = SocketAddress::parse("10.9.0.1", 0);
-        publisher.listen(server);
-        address = publisher.server()->local_address();
-        url = http::Url::parse("http://" + address.to_string() + "/svc/event");
-    }
-};
-
-// SUBSCRIBE from `from` with CALLBACK `callback` (then `second`, if any); the status (0: no
-// answer). Plain strings, not a braced list: GCC 12 mishandles initializer lists in co_await.
-Task<int> subscribe_from(uv_loop_t* loop, const Device& device, std::string callback,
-                         std::string from, std::string second = {}) {
-    gena::SubscribeParams params;
-    params.callbacks.push_back(std::move(callback));
-    if (!second.empty()) params.callbacks.push_back(std::move(second));
-    http::ClientOptions options;
-    options.local_address = SocketAddress::parse(from, 0);
-    auto answer = co_await http::try_send(loop, device.address,
-                                          gena::make_subscribe(device.url, params), options);
-    co_return answer ? answer->status : 0;
+// The device serves the "LAN" from 10.9.0.1 (any port).
+uvtest::TestDevice lan_device(uv_loop_t* loop, gena::PublisherOptions options) {
+    return uvtest::TestDevice(loop, std::move(options), SocketAddress::parse("10.9.0.1", 0));
 }
 
 }  // namespace
@@ -100,29 +73,30 @@ TEST_SUITE("hostile.callstranger") {
         REQUIRE(addresses_ready());
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            Device device(l, {});  // CallbackScope::same_segment, the default
+            // CallbackScope::same_segment, the default.
+            uvtest::TestDevice device = lan_device(l, {});
             peers::SilentPeer stranger(l, SocketAddress::parse("10.8.0.1", 0));
             Sink own(l, "10.9.0.1");
             Sink neighbour(l, "10.9.0.2");
             // The attacker on the LAN (10.9.0.2) names the third party alone: refused.
-            CHECK(co_await subscribe_from(l, device, stranger.url(), "10.9.0.2") == 412);
+            CHECK(co_await device.subscribe_from(stranger.url(), "10.9.0.2") == 412);
             // ... or first in a list: only the allowed URL is kept.
-            CHECK(co_await subscribe_from(l, device, stranger.url(), "10.9.0.2", neighbour.url()) ==
+            CHECK(co_await device.subscribe_from(stranger.url(), "10.9.0.2", neighbour.url()) ==
                   200);
             // A requester naming itself, and one naming another host of its segment: served.
-            CHECK(co_await subscribe_from(l, device, own.url(), "10.9.0.1") == 200);
-            CHECK(co_await subscribe_from(l, device, neighbour.url(), "10.9.0.1") == 200);
-            CHECK(device.publisher.stats().refused_callbacks == 1);
-            CHECK(device.publisher.subscriber_count() == 3);
-            for (int i = 1; i <= 3; ++i) device.service->set("Volume", std::to_string(i));
-            co_await with_timeout(l, device.publisher.idle(), 10s);
+            CHECK(co_await device.subscribe_from(own.url(), "10.9.0.1") == 200);
+            CHECK(co_await device.subscribe_from(neighbour.url(), "10.9.0.1") == 200);
+            CHECK(device.publisher().stats().refused_callbacks == 1);
+            CHECK(device.publisher().subscriber_count() == 3);
+            for (int i = 1; i <= 3; ++i) device.set(std::to_string(i));
+            co_await with_timeout(l, device.publisher().idle(), 10s);
             CHECK(own.notifies >= 2);        // initial event + changes (coalescing may merge)
             CHECK(neighbour.notifies >= 4);  // two subscriptions
-            CHECK(device.publisher.stats().notifies_failed == 0);
+            CHECK(device.publisher().stats().notifies_failed == 0);
             // The third party was never contacted.
             co_await sleep_for(l, 100ms);
             CHECK(stranger.connections() == 0);
-            co_await device.publisher.stop();
+            co_await device.stop();
             co_await stranger.close();
             co_await own.server.stop();
             co_await neighbour.server.stop();
@@ -137,19 +111,19 @@ TEST_SUITE("hostile.callstranger") {
             {
                 gena::PublisherOptions strict;
                 strict.callback_scope = gena::CallbackScope::same_host;
-                Device device(l, strict);
-                CHECK(co_await subscribe_from(l, device, neighbour.url(), "10.9.0.1") == 412);
-                CHECK(co_await subscribe_from(l, device, neighbour.url(), "10.9.0.2") == 200);
-                co_await device.publisher.stop();
+                uvtest::TestDevice device = lan_device(l, strict);
+                CHECK(co_await device.subscribe_from(neighbour.url(), "10.9.0.1") == 412);
+                CHECK(co_await device.subscribe_from(neighbour.url(), "10.9.0.2") == 200);
+                co_await device.stop();
             }
             {
                 // An explicitly allowed network opens exactly that network.
                 gena::PublisherOptions routed;
                 routed.allowed_callback_networks = {gena::IpNetwork::parse("10.8.0.0/24").value()};
-                Device device(l, routed);
+                uvtest::TestDevice device = lan_device(l, routed);
                 peers::SilentPeer allowed(l, SocketAddress::parse("10.8.0.1", 0));
-                CHECK(co_await subscribe_from(l, device, allowed.url(), "10.9.0.2") == 200);
-                co_await device.publisher.stop();
+                CHECK(co_await device.subscribe_from(allowed.url(), "10.9.0.2") == 200);
+                co_await device.stop();
                 co_await allowed.close();
             }
             co_await neighbour.server.stop();

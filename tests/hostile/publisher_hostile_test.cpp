@@ -10,7 +10,8 @@
 #include <vector>
 
 #include "../gena/publisher_support.hpp"
-#include "peers.hpp"
+#include "support/peers.hpp"
+#include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/tcp.hpp"
@@ -19,53 +20,13 @@
 using namespace uvgena;
 using namespace std::chrono_literals;
 
-namespace {
-
-// A publisher with one service on 127.0.0.1 (any port).
-struct Device {
-    gena::Publisher publisher;
-    gena::Service* service = nullptr;
-    std::uint16_t port = 0;
-
-    Device(uv_loop_t* loop, gena::PublisherOptions options) : publisher(loop, std::move(options)) {
-        gena::ServiceConfig config;
-        config.event_path = "/svc/event";
-        config.variables = {{"Volume", "0"}};
-        service = &publisher.add_service(std::move(config));
-        http::ServerOptions server;
-        server.address = SocketAddress::ipv4_loopback(0);
-        publisher.listen(server);
-        port = publisher.server()->port();
-    }
-
-    http::Url event_url() const {
-        return http::Url::parse("http://127.0.0.1:" + std::to_string(port) + "/svc/event");
-    }
-    SocketAddress address() const { return SocketAddress::ipv4_loopback(port); }
-};
-
-// SUBSCRIBE to `device` from the local address `from`; the answer's status.
-Task<int> subscribe_from(uv_loop_t* loop, const Device& device, const std::string& callback,
-                         const std::string& from = "127.0.0.1") {
-    gena::SubscribeParams params;
-    params.callbacks = {callback};
-    params.timeout = 300s;
-    http::ClientOptions options;
-    options.local_address = SocketAddress::parse(from, 0);
-    auto answer = co_await http::try_send(
-        loop, device.address(), gena::make_subscribe(device.event_url(), params), options);
-    co_return answer ? answer->status : 0;
-}
-
-}  // namespace
-
 TEST_SUITE("hostile.publisher") {
     TEST_CASE("renewing or cancelling an unknown SID is answered 412 and changes nothing") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            Device device(l, {});
+            uvtest::TestDevice device(l);
             pubtest::Receiver good(l);
-            CHECK(co_await subscribe_from(l, device, good.url()) == 200);
+            CHECK(co_await device.subscribe_from(good.url()) == 200);
             CHECK((co_await good.next()).seq == 0);
             std::vector<std::string> unknown{"uuid:00000000-0000-0000-0000-000000000000",
                                              "uuid:", "garbage", std::string(200, 'x')};
@@ -79,14 +40,14 @@ TEST_SUITE("hostile.publisher") {
                 REQUIRE(cancel);
                 CHECK(cancel->status == 412);
             }
-            CHECK(device.publisher.stats().rejected == 8);
-            CHECK(device.publisher.subscriber_count() == 1);
+            CHECK(device.publisher().stats().rejected == 8);
+            CHECK(device.publisher().subscriber_count() == 1);
             // The real subscriber is untouched.
-            device.service->set("Volume", "7");
+            device.set("7");
             pubtest::Notify n = co_await good.next();
             CHECK(n.seq == 1);
             CHECK(n.properties.variables().at("Volume") == "7");
-            co_await device.publisher.stop();
+            co_await device.stop();
             co_await good.server().stop();
         }(loop));
     }
@@ -98,31 +59,31 @@ TEST_SUITE("hostile.publisher") {
         run(loop, [](uv_loop_t* l) -> Task<void> {
             gena::PublisherOptions options;
             options.max_subscriptions_per_host = 64;
-            Device device(l, options);
+            uvtest::TestDevice device(l, options);
             pubtest::Receiver flood_target(l);
             pubtest::Receiver other(l);
             constexpr int kFlood = 2000;
             int ok = 0, refused = 0, other_status = 0;
             for (int i = 0; i < kFlood; ++i) {
-                int status = co_await subscribe_from(l, device, flood_target.url());
+                int status = co_await device.subscribe_from(flood_target.url());
                 if (status == 200) ++ok;
                 if (status == 503) ++refused;
                 // Halfway through, a second host subscribes and is served.
                 if (i == kFlood / 2) {
-                    other_status = co_await subscribe_from(l, device, other.url(), "127.0.0.2");
+                    other_status = co_await device.subscribe_from(other.url(), "127.0.0.2");
                 }
             }
             CHECK(ok == 64);
             CHECK(refused == kFlood - 64);
             CHECK(other_status == 200);
-            CHECK(device.publisher.stats().over_limit == kFlood - 64);
-            CHECK(device.publisher.subscriber_count() == 65);  // memory bounded by the limit
+            CHECK(device.publisher().stats().over_limit == kFlood - 64);
+            CHECK(device.publisher().subscriber_count() == 65);  // memory bounded by the limit
             CHECK((co_await other.next()).seq == 0);
-            device.service->set("Volume", "9");
+            device.set("9");
             pubtest::Notify n = co_await other.next();
             CHECK(n.seq == 1);
             CHECK(n.properties.variables().at("Volume") == "9");
-            co_await device.publisher.stop();
+            co_await device.stop();
             co_await flood_target.server().stop();
             co_await other.server().stop();
         }(loop));
@@ -133,21 +94,21 @@ TEST_SUITE("hostile.publisher") {
         run(loop, [](uv_loop_t* l) -> Task<void> {
             gena::PublisherOptions options;
             options.notify_timeout = 60s;  // the hanging NOTIFY stays in flight all along
-            Device device(l, options);
+            uvtest::TestDevice device(l, options);
             peers::SilentPeer hang(l, SocketAddress::ipv4_loopback(0));
             pubtest::Receiver good(l);
-            CHECK(co_await subscribe_from(l, device, hang.url()) == 200);
-            CHECK(co_await subscribe_from(l, device, good.url(), "127.0.0.2") == 200);
+            CHECK(co_await device.subscribe_from(hang.url()) == 200);
+            CHECK(co_await device.subscribe_from(good.url(), "127.0.0.2") == 200);
             CHECK((co_await good.next()).seq == 0);
             for (int i = 1; i <= 5; ++i) {
-                device.service->set("Volume", std::to_string(i));
+                device.set(std::to_string(i));
                 pubtest::Notify n = co_await good.next();
                 CHECK(n.seq == static_cast<std::uint32_t>(i));
                 CHECK(n.properties.variables().at("Volume") == std::to_string(i));
             }
             // Meanwhile the hanging subscriber's initial NOTIFY is still in flight: nothing
             // delivered, nothing failed yet, the changes wait (coalesced) in its queue.
-            std::vector<gena::SubscriberInfo> subs = device.publisher.subscribers();
+            std::vector<gena::SubscriberInfo> subs = device.publisher().subscribers();
             REQUIRE(subs.size() == 2);
             for (const auto& s : subs) {
                 if (s.callbacks.front() != hang.url()) continue;
@@ -156,7 +117,7 @@ TEST_SUITE("hostile.publisher") {
                 CHECK(s.queued >= 1);
             }
             CHECK(hang.connections() == 1);
-            co_await device.publisher.stop();
+            co_await device.stop();
             co_await hang.close();
             co_await good.server().stop();
         }(loop));
@@ -171,36 +132,36 @@ TEST_SUITE("hostile.publisher") {
             options.notify_timeout = 200ms;
             options.notify_connect_timeout = 200ms;
             options.max_consecutive_failures = 3;
-            Device device(l, options);
+            uvtest::TestDevice device(l, options);
             peers::SilentPeer hang(l, SocketAddress::ipv4_loopback(0));
             // Listening, never accepting: the kernel completes the handshake, nobody reads.
             TcpListener deaf = TcpListener::bind(l, SocketAddress::ipv4_loopback(0));
             std::string deaf_url = "http://" + deaf.local_address().to_string() + "/cb";
             pubtest::Receiver good(l);
-            CHECK(co_await subscribe_from(l, device, hang.url()) == 200);
-            CHECK(co_await subscribe_from(l, device, deaf_url) == 200);
-            CHECK(co_await subscribe_from(l, device, good.url(), "127.0.0.2") == 200);
+            CHECK(co_await device.subscribe_from(hang.url()) == 200);
+            CHECK(co_await device.subscribe_from(deaf_url) == 200);
+            CHECK(co_await device.subscribe_from(good.url(), "127.0.0.2") == 200);
             CHECK((co_await good.next()).seq == 0);
             std::uint32_t seq = 0;
             // Keep changing until both bad subscribers were dropped (bounded: 3 failures of
             // 200 ms each; the loop gives up after 100 changes).
-            for (int i = 1; i <= 100 && device.publisher.subscriber_count() > 1; ++i) {
-                device.service->set("Volume", std::to_string(i));
+            for (int i = 1; i <= 100 && device.publisher().subscriber_count() > 1; ++i) {
+                device.set(std::to_string(i));
                 pubtest::Notify n = co_await good.next();
                 CHECK(n.seq == ++seq);
                 co_await sleep_for(l, 50ms);
             }
-            CHECK(device.publisher.subscriber_count() == 1);
-            CHECK(device.publisher.stats().subscribers_dropped == 2);
-            CHECK(device.publisher.stats().callback_failures >= 6);
+            CHECK(device.publisher().subscriber_count() == 1);
+            CHECK(device.publisher().stats().subscribers_dropped == 2);
+            CHECK(device.publisher().stats().callback_failures >= 6);
             // The good one never failed and still gets the next change.
-            device.service->set("Volume", "last");
+            device.set("last");
             CHECK((co_await good.next()).properties.variables().at("Volume") == "last");
-            co_await with_timeout(l, device.publisher.idle(), 10s);
-            auto info = device.publisher.subscribers().front();
+            co_await with_timeout(l, device.publisher().idle(), 10s);
+            auto info = device.publisher().subscribers().front();
             CHECK(info.failed == 0);
             CHECK(info.delivered == seq + 2);
-            co_await device.publisher.stop();
+            co_await device.stop();
             deaf.close();
             co_await hang.close();
             co_await good.server().stop();

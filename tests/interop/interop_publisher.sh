@@ -11,41 +11,25 @@
 set -euo pipefail
 uvgena=$1
 subscriber=$2
+# shellcheck source=scripts/netns-lib.sh
+. "$(dirname "$0")/../../scripts/netns-lib.sh"
 ns=uvg-pub-interop.$$
 dev_ip=10.204.0.1
 cp_ip=10.204.0.2
 port=49510
 a=uvpa$$
 b=uvpb$$
-pids=()
-work=$(mktemp -d)
 
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! ip netns add "$ns" 2>/dev/null; then
-    echo "SKIP: cannot create a network namespace (needs root and iproute2): libupnp interop not run" >&2
+netns_begin
+if ! netns_add "$ns" 2>"$work/err"; then
+    echo "SKIP: cannot create a network namespace (needs root and iproute2: $(cat "$work/err")): libupnp interop not run" >&2
     exit 77
 fi
-in_ns() { ip netns exec "$ns" "$@"; }
-in_ns sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-ip link add "$a" type veth peer name "$b"
-ip link set "$a" netns "$ns"
-ip link set "$b" netns "$ns"
-in_ns ip link set lo up
-in_ns ip addr add "$dev_ip/24" dev "$a"
-in_ns ip addr add "$cp_ip/24" dev "$b"
-in_ns ip link set "$a" up
-in_ns ip link set "$b" up
+netns_veth "$a" "$ns" "$dev_ip/24" "$b" "$ns" "$cp_ip/24"
 
-ip netns exec "$ns" ${UVGENA_TEST_WRAPPER:-} "$uvgena" serve-demo --host "$dev_ip" --port "$port" --interval 100 \
-    >"$work/serve.out" 2>"$work/serve.err" &
-pids+=($!)
+netns_spawn "$ns" ${UVGENA_TEST_WRAPPER:-} "$uvgena" serve-demo --host "$dev_ip" --port "$port" \
+    --interval 100 >"$work/serve.out" 2>"$work/serve.err"
+serve_pid=$netns_pid
 for _ in $(seq 1 100); do
     grep -q "RenderingControl:" "$work/serve.out" 2>/dev/null && break
     sleep 0.05
@@ -68,8 +52,6 @@ grep -q "^SUBSCRIBED uuid:" "$work/cp.out"
 for seq in 0 1 2 3 4; do grep -q "^EVENT $seq LastChange=" "$work/cp.out"; done
 grep -q "^UNSUBSCRIBED ok" "$work/cp.out"
 
-kill -TERM "${pids[0]}"
-wait "${pids[0]}"
-pids=()
+netns_stop "$serve_pid" 60  # its exit status counts: time for valgrind to finish
 grep -q "^served .* 1 subscriptions" "$work/serve.out" || { cat "$work/serve.out"; exit 1; }
 echo "libupnp interop with the publisher: ok"

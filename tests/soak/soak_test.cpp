@@ -25,7 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "../hostile/peers.hpp"
+#include "support/peers.hpp"
+#include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
@@ -71,45 +72,15 @@ std::size_t loop_handles(uv_loop_t* loop) {
     return n;
 }
 
-// One device: a publisher with one service on a fixed loopback port, restartable.
-class Device {
-public:
-    Device(uv_loop_t* loop) : loop_(loop) { start(0); }
-
-    void start(std::uint16_t port) {
-        gena::PublisherOptions options;
-        options.policy.min_timeout = 1s;
-        options.max_subscriptions_per_host = kSubscriptions;
-        options.notify_timeout = 5s;
-        publisher_ = std::make_unique<gena::Publisher>(loop_, options);
-        gena::ServiceConfig config;
-        config.event_path = "/svc/event";
-        config.variables = {{"Counter", std::to_string(counter_)}};
-        service_ = &publisher_->add_service(std::move(config));
-        http::ServerOptions server;
-        server.address = SocketAddress::ipv4_loopback(port);
-        publisher_->listen(server);
-        port_ = publisher_->server()->port();
-    }
-    Task<void> restart() {
-        co_await publisher_->stop(100ms);
-        publisher_.reset();
-        ++restarts;
-        start(port_);
-    }
-    void change() { service_->set("Counter", std::to_string(++counter_)); }
-    Task<void> stop() { co_await publisher_->stop(100ms); }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/svc/event"; }
-
-    int restarts = 0;
-
-private:
-    uv_loop_t* loop_;
-    std::unique_ptr<gena::Publisher> publisher_;
-    gena::Service* service_ = nullptr;
-    std::uint16_t port_ = 0;
-    long counter_ = 0;
-};
+// One device: a publisher with one service on a loopback port, restarted at random.
+std::unique_ptr<uvtest::TestDevice> make_device(uv_loop_t* loop) {
+    gena::PublisherOptions options;
+    options.policy.min_timeout = 1s;
+    options.max_subscriptions_per_host = kSubscriptions;
+    options.notify_timeout = 5s;
+    return std::make_unique<uvtest::TestDevice>(loop, options, SocketAddress::ipv4_loopback(),
+                                                "Counter");
+}
 
 // What one subscription's consumer saw.
 struct Seen {
@@ -174,8 +145,13 @@ TEST_SUITE("soak") {
                 lo.listen_host = "127.0.0.1";
                 lo.port = 0;
                 EventListener listener(l, lo);
-                std::vector<std::unique_ptr<Device>> devices;
-                for (int i = 0; i < kDevices; ++i) devices.push_back(std::make_unique<Device>(l));
+                std::vector<std::unique_ptr<uvtest::TestDevice>> devices;
+                for (int i = 0; i < kDevices; ++i) devices.push_back(make_device(l));
+                // Every change sets a device's Counter to a value higher than any before.
+                long counter = 0;
+                auto change_all = [&] {
+                    for (auto& d : devices) d->set(std::to_string(++counter));
+                };
 
                 std::vector<Seen> seen(kSubscriptions);
                 std::vector<Subscription> subs;
@@ -210,15 +186,17 @@ TEST_SUITE("soak") {
                 long rss_baseline = 0;
                 std::size_t warmup_index = 0;
                 int next_restart = restart_every(random);
+                int restarts = 0;
                 int tick = 0;
                 const int rss_every = 50;  // ticks of 100 ms: every 5 s
                 while (Clock::now() < end) {
                     co_await sleep_for(l, 100ms);
                     ++tick;
                     // Events: every device changes every tick (10 events/s each, 50 subscribers).
-                    for (auto& d : devices) d->change();
+                    change_all();
                     if (--next_restart == 0) {
                         co_await devices[static_cast<std::size_t>(pick(random))]->restart();
+                        ++restarts;
                         next_restart = restart_every(random);
                     }
                     if (tick % rss_every == 0) {
@@ -234,7 +212,7 @@ TEST_SUITE("soak") {
                 }
                 // Let the last restarts heal (renewal at 85% of 5 s, then resubscription).
                 co_await sleep_for(l, 8s);
-                for (auto& d : devices) d->change();
+                change_all();
                 co_await sleep_for(l, 2s);
 
                 // Figures.
@@ -260,8 +238,6 @@ TEST_SUITE("soak") {
                     sid_changes += s.sid_changes;
                     unreported += s.unreported_changes;
                 }
-                int restarts = 0;
-                for (auto& d : devices) restarts += d->restarts;
                 std::printf("soak: %lld s, %d devices, %d subscriptions, %d restarts\n",
                             static_cast<long long>(total.count()), kDevices, kSubscriptions,
                             restarts);
