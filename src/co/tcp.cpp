@@ -104,6 +104,15 @@ struct StreamHandle {
 
     WriteOp* spare = nullptr;  // one write request kept for reuse
     std::optional<SocketAddress> peer;
+    // Awaiters whose resumption was completed by a callback but may wait in the ready queue
+    // (the time slice): the memory stays until each has resumed or died, even if the owner
+    // lets go and libuv closes the socket meanwhile.
+    int pins = 0;
+
+    /// One such awaiter is done with this object.
+    void unpin() noexcept {
+        if (--pins == 0 && !owned && close_done) delete this;
+    }
 
     static StreamHandle* create(uv_loop_t* loop) {
         auto* h = new StreamHandle;
@@ -197,6 +206,8 @@ struct StreamHandle {
         if (h->reader != nullptr && (h->begin < h->end || h->read_status != 0)) {
             ReadAwaiter* r = h->reader;
             h->reader = nullptr;
+            r->pinned_ = true;
+            ++h->pins;
             h->ctx->resume_or_defer(&r->waiter_);
         }
     }
@@ -204,17 +215,17 @@ struct StreamHandle {
     /// The owner lets go: closes the socket; the memory goes with the close callback.
     void release() noexcept {
         owned = false;
-        if (close_done) {
-            delete this;
-        } else {
+        if (!close_done) {
             close();
+        } else if (pins == 0) {
+            delete this;
         }
     }
 
     static void on_close(uv_handle_t* handle) {
         auto* h = static_cast<StreamHandle*>(handle->data);
         h->close_done = true;
-        if (!h->owned) delete h;
+        if (!h->owned && h->pins == 0) delete h;
     }
 };
 
@@ -245,6 +256,8 @@ struct WriteOp {
         if (aw != nullptr) {
             aw->op_ = nullptr;
             aw->status_ = status;
+            aw->pinned_ = true;
+            ++h->pins;
             h->ctx->resume_or_defer(&aw->waiter_);
         }
     }
@@ -276,6 +289,21 @@ void StreamHandle::close() noexcept {
 ReadAwaiter::~ReadAwaiter() {
     stop_.reset();
     if (handle_ != nullptr && handle_->reader == this) handle_->reader = nullptr;
+    if (pinned_) handle_->unpin();
+}
+
+void ReadAwaiter::unpin_on_resume() noexcept {
+    if (!pinned_) return;
+    // The owner may have let go while this resumption waited: then the stream is closed.
+    pinned_ = false;
+    StreamHandle* h = std::exchange(handle_, nullptr);
+    bool owned = h->owned;
+    h->unpin();
+    if (owned) {
+        handle_ = h;
+    } else {
+        error_ = kClosed;
+    }
 }
 
 bool ReadAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* token) {
@@ -328,6 +356,7 @@ void ReadAwaiter::finish_status() const {
 
 std::size_t ReadAwaiter::resume_count() {
     stop_.reset();
+    unpin_on_resume();
     finish_status();
     StreamHandle* s = handle_;
     std::size_t avail = s->end - s->begin;
@@ -345,6 +374,7 @@ std::size_t ReadAwaiter::resume_count() {
 
 std::string_view ReadAwaiter::resume_view() {
     stop_.reset();
+    unpin_on_resume();
     finish_status();
     StreamHandle* s = handle_;
     std::size_t avail = s->end - s->begin;
@@ -368,6 +398,7 @@ WriteAwaiter::~WriteAwaiter() {
         op_->awaiter = nullptr;
         handle_->close();
     }
+    if (pinned_) handle_->unpin();
 }
 
 bool WriteAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* token) {
@@ -437,6 +468,18 @@ void WriteAwaiter::on_stop(WriteAwaiter* self) noexcept {
 
 void WriteAwaiter::await_resume() {
     stop_.reset();
+    if (pinned_) {
+        // The owner may have let go while this resumption waited: then the stream is gone.
+        pinned_ = false;
+        StreamHandle* h = std::exchange(handle_, nullptr);
+        bool owned = h->owned;
+        h->unpin();
+        if (owned) {
+            handle_ = h;
+        } else if (status_ < 0) {
+            status_ = kClosed;
+        }
+    }
     if (cancelled_) throw_status(kCancelled, "write");
     if (status_ == kClosed || status_ == kInvalid) throw_status(status_, "write");
     if (status_ < 0) throw_status(status_, "write to " + handle_->describe_peer());
@@ -470,6 +513,7 @@ class StreamReqAwaiter {
             op_->awaiter = nullptr;
             handle_->close();
         }
+        if (pinned_) handle_->unpin();
     }
 
     bool await_ready() const noexcept { return false; }
@@ -479,8 +523,21 @@ class StreamReqAwaiter {
     }
     void await_resume() {
         stop_.reset();
+        if (pinned_) {
+            // The owner may have let go while this resumption waited: then the stream is gone.
+            pinned_ = false;
+            StreamHandle* h = std::exchange(handle_, nullptr);
+            bool owned = h->owned;
+            h->unpin();
+            if (owned) {
+                handle_ = h;
+            } else if (status_ == 0) {
+                status_ = kClosed;
+            }
+        }
         std::string what = kind_ == Kind::connect ? "connect to " + target_->to_string()
-                                                  : "shutdown of " + handle_->describe_peer();
+                           : handle_ != nullptr   ? "shutdown of " + handle_->describe_peer()
+                                                  : std::string("shutdown of a closed stream");
         if (cancelled_) throw_status(kCancelled, what);
         if (status_ != 0) throw_status(status_, what);
     }
@@ -524,6 +581,8 @@ class StreamReqAwaiter {
         if (aw == nullptr) return;
         aw->op_ = nullptr;
         aw->status_ = status;
+        aw->pinned_ = true;
+        ++aw->handle_->pins;
         aw->handle_->ctx->resume_or_defer(&aw->waiter_);
     }
     static void on_connect(uv_connect_t* req, int status) {
@@ -544,6 +603,7 @@ class StreamReqAwaiter {
     StreamReqOp* op_ = nullptr;
     int status_ = 0;
     bool cancelled_ = false;
+    bool pinned_ = false;  // see StreamHandle::pins
     Waiter waiter_;
     StopRegistration stop_;
 };
@@ -698,7 +758,7 @@ struct ListenHandle {
             auto* aw = static_cast<AcceptAwaiter*>(w->owner);
             aw->error_ = status;
             aw->woken_ = true;
-            h->ctx->resume_or_defer(w);
+            w->handle.resume();  // inline: the error message names the listener
             return;
         }
         h->pending = true;
@@ -706,7 +766,13 @@ struct ListenHandle {
         auto* aw = static_cast<AcceptAwaiter*>(w->owner);
         aw->accepted_ = h->accept_one(aw->error_);
         aw->woken_ = true;
-        h->ctx->resume_or_defer(w);
+        // Only a successful accept may wait in the ready queue: its resumption does not
+        // touch the listener, which may be closed and freed meanwhile.
+        if (aw->accepted_ != nullptr) {
+            h->ctx->resume_or_defer(w);
+        } else {
+            w->handle.resume();
+        }
     }
 
     void close() noexcept {

@@ -58,11 +58,13 @@ class [[nodiscard]] ReadAwaiter {
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(ReadAwaiter* self) noexcept;
     void finish_status() const;
+    void unpin_on_resume() noexcept;
 
     StreamHandle* handle_;
     std::span<char> buffer_;
     bool copy_;
-    int error_ = 0;  // set when failed by close / cancel
+    bool pinned_ = false;  // see StreamHandle::pins
+    int error_ = 0;        // set when failed by close / cancel
     Waiter waiter_;
     StopRegistration stop_;
 };
@@ -112,6 +114,7 @@ class [[nodiscard]] WriteAwaiter {
     WriteOp* op_ = nullptr;
     int status_ = 0;
     bool cancelled_ = false;
+    bool pinned_ = false;  // see StreamHandle::pins
     Waiter waiter_;
     StopRegistration stop_;
 };
