@@ -1,41 +1,21 @@
 // Reading NOTIFY bodies: property set, LastChange, DIDL-Lite (see event_body.hpp).
 #include "uvgena/gena/event_body.hpp"
 
-#include <tinyxml2.h>
-
 #include <algorithm>
 
 #include "gena/xml_util.hpp"
 
 namespace uvgena::gena {
 
-using tinyxml2::XMLElement;
-
 namespace detail {
 
-std::error_code parse_document(tinyxml2::XMLDocument& doc, std::string_view text) {
-    tinyxml2::XMLError err = doc.Parse(text.data(), text.size());
-    switch (err) {
-        case tinyxml2::XML_SUCCESS: break;
-        case tinyxml2::XML_ELEMENT_DEPTH_EXCEEDED: return errc::xml_too_deep;
-        default: return errc::xml_malformed;
-    }
-    for (auto* n = doc.FirstChild(); n != nullptr; n = n->NextSibling()) {
-        // Only <!DOCTYPE ...> / <!ENTITY ...> / <!ELEMENT ...> become XMLUnknown at this level.
-        if (n->ToUnknown() != nullptr) return errc::xml_doctype_refused;
-    }
-    if (doc.RootElement() == nullptr) return errc::xml_malformed;
-    return {};
-}
-
-std::error_code parse_with_repair(tinyxml2::XMLDocument& doc, std::string_view text,
-                                  bool& repaired) {
+std::error_code parse_with_repair(XmlTree& tree, std::string_view text, bool& repaired) {
     repaired = false;
-    auto ec = parse_document(doc, text);
+    auto ec = tree.parse(text);
     if (ec != errc::xml_malformed) return ec;
     std::string fixed = repair_xml(text);
     if (fixed == text) return ec;
-    auto ec2 = parse_document(doc, fixed);
+    auto ec2 = tree.parse_owned(std::move(fixed));
     if (ec2) return ec;  // report the original failure, not the repaired one's
     repaired = true;
     return {};
@@ -43,38 +23,35 @@ std::error_code parse_with_repair(tinyxml2::XMLDocument& doc, std::string_view t
 
 namespace {
 
-void read_attributes(const XMLElement* e, std::vector<Attribute>& out, std::string_view skip) {
-    for (auto* a = e->FirstAttribute(); a != nullptr; a = a->Next()) {
-        std::string_view name = a->Name();
+void read_attributes(XmlElement e, std::vector<Attribute>& out, std::string_view skip) {
+    for (const auto& a : e.attributes()) {
+        std::string_view name = a.name;
         if (name == skip) continue;
         if (name.substr(0, 5) == "xmlns" && (name.size() == 5 || name[5] == ':')) continue;
-        out.push_back({std::string(name), std::string(a->Value())});
+        out.push_back({std::string(name), std::string(a.value)});
     }
 }
 
 }  // namespace
 
-void read_last_change(const XMLElement* event, NsScope& scope, LastChange& out) {
+void read_last_change(XmlElement event, NsScope& scope, LastChange& out) {
     auto root_mark = scope.mark();
     scope.push_declarations(event);
-    if (auto ns = scope.resolve(split_qname(event->Name()).first)) out.ns = std::string(*ns);
-    for (auto* inst = event->FirstChildElement(); inst != nullptr;
-         inst = inst->NextSiblingElement()) {
+    if (auto ns = scope.resolve(split_qname(event.name()).first)) out.ns = std::string(*ns);
+    for (auto inst = event.first_child_element(); inst; inst = inst.next_sibling_element()) {
         LastChangeInstance instance;
-        instance.element = std::string(split_qname(inst->Name()).second);
-        if (const char* id = inst->Attribute("val")) instance.id = id;
+        instance.element = std::string(split_qname(inst.name()).second);
+        if (auto id = inst.attribute("val")) instance.id = *id;
         std::size_t count = 0;
-        for (auto* v = inst->FirstChildElement(); v != nullptr; v = v->NextSiblingElement()) {
-            ++count;
-        }
+        for (auto v = inst.first_child_element(); v; v = v.next_sibling_element()) ++count;
         instance.values.reserve(count);
-        for (auto* v = inst->FirstChildElement(); v != nullptr; v = v->NextSiblingElement()) {
+        for (auto v = inst.first_child_element(); v; v = v.next_sibling_element()) {
             LastChangeValue value;
-            value.name = std::string(split_qname(v->Name()).second);
-            if (const char* val = v->Attribute("val")) {
-                value.value = val;
+            value.name = std::string(split_qname(v.name()).second);
+            if (auto val = v.attribute("val")) {
+                value.value = *val;
             } else {
-                append_text(v, value.value);
+                v.append_text(value.value);
             }
             read_attributes(v, value.attributes, "val");
             instance.values.push_back(std::move(value));
@@ -200,10 +177,10 @@ Result<LastChange> parse_last_change(std::string_view xml) {
     xml = detail::trim_document(xml);
     LastChange out;
     if (xml.empty()) return out;
-    tinyxml2::XMLDocument doc;
-    if (auto ec = detail::parse_with_repair(doc, xml, out.repaired)) return fail(ec);
-    const XMLElement* root = doc.RootElement();
-    if (detail::split_qname(root->Name()).second != "Event") return fail(errc::xml_wrong_root);
+    detail::XmlTree tree;
+    if (auto ec = detail::parse_with_repair(tree, xml, out.repaired)) return fail(ec);
+    auto root = tree.root();
+    if (detail::split_qname(root.name()).second != "Event") return fail(errc::xml_wrong_root);
     detail::NsScope scope;
     detail::read_last_change(root, scope, out);
     return out;
@@ -223,29 +200,29 @@ std::string_view didl_child_namespace(const detail::NsScope& scope, std::string_
     return {};
 }
 
-DidlObject read_didl_object(const XMLElement* e, detail::NsScope& scope, bool container) {
+DidlObject read_didl_object(detail::XmlElement e, detail::NsScope& scope, bool container) {
     DidlObject obj;
     obj.is_container = container;
-    if (const char* v = e->Attribute("id")) obj.id = v;
-    if (const char* v = e->Attribute("parentID")) obj.parent_id = v;
-    if (const char* v = e->Attribute("restricted")) obj.restricted = truthy(v);
+    if (auto v = e.attribute("id")) obj.id = *v;
+    if (auto v = e.attribute("parentID")) obj.parent_id = *v;
+    if (auto v = e.attribute("restricted")) obj.restricted = truthy(*v);
     detail::read_attributes(e, obj.attributes, {});
-    for (auto* c = e->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
+    for (auto c = e.first_child_element(); c; c = c.next_sibling_element()) {
         auto mark = scope.mark();
         scope.push_declarations(c);
-        auto [prefix, local] = detail::split_qname(c->Name());
+        auto [prefix, local] = detail::split_qname(c.name());
         std::string_view ns = didl_child_namespace(scope, prefix);
         if (local == "res") {
             DidlResource res;
-            detail::append_text(c, res.uri);
-            if (const char* p = c->Attribute("protocolInfo")) res.protocol_info = p;
+            c.append_text(res.uri);
+            if (auto p = c.attribute("protocolInfo")) res.protocol_info = *p;
             detail::read_attributes(c, res.attributes, {});
             obj.resources.push_back(std::move(res));
         } else {
             DidlElement el;
             el.name = std::string(local);
             el.ns = std::string(ns);
-            detail::append_text(c, el.text);
+            c.append_text(el.text);
             detail::read_attributes(c, el.attributes, {});
             std::string* field = nullptr;
             if (ns == dc_namespace) {
@@ -271,14 +248,14 @@ Result<DidlLite> parse_didl(std::string_view xml) {
     xml = detail::trim_document(xml);
     if (xml.empty() || xml.front() != '<') return fail(errc::not_didl);
     DidlLite out;
-    tinyxml2::XMLDocument doc;
-    if (auto ec = detail::parse_with_repair(doc, xml, out.repaired)) return fail(ec);
-    const XMLElement* root = doc.RootElement();
-    if (detail::split_qname(root->Name()).second != "DIDL-Lite") return fail(errc::not_didl);
+    detail::XmlTree tree;
+    if (auto ec = detail::parse_with_repair(tree, xml, out.repaired)) return fail(ec);
+    auto root = tree.root();
+    if (detail::split_qname(root.name()).second != "DIDL-Lite") return fail(errc::not_didl);
     detail::NsScope scope;
     scope.push_declarations(root);
-    for (auto* c = root->FirstChildElement(); c != nullptr; c = c->NextSiblingElement()) {
-        auto local = detail::split_qname(c->Name()).second;
+    for (auto c = root.first_child_element(); c; c = c.next_sibling_element()) {
+        auto local = detail::split_qname(c.name()).second;
         if (local != "item" && local != "container") continue;
         auto mark = scope.mark();
         scope.push_declarations(c);
@@ -292,9 +269,9 @@ namespace {
 
 /// A property-set element: the right local name, in the event namespace or (leniently) in
 /// no namespace at all when written without a prefix.
-bool is_event_element(const XMLElement* e, const detail::NsScope& scope,
+bool is_event_element(detail::XmlElement e, const detail::NsScope& scope,
                       std::string_view local_name) {
-    auto [prefix, local] = detail::split_qname(e->Name());
+    auto [prefix, local] = detail::split_qname(e.name());
     if (local != local_name) return false;
     auto ns = scope.resolve(prefix);
     return ns && (*ns == event_namespace || (ns->empty() && prefix.empty()));
@@ -311,44 +288,40 @@ Result<PropertySet> PropertySet::parse(std::string_view body, const ParseOptions
     while (!text.empty() && detail::is_trim_char(text.front())) text.remove_prefix(1);
     if (text.empty()) return out;
 
-    tinyxml2::XMLDocument doc;
-    if (auto ec = detail::parse_document(doc, text)) return fail(ec);
-    const XMLElement* root = doc.RootElement();
+    detail::XmlTree tree;
+    if (auto ec = tree.parse(text)) return fail(ec);
+    auto root = tree.root();
     detail::NsScope scope;
     scope.push_declarations(root);
     if (!is_event_element(root, scope, "propertyset")) return fail(errc::xml_wrong_root);
 
-    const XMLElement* last_change_element = nullptr;
-    const XMLElement* inline_event = nullptr;
+    bool has_last_change = false;
+    detail::XmlElement inline_event;
     std::size_t count = 0;
-    for (auto* prop = root->FirstChildElement(); prop != nullptr;
-         prop = prop->NextSiblingElement()) {
-        for (auto* var = prop->FirstChildElement(); var != nullptr;
-             var = var->NextSiblingElement()) {
+    for (auto prop = root.first_child_element(); prop; prop = prop.next_sibling_element()) {
+        for (auto var = prop.first_child_element(); var; var = var.next_sibling_element()) {
             ++count;
         }
     }
     out.variables_.reserve(count);
-    for (auto* prop = root->FirstChildElement(); prop != nullptr;
-         prop = prop->NextSiblingElement()) {
+    for (auto prop = root.first_child_element(); prop; prop = prop.next_sibling_element()) {
         auto prop_mark = scope.mark();
         scope.push_declarations(prop);
         if (is_event_element(prop, scope, "property")) {
-            for (auto* var = prop->FirstChildElement(); var != nullptr;
-                 var = var->NextSiblingElement()) {
+            for (auto var = prop.first_child_element(); var; var = var.next_sibling_element()) {
                 auto var_mark = scope.mark();
                 scope.push_declarations(var);
-                auto [prefix, local] = detail::split_qname(var->Name());
+                auto [prefix, local] = detail::split_qname(var.name());
                 std::string_view ns = scope.resolve(prefix).value_or(std::string_view{});
                 if (ns == event_namespace) ns = {};
                 std::string value;
-                detail::append_text(var, value);
+                var.append_text(value);
                 if (local == "LastChange") {
-                    last_change_element = var;
+                    has_last_change = true;
                     // Some devices put the <Event> document unescaped inside LastChange.
                     inline_event = value.find('<') == std::string::npos
-                                       ? var->FirstChildElement()
-                                       : nullptr;
+                                       ? var.first_child_element()
+                                       : detail::XmlElement{};
                 }
                 out.variables_.add(std::string(local), std::move(value), std::string(ns));
                 scope.pop(var_mark);
@@ -357,9 +330,8 @@ Result<PropertySet> PropertySet::parse(std::string_view body, const ParseOptions
         scope.pop(prop_mark);
     }
 
-    if (options.parse_last_change && last_change_element != nullptr) {
-        if (inline_event != nullptr &&
-            detail::split_qname(inline_event->Name()).second == "Event") {
+    if (options.parse_last_change && has_last_change) {
+        if (inline_event && detail::split_qname(inline_event.name()).second == "Event") {
             LastChange lc;
             detail::NsScope inner;
             detail::read_last_change(inline_event, inner, lc);

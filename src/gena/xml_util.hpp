@@ -1,8 +1,6 @@
-// Internal helpers over tinyxml2 for the gena layer: namespace resolution (tinyxml2 has
-// none), text extraction, and one guarded parse entry point.
+// Internal helpers of the gena layer's XML readers: namespace resolution (neither the
+// scanner nor tinyxml2 has any) and one guarded parse entry point.
 #pragma once
-
-#include <tinyxml2.h>
 
 #include <array>
 #include <cstring>
@@ -13,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "gena/xml_tree.hpp"
 #include "uvgena/gena/event_body.hpp"
 
 namespace uvgena::gena::detail {
@@ -24,7 +23,7 @@ inline std::pair<std::string_view, std::string_view> split_qname(std::string_vie
     return {name.substr(0, colon), name.substr(colon + 1)};
 }
 
-/// The xmlns declarations in scope while walking down a tinyxml2 tree. Views point into the
+/// The xmlns declarations in scope while walking down an XmlTree. Views point into the
 /// document, which outlives the scope.
 class NsScope {
 public:
@@ -35,14 +34,14 @@ public:
     }
 
     /// Pushes the xmlns / xmlns:p declarations of `e`.
-    void push_declarations(const tinyxml2::XMLElement* e) {
-        for (auto* a = e->FirstAttribute(); a != nullptr; a = a->Next()) {
-            const char* name = a->Name();
-            if (std::strncmp(name, "xmlns", 5) != 0) continue;
-            if (name[5] == '\0') {
-                push({}, a->Value());
+    void push_declarations(XmlElement e) {
+        for (const auto& a : e.attributes()) {
+            std::string_view name = a.name;
+            if (name.substr(0, 5) != "xmlns") continue;
+            if (name.size() == 5) {
+                push({}, a.value);
             } else if (name[5] == ':') {
-                push(name + 6, a->Value());
+                push(name.substr(6), a.value);
             }
         }
     }
@@ -93,23 +92,11 @@ inline std::string_view trim_document(std::string_view text) noexcept {
     return text;
 }
 
-/// Concatenated direct text children of `e` (CDATA included).
-inline void append_text(const tinyxml2::XMLElement* e, std::string& out) {
-    for (auto* n = e->FirstChild(); n != nullptr; n = n->NextSibling()) {
-        if (auto* t = n->ToText()) out += t->Value();
-    }
-}
-
-/// Parses `text` into `doc`, mapping tinyxml2's errors to gena errors and refusing
-/// DOCTYPE / ENTITY declarations (tinyxml2 keeps them as XMLUnknown nodes).
-std::error_code parse_document(tinyxml2::XMLDocument& doc, std::string_view text);
-
-/// Parses `text`; on a syntax error retries once with repair_xml(text). `repaired` says
-/// whether the retry was needed and succeeded.
-std::error_code parse_with_repair(tinyxml2::XMLDocument& doc, std::string_view text,
-                                  bool& repaired);
+/// Parses `text` into `tree`; on a syntax error retries once with repair_xml(text).
+/// `repaired` says whether the retry was needed and succeeded.
+std::error_code parse_with_repair(XmlTree& tree, std::string_view text, bool& repaired);
 
 /// Reads a LastChange <Event> element (already parsed) into `out`.
-void read_last_change(const tinyxml2::XMLElement* event, NsScope& scope, LastChange& out);
+void read_last_change(XmlElement event, NsScope& scope, LastChange& out);
 
 }  // namespace uvgena::gena::detail

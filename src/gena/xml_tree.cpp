@@ -1,0 +1,427 @@
+// The NOTIFY body readers' XML tree: the scanner, and tinyxml2 for what it declines (see
+// xml_tree.hpp for why and for the equivalence rule).
+#include "gena/xml_tree.hpp"
+
+#include <tinyxml2.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "uvgena/gena/event_body.hpp"
+
+namespace uvgena::gena {
+
+namespace {
+std::atomic<bool> g_scanner_enabled{true};
+}  // namespace
+
+void set_xml_scanner(bool enabled) noexcept {
+    g_scanner_enabled.store(enabled, std::memory_order_relaxed);
+}
+
+bool xml_scanner() noexcept { return g_scanner_enabled.load(std::memory_order_relaxed); }
+
+namespace detail {
+
+bool xml_scanner_enabled() noexcept { return xml_scanner(); }
+
+namespace {
+
+// tinyxml2's character classes (XMLUtil::IsWhiteSpace / IsNameStartChar / IsNameChar in the
+// "C" locale): the scanner must split names and skip whitespace exactly where it does.
+constexpr bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+constexpr bool is_name_start(char c) noexcept {
+    auto u = static_cast<unsigned char>(c);
+    return u >= 128 || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || c == ':' || c == '_';
+}
+constexpr bool is_name_char(char c) noexcept {
+    return is_name_start(c) || (c >= '0' && c <= '9') || c == '.' || c == '-';
+}
+
+bool all_space(std::string_view s) noexcept {
+    return std::all_of(s.begin(), s.end(), [](char c) { return is_space(c); });
+}
+
+/// Parses `&#...;` at s[i] (s[i] == '&', s[i+1] == '#'): the code point and the index after
+/// ';', or false for anything but 1-7 decimal / 1-6 hex digits naming U+0001..U+10FFFF.
+bool char_ref(std::string_view s, std::size_t i, std::uint32_t& cp, std::size_t& after) {
+    std::size_t j = i + 2;
+    bool hex = j < s.size() && s[j] == 'x';
+    if (hex) ++j;
+    std::size_t digits = 0;
+    std::uint32_t value = 0;
+    for (; j < s.size() && s[j] != ';'; ++j, ++digits) {
+        char c = s[j];
+        std::uint32_t d;
+        if (c >= '0' && c <= '9') {
+            d = static_cast<std::uint32_t>(c - '0');
+        } else if (hex && c >= 'a' && c <= 'f') {
+            d = static_cast<std::uint32_t>(c - 'a' + 10);
+        } else if (hex && c >= 'A' && c <= 'F') {
+            d = static_cast<std::uint32_t>(c - 'A' + 10);
+        } else {
+            return false;
+        }
+        if (digits >= (hex ? 6u : 7u)) return false;
+        value = value * (hex ? 16u : 10u) + d;
+    }
+    if (j >= s.size() || digits == 0 || value == 0 || value > 0x10FFFF) return false;
+    cp = value;
+    after = j + 1;
+    return true;
+}
+
+/// UTF-8 of a code point, as tinyxml2's ConvertUTF32ToUTF8 writes it (surrogates included).
+std::size_t put_utf8(std::uint32_t cp, char* out) noexcept {
+    if (cp < 0x80) {
+        out[0] = static_cast<char>(cp);
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = static_cast<char>(0xC0 | (cp >> 6));
+        out[1] = static_cast<char>(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = static_cast<char>(0xE0 | (cp >> 12));
+        out[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = static_cast<char>(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = static_cast<char>(0xF0 | (cp >> 18));
+    out[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/// The predefined entity at s[i] ('&'), or 0 when it is none of the five.
+char named_entity(std::string_view s, std::size_t i, std::size_t& after) noexcept {
+    static constexpr struct {
+        std::string_view pattern;
+        char value;
+    } entities[] = {{"lt;", '<'}, {"gt;", '>'}, {"amp;", '&'}, {"quot;", '"'}, {"apos;", '\''}};
+    std::string_view rest = s.substr(i + 1);
+    for (const auto& e : entities) {
+        if (rest.substr(0, e.pattern.size()) == e.pattern) {
+            after = i + 1 + e.pattern.size();
+            return e.value;
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+// --------------------------------------------------------------------------------------
+// XmlElement
+
+std::string_view XmlElement::name() const noexcept { return tree_->nodes_[index_].name; }
+
+XmlElement XmlElement::first_child_element() const noexcept {
+    for (auto i = tree_->nodes_[index_].first_child; i != XmlTree::none;
+         i = tree_->nodes_[i].next_sibling) {
+        if (!tree_->nodes_[i].is_text) return {tree_, i};
+    }
+    return {};
+}
+
+XmlElement XmlElement::next_sibling_element() const noexcept {
+    for (auto i = tree_->nodes_[index_].next_sibling; i != XmlTree::none;
+         i = tree_->nodes_[i].next_sibling) {
+        if (!tree_->nodes_[i].is_text) return {tree_, i};
+    }
+    return {};
+}
+
+std::span<const XmlAttribute> XmlElement::attributes() const noexcept {
+    const auto& n = tree_->nodes_[index_];
+    return {tree_->attributes_.data() + n.attr_begin, n.attr_end - n.attr_begin};
+}
+
+std::optional<std::string_view> XmlElement::attribute(std::string_view qname) const noexcept {
+    for (const auto& a : attributes()) {
+        if (a.name == qname) return a.value;
+    }
+    return std::nullopt;
+}
+
+void XmlElement::append_text(std::string& out) const {
+    for (auto i = tree_->nodes_[index_].first_child; i != XmlTree::none;
+         i = tree_->nodes_[i].next_sibling) {
+        if (tree_->nodes_[i].is_text) out += tree_->nodes_[i].text;
+    }
+}
+
+// --------------------------------------------------------------------------------------
+// XmlTree
+
+XmlTree::XmlTree() = default;
+XmlTree::~XmlTree() = default;
+
+XmlElement XmlTree::root() const noexcept {
+    return root_ == none ? XmlElement{} : XmlElement{this, root_};
+}
+
+void XmlTree::clear() {
+    nodes_.clear();
+    attributes_.clear();
+    decoded_size_ = 0;
+    root_ = none;
+    scanned_ = false;
+    if (doc_) doc_->Clear();
+}
+
+std::uint32_t XmlTree::add_node(std::uint32_t parent, std::uint32_t& last_child, Node node) {
+    auto index = static_cast<std::uint32_t>(nodes_.size());
+    nodes_.push_back(node);
+    if (parent != none) {
+        if (last_child == none) {
+            nodes_[parent].first_child = index;
+        } else {
+            nodes_[last_child].next_sibling = index;
+        }
+        last_child = index;
+    }
+    return index;
+}
+
+bool XmlTree::decode(std::string_view raw, bool entities, std::string_view& out) {
+    bool has_cr = std::memchr(raw.data(), '\r', raw.size()) != nullptr;
+    bool has_amp = entities && std::memchr(raw.data(), '&', raw.size()) != nullptr;
+    if (!has_cr && !has_amp) {
+        out = raw;  // the common case: a view into the input, no copy
+        return true;
+    }
+    // Decoding never lengthens a text (an entity or a reference is longer than what it
+    // stands for), so the buffer sized to the input holds every decoded text.
+    if (decoded_size_ + raw.size() > decoded_capacity_) return false;
+    char* const begin = decoded_.get() + decoded_size_;
+    char* q = begin;
+    std::size_t i = 0;
+    while (i < raw.size()) {
+        char c = raw[i];
+        if (c == '\r' || c == '\n') {
+            // tinyxml2: CR LF, LF CR and CR alone all become one LF.
+            char pair = c == '\r' ? '\n' : '\r';
+            i += (i + 1 < raw.size() && raw[i + 1] == pair) ? 2 : 1;
+            *q++ = '\n';
+        } else if (c == '&' && entities) {
+            std::size_t after = 0;
+            if (i + 1 < raw.size() && raw[i + 1] == '#') {
+                std::uint32_t cp = 0;
+                if (!char_ref(raw, i, cp, after)) return false;
+                q += put_utf8(cp, q);
+            } else {
+                char v = named_entity(raw, i, after);
+                if (v == 0) return false;  // tinyxml2 has its own handling of unknown ones
+                *q++ = v;
+            }
+            i = after;
+        } else {
+            *q++ = c;
+            ++i;
+        }
+    }
+    auto length = static_cast<std::size_t>(q - begin);
+    decoded_size_ += length;
+    out = std::string_view(begin, length);
+    return true;
+}
+
+bool XmlTree::scan(std::string_view s) {
+    constexpr int max_depth = 64;  // deeper documents go to tinyxml2 and its own limit
+    if (s.size() >= none / 2) return false;
+    if (std::memchr(s.data(), '\0', s.size()) != nullptr) return false;
+    if (decoded_capacity_ < s.size()) {
+        decoded_ = std::make_unique<char[]>(s.size());
+        decoded_capacity_ = s.size();
+    }
+    std::uint32_t open[max_depth];
+    std::uint32_t last_child[max_depth + 1];
+    last_child[0] = none;
+    int depth = 0;
+    bool prolog = true;  // only declarations so far at the document level
+    const std::size_t n = s.size();
+    std::size_t i = 0;
+    auto skip_space = [&] {
+        while (i < n && is_space(s[i])) ++i;
+    };
+    auto read_name = [&](std::string_view& name) {
+        std::size_t start = i;
+        if (i >= n || !is_name_start(s[i])) return false;
+        ++i;
+        while (i < n && is_name_char(s[i])) ++i;
+        name = s.substr(start, i - start);
+        return true;
+    };
+    auto find = [&](std::string_view what, std::size_t from) { return s.find(what, from); };
+
+    if (s.substr(0, 3) == "\xEF\xBB\xBF") return false;
+    while (i < n) {
+        if (s[i] != '<') {
+            auto lt = s.find('<', i);
+            std::string_view run = s.substr(i, lt == std::string_view::npos ? n - i : lt - i);
+            if (!all_space(run)) {
+                // Text: only inside an element, and it must be followed by markup.
+                if (depth == 0 || lt == std::string_view::npos) return false;
+                Node text;
+                text.is_text = true;
+                if (!decode(run, true, text.text)) return false;
+                add_node(open[depth - 1], last_child[depth], text);
+            }
+            if (lt == std::string_view::npos) break;
+            i = lt;
+            continue;
+        }
+        if (i + 1 >= n) return false;
+        char next = s[i + 1];
+        if (next == '/') {  // an end tag: exactly </name> or </name >
+            if (depth == 0) return false;
+            i += 2;
+            std::string_view name;
+            if (!read_name(name) || name != nodes_[open[depth - 1]].name) return false;
+            skip_space();
+            if (i >= n || s[i] != '>') return false;
+            ++i;
+            --depth;
+            continue;
+        }
+        if (next == '?') {  // a declaration: only before everything else
+            if (depth != 0 || !prolog) return false;
+            auto end = find("?>", i + 2);
+            if (end == std::string_view::npos) return false;
+            i = end + 2;
+            continue;
+        }
+        if (next == '!') {
+            if (s.substr(i, 4) == "<!--") {
+                auto end = find("-->", i + 4);
+                if (end == std::string_view::npos) return false;
+                i = end + 3;
+                prolog = false;
+                continue;
+            }
+            if (s.substr(i, 9) == "<![CDATA[" && depth > 0) {
+                auto end = find("]]>", i + 9);
+                if (end == std::string_view::npos) return false;
+                Node text;
+                text.is_text = true;
+                if (!decode(s.substr(i + 9, end - i - 9), false, text.text)) return false;
+                add_node(open[depth - 1], last_child[depth], text);
+                i = end + 3;
+                continue;
+            }
+            return false;  // DOCTYPE, ENTITY and the like: tinyxml2 decides
+        }
+        // A start tag.
+        if (depth == 0 && root_ != none) return false;  // a second root
+        prolog = false;
+        ++i;
+        Node element;
+        if (!read_name(element.name)) return false;
+        element.attr_begin = static_cast<std::uint32_t>(attributes_.size());
+        bool empty_element = false;
+        for (;;) {
+            skip_space();
+            if (i >= n) return false;
+            if (s[i] == '>') {
+                ++i;
+                break;
+            }
+            if (s[i] == '/') {
+                if (i + 1 >= n || s[i + 1] != '>') return false;
+                i += 2;
+                empty_element = true;
+                break;
+            }
+            XmlAttribute attr;
+            if (!read_name(attr.name)) return false;
+            skip_space();
+            if (i >= n || s[i] != '=') return false;
+            ++i;
+            skip_space();
+            if (i >= n || (s[i] != '"' && s[i] != '\'')) return false;
+            char quote = s[i++];
+            auto close = s.find(quote, i);
+            if (close == std::string_view::npos) return false;
+            if (s.substr(i, close - i).find('<') != std::string_view::npos) return false;
+            if (!decode(s.substr(i, close - i), true, attr.value)) return false;
+            i = close + 1;
+            for (auto k = element.attr_begin; k < attributes_.size(); ++k) {
+                if (attributes_[k].name == attr.name) return false;  // tinyxml2: an error
+            }
+            attributes_.push_back(attr);
+        }
+        element.attr_end = static_cast<std::uint32_t>(attributes_.size());
+        std::uint32_t parent = depth > 0 ? open[depth - 1] : none;
+        auto index = add_node(parent, last_child[depth], element);
+        if (depth == 0) root_ = index;
+        if (!empty_element) {
+            if (depth + 1 > max_depth) return false;
+            open[depth++] = index;
+            last_child[depth] = none;
+        }
+    }
+    return depth == 0 && root_ != none;
+}
+
+void XmlTree::convert(const tinyxml2::XMLElement* e, std::uint32_t parent,
+                      std::uint32_t& last_child) {
+    Node element;
+    element.name = e->Name();
+    element.attr_begin = static_cast<std::uint32_t>(attributes_.size());
+    for (auto* a = e->FirstAttribute(); a != nullptr; a = a->Next()) {
+        attributes_.push_back({a->Name(), a->Value()});
+    }
+    element.attr_end = static_cast<std::uint32_t>(attributes_.size());
+    auto index = add_node(parent, last_child, element);
+    if (parent == none) root_ = index;
+    std::uint32_t my_last = none;
+    for (auto* c = e->FirstChild(); c != nullptr; c = c->NextSibling()) {
+        if (auto* child = c->ToElement()) {
+            convert(child, index, my_last);
+        } else if (auto* t = c->ToText()) {
+            Node text;
+            text.is_text = true;
+            text.text = t->Value();
+            add_node(index, my_last, text);
+        }
+    }
+}
+
+std::error_code XmlTree::parse(std::string_view text) {
+    clear();
+    if (xml_scanner_enabled() && scan(text)) {
+        scanned_ = true;
+        return {};
+    }
+    clear();
+    if (!doc_) doc_ = std::make_unique<tinyxml2::XMLDocument>();
+    tinyxml2::XMLError err = doc_->Parse(text.data(), text.size());
+    switch (err) {
+        case tinyxml2::XML_SUCCESS: break;
+        case tinyxml2::XML_ELEMENT_DEPTH_EXCEEDED: return errc::xml_too_deep;
+        default: return errc::xml_malformed;
+    }
+    for (auto* n = doc_->FirstChild(); n != nullptr; n = n->NextSibling()) {
+        // Only <!DOCTYPE ...> / <!ENTITY ...> / <!ELEMENT ...> become XMLUnknown at this level.
+        if (n->ToUnknown() != nullptr) return errc::xml_doctype_refused;
+    }
+    const tinyxml2::XMLElement* root = doc_->RootElement();
+    if (root == nullptr) return errc::xml_malformed;
+    std::uint32_t unused = none;
+    convert(root, none, unused);
+    return {};
+}
+
+std::error_code XmlTree::parse_owned(std::string text) {
+    owned_ = std::move(text);
+    return parse(owned_);
+}
+
+}  // namespace detail
+}  // namespace uvgena::gena
