@@ -177,7 +177,8 @@ Result<LastChange> parse_last_change(std::string_view xml) {
     xml = detail::trim_document(xml);
     LastChange out;
     if (xml.empty()) return out;
-    detail::XmlTree tree;
+    detail::XmlTreeLease lease;
+    detail::XmlTree& tree = *lease;
     if (auto ec = detail::parse_with_repair(tree, xml, out.repaired)) return fail(ec);
     auto root = tree.root();
     if (detail::split_qname(root.name()).second != "Event") return fail(errc::xml_wrong_root);
@@ -248,7 +249,8 @@ Result<DidlLite> parse_didl(std::string_view xml) {
     xml = detail::trim_document(xml);
     if (xml.empty() || xml.front() != '<') return fail(errc::not_didl);
     DidlLite out;
-    detail::XmlTree tree;
+    detail::XmlTreeLease lease;
+    detail::XmlTree& tree = *lease;
     if (auto ec = detail::parse_with_repair(tree, xml, out.repaired)) return fail(ec);
     auto root = tree.root();
     if (detail::split_qname(root.name()).second != "DIDL-Lite") return fail(errc::not_didl);
@@ -288,7 +290,8 @@ Result<PropertySet> PropertySet::parse(std::string_view body, const ParseOptions
     while (!text.empty() && detail::is_trim_char(text.front())) text.remove_prefix(1);
     if (text.empty()) return out;
 
-    detail::XmlTree tree;
+    detail::XmlTreeLease lease;
+    detail::XmlTree& tree = *lease;
     if (auto ec = tree.parse(text)) return fail(ec);
     auto root = tree.root();
     detail::NsScope scope;

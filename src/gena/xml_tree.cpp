@@ -175,6 +175,45 @@ void XmlTree::clear() {
     if (doc_) doc_->Clear();
 }
 
+void XmlTree::trim() {
+    // Arrays and buffers of up to this many bytes stay for the next parse; a big document's
+    // are freed rather than held by an idle thread.
+    constexpr std::size_t keep_bytes = 64 * 1024;
+    clear();
+    doc_.reset();
+    owned_ = std::string();
+    if (decoded_capacity_ > keep_bytes) {
+        decoded_.reset();
+        decoded_capacity_ = 0;
+    }
+    if (nodes_.capacity() * sizeof(Node) > keep_bytes) std::vector<Node>().swap(nodes_);
+    if (attributes_.capacity() * sizeof(XmlAttribute) > keep_bytes) {
+        std::vector<XmlAttribute>().swap(attributes_);
+    }
+}
+
+namespace {
+// A few spare trees per thread: enough for the nesting of one read (property set, then
+// LastChange or DIDL-Lite), never more than a handful of small buffers.
+constexpr std::size_t max_spare_trees = 4;
+thread_local std::vector<std::unique_ptr<XmlTree>> t_spare_trees;
+}  // namespace
+
+XmlTreeLease::XmlTreeLease() {
+    t_spare_trees.reserve(max_spare_trees);  // so that giving back never allocates
+    if (t_spare_trees.empty()) {
+        tree_ = std::make_unique<XmlTree>();
+    } else {
+        tree_ = std::move(t_spare_trees.back());
+        t_spare_trees.pop_back();
+    }
+}
+
+XmlTreeLease::~XmlTreeLease() {
+    tree_->trim();
+    if (t_spare_trees.size() < max_spare_trees) t_spare_trees.push_back(std::move(tree_));
+}
+
 std::uint32_t XmlTree::add_node(std::uint32_t parent, std::uint32_t& last_child, Node node) {
     auto index = static_cast<std::uint32_t>(nodes_.size());
     nodes_.push_back(node);
@@ -197,7 +236,13 @@ bool XmlTree::decode(std::string_view raw, bool entities, std::string_view& out)
         return true;
     }
     // Decoding never lengthens a text (an entity or a reference is longer than what it
-    // stands for), so the buffer sized to the input holds every decoded text.
+    // stands for), so a buffer the size of the input holds every decoded text. It is made
+    // at the first text that needs decoding, before any view into it exists.
+    if (decoded_capacity_ < decode_limit_) {
+        if (decoded_size_ != 0) return false;
+        decoded_.reset(new char[decode_limit_]);
+        decoded_capacity_ = decode_limit_;
+    }
     if (decoded_size_ + raw.size() > decoded_capacity_) return false;
     char* const begin = decoded_.get() + decoded_size_;
     char* q = begin;
@@ -236,10 +281,7 @@ bool XmlTree::scan(std::string_view s) {
     constexpr int max_depth = 64;  // deeper documents go to tinyxml2 and its own limit
     if (s.size() >= none / 2) return false;
     if (std::memchr(s.data(), '\0', s.size()) != nullptr) return false;
-    if (decoded_capacity_ < s.size()) {
-        decoded_ = std::make_unique<char[]>(s.size());
-        decoded_capacity_ = s.size();
-    }
+    decode_limit_ = s.size();
     std::uint32_t open[max_depth];
     std::uint32_t last_child[max_depth + 1];
     last_child[0] = none;

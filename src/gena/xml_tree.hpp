@@ -85,6 +85,8 @@ public:
     XmlElement root() const noexcept;
     /// True when the last parse was done by the scanner (false: by tinyxml2).
     bool scanned() const noexcept { return scanned_; }
+    /// Forgets the document, keeping the arrays of a small one for the next parse.
+    void trim();
 
 private:
     friend class XmlElement;
@@ -106,11 +108,27 @@ private:
     std::vector<Node> nodes_;
     std::vector<XmlAttribute> attributes_;
     std::unique_ptr<char[]> decoded_;  // decoded texts; sized once per parse, never moves
-    std::size_t decoded_size_ = 0, decoded_capacity_ = 0;
+    std::size_t decoded_size_ = 0, decoded_capacity_ = 0, decode_limit_ = 0;
     std::string owned_;
     std::unique_ptr<tinyxml2::XMLDocument> doc_;  // backs the views of a converted tree
     std::uint32_t root_ = none;
     bool scanned_ = false;
+};
+
+/// A tree borrowed from this thread's spares, given back (trimmed) when the lease ends, so
+/// that reading an event does not allocate its arrays each time. Leases nest (a property
+/// set's tree is held while its LastChange is parsed).
+class XmlTreeLease {
+public:
+    XmlTreeLease();
+    ~XmlTreeLease();
+    XmlTreeLease(const XmlTreeLease&) = delete;
+    XmlTreeLease& operator=(const XmlTreeLease&) = delete;
+    XmlTree& operator*() const noexcept { return *tree_; }
+    XmlTree* operator->() const noexcept { return tree_.get(); }
+
+private:
+    std::unique_ptr<XmlTree> tree_;
 };
 
 /// Whether XmlTree tries the scanner first (default true; false: tinyxml2 only).

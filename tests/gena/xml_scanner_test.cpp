@@ -74,7 +74,8 @@ std::vector<std::string> edge_cases() {
         // whitespace-only and mixed text
         ps("<A> </A>"), ps("<A>\t\v\f </A>"), ps("<A> x </A>"), ps("<A>x<!--c-->y</A>"),
         ps("<A>x <!--c--> y</A>"), ps("<A> <![CDATA[ ]]> </A>"), ps("<A><![CDATA[]]></A>"),
-        ps("<A>a<B/>b</A>"), ps("<A>\n  <B>1</B>\n</A>"),
+        ps("<A>a<B/>b</A>"), ps("<A>\n  <B>1</B>\n</A>"), ps("<A>a>b</A>"), ps("<A>]]></A>"),
+        ps("<A>&#x20;</A>"), ps("<A>&#32;<B/>&#9;</A>"), ps("<A a=\"x\ty\"/>"),
         // attributes
         ps("<A a='1' b=\"2\"/>"), ps("<A a = \"1\"\tb\n=\n'2' />"), ps("<A a=\"1\"b=\"2\"/>"),
         ps("<A a=\"1\" a=\"2\"/>"), ps("<A a=\"<\"/>"), ps("<A a=\">\"/>"), ps("<A a/>"),
