@@ -100,18 +100,19 @@ std::size_t put_utf8(std::uint32_t cp, char* out) noexcept {
 
 /// The predefined entity at s[i] ('&'), or 0 when it is none of the five.
 char named_entity(std::string_view s, std::size_t i, std::size_t& after) noexcept {
-    static constexpr struct {
-        std::string_view pattern;
-        char value;
-    } entities[] = {{"lt;", '<'}, {"gt;", '>'}, {"amp;", '&'}, {"quot;", '"'}, {"apos;", '\''}};
-    std::string_view rest = s.substr(i + 1);
-    for (const auto& e : entities) {
-        if (rest.substr(0, e.pattern.size()) == e.pattern) {
-            after = i + 1 + e.pattern.size();
-            return e.value;
-        }
+    std::string_view rest = s.substr(i + 1, 5);
+    auto is = [&](std::string_view pattern) {
+        if (rest.substr(0, pattern.size()) != pattern) return false;
+        after = i + 1 + pattern.size();
+        return true;
+    };
+    switch (rest.empty() ? '\0' : rest.front()) {
+        case 'l': return is("lt;") ? '<' : '\0';
+        case 'g': return is("gt;") ? '>' : '\0';
+        case 'q': return is("quot;") ? '"' : '\0';
+        case 'a': return is("amp;") ? '&' : is("apos;") ? '\'' : '\0';
+        default: return '\0';
     }
-    return 0;
 }
 
 }  // namespace
@@ -247,28 +248,49 @@ bool XmlTree::decode(std::string_view raw, bool entities, std::string_view& out)
     char* const begin = decoded_.get() + decoded_size_;
     char* q = begin;
     std::size_t i = 0;
-    while (i < raw.size()) {
-        char c = raw[i];
-        if (c == '\r' || c == '\n') {
-            // tinyxml2: CR LF, LF CR and CR alone all become one LF.
-            char pair = c == '\r' ? '\n' : '\r';
-            i += (i + 1 < raw.size() && raw[i + 1] == pair) ? 2 : 1;
-            *q++ = '\n';
-        } else if (c == '&' && entities) {
-            std::size_t after = 0;
-            if (i + 1 < raw.size() && raw[i + 1] == '#') {
-                std::uint32_t cp = 0;
-                if (!char_ref(raw, i, cp, after)) return false;
-                q += put_utf8(cp, q);
-            } else {
-                char v = named_entity(raw, i, after);
-                if (v == 0) return false;  // tinyxml2 has its own handling of unknown ones
-                *q++ = v;
-            }
-            i = after;
+    // One entity or reference at raw[i] ('&'), written at q; false if the scanner declines it.
+    auto entity = [&] {
+        std::size_t after = 0;
+        if (i + 1 < raw.size() && raw[i + 1] == '#') {
+            std::uint32_t cp = 0;
+            if (!char_ref(raw, i, cp, after)) return false;
+            q += put_utf8(cp, q);
         } else {
-            *q++ = c;
-            ++i;
+            char v = named_entity(raw, i, after);
+            if (v == 0) return false;  // tinyxml2 has its own handling of unknown ones
+            *q++ = v;
+        }
+        i = after;
+        return true;
+    };
+    if (!has_cr) {
+        // Entities only (the usual escaped LastChange or topology text): copy the runs
+        // between them whole.
+        while (i < raw.size()) {
+            const void* amp = std::memchr(raw.data() + i, '&', raw.size() - i);
+            std::size_t run = amp != nullptr
+                                  ? static_cast<std::size_t>(static_cast<const char*>(amp) -
+                                                             (raw.data() + i))
+                                  : raw.size() - i;
+            std::memcpy(q, raw.data() + i, run);
+            q += run;
+            i += run;
+            if (amp != nullptr && !entity()) return false;
+        }
+    } else {
+        while (i < raw.size()) {
+            char c = raw[i];
+            if (c == '\r' || c == '\n') {
+                // tinyxml2: CR LF, LF CR and CR alone all become one LF.
+                char pair = c == '\r' ? '\n' : '\r';
+                i += (i + 1 < raw.size() && raw[i + 1] == pair) ? 2 : 1;
+                *q++ = '\n';
+            } else if (c == '&' && entities) {
+                if (!entity()) return false;
+            } else {
+                *q++ = c;
+                ++i;
+            }
         }
     }
     auto length = static_cast<std::size_t>(q - begin);
