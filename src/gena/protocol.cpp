@@ -223,21 +223,34 @@ NotifyDecision check_notify(const http::Request& request, const SidPredicate& si
         return d;
     };
     if (request.method != "NOTIFY") return reject(405, errc::bad_method);
-    // A repeated field is ambiguous (a proxy or a parser may pick another copy than we do):
-    // refused rather than guessed, as the HTTP layer does for Content-Length.
-    for (std::string_view name : {"NT", "NTS", "SID", "SEQ"}) {
-        if (request.headers.count(name) > 1) return reject(400, errc::repeated_header);
+    // One pass over the fields. A repeated field is ambiguous (a proxy or a parser may pick
+    // another copy than we do): refused rather than guessed, as the HTTP layer does for
+    // Content-Length.
+    std::optional<std::string_view> nt, nts, sid, seq_header;
+    for (const auto& field : request.headers) {
+        std::optional<std::string_view>* slot = nullptr;
+        const std::string_view name = field.name;
+        if (name.size() == 2) {
+            if (http::iequals(name, "NT")) slot = &nt;
+        } else if (name.size() == 3) {
+            if (http::iequals(name, "NTS")) {
+                slot = &nts;
+            } else if (http::iequals(name, "SID")) {
+                slot = &sid;
+            } else if (http::iequals(name, "SEQ")) {
+                slot = &seq_header;
+            }
+        }
+        if (slot == nullptr) continue;
+        if (*slot) return reject(400, errc::repeated_header);
+        *slot = std::string_view(field.value);
     }
-    auto nt = request.headers.get("NT");
-    auto nts = request.headers.get("NTS");
     if (!nt) return reject(400, errc::missing_nt);
     if (!nts) return reject(400, errc::missing_nts);
     if (!http::iequals(trim(*nt), "upnp:event")) return reject(412, errc::bad_nt);
     if (!http::iequals(trim(*nts), "upnp:propchange")) return reject(412, errc::bad_nts);
-    auto sid = request.headers.get("SID");
     if (sid) d.sid = std::string(trim(*sid));
     if (d.sid.empty() || !sid_known || !sid_known(d.sid)) return reject(412, errc::unknown_sid);
-    auto seq_header = request.headers.get("SEQ");
     if (!seq_header) return reject(400, errc::bad_seq);
     auto seq = parse_seq(*seq_header);
     if (!seq) return reject(400, errc::bad_seq);

@@ -5,6 +5,7 @@
 #include <tinyxml2.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 
@@ -30,16 +31,29 @@ namespace {
 
 // tinyxml2's character classes (XMLUtil::IsWhiteSpace / IsNameStartChar / IsNameChar in the
 // "C" locale): the scanner must split names and skip whitespace exactly where it does.
-constexpr bool is_space(char c) noexcept {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+enum : std::uint8_t { space_class = 1, name_start_class = 2, name_class = 4 };
+
+constexpr std::array<std::uint8_t, 256> make_classes() {
+    std::array<std::uint8_t, 256> t{};
+    for (int c = 0; c < 256; ++c) {
+        bool start = c >= 128 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == ':' ||
+                     c == '_';
+        bool name = start || (c >= '0' && c <= '9') || c == '.' || c == '-';
+        bool space = c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+        t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(
+            (space ? space_class : 0) | (start ? name_start_class : 0) | (name ? name_class : 0));
+    }
+    return t;
 }
-constexpr bool is_name_start(char c) noexcept {
-    auto u = static_cast<unsigned char>(c);
-    return u >= 128 || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || c == ':' || c == '_';
+
+constexpr std::array<std::uint8_t, 256> char_classes = make_classes();
+
+constexpr bool in_class(char c, std::uint8_t cls) noexcept {
+    return (char_classes[static_cast<unsigned char>(c)] & cls) != 0;
 }
-constexpr bool is_name_char(char c) noexcept {
-    return is_name_start(c) || (c >= '0' && c <= '9') || c == '.' || c == '-';
-}
+constexpr bool is_space(char c) noexcept { return in_class(c, space_class); }
+constexpr bool is_name_start(char c) noexcept { return in_class(c, name_start_class); }
+constexpr bool is_name_char(char c) noexcept { return in_class(c, name_class); }
 
 bool all_space(std::string_view s) noexcept {
     return std::all_of(s.begin(), s.end(), [](char c) { return is_space(c); });
