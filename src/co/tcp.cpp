@@ -129,15 +129,19 @@ struct StreamHandle {
     uv_stream_t* stream() noexcept { return reinterpret_cast<uv_stream_t*>(&tcp); }
     uv_handle_t* handle() noexcept { return reinterpret_cast<uv_handle_t*>(&tcp); }
 
-    std::string describe_peer() {
-        if (!peer) {
-            sockaddr_storage ss{};
-            int len = sizeof ss;
-            if (uv_tcp_getpeername(&tcp, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-                auto a = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
-                if (a) peer = *a;
-            }
+    /// Asks the kernel for the peer's address once (a reset peer can no longer be asked).
+    void remember_peer() noexcept {
+        if (peer) return;
+        sockaddr_storage ss{};
+        int len = sizeof ss;
+        if (uv_tcp_getpeername(&tcp, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+            auto a = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+            if (a) peer = *a;
         }
+    }
+
+    std::string describe_peer() {
+        remember_peer();
         return peer ? peer->to_string() : std::string("(unknown peer)");
     }
 
@@ -742,8 +746,9 @@ struct ListenHandle {
             error_out = r;
             return nullptr;
         }
-        // The peer is named in error messages, and a reset peer can no longer be asked.
-        s->describe_peer();
+        // The peer is named in error messages, and a reset peer can no longer be asked. Only
+        // the address is kept: formatting it would cost more than the rest of the accept.
+        s->remember_peer();
         return s;
     }
 
