@@ -114,6 +114,14 @@ struct StreamHandle {
         if (--pins == 0 && !owned && close_done) delete this;
     }
 
+    /// A pinned awaiter resumes: gives its pin back and returns this stream, or nullptr if
+    /// the owner let go while the resumption waited (the stream is closed and may be gone).
+    StreamHandle* unpin_on_resume() noexcept {
+        bool still_owned = owned;
+        unpin();
+        return still_owned ? this : nullptr;
+    }
+
     static StreamHandle* create(uv_loop_t* loop) {
         auto* h = new StreamHandle;
         h->ctx = LoopRef(loop);
@@ -298,16 +306,9 @@ ReadAwaiter::~ReadAwaiter() {
 
 void ReadAwaiter::unpin_on_resume() noexcept {
     if (!pinned_) return;
-    // The owner may have let go while this resumption waited: then the stream is closed.
     pinned_ = false;
-    StreamHandle* h = std::exchange(handle_, nullptr);
-    bool owned = h->owned;
-    h->unpin();
-    if (owned) {
-        handle_ = h;
-    } else {
-        error_ = kClosed;
-    }
+    handle_ = handle_->unpin_on_resume();
+    if (handle_ == nullptr) error_ = kClosed;
 }
 
 bool ReadAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* token) {
@@ -473,16 +474,9 @@ void WriteAwaiter::on_stop(WriteAwaiter* self) noexcept {
 void WriteAwaiter::await_resume() {
     stop_.reset();
     if (pinned_) {
-        // The owner may have let go while this resumption waited: then the stream is gone.
         pinned_ = false;
-        StreamHandle* h = std::exchange(handle_, nullptr);
-        bool owned = h->owned;
-        h->unpin();
-        if (owned) {
-            handle_ = h;
-        } else if (status_ < 0) {
-            status_ = kClosed;
-        }
+        handle_ = handle_->unpin_on_resume();
+        if (handle_ == nullptr && status_ < 0) status_ = kClosed;
     }
     if (cancelled_) throw_status(kCancelled, "write");
     if (status_ == kClosed || status_ == kInvalid) throw_status(status_, "write");
@@ -528,16 +522,9 @@ class StreamReqAwaiter {
     void await_resume() {
         stop_.reset();
         if (pinned_) {
-            // The owner may have let go while this resumption waited: then the stream is gone.
             pinned_ = false;
-            StreamHandle* h = std::exchange(handle_, nullptr);
-            bool owned = h->owned;
-            h->unpin();
-            if (owned) {
-                handle_ = h;
-            } else if (status_ == 0) {
-                status_ = kClosed;
-            }
+            handle_ = handle_->unpin_on_resume();
+            if (handle_ == nullptr && status_ == 0) status_ = kClosed;
         }
         std::string what = kind_ == Kind::connect ? "connect to " + target_->to_string()
                            : handle_ != nullptr   ? "shutdown of " + handle_->describe_peer()

@@ -25,8 +25,6 @@ bool xml_scanner() noexcept { return g_scanner_enabled.load(std::memory_order_re
 
 namespace detail {
 
-bool xml_scanner_enabled() noexcept { return xml_scanner(); }
-
 namespace {
 
 // tinyxml2's character classes (XMLUtil::IsWhiteSpace / IsNameStartChar / IsNameChar in the
@@ -336,7 +334,6 @@ bool XmlTree::scan(std::string_view s) {
         name = s.substr(start, i - start);
         return true;
     };
-    auto find = [&](std::string_view what, std::size_t from) { return s.find(what, from); };
 
     if (s.substr(0, 3) == "\xEF\xBB\xBF") return false;
     while (i < n) {
@@ -370,21 +367,21 @@ bool XmlTree::scan(std::string_view s) {
         }
         if (next == '?') {  // a declaration: only before everything else
             if (depth != 0 || !prolog) return false;
-            auto end = find("?>", i + 2);
+            auto end = s.find("?>", i + 2);
             if (end == std::string_view::npos) return false;
             i = end + 2;
             continue;
         }
         if (next == '!') {
             if (s.substr(i, 4) == "<!--") {
-                auto end = find("-->", i + 4);
+                auto end = s.find("-->", i + 4);
                 if (end == std::string_view::npos) return false;
                 i = end + 3;
                 prolog = false;
                 continue;
             }
             if (s.substr(i, 9) == "<![CDATA[" && depth > 0) {
-                auto end = find("]]>", i + 9);
+                auto end = s.find("]]>", i + 9);
                 if (end == std::string_view::npos) return false;
                 Node text;
                 text.is_text = true;
@@ -473,7 +470,7 @@ void XmlTree::convert(const tinyxml2::XMLElement* e, std::uint32_t parent,
 
 std::error_code XmlTree::parse(std::string_view text) {
     clear();
-    if (xml_scanner_enabled() && scan(text)) {
+    if (xml_scanner() && scan(text)) {
         scanned_ = true;
         return {};
     }

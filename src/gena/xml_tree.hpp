@@ -131,7 +131,4 @@ private:
     std::unique_ptr<XmlTree> tree_;
 };
 
-/// Whether XmlTree tries the scanner first (default true; false: tinyxml2 only).
-bool xml_scanner_enabled() noexcept;
-
 }  // namespace uvgena::gena::detail

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <array>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
