@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "support/slice_guard.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scheduler.hpp"
 #include "uvgena/co/scope.hpp"
@@ -30,19 +31,7 @@ constexpr std::uint64_t kSpinNs = 300'000;
 // the check phase's own quarter slice (250 us) adds at most one.
 constexpr int kMaxPerTurn = 5;
 
-/// Restores the process-wide time slice when the test ends.
-class SliceGuard {
-  public:
-    explicit SliceGuard(std::chrono::microseconds slice) : saved_(time_slice()) {
-        set_time_slice(slice);
-    }
-    ~SliceGuard() { set_time_slice(saved_); }
-    SliceGuard(const SliceGuard&) = delete;
-    SliceGuard& operator=(const SliceGuard&) = delete;
-
-  private:
-    std::chrono::microseconds saved_;
-};
+using uvtest::SliceGuard;
 
 /// Numbers the loop's turns with a prepare handle the test owns (closed in the destructor).
 class TurnCounter {
