@@ -4,8 +4,8 @@
 //
 // The load generator is a raw libuv client in a forked child process; on a machine with two
 // or more cores the server is pinned to CPU 0 and the generator to CPU 1, so that both get a
-// core of their own. Each figure is the best of a few short rounds, servers interleaved, so
-// that noise from the machine hits both alike.
+// core of their own. Each figure is the best of a few short rounds, servers interleaved (in
+// alternating order), so that noise from the machine hits both alike.
 //
 // Usage: http_bench [--seconds S] [--connections N] [--rounds R] [--only baseline|uvgena]
 //                   [--mode keep-alive|close]
@@ -502,8 +502,16 @@ int main(int argc, char** argv) {
         Report best_base, best_uvgena;
         double base_cpu = 1e300, uvgena_cpu = 1e300, base_user = 1e300, uvgena_user = 1e300;
         for (int round = 0; round < config.rounds; ++round) {
-            Report b = config.only == "uvgena" ? Report{} : run_baseline(mode, config);
-            Report u = config.only == "baseline" ? Report{} : run_uvgena(mode, config);
+            // Alternating the order (baseline first, then uvgena first) keeps whatever the
+            // first run of a pair leaves behind from always falling on the same server.
+            Report b, u;
+            if (round % 2 == 0) {
+                b = config.only == "uvgena" ? Report{} : run_baseline(mode, config);
+                u = config.only == "baseline" ? Report{} : run_uvgena(mode, config);
+            } else {
+                u = config.only == "baseline" ? Report{} : run_uvgena(mode, config);
+                b = config.only == "uvgena" ? Report{} : run_baseline(mode, config);
+            }
             if (b.rps > best_base.rps) best_base = b;
             if (u.rps > best_uvgena.rps) best_uvgena = u;
             total_served += b.served + u.served;

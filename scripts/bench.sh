@@ -33,8 +33,8 @@ mkdir -p "$logs"
 programs=(
     "runtime_bench|40|bench/runtime_bench --benchmark_min_time=0.05"
     "gena_parse_bench|40|bench/gena_parse_bench --benchmark_min_time=0.02"
-    "http_bench|30|bench/http_bench --seconds 1 --rounds 2"
-    "notify_ingest_bench|90|bench/notify_ingest_bench --seconds 0.7 --rounds 2"
+    "http_bench|45|bench/http_bench --seconds 1 --rounds 4"
+    "notify_ingest_bench|120|bench/notify_ingest_bench --seconds 0.7 --rounds 4"
     "fanout_bench|20|bench/fanout_bench --subscribers 1000"
     "scale_bench|75|bench/scale_bench --subscriptions 10000 --churn-seconds 8 --churn-timeout 6"
 )
