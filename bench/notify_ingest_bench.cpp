@@ -203,6 +203,7 @@ struct Outcome {
     double cpu_per_100k = 0;  // CPU seconds of the receiver per 100k events
     double p50_us = 0, p99_us = 0;
     double time_wait_at_start = -1;  // sockets in TIME_WAIT when the run began
+    double connect_us = 0, answer_us = 0;  // the generator's mean time to connect, to be answered
 };
 
 Task<Outcome> run_baseline(uv_loop_t* loop, const Config& c, const std::string& which,
@@ -227,6 +228,8 @@ Task<Outcome> run_baseline(uv_loop_t* loop, const Config& c, const std::string& 
     o.sent = g["sent"];
     o.ok = g["ok"];
     o.errors = g["errors"];
+    o.connect_us = g["connect_us"];
+    o.answer_us = g["answer_us"];
     o.received = s["received"];
     o.seq_errors = s["seq_errors"];
     o.lost = o.sent - o.received;
@@ -346,6 +349,8 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     o.sent = g["sent"];
     o.ok = g["ok"];
     o.errors = g["errors"];
+    o.connect_us = g["connect_us"];
+    o.answer_us = g["answer_us"];
     o.received = static_cast<double>(consumed.received);
     o.seq_errors = static_cast<double>(consumed.seq_errors);
     std::uint64_t dropped = 0;
@@ -374,9 +379,10 @@ std::string baseline_targets(const Config& c) {
 void print_outcome(const char* who, const Outcome& o) {
     std::printf("  %-22s %9.0f ev/s  sent %7.0f answered-200 %7.0f received %7.0f  lost %.0f  "
                 "seq errors %.0f  errors %.0f  CPU %.3f s/100k  p50 %.0f us p99 %.0f us  "
-                "TIME_WAIT at start %.0f\n",
+                "TIME_WAIT at start %.0f  generator: connect %.0f us, answered in %.0f us\n",
                 who, o.rate, o.sent, o.ok, o.received, o.lost, o.seq_errors, o.errors,
-                o.cpu_per_100k, o.p50_us, o.p99_us, o.time_wait_at_start);
+                o.cpu_per_100k, o.p50_us, o.p99_us, o.time_wait_at_start, o.connect_us,
+                o.answer_us);
 }
 
 std::vector<std::string> split(const std::string& s) {

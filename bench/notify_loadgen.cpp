@@ -11,7 +11,8 @@
 //                  [--seconds S] [--rate R (NOTIFY/s, 0 = as fast as answered)] [--slots C]
 //                  [--count N (stop after N NOTIFYs)]
 //
-// Prints one line: sent=N ok=N errors=N start_ns=T end_ns=T.
+// Prints one line: sent=N ok=N errors=N start_ns=T end_ns=T body_bytes=N, then the mean
+// time to connect and to be answered (connect_us=X answer_us=X).
 #include <sys/prctl.h>
 #include <uv.h>
 
@@ -121,6 +122,8 @@ struct Slot {
     std::string head;   // headers + body prefix of the request in flight
     std::string input;  // response bytes
     int connect_retries = 0;
+    std::uint64_t connect_at = 0;  // when the connection in progress was asked for
+    std::uint64_t written_at = 0;  // when the request in flight was written
 };
 
 struct Gen {
@@ -136,6 +139,9 @@ struct Gen {
     std::uint64_t issued = 0;  // NOTIFYs a slot has committed to send (for --count)
     double tokens = 0;
     std::uint64_t last_refill = 0;
+    // Where a request's time goes, summed over the answered ones: connecting (asked for to
+    // connected) and answering (request written to whole response read).
+    std::uint64_t connect_ns = 0, connects = 0, answer_ns = 0;
     std::vector<std::unique_ptr<Slot>> slots;
     uv_timer_t pacer{};
     bool pacer_running = false;
@@ -211,6 +217,7 @@ void read_cb(uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
     bool closes = false;
     if (!s->busy || !complete_response(s->input, &status, &closes)) return;
     s->busy = false;
+    s->gen->answer_ns += now_ns() - s->written_at;
     if (status == 200) {
         ++s->gen->ok;
     } else {
@@ -257,6 +264,7 @@ void write_request(Slot* s) {
     auto* req = new uv_write_t;
     req->data = s;
     s->busy = true;
+    s->written_at = now_ns();
     ++g->sent;
     int rc = uv_write(req, reinterpret_cast<uv_stream_t*>(s->tcp), bufs, 2, write_cb);
     if (rc < 0) {
@@ -293,6 +301,8 @@ void connect_cb(uv_connect_t* req, int status) {
         return;
     }
     s->connected = true;
+    s->gen->connect_ns += now_ns() - s->connect_at;
+    ++s->gen->connects;
     uv_read_start(reinterpret_cast<uv_stream_t*>(s->tcp), alloc_cb, read_cb);
     write_request(s);
 }
@@ -330,6 +340,7 @@ void send_next(Slot* s) {
     uv_tcp_nodelay(s->tcp, 1);
     auto* req = new uv_connect_t;
     req->data = s;
+    s->connect_at = now_ns();
     int rc = uv_tcp_connect(req, s->tcp, reinterpret_cast<const sockaddr*>(&g->addr), connect_cb);
     if (rc < 0) {
         delete req;
@@ -418,10 +429,14 @@ int main(int argc, char** argv) {
     uv_run(g.loop, UV_RUN_DEFAULT);
     if (g.rate > 0) uv_close(reinterpret_cast<uv_handle_t*>(&g.pacer), nullptr);
     uv_run(g.loop, UV_RUN_DEFAULT);
-    std::printf("sent=%llu ok=%llu errors=%llu start_ns=%llu end_ns=%llu body_bytes=%zu\n",
+    std::uint64_t answered = g.ok + g.errors;
+    std::printf("sent=%llu ok=%llu errors=%llu start_ns=%llu end_ns=%llu body_bytes=%zu "
+                "connect_us=%.1f answer_us=%.1f\n",
                 static_cast<unsigned long long>(g.sent), static_cast<unsigned long long>(g.ok),
                 static_cast<unsigned long long>(g.errors),
                 static_cast<unsigned long long>(g.start), static_cast<unsigned long long>(g.end),
-                std::strlen(kPrefix) + 20 + g.rest.size());
+                std::strlen(kPrefix) + 20 + g.rest.size(),
+                g.connects > 0 ? static_cast<double>(g.connect_ns) / 1e3 / g.connects : 0.0,
+                answered > 0 ? static_cast<double>(g.answer_ns) / 1e3 / answered : 0.0);
     return 0;
 }
