@@ -115,6 +115,7 @@ void ListenerImpl::start() {
     so.body_timeout = options.body_timeout;
     so.idle_timeout = options.idle_timeout;
     so.write_timeout = options.write_timeout;
+    so.close_grace = options.close_grace;
     http::Handler handler = [this](const http::Request& request,
                                    const http::RequestContext& context) {
         return handle_task(this, request, context);

@@ -219,6 +219,20 @@ struct Server::Impl {
         }
     }
 
+    static Task<void> read_once(TcpStream& stream) { (void)co_await stream.read_some(); }
+
+    // Gives the client up to close_grace to close first (see ServerOptions::close_grace):
+    // returns at its end of stream, at the first byte it still sends, or when time is up.
+    Task<void> await_client_close(TcpStream& stream, Connection& conn) {
+        conn.phase = Phase::lingering;
+        conn.deadline = after(kLingerTime);  // the sweeper, should the timer below fail
+        try {
+            co_await with_timeout(loop, read_once(stream), options.close_grace);
+        } catch (const std::system_error&) {
+            // Time is up (or the client reset): close now.
+        }
+    }
+
     // Serves one connection: requests in order, each answered before the next is read. This
     // is the NOTIFY hot path: the request's storage (header vector, body) and the response
     // buffer are reused from one request to the next, and each response is one write.
@@ -340,6 +354,8 @@ struct Server::Impl {
                         close_after = !keep;
                         if (close_after && (!input.empty() || stream.buffered() > 0)) {
                             co_await linger(stream, conn);
+                        } else if (close_after && options.close_grace.count() > 0) {
+                            co_await await_client_close(stream, conn);
                         }
                         conn.phase = Phase::idle;
                         conn.deadline = after(options.idle_timeout);

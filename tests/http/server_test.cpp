@@ -2,7 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/test_loop.hpp"
@@ -50,6 +53,49 @@ std::string url_of(const Server& server, std::string_view path) {
 
 Task<TcpStream> open(uv_loop_t* loop, const Server& server) {
     co_return co_await connect(loop, server.local_address());
+}
+
+// True if the server's end of the connection between `server_port` and `client_port`
+// (IPv4, loopback) is in TIME_WAIT, from /proc/net/tcp.
+bool server_end_in_time_wait(std::uint16_t server_port, std::uint16_t client_port) {
+    std::ifstream in("/proc/net/tcp");
+    std::string line;
+    std::getline(in, line);  // the column titles
+    auto port_of = [](const std::string& address) {
+        auto colon = address.find(':');
+        return colon == std::string::npos ? 0ul : std::stoul(address.substr(colon + 1), nullptr, 16);
+    };
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state;
+        fields >> slot >> local >> remote >> state;
+        if (state == "06" && port_of(local) == server_port && port_of(remote) == client_port) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Sends a Connection: close request, reads the whole response (by its Content-Length, as a
+// client that knows the response is complete) and closes at once. Returns the body and the
+// client's port.
+Task<std::pair<std::string, std::uint16_t>> request_then_close(uv_loop_t* loop,
+                                                               const Server& server) {
+    TcpStream stream = co_await open(loop, server);
+    std::uint16_t port = stream.local_address().port();
+    co_await stream.write(get("/a", "Connection: close\r\n"));
+    ResponseParser parser;
+    std::string leftover;
+    Response response = co_await read_response(stream, parser, leftover);
+    stream.close();
+    co_return std::pair{response.body, port};
+}
+
+// Waits (up to 2 s) until the server has closed all its connections, then a little more for
+// the last packets of the closes to be exchanged.
+Task<void> until_closed(uv_loop_t* loop, const Server& server) {
+    for (int i = 0; i < 2000 && server.connection_count() > 0; ++i) co_await sleep_for(loop, 1ms);
+    co_await sleep_for(loop, 50ms);
 }
 
 }  // namespace
@@ -174,6 +220,56 @@ TEST_SUITE("http.server") {
         std::string old = run(loop, client(loop, server, "GET /old HTTP/1.0\r\n\r\n"));
         CHECK(old.find("GET /old") != std::string::npos);
         CHECK(old.find("Connection: close\r\n") != std::string::npos);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("with close_grace the client that closes first keeps the TIME_WAIT, not the "
+              "server") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.close_grace = 5s;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        std::vector<std::uint16_t> clients;
+        for (int i = 0; i < 3; ++i) {
+            auto [body, port] = run(loop, request_then_close(loop, server));
+            CHECK(body == "GET /a");
+            clients.push_back(port);
+        }
+        run(loop, until_closed(loop, server));
+        CHECK(server.connection_count() == 0);
+        // The server closed after its clients did: none of its ends is in TIME_WAIT.
+        for (std::uint16_t client : clients) {
+            CHECK_FALSE(server_end_in_time_wait(server.port(), client));
+        }
+        // Without the grace the server closes first and keeps the TIME_WAIT itself.
+        Server eager(loop, echo(loop), loopback_options());
+        eager.listen();
+        auto [body, client] = run(loop, request_then_close(loop, eager));
+        CHECK(body == "GET /a");
+        run(loop, until_closed(loop, eager));
+        CHECK(server_end_in_time_wait(eager.port(), client));
+        run(loop, server.stop());
+        run(loop, eager.stop());
+    }
+
+    TEST_CASE("with close_grace a client that waits for the server's close gets it in time") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.close_grace = 200ms;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        auto start = Clock::now();
+        std::string all = run(loop, [](uv_loop_t* l, const Server& s) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(get("/a", "Connection: close\r\n"));
+            co_return co_await read_to_end(stream);
+        }(loop, server));
+        auto waited = Clock::now() - start;
+        CHECK(all.find("HTTP/1.1 200 OK\r\n") == 0);
+        CHECK(all.find("Connection: close\r\n") != std::string::npos);
+        CHECK(waited >= 200ms);
+        CHECK(waited < 5s);
         run(loop, server.stop());
     }
 

@@ -59,6 +59,14 @@ struct ServerOptions {
     std::chrono::milliseconds idle_timeout{60'000};
     /// Time to hand a response to the kernel (a client that does not read is dropped).
     std::chrono::milliseconds write_timeout{30'000};
+    /// After the last response of a connection that closes, wait up to this long for the
+    /// client to close its end first (the response's Content-Length tells it the response is
+    /// complete) before closing ours. The side that closes first keeps the connection in
+    /// TIME_WAIT for a minute: a server taking many short connections from the same clients
+    /// then finds their next connections colliding with those it holds, and each such
+    /// connect costs the client more. A client that waits for the server's close instead sees
+    /// it this much later. Zero (the default): close at once.
+    std::chrono::milliseconds close_grace{0};
     /// Connections served at once. When a new connection arrives at the limit, the server
     /// makes room as `evict_idle` says; if it cannot, the new connection is accepted and
     /// closed at once (never left to exhaust memory or descriptors).
