@@ -505,12 +505,12 @@ int main(int argc, char** argv) {
             // Alternating the order (baseline first, then uvgena first) keeps whatever the
             // first run of a pair leaves behind from always falling on the same server.
             Report b, u;
-            if (round % 2 == 0) {
-                b = config.only == "uvgena" ? Report{} : run_baseline(mode, config);
-                u = config.only == "baseline" ? Report{} : run_uvgena(mode, config);
-            } else {
-                u = config.only == "baseline" ? Report{} : run_uvgena(mode, config);
-                b = config.only == "uvgena" ? Report{} : run_baseline(mode, config);
+            for (bool uvgena_turn : {round % 2 == 1, round % 2 == 0}) {
+                if (uvgena_turn) {
+                    if (config.only != "baseline") u = run_uvgena(mode, config);
+                } else if (config.only != "uvgena") {
+                    b = run_baseline(mode, config);
+                }
             }
             if (b.rps > best_base.rps) best_base = b;
             if (u.rps > best_uvgena.rps) best_uvgena = u;

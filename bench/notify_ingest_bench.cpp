@@ -410,16 +410,14 @@ Task<int> bench(uv_loop_t* loop, Config c) {
                 // kernel. The order alternates (b, uvgena, then uvgena, b) so that neither
                 // receiver is always second.
                 Outcome rb, ru;
-                if (round % 2 == 0) {
-                    rb = co_await run_baseline(loop, c, "xml", targets, body, mode, 0);
-                    print_outcome("(b) +tinyxml2", rb);
-                    ru = co_await run_uvgena(loop, c, body, mode, 0);
-                    print_outcome("uvgena", ru);
-                } else {
-                    ru = co_await run_uvgena(loop, c, body, mode, 0);
-                    print_outcome("uvgena", ru);
-                    rb = co_await run_baseline(loop, c, "xml", targets, body, mode, 0);
-                    print_outcome("(b) +tinyxml2", rb);
+                for (bool uvgena_turn : {round % 2 == 1, round % 2 == 0}) {
+                    if (uvgena_turn) {
+                        ru = co_await run_uvgena(loop, c, body, mode, 0);
+                        print_outcome("uvgena", ru);
+                    } else {
+                        rb = co_await run_baseline(loop, c, "xml", targets, body, mode, 0);
+                        print_outcome("(b) +tinyxml2", rb);
+                    }
                 }
                 bad_rounds += ru.lost + ru.seq_errors + std::max(0.0, ru.sent - ru.ok);
                 bad_rounds_b += rb.lost + rb.seq_errors + std::max(0.0, rb.sent - rb.ok);

@@ -225,7 +225,7 @@ struct Server::Impl {
     // returns at its end of stream, at the first byte it still sends, or when time is up.
     Task<void> await_client_close(TcpStream& stream, Connection& conn) {
         conn.phase = Phase::lingering;
-        conn.deadline = after(kLingerTime);  // the sweeper, should the timer below fail
+        conn.deadline = after(options.close_grace);  // the sweeper's coarse copy of the bound
         try {
             co_await with_timeout(loop, read_once(stream), options.close_grace);
         } catch (const std::system_error&) {
