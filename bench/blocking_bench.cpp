@@ -8,7 +8,7 @@
 //   another thread                                  the loop (co_await sub.events().next())
 // The first baseline is the least a cross-thread call with a blocking wait can cost; the
 // ratio is what the uv_async_t hand-off, the shared result state and the loop turn add to
-// it. The events come from a GENA device (tests/gena/device.hpp) on a loop of its own, over
+// it. The events come from a GENA device (tests/support/gena_device.hpp) on a loop of its own, over
 // loopback, each NOTIFY answered before the next is sent.
 // Usage: blocking_bench [round trips per figure, default 20000] [events, default 2000]
 #include <algorithm>
@@ -24,9 +24,9 @@
 // The test device needs gena::next_seq, which it does not include itself.
 #include "uvgena/gena/seq.hpp"
 // (after seq.hpp)
-#include "gena/device.hpp"
+#include "support/gena_device.hpp"
 #include "uvgena/blocking/blocking.hpp"
-#include "uvgena/gena/listener.hpp"
+#include "uvgena/subscriber/listener.hpp"
 
 using namespace uvgena;
 using Clock = std::chrono::steady_clock;

@@ -40,8 +40,8 @@
 #include <vector>
 
 #include "uvgena/co/co.hpp"
-#include "uvgena/gena/listener.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 #include "uvgena/http/server.hpp"
 
 using namespace uvgena;

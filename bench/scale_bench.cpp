@@ -56,9 +56,9 @@
 
 #include "uvgena/co/co.hpp"
 #include "uvgena/core/log.hpp"
-#include "uvgena/gena/listener.hpp"
-#include "uvgena/gena/publisher.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/publisher/publisher.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;

@@ -16,9 +16,9 @@
 #include <string>
 
 #include "uvgena/co/co.hpp"
-#include "uvgena/gena/demo_device.hpp"
-#include "uvgena/gena/listener.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "demo_device.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "uvgena/co/co.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 using namespace std::chrono_literals;
 

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "uvgena/co/scope.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 uvgena::Task<> print_events(uv_loop_t* loop, std::string url) {
     auto sub = co_await uvgena::subscribe(loop, url, {.auto_renew = true});

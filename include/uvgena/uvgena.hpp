@@ -1,13 +1,18 @@
-// The whole public API of uvgena in one include: the coroutine runtime (co), HTTP/1.1 (http),
-// GENA eventing with subscriptions, the NOTIFY listener and the publisher (gena), SSDP
-// discovery and device descriptions (ssdp), and the blocking facade (blocking).
+// The whole public API of uvgena in one include, layer by layer from the bottom: core
+// (errors, results, logging), the coroutine runtime (co), networking (net), HTTP/1.1 (http),
+// the sans-IO GENA protocol (gena), SSDP discovery and descriptions (ssdp), subscriptions and
+// the NOTIFY listener (subscriber), the device side (publisher), and the blocking facade.
+// docs/ARCHITECTURE.md describes the layers; docs/LIFETIME.md the lifetime rules.
 #pragma once
 
-#include "uvgena/blocking/blocking.hpp"
-#include "uvgena/co/co.hpp"
 #include "uvgena/core/error.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/core/result.hpp"
-#include "uvgena/gena/gena.hpp"
+#include "uvgena/co/co.hpp"
+#include "uvgena/net/net.hpp"
 #include "uvgena/http/http.hpp"
+#include "uvgena/gena/gena.hpp"
 #include "uvgena/ssdp/ssdp.hpp"
+#include "uvgena/subscriber/subscriber.hpp"
+#include "uvgena/publisher/publisher.hpp"
+#include "uvgena/blocking/blocking.hpp"

@@ -16,7 +16,7 @@
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
-#include "uvgena/gena/demo_device.hpp"
+#include "demo_device.hpp"
 #include "uvgena/ssdp/advertiser.hpp"
 
 namespace uvgena::cli {

@@ -16,9 +16,9 @@
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 #include "uvgena/http/url.hpp"
-#include "uvgena/ssdp/subscribe.hpp"
+#include "uvgena/subscriber/subscribe_device.hpp"
 
 namespace uvgena::cli {
 namespace {

@@ -4,7 +4,7 @@
 #include <utility>
 #include <vector>
 
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/http/error.hpp"

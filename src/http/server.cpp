@@ -6,9 +6,9 @@
 #include <string>
 #include <utility>
 
-#include "uvgena/co/event.hpp"
+#include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/http/error.hpp"

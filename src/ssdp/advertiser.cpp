@@ -8,7 +8,7 @@
 #include "sockets.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/co/udp.hpp"
+#include "uvgena/net/udp.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/ssdp/discovery.hpp"
 

@@ -4,7 +4,7 @@
 
 #include "sockets.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/udp.hpp"
+#include "uvgena/net/udp.hpp"
 #include "uvgena/core/log.hpp"
 
 namespace uvgena::ssdp {

@@ -9,7 +9,7 @@
 #include <system_error>
 #include <vector>
 
-#include "uvgena/co/udp.hpp"
+#include "uvgena/net/udp.hpp"
 
 namespace uvgena::ssdp::detail {
 

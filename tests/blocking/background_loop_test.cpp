@@ -12,7 +12,7 @@
 
 #include "support/test_loop.hpp"
 #include "uvgena/blocking/queue.hpp"
-#include "uvgena/co/event.hpp"
+#include "uvgena/co/async_event.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
 

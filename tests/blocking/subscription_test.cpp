@@ -8,9 +8,9 @@
 #include <thread>
 #include <vector>
 
-#include "gena/device.hpp"
+#include "support/gena_device.hpp"
 #include "support/test_loop.hpp"
-#include "uvgena/gena/listener.hpp"
+#include "uvgena/subscriber/listener.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "../gena/publisher_support.hpp"
+#include "support/publisher_support.hpp"
 #include "child.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"

@@ -18,7 +18,7 @@
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/co/udp.hpp"
+#include "uvgena/net/udp.hpp"
 #include "uvgena/ssdp/message.hpp"
 
 using namespace uvgena;

@@ -18,11 +18,11 @@
 #include <thread>
 #include <vector>
 
-#include "../gena/device.hpp"
+#include "support/gena_device.hpp"
 #include "child.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 
 using namespace std::chrono_literals;

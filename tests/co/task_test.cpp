@@ -8,7 +8,7 @@
 
 #include "co/counted.hpp"
 #include "support/test_loop.hpp"
-#include "uvgena/co/event.hpp"
+#include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 

@@ -14,9 +14,9 @@
 
 #include "support/slice_guard.hpp"
 #include "support/test_loop.hpp"
-#include "uvgena/co/scheduler.hpp"
+#include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 
 using namespace uvgena;

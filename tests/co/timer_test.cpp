@@ -6,7 +6,7 @@
 
 #include "support/slice_guard.hpp"
 #include "support/test_loop.hpp"
-#include "uvgena/co/event.hpp"
+#include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
 
 using namespace uvgena;

@@ -16,12 +16,12 @@
 #include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
-#include "uvgena/gena/listener.hpp"
-#include "uvgena/gena/publisher.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/publisher/publisher.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;

@@ -13,10 +13,10 @@
 
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/gena/listener.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 #include "uvgena/http/error.hpp"
 
 using namespace uvgena;

@@ -14,13 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "../gena/device.hpp"
+#include "support/gena_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/gena/listener.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 #include "uvgena/http/server.hpp"
 
 using namespace uvgena;

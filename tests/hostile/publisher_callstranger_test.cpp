@@ -15,9 +15,9 @@
 #include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/gena/publisher.hpp"
+#include "uvgena/publisher/publisher.hpp"
 #include "uvgena/http/client.hpp"
 
 using namespace uvgena;

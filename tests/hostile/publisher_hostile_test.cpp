@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "../gena/publisher_support.hpp"
+#include "support/publisher_support.hpp"
 #include "support/peers.hpp"
 #include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
-#include "uvgena/gena/publisher.hpp"
+#include "uvgena/net/tcp.hpp"
+#include "uvgena/publisher/publisher.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;

@@ -17,7 +17,7 @@
 #include "support/test_loop.hpp"
 #include "support.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/http/http.hpp"
 

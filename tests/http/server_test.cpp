@@ -11,7 +11,7 @@
 #include "support/test_loop.hpp"
 #include "support.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/http/error.hpp"

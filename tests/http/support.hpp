@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/http/parser.hpp"
 
 namespace httptest {

@@ -10,7 +10,7 @@
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/ssdp/description.hpp"
 

@@ -30,9 +30,9 @@
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/gena/listener.hpp"
-#include "uvgena/gena/publisher.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/publisher/publisher.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;

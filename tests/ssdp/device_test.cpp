@@ -13,7 +13,7 @@
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/ssdp/discovery.hpp"
-#include "uvgena/ssdp/subscribe.hpp"
+#include "uvgena/subscriber/subscribe_device.hpp"
 
 using namespace uvgena;
 using namespace uvgena::ssdp;

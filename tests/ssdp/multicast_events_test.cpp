@@ -8,8 +8,8 @@
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/co/udp.hpp"
-#include "uvgena/gena/publisher.hpp"
+#include "uvgena/net/udp.hpp"
+#include "uvgena/publisher/publisher.hpp"
 
 using namespace uvgena;
 using namespace uvgena::ssdp;

@@ -1,5 +1,5 @@
 // From a description to an event URL: "<location>#<service>" and ServiceInfo.
-#include "uvgena/ssdp/subscribe.hpp"
+#include "uvgena/subscriber/subscribe_device.hpp"
 
 #include <doctest/doctest.h>
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "uvgena/co/scope.hpp"
-#include "uvgena/co/tcp.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 
 namespace peers {

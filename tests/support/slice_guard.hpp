@@ -3,7 +3,7 @@
 
 #include <chrono>
 
-#include "uvgena/co/scheduler.hpp"
+#include "uvgena/co/loop_context.hpp"
 
 namespace uvtest {
 

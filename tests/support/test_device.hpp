@@ -10,9 +10,9 @@
 #include <optional>
 #include <string>
 
-#include "uvgena/co/address.hpp"
+#include "uvgena/net/address.hpp"
 #include "uvgena/co/task.hpp"
-#include "uvgena/gena/publisher.hpp"
+#include "uvgena/publisher/publisher.hpp"
 #include "uvgena/http/url.hpp"
 
 namespace uvtest {

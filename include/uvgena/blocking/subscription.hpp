@@ -26,7 +26,7 @@
 #include "uvgena/blocking/background_loop.hpp"
 #include "uvgena/blocking/eventual_result.hpp"
 #include "uvgena/blocking/queue.hpp"
-#include "uvgena/gena/subscription.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 namespace uvgena {
 

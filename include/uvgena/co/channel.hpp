@@ -10,7 +10,7 @@
 #include <stop_token>
 #include <utility>
 
-#include "uvgena/co/scheduler.hpp"
+#include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/core/error.hpp"
 

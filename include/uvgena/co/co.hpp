@@ -1,12 +1,10 @@
-// The coroutine runtime of uvgena (umbrella header).
+// The coroutine runtime of uvgena (umbrella header): tasks, scopes, channels, timers, async
+// events and the per-loop context they share. Networking is in uvgena/net/net.hpp.
 #pragma once
 
-#include "uvgena/co/address.hpp"
-#include "uvgena/co/channel.hpp"
-#include "uvgena/co/event.hpp"
-#include "uvgena/co/scheduler.hpp"
-#include "uvgena/co/scope.hpp"
-#include "uvgena/co/task.hpp"
-#include "uvgena/co/tcp.hpp"
-#include "uvgena/co/timer.hpp"
-#include "uvgena/co/udp.hpp"
+#include "uvgena/co/async_event.hpp"   // IWYU pragma: export
+#include "uvgena/co/channel.hpp"       // IWYU pragma: export
+#include "uvgena/co/loop_context.hpp"  // IWYU pragma: export
+#include "uvgena/co/scope.hpp"         // IWYU pragma: export
+#include "uvgena/co/task.hpp"          // IWYU pragma: export
+#include "uvgena/co/timer.hpp"         // IWYU pragma: export

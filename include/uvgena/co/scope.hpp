@@ -14,7 +14,7 @@
 #include <functional>
 #include <stop_token>
 
-#include "uvgena/co/scheduler.hpp"
+#include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/task.hpp"
 
 namespace uvgena {

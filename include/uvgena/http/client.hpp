@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "uvgena/co/address.hpp"
+#include "uvgena/net/address.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/http/message.hpp"

@@ -21,7 +21,7 @@
 #include <functional>
 #include <memory>
 
-#include "uvgena/co/address.hpp"
+#include "uvgena/net/address.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/http/message.hpp"
 #include "uvgena/http/parser.hpp"

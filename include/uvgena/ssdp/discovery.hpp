@@ -17,10 +17,10 @@
 #include <string_view>
 #include <vector>
 
-#include "uvgena/co/address.hpp"
+#include "uvgena/net/address.hpp"
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/task.hpp"
-#include "uvgena/co/udp.hpp"
+#include "uvgena/net/udp.hpp"
 #include "uvgena/ssdp/description.hpp"
 #include "uvgena/ssdp/message.hpp"
 

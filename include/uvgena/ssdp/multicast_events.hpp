@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "uvgena/co/address.hpp"
+#include "uvgena/net/address.hpp"
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/ssdp/message.hpp"

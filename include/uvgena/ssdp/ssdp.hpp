@@ -1,4 +1,4 @@
-// SSDP discovery, device descriptions, advertisement and multicast eventing.
+// SSDP discovery, device descriptions, advertisement and multicast eventing (umbrella header).
 #pragma once
 
 #include "uvgena/ssdp/advertiser.hpp"        // IWYU pragma: export
@@ -6,4 +6,3 @@
 #include "uvgena/ssdp/discovery.hpp"         // IWYU pragma: export
 #include "uvgena/ssdp/message.hpp"           // IWYU pragma: export
 #include "uvgena/ssdp/multicast_events.hpp"  // IWYU pragma: export
-#include "uvgena/ssdp/subscribe.hpp"         // IWYU pragma: export

@@ -1,0 +1,286 @@
+// Publisher: the device side of GENA. It accepts SUBSCRIBE / renewal / UNSUBSCRIBE requests
+// for one or more services mounted on an http::Server, and sends every subscriber a NOTIFY
+// for each change of the services' evented state variables.
+//
+//     gena::Publisher publisher(loop);
+//     gena::ServiceConfig config;
+//     config.event_path = "/RenderingControl/event";
+//     config.variables = {{"Volume", "20"}, {"Mute", "0"}};
+//     gena::Service& rc = publisher.add_service(std::move(config));
+//     http::ServerOptions server;
+//     server.address = SocketAddress::ipv4_any(49152);
+//     publisher.listen(server);
+//     rc.set("Volume", "21");            // every subscriber gets a NOTIFY, in order
+//
+// Delivery: each change's property set is built once and queued for every subscriber of the
+// service. One subscriber gets one NOTIFY at a time, in order, SEQ 0 for the initial event
+// (sent only after the SUBSCRIBE response is on the wire), then 1, 2, ... wrapping from
+// 4294967295 to 1. NOTIFYs to different subscribers run concurrently (up to a bound), so a
+// slow or dead subscriber never delays the others; its queue is bounded (coalesced into one
+// full-state event, or oldest dropped with a SEQ gap that tells the subscriber), and after
+// repeated failures it is dropped. Every loss is counted in PublisherStats.
+//
+// Security: CALLBACK URLs must be http:// with an IP-literal host allowed by the
+// CallbackScope (CallStranger, CVE-2020-12695), few and short (pupnp CVE-2016-8863), and the
+// number of subscriptions per service and per requesting host is limited.
+//
+// Threading: loop thread only, like every uvgena object.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "uvgena/net/address.hpp"
+#include "uvgena/co/task.hpp"
+#include "uvgena/gena/event_builder.hpp"
+#include "uvgena/gena/protocol.hpp"
+#include "uvgena/gena/last_change_builder.hpp"
+#include "uvgena/gena/callback_policy.hpp"
+#include "uvgena/http/server.hpp"
+
+namespace uvgena::gena {
+
+/// What a subscriber's full event queue does with one more event.
+enum class QueueOverflow {
+    /// Replace everything queued by one event carrying the full current state (like an
+    /// initial event): the subscriber ends with the right values and a contiguous SEQ.
+    coalesce,
+    /// Drop the oldest queued event; the SEQ skips it, so the subscriber sees the gap.
+    drop_oldest,
+};
+
+/// Configuration of a Publisher; every bound has a safe default.
+struct PublisherOptions {
+    /// Timeout clamping (default 1800 s when none is asked) and CALLBACK list bounds.
+    SubscriptionPolicy policy{};
+    /// Which CALLBACK hosts are accepted (CallStranger).
+    CallbackScope callback_scope = CallbackScope::same_segment;
+    /// Networks whose addresses are accepted as CALLBACK hosts in addition to the scope
+    /// (e.g. the subnets of a routed LAN, without opening every private range).
+    std::vector<IpNetwork> allowed_callback_networks;
+    /// Subscriptions per service; beyond it SUBSCRIBE gets 503.
+    std::size_t max_subscriptions_per_service = 2048;
+    /// Subscriptions per requesting host (all services); beyond it SUBSCRIBE gets 503.
+    std::size_t max_subscriptions_per_host = 64;
+    /// Time limit of one NOTIFY exchange (UDA: 30 s).
+    std::chrono::milliseconds notify_timeout{30'000};
+    /// Time limit to connect to one CALLBACK URL.
+    std::chrono::milliseconds notify_connect_timeout{5'000};
+    /// Events queued per subscriber (not counting the one in flight), at least 1.
+    std::size_t max_queued_events = 32;
+    /// What a full queue does.
+    QueueOverflow overflow = QueueOverflow::coalesce;
+    /// A subscriber whose deliveries failed this many times in a row is dropped.
+    unsigned max_consecutive_failures = 5;
+    /// A subscriber whose deliveries have failed without a success for this long is dropped
+    /// (checked at each failure).
+    std::chrono::milliseconds max_failing_time{300'000};
+    /// NOTIFY exchanges in flight at once, over all subscribers.
+    std::size_t max_concurrent_notifies = 128;
+    /// How often expired subscriptions are removed.
+    std::chrono::milliseconds sweep_interval{1'000};
+    /// SERVER header of SUBSCRIBE answers; empty: default_user_agent().
+    std::string server;
+};
+
+/// One evented state variable of a service and its initial value.
+struct VariableConfig {
+    /// A variable `name` with initial `value`, moderated to one event per `min_interval`.
+    VariableConfig(std::string name_, std::string value_ = {},
+                   std::chrono::milliseconds min_interval_ = std::chrono::milliseconds(0))
+        : name(std::move(name_)), value(std::move(value_)), min_interval(min_interval_) {}
+
+    std::string name;   ///< Element name, e.g. "Volume".
+    std::string value;  ///< Initial value (unescaped).
+    /// Moderation: changes of this variable are evented at most once per interval,
+    /// intermediate values coalesced (0: no limit).
+    std::chrono::milliseconds min_interval{0};
+    /// UDA 1.1 multicast eventing: its changes also go to ServiceConfig::multicast_sink.
+    bool multicast = false;
+};
+
+/// Receives the property set of each change of the variables marked multicast (e.g.
+/// ssdp::MulticastEventSender::sink sends it to 239.255.255.246:7900).
+using MulticastSink = std::function<void(std::string property_set)>;
+
+/// A service to publish.
+struct ServiceConfig {
+    /// Path of the eventSubURL, e.g. "/RenderingControl/event" (query ignored when matching).
+    std::string event_path;
+    /// Evented state variables in the order of the initial event.
+    std::vector<VariableConfig> variables;
+    /// Non-empty: the service events a LastChange variable kept by a LastChangeState in this
+    /// namespace (added to `variables` if absent); see Service::set_last_change.
+    std::string last_change_namespace;
+    /// Moderation of the whole service: at most one event per interval (0: no limit).
+    std::chrono::milliseconds min_interval{0};
+    /// Where the changes of variables marked multicast go (besides the GENA subscribers);
+    /// empty: nowhere.
+    MulticastSink multicast_sink{};
+};
+
+/// Counters of a Publisher's activity, for monitoring, tests and benchmarks.
+struct PublisherStats {
+    std::uint64_t subscribes = 0;            ///< Subscriptions created.
+    std::uint64_t renewals = 0;              ///< Renewals granted.
+    std::uint64_t unsubscribes = 0;          ///< Subscriptions cancelled by UNSUBSCRIBE.
+    std::uint64_t expired = 0;               ///< Subscriptions removed by the sweep.
+    std::uint64_t rejected = 0;              ///< Requests answered 400 / 412 / 405.
+    std::uint64_t refused_callbacks = 0;     ///< SUBSCRIBEs refused for their CALLBACK hosts.
+    std::uint64_t over_limit = 0;            ///< SUBSCRIBEs refused with 503 by a limit.
+    std::uint64_t events = 0;                ///< Change events emitted (once per change).
+    std::uint64_t notifies_sent = 0;         ///< NOTIFYs answered 200.
+    std::uint64_t notifies_failed = 0;       ///< Events no CALLBACK URL accepted.
+    std::uint64_t callback_failures = 0;     ///< Failed attempts on single CALLBACK URLs.
+    std::uint64_t events_coalesced = 0;      ///< Queued events merged by QueueOverflow::coalesce.
+    std::uint64_t events_dropped = 0;        ///< Queued events dropped by drop_oldest.
+    std::uint64_t subscribers_dropped = 0;   ///< Subscribers removed for failing deliveries.
+    std::uint64_t unanswered_subscribes = 0; ///< Subscriptions removed because their
+                                             ///< SUBSCRIBE response could not be written.
+};
+
+/// A snapshot of one subscription.
+struct SubscriberInfo {
+    std::string sid;                      ///< "uuid:..."
+    std::string event_path;               ///< The service's event path.
+    std::vector<std::string> callbacks;   ///< Delivery URLs, in order of preference.
+    SocketAddress requester;              ///< Who subscribed.
+    std::chrono::seconds timeout{0};      ///< Last granted duration.
+    std::chrono::steady_clock::time_point expires{};  ///< When it lapses without renewal.
+    std::uint32_t next_seq = 0;           ///< SEQ of the next NOTIFY.
+    std::size_t queued = 0;               ///< Events waiting (not counting one in flight).
+    bool active = false;                  ///< The SUBSCRIBE response was written.
+    std::uint64_t delivered = 0;          ///< NOTIFYs answered 200.
+    std::uint64_t failed = 0;             ///< Events no CALLBACK URL accepted.
+    unsigned consecutive_failures = 0;    ///< Failures since the last success.
+    std::uint64_t coalesced = 0;          ///< Events merged by a full queue.
+    std::uint64_t dropped = 0;            ///< Events dropped by a full queue.
+};
+
+class Publisher;
+
+/// One published service: its evented variables and their subscribers. Owned by its
+/// Publisher and valid as long as it.
+class Service {
+public:
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+    ~Service();
+
+    /// The event path this service answers on.
+    const std::string& event_path() const noexcept;
+
+    /// Sets one evented variable and events the change (now, or when moderation allows).
+    /// Throws uvgena::Error(invalid_argument) for a variable the service does not event.
+    void set(std::string_view name, std::string value);
+    /// Sets several variables as one event.
+    void set_many(std::span<const NameValue> variables);
+    /// Same, from a braced list: set_many({{"Volume", "12"}, {"Mute", "1"}}).
+    void set_many(std::initializer_list<NameValue> variables);
+
+    /// Changes a variable inside LastChange (service made with last_change_namespace) and
+    /// events the LastChange document of the changes. Throws uvgena::Error(invalid_argument)
+    /// if the service has no LastChange or a name is invalid.
+    void set_last_change(std::string_view instance, std::string_view name,
+                         std::string_view value,
+                         std::initializer_list<NameValue> attributes = {});
+    /// Several LastChange changes as one event: call the LastChangeState's set() for each
+    /// inside `edit`.
+    void update_last_change(const std::function<void(LastChangeState&)>& edit);
+    /// The LastChange state, or nullptr when the service has none.
+    const LastChangeState* last_change() const noexcept;
+
+    /// The current value of a variable (LastChange: its full document), if evented.
+    std::optional<std::string> value(std::string_view name) const;
+    /// Sends the changes that moderation is holding back, now.
+    void flush();
+    /// Number of subscriptions to this service.
+    std::size_t subscriber_count() const noexcept;
+
+    struct Impl;
+
+private:
+    friend class Publisher;
+    explicit Service(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+/// The device side of GENA for any number of services on one loop. Not copyable or movable.
+/// Destroying it cancels every delivery at once; `stop()` ends it gracefully.
+class Publisher {
+public:
+    /// A publisher on `loop`; add services, then mount it (handler() / listen()).
+    explicit Publisher(uv_loop_t* loop, PublisherOptions options = {});
+    Publisher(const Publisher&) = delete;
+    Publisher& operator=(const Publisher&) = delete;
+    ~Publisher();
+
+    /// Adds a service. Throws uvgena::Error(invalid_argument) for an event path that is
+    /// empty, does not start with '/', or is already used, or an invalid variable name.
+    Service& add_service(ServiceConfig config);
+    /// The service with this event path, or nullptr.
+    Service* find_service(std::string_view event_path) noexcept;
+
+    /// True if `target` (a request-target; query ignored) is the event path of a service.
+    bool handles(std::string_view target) const noexcept;
+    /// Answers a SUBSCRIBE / renewal / UNSUBSCRIBE for one of the services (404 for another
+    /// path, 405 for another method). A new subscription's initial event is sent from the
+    /// response's `on_written` hook: whoever writes the response must call it (http::Server
+    /// does).
+    Task<http::Response> handle(const http::Request& request,
+                                const http::RequestContext& context);
+    /// A handler for an http::Server: event paths go to this publisher, everything else to
+    /// `fallback` (404 without one). It holds only a weak reference to the publisher: once
+    /// the publisher is gone, every request goes to `fallback`.
+    http::Handler handler(http::Handler fallback = {});
+
+    /// Creates, owns and starts an http::Server with handler(fallback). Throws what
+    /// http::Server::listen throws, and uvgena::Error(invalid_argument) if called twice.
+    void listen(http::ServerOptions options = {}, http::Handler fallback = {});
+    /// The server made by listen(), or nullptr.
+    http::Server* server() noexcept;
+
+    /// Graceful end: stops the own server (if any, with `grace`), refuses new requests,
+    /// cancels queued and in-flight NOTIFYs and forgets every subscription. Idempotent.
+    Task<void> stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+
+    /// `co_await publisher.idle()`: resumes once no event is queued or in flight for any
+    /// active subscriber (at once if none).
+    Task<void> idle();
+
+    /// Counters.
+    const PublisherStats& stats() const noexcept;
+    /// Number of live subscriptions over all services.
+    std::size_t subscriber_count() const noexcept;
+    /// A snapshot of every live subscription.
+    std::vector<SubscriberInfo> subscribers() const;
+    /// A snapshot of one subscription, if it exists.
+    std::optional<SubscriberInfo> subscriber(std::string_view sid) const;
+    /// The options.
+    const PublisherOptions& options() const noexcept;
+    /// The loop.
+    uv_loop_t* loop() const noexcept;
+
+    /// Test hook: sets the SEQ the next NOTIFY to `sid` will carry (to test the wrap from
+    /// 4294967295 to 1 without sending four billion events). False if `sid` is unknown.
+    bool set_next_seq_for_testing(std::string_view sid, std::uint32_t seq);
+
+    struct Impl;
+
+private:
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace uvgena::gena

@@ -1,0 +1,39 @@
+// From a description to a subscription: subscribe to a ServiceInfo directly, or to
+// "<location-url>#<service>" (the description is fetched and the service looked up).
+#pragma once
+
+#include <uv.h>
+
+#include <string>
+#include <string_view>
+
+#include "uvgena/co/task.hpp"
+#include "uvgena/subscriber/subscription.hpp"
+#include "uvgena/ssdp/description.hpp"
+#include "uvgena/ssdp/discovery.hpp"
+
+namespace uvgena::ssdp {
+
+/// Subscribes to the events of `service` (its eventSubURL), as gena::subscribe does. Throws
+/// Error(uvgena::errc::invalid_argument) naming the service if it has no eventSubURL, else
+/// what gena::subscribe throws.
+Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
+                                   gena::SubscribeOptions options = {});
+
+/// The event URL that `target` names: `target` itself for a plain URL, or, for
+/// "<location-url>#<service>", the eventSubURL of the service (short name, full type or
+/// service id) in the description at location-url, which is fetched. Throws Error: the
+/// errors of fetch_description, or uvgena::errc::invalid_argument naming the service and
+/// listing the ones the device has.
+Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOptions options = {});
+
+/// Subscribes to `target`: an event URL, or "<location-url>#<service>" (see
+/// resolve_event_url).
+Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,
+                                          gena::SubscribeOptions options = {});
+
+}  // namespace uvgena::ssdp
+
+namespace uvgena {
+using ssdp::subscribe;
+}  // namespace uvgena

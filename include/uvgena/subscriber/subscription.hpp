@@ -1,0 +1,246 @@
+// Subscriptions to a UPnP service's events: subscribe, receive events as values, renew,
+// resubscribe after the device forgot us, unsubscribe.
+//
+//     auto sub = co_await uvgena::subscribe(loop, url, {.requested_timeout = 600s,
+//                                                       .auto_renew = true});
+//     while (auto event = co_await sub.events().next()) { ... }
+//
+// A Subscription belongs to one loop and is used on its thread. Work nobody awaits
+// (auto-renewal, resubscription, the unsubscribe of a destroyed subscription) runs in the
+// listener's scope or the loop's; its errors go to the handlers below or to the log.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "uvgena/co/channel.hpp"
+#include "uvgena/co/task.hpp"
+#include "uvgena/co/timer.hpp"
+#include "uvgena/core/error.hpp"
+#include "uvgena/gena/event.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/gena/protocol.hpp"
+#include "uvgena/gena/schedule.hpp"
+
+namespace uvgena::gena {
+
+namespace detail {
+class SubState;
+}
+
+/// Receives each event instead of the queue (see Subscription::set_callback).
+using EventCallback = std::function<void(Event)>;
+/// Called with the error when an automatic renewal fails (SoCo's auto_renew_fail).
+using RenewFailHandler = std::function<void(const Error&)>;
+/// Called after a resubscription: the SID changed and events may have been missed.
+using ResubscribeHandler =
+    std::function<void(const std::string& old_sid, const std::string& new_sid)>;
+/// Called when no event arrived for SubscribeOptions::silence_timeout.
+using SilenceHandler = std::function<void(std::chrono::milliseconds silence)>;
+
+/// Options of subscribe(); every field has a usable default.
+///
+/// Every member is trivially relocatable (no std::string): GCC 12 relocates an aggregate
+/// temporary written inside a co_await expression bitwise, which breaks self-referencing
+/// members such as a short std::string, and `co_await subscribe(loop, url, {...})` is the
+/// intended way to call subscribe().
+struct SubscribeOptions {
+    /// Duration to ask for (TIMEOUT: Second-N); nullopt lets the device choose.
+    std::optional<std::chrono::seconds> requested_timeout{};
+    /// Renew automatically when 75-85% of the granted duration has passed (spread per
+    /// subscription; at most ListenerOptions::max_renewals_in_flight at once per listener),
+    /// asking for the granted duration again. A subscription granted an infinite duration is
+    /// never renewed. A grant that expires before a renewal succeeded counts as a failed
+    /// renewal (on_renew_failed is called, then auto_resubscribe applies).
+    bool auto_renew = false;
+    /// When the device forgot the subscription (a renewal answered 412, or it expired after
+    /// failed renewals), subscribe again with backoff and call `on_resubscribe`. Without it
+    /// the subscription ends and its event stream ends with that error.
+    bool auto_resubscribe = false;
+    /// The listener to use; nullptr: the loop's shared listener (started on first use).
+    EventListener* listener = nullptr;
+    /// Time limit of each SUBSCRIBE / renewal / UNSUBSCRIBE exchange.
+    std::chrono::milliseconds timeout{10'000};
+    /// Events buffered for `events().next()`; beyond, `overflow` applies (drops counted).
+    std::size_t queue_capacity = 1024;
+    /// drop_oldest or reject_new (wait behaves as reject_new: the listener never waits).
+    Overflow overflow = Overflow::drop_oldest;
+    /// Receives every event instead of the queue (set before the initial event arrives).
+    EventCallback on_event{};
+    /// Called when an automatic renewal fails.
+    RenewFailHandler on_renew_failed{};
+    /// Called after an automatic resubscription.
+    ResubscribeHandler on_resubscribe{};
+    /// Keep each event's raw body in Event::body.
+    bool keep_body = false;
+    /// Also deliver duplicate and stale events (flagged SeqStatus::duplicate); by default they
+    /// are only counted.
+    bool deliver_duplicates = false;
+    /// Resubscribe when a SEQ gap shows lost events (the initial event of the new
+    /// subscription carries every variable again), as gupnp does.
+    bool resubscribe_on_gap = false;
+    /// Watchdog: report a subscription that had no event for this long (a wrong callback
+    /// address is the usual cause); nullopt: no watchdog.
+    std::optional<std::chrono::milliseconds> silence_timeout{};
+    /// Called by the watchdog.
+    SilenceHandler on_silence{};
+    /// Resubscribe when the watchdog fires.
+    bool resubscribe_on_silence = false;
+    /// Accept NOTIFYs for this subscription only from the device's own address.
+    bool check_source = false;
+    /// Spacing of renewal retries and resubscription attempts.
+    BackoffOptions backoff{};
+    /// USER-AGENT of the requests; empty: gena::default_user_agent(). Copied by subscribe().
+    std::string_view user_agent{};
+};
+
+/// Counters of one subscription: nothing is lost silently.
+struct SubscriptionStats {
+    std::uint64_t events_received = 0;   ///< NOTIFYs accepted for this subscription.
+    std::uint64_t events_delivered = 0;  ///< Handed to the queue or the callback.
+    std::uint64_t events_dropped = 0;    ///< Dropped or refused by the bounded queue.
+    std::uint64_t events_missed = 0;     ///< Reported missing by SEQ gaps.
+    std::uint64_t duplicates = 0;        ///< Duplicate or stale SEQs.
+    std::uint64_t seq_resets = 0;        ///< SEQ restarted at 0.
+    std::uint64_t parse_errors = 0;      ///< Bodies that did not parse.
+    std::uint64_t renewals = 0;          ///< Successful renewals.
+    std::uint64_t renewal_failures = 0;  ///< Failed renewals.
+    std::uint64_t resubscriptions = 0;   ///< Successful resubscriptions (new SID).
+    std::uint64_t resubscribe_failures = 0;  ///< Failed resubscription attempts (retried).
+    std::uint64_t silences = 0;          ///< Watchdog reports.
+};
+
+/// Awaiter of EventStream::next().
+class [[nodiscard]] EventNextAwaiter {
+public:
+    explicit EventNextAwaiter(std::shared_ptr<detail::SubState> state);
+    EventNextAwaiter(const EventNextAwaiter&) = delete;
+    EventNextAwaiter& operator=(const EventNextAwaiter&) = delete;
+    ~EventNextAwaiter();
+
+    /// Never ready without suspending through the channel.
+    bool await_ready() const noexcept { return inner_.await_ready(); }
+    /// Waits for the next event (or the end).
+    template <typename P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+        return inner_.await_suspend(h);
+    }
+    /// The next event; nullopt once the subscription ended normally (unsubscribed, listener
+    /// stopped) and the queue is drained. Throws uvgena::Error with the reason when it ended
+    /// by an error (lost and not resubscribed), Error(errc::cancelled) when stopped.
+    std::optional<Event> await_resume();
+
+private:
+    std::shared_ptr<detail::SubState> state_;
+    uvgena::detail::ChannelNextAwaiter<Event> inner_;
+};
+
+/// The queue of a subscription's events (a view; the Subscription owns it).
+class EventStream {
+public:
+    /// A view of the events of `state` (internal).
+    explicit EventStream(std::shared_ptr<detail::SubState> state) noexcept
+        : state_(std::move(state)) {}
+    /// `co_await events().next()`: the next event, or nullopt once the subscription ended.
+    EventNextAwaiter next() const;
+    /// The next buffered event without waiting.
+    std::optional<Event> try_next() const;
+    /// Events buffered now.
+    std::size_t size() const noexcept;
+
+private:
+    std::shared_ptr<detail::SubState> state_;
+};
+
+/// A live (or ended) subscription. Move-only. Destroying it without unsubscribing
+/// unregisters it locally at once and sends a best-effort UNSUBSCRIBE from a task on the
+/// loop (the loop must run a little longer for it; it is bounded by the options' timeout).
+class Subscription {
+public:
+    /// An empty subscription (valid() is false).
+    Subscription() noexcept;
+    Subscription(Subscription&& other) noexcept;
+    /// Releases the current subscription (as the destructor does), then takes `other`'s.
+    Subscription& operator=(Subscription&& other) noexcept;
+    Subscription(const Subscription&) = delete;
+    Subscription& operator=(const Subscription&) = delete;
+    ~Subscription();
+
+    /// Internal: made by subscribe().
+    Subscription(std::shared_ptr<detail::SubState> state,
+                 std::shared_ptr<detail::ListenerImpl> listener) noexcept;
+
+    /// True unless empty (default-constructed or moved from).
+    bool valid() const noexcept { return state_ != nullptr; }
+    /// The current subscription id (it can change on renewal or resubscription).
+    const std::string& sid() const;
+    /// The granted duration (possibly infinite).
+    Timeout timeout() const;
+    /// Time left until the grant expires: nullopt if infinite, zero once expired or ended.
+    std::optional<std::chrono::milliseconds> time_left() const;
+    /// True while subscribed (not unsubscribed, not lost, not expired).
+    bool is_subscribed() const noexcept;
+    /// The event subscription URL.
+    const std::string& service_url() const;
+    /// The CALLBACK URL sent to the device.
+    const std::string& callback_url() const;
+    /// Counters.
+    const SubscriptionStats& stats() const;
+    /// Why the subscription ended (empty while live or after a normal unsubscribe).
+    std::error_code error() const;
+    /// The last SEQ delivered (nullopt before the first event).
+    std::optional<std::uint32_t> last_seq() const;
+
+    /// The event queue: `co_await sub.events().next()`.
+    EventStream events() const;
+    /// Sends every event to `callback` (from the loop, after the NOTIFY was answered) instead
+    /// of queueing it; events already queued go to it first. An empty callback returns to
+    /// queueing. An exception escaping the callback is logged.
+    void set_callback(EventCallback callback);
+
+    /// Renews now, asking for `requested_timeout` (nullopt: the options' request, else the
+    /// granted duration). Adopts a changed SID. Throws uvgena::Error; a 412 (the device forgot
+    /// us) ends the subscription with that error unless auto_resubscribe is on.
+    Task<void> renew(std::optional<std::chrono::seconds> requested_timeout = std::nullopt);
+    /// Unsubscribes. Locally the subscription ends at once (the stream ends, later NOTIFYs
+    /// get 412); then UNSUBSCRIBE is sent. With `strict`, its failure is thrown; without,
+    /// logged and swallowed (SoCo's lenient mode). A second call does nothing.
+    Task<void> unsubscribe(bool strict = true);
+
+    /// The state shared with the listener (internal).
+    const std::shared_ptr<detail::SubState>& state() const noexcept { return state_; }
+
+private:
+    void release() noexcept;
+
+    std::shared_ptr<detail::SubState> state_;
+    std::shared_ptr<detail::ListenerImpl> listener_;
+};
+
+/// Subscribes to the events of the service whose event subscription URL is `event_url`:
+/// starts the listener if needed, chooses the callback address (the local interface that
+/// routes to the device, or the listener's advertised one), sends SUBSCRIBE and returns once
+/// the device answered 200 with a SID. Throws uvgena::Error: http::errc::bad_url for a bad
+/// URL, libuv codes for network failures (connection refused, ...), errc::timed_out, the
+/// gena status errors (precondition_failed, server_error, ...) for a refusal.
+Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options = {});
+
+}  // namespace uvgena::gena
+
+namespace uvgena {
+using gena::Event;
+using gena::EventListener;
+using gena::ListenerOptions;
+using gena::SubscribeOptions;
+using gena::Subscription;
+using gena::subscribe;
+}  // namespace uvgena

@@ -1,0 +1,777 @@
+// Subscriptions: the SUBSCRIBE / renewal / UNSUBSCRIBE exchanges, SEQ checks and delivery,
+// and the background work driven by the schedule (auto-renewal, resubscription, watchdog).
+#include "uvgena/subscriber/subscription.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "subscriber/subscription_impl.hpp"
+#include "uvgena/co/scope.hpp"
+#include "uvgena/net/tcp.hpp"
+#include "uvgena/core/log.hpp"
+#include "uvgena/http/client.hpp"
+#include "uvgena/http/error.hpp"
+
+namespace uvgena::gena {
+
+std::string_view to_string(SeqStatus status) noexcept {
+    switch (status) {
+        case SeqStatus::ok: return "ok";
+        case SeqStatus::gap: return "gap";
+        case SeqStatus::duplicate: return "duplicate";
+        case SeqStatus::reset: return "reset";
+    }
+    return "ok";
+}
+
+namespace detail {
+namespace {
+
+using std::chrono::milliseconds;
+
+// "412 Precondition Failed" for messages.
+std::string status_text(const http::Response& response) {
+    std::string text = std::to_string(response.status);
+    text += ' ';
+    text += response.reason.empty() ? std::string(http::reason_phrase(response.status))
+                                    : response.reason;
+    return text;
+}
+
+// "<context>: device answered" for an error status, with the status when the error's own
+// message does not already name it ("412 Precondition Failed" does, "server error" not).
+std::string answer_context(const std::string& context, const http::Response& response,
+                           std::error_code error) {
+    std::string status = std::to_string(response.status);
+    if (error.message().rfind(status, 0) == 0) return context + ": device answered";
+    return context + ": device answered " + status_text(response);
+}
+
+http::ClientOptions client_options(milliseconds timeout) {
+    http::ClientOptions co;
+    co.timeout = timeout;
+    co.connect_timeout = std::min(timeout, milliseconds(5'000));
+    return co;
+}
+
+// The addresses of the device: an IP literal directly, else a name lookup.
+Task<SocketAddress> device_address_of(uv_loop_t* loop, const http::Url& url,
+                                      const std::string& context) {
+    std::string ip = url.zone.empty() ? url.host : url.host + "%" + url.zone;
+    if (auto literal = SocketAddress::try_parse(ip, url.port)) co_return *literal;
+    std::vector<SocketAddress> found;
+    try {
+        found = co_await uvgena::resolve(loop, url.host, url.port);
+    } catch (const Error& e) {
+        if (is_cancelled(e.code())) throw;
+        throw Error(make_error_code(http::errc::resolve_failed),
+                    context + ": cannot resolve " + url.host);
+    }
+    if (found.empty()) {
+        throw Error(make_error_code(http::errc::resolve_failed),
+                    context + ": no address for " + url.host);
+    }
+    co_return found.front();
+}
+
+// The context of an error: what() without the ": <message>" that system_error appends, so
+// that an error made again from it does not repeat the message.
+std::string context_of(const Error& e) {
+    std::string what = e.what();
+    std::string suffix = ": " + e.code().message();
+    if (what.size() >= suffix.size() &&
+        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        what.resize(what.size() - suffix.size());
+    }
+    return what;
+}
+
+}  // namespace
+
+Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device, std::string sid,
+                            milliseconds timeout, std::string user_agent, bool strict) {
+    std::string context = "unsubscribe " + sid + " from " + url.to_string();
+    http::Request request = make_unsubscribe(url, sid, user_agent);
+    Result<http::Response> response =
+        co_await http::try_send(loop, device, std::move(request), client_options(timeout));
+    std::error_code error;
+    std::string what;
+    if (!response) {
+        error = response.error();
+        what = context;
+    } else if (Result<void> answer = read_unsubscribe_response(*response); !answer) {
+        error = answer.error();
+        what = answer_context(context, *response, error);
+    }
+    if (!error) co_return;
+    if (strict) throw Error(error, what);
+    log(LogLevel::warning, "uvgena: ", what, " (ignored)");
+}
+
+SubConfig::SubConfig(http::Url parsed, std::string text, SubscribeOptions&& o)
+    : url_text(std::move(text)),
+      url(std::move(parsed)),
+      user_agent(o.user_agent),
+      requested_timeout(o.requested_timeout),
+      timeout(o.timeout),
+      silence_timeout(o.silence_timeout),
+      queue_capacity(o.queue_capacity),
+      backoff(o.backoff),
+      overflow(o.overflow),
+      auto_renew(o.auto_renew),
+      auto_resubscribe(o.auto_resubscribe),
+      keep_body(o.keep_body),
+      deliver_duplicates(o.deliver_duplicates),
+      resubscribe_on_gap(o.resubscribe_on_gap),
+      resubscribe_on_silence(o.resubscribe_on_silence),
+      check_source(o.check_source),
+      on_renew_failed(std::move(o.on_renew_failed)),
+      on_resubscribe(std::move(o.on_resubscribe)),
+      on_silence(std::move(o.on_silence)) {}
+
+bool SubConfig::same_settings(const SubConfig& o) const noexcept {
+    return url_text == o.url_text && user_agent == o.user_agent &&
+           requested_timeout == o.requested_timeout && timeout == o.timeout &&
+           silence_timeout == o.silence_timeout && queue_capacity == o.queue_capacity &&
+           backoff.initial == o.backoff.initial && backoff.max == o.backoff.max &&
+           backoff.factor == o.backoff.factor && backoff.jitter == o.backoff.jitter &&
+           backoff.max_attempts == o.backoff.max_attempts && overflow == o.overflow &&
+           auto_renew == o.auto_renew && auto_resubscribe == o.auto_resubscribe &&
+           keep_body == o.keep_body && deliver_duplicates == o.deliver_duplicates &&
+           resubscribe_on_gap == o.resubscribe_on_gap &&
+           resubscribe_on_silence == o.resubscribe_on_silence && check_source == o.check_source;
+}
+
+void CompactAddress::set(const SocketAddress& address) noexcept {
+    storage_ = Storage{};
+    if (address.is_ipv4()) {
+        std::memcpy(&storage_.v4, address.sockaddr_ptr(), sizeof storage_.v4);
+    } else if (address.is_ipv6()) {
+        std::memcpy(&storage_.v6, address.sockaddr_ptr(), sizeof storage_.v6);
+    }
+}
+
+SocketAddress CompactAddress::get() const {
+    if (!has_value()) return SocketAddress();
+    Result<SocketAddress> address =
+        SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage_));
+    return address ? *address : SocketAddress();
+}
+
+namespace {
+// When to renew within the granted duration: between 75% and 85% of it, spread by the
+// subscription's id, so that subscriptions made (or renewed) together come due over a
+// tenth of their duration instead of all at once.
+double renew_fraction(std::uint64_t id) noexcept {
+    std::uint64_t z = id * 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z ^= z >> 31;
+    double unit = static_cast<double>(z >> 11) * 0x1.0p-53;
+    return default_renew_fraction - 0.10 * unit;
+}
+}  // namespace
+
+SubState::SubState(uv_loop_t* l, ListenerImpl* li, std::shared_ptr<const SubConfig> c,
+                   std::shared_ptr<const EventCallback> cb)
+    : loop(l),
+      listener(li),
+      config(std::move(c)),
+      callback(std::move(cb)),
+      ctx_(l) {
+    timer_.fire = &SubState::on_timer;
+    timer_.owner = this;
+    id = listener->add(this);
+    schedule = SubscriptionSchedule(
+        config->auto_renew,
+        config->silence_timeout ? std::optional<SteadyClock::duration>(*config->silence_timeout)
+                                : std::nullopt,
+        renew_fraction(id));
+}
+
+SubState::~SubState() {
+    ctx_->remove_timer(&timer_);
+    if (listener != nullptr) listener->remove(id);
+}
+
+const std::string& SubState::end_context() const noexcept {
+    static const std::string empty;
+    return ended_ ? ended_->context : empty;
+}
+
+Backoff& SubState::backoff() {
+    if (!backoff_) backoff_ = std::make_unique<Backoff>(config->backoff, 0x9e3779b97f4a7c15u ^ id);
+    return *backoff_;
+}
+
+Channel<Event>& SubState::channel() {
+    if (!events) {
+        Overflow policy =
+            config->overflow == Overflow::wait ? Overflow::reject_new : config->overflow;
+        events = std::make_unique<Channel<Event>>(
+            loop, std::max<std::size_t>(config->queue_capacity, 1), policy);
+        if (phase == Phase::ended) events->close();
+    }
+    return *events;
+}
+
+void SubState::rearm() noexcept {
+    ctx_->remove_timer(&timer_);
+    if (phase == Phase::ended) return;
+    if (auto next = schedule.next()) {
+        timer_.deadline = *next;
+        try {
+            ctx_->add_timer(&timer_);
+        } catch (const std::exception& e) {
+            log(LogLevel::error, "uvgena: cannot arm the timer of ", url_text(), ": ", e.what());
+        }
+    }
+}
+
+void SubState::on_timer(uvgena::detail::TimerNode* node) noexcept {
+    static_cast<SubState*>(node->owner)->on_deadline();
+}
+
+void SubState::on_deadline() noexcept {
+    // The state may end (and be released) by what runs here: keep it alive until we are done.
+    std::shared_ptr<SubState> self = shared_from_this();
+    SteadyClock::time_point now = SteadyClock::now();
+    for (;;) {
+        ScheduledAction action = schedule.take_due(now);
+        if (action == ScheduledAction::none || phase == Phase::ended) break;
+        switch (action) {
+            case ScheduledAction::renew:
+                if (!background_busy && phase == Phase::active && listener != nullptr) {
+                    listener->queue_renewal(*this);
+                }
+                break;
+            case ScheduledAction::expire:
+                if (config->auto_renew) {
+                    // The renewal did not succeed in time (failed, or still queued or in
+                    // flight): that is a failed renewal too.
+                    ++stats.renewal_failures;
+                    Error failure(make_error_code(uvgena::errc::timed_out),
+                                  "subscription " + sid + " to " + url_text() +
+                                      " expired before a renewal succeeded");
+                    log(LogLevel::warning, "uvgena: ", failure.what());
+                    if (config->on_renew_failed) {
+                        std::shared_ptr<const SubConfig> cfg = config;
+                        call_user(listener, "auto_renew_fail handler",
+                                  [&] { cfg->on_renew_failed(failure); });
+                    }
+                    if (phase == Phase::ended) break;
+                }
+                lost(make_error_code(uvgena::errc::timed_out),
+                     "subscription " + sid + " to " + url_text() + " expired");
+                break;
+            case ScheduledAction::silence: {
+                ++stats.silences;
+                milliseconds silence = config->silence_timeout.value_or(milliseconds(0));
+                log(LogLevel::warning, "uvgena: no event from ", url_text(), " for ",
+                    silence.count(), " ms (is the callback address ", callback_url,
+                    " reachable from the device?)");
+                if (config->on_silence) {
+                    // The config outlives the call even if the handler drops the subscription.
+                    std::shared_ptr<const SubConfig> keep = config;
+                    call_user(listener, "silence handler", [&] { keep->on_silence(silence); });
+                }
+                if (config->resubscribe_on_silence) resubscribe_later(true);
+                break;
+            }
+            case ScheduledAction::none: break;
+        }
+    }
+    rearm();
+}
+
+void SubState::start_background(Task<void> task) {
+    if (listener == nullptr) return;
+    try {
+        listener->scope().spawn(std::move(task));
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "uvgena: cannot start background work for ", url_text(), ": ",
+            e.what());
+    }
+}
+
+void SubState::adopt(const SubscribeAnswer& answer, bool fresh) {
+    if (!sid.empty() && answer.sid != sid) {
+        log(LogLevel::info, "uvgena: ", url_text(), ": SID ", sid, " is now ", answer.sid);
+        fresh = true;
+    }
+    sid = answer.sid;
+    granted = answer.timeout;
+    granted_at = SteadyClock::now();
+    phase = Phase::active;
+    if (fresh) has_seq_ = false;
+    schedule.on_granted(granted_at, granted);
+    rearm();
+    if (!held_) return;
+    // NOTIFYs that overtook the answer: those for this SID, in SEQ order; others never will
+    // be ours (an older SID, or garbage that guessed the path).
+    std::vector<Event> pending = std::move(*held_);
+    held_.reset();
+    std::stable_sort(pending.begin(), pending.end(),
+                     [](const Event& a, const Event& b) { return a.seq < b.seq; });
+    for (Event& event : pending) {
+        if (event.sid == sid && phase != Phase::ended) {
+            accept(std::move(event));
+        } else {
+            if (listener != nullptr) ++listener->stats.held_dropped;
+            log(LogLevel::warning, "uvgena: dropped a held NOTIFY for SID ", event.sid, " SEQ ",
+                event.seq, " at ", callback_url, ": the subscription's SID is ", sid);
+        }
+    }
+}
+
+void SubState::accept(Event event) {
+    ++stats.events_received;
+    if (event.parse_error) ++stats.parse_errors;
+    bool had_events = has_seq_;
+    SeqCheck check = classify_seq(last_seq(), event.seq);
+    if (check.deliver()) {
+        last_seq_ = event.seq;
+        has_seq_ = true;
+    }
+    event.seq_order = check.order;
+    event.missed = check.missed;
+    switch (check.order) {
+        case SeqOrder::first:
+        case SeqOrder::expected: event.seq_status = SeqStatus::ok; break;
+        case SeqOrder::gap:
+            event.seq_status = SeqStatus::gap;
+            stats.events_missed += check.missed;
+            log(LogLevel::warning, "uvgena: ", url_text(), ": ", check.missed,
+                " event(s) missed before SEQ ", event.seq);
+            break;
+        case SeqOrder::duplicate:
+        case SeqOrder::stale:
+            event.seq_status = SeqStatus::duplicate;
+            ++stats.duplicates;
+            break;
+        case SeqOrder::reset:
+            event.seq_status = SeqStatus::reset;
+            ++stats.seq_resets;
+            break;
+    }
+    schedule.on_event(SteadyClock::now());
+    rearm();
+    bool gap = check.order == SeqOrder::gap && had_events;
+    if (check.deliver() || config->deliver_duplicates) {
+        ++stats.events_delivered;
+        if (callback && listener != nullptr) {
+            listener->queue_callback(shared_from_this(), std::move(event));
+        } else {
+            Channel<Event>& ch = channel();
+            std::size_t dropped_before = ch.dropped();
+            bool pushed = ch.push(std::move(event));
+            if (!pushed || ch.dropped() != dropped_before) {
+                ++stats.events_dropped;
+                if (!pushed) --stats.events_delivered;
+                log(LogLevel::warning, "uvgena: ", url_text(),
+                    ": event queue full, an event was dropped");
+            }
+        }
+    }
+    if (gap && config->resubscribe_on_gap) resubscribe_later(true);
+}
+
+void SubState::hold(Event event) {
+    std::size_t limit = listener != nullptr ? listener->options.max_held_events : 0;
+    if ((held_ ? held_->size() : 0) >= limit) {
+        if (listener != nullptr) ++listener->stats.held_dropped;
+        log(LogLevel::warning, "uvgena: dropped a NOTIFY for unknown SID ", event.sid,
+            " at ", callback_url, ": too many held");
+        return;
+    }
+    if (listener != nullptr) ++listener->stats.held;
+    if (!held_) held_ = std::make_unique<std::vector<Event>>();
+    held_->push_back(std::move(event));
+}
+
+void SubState::end(std::error_code error, std::string context) {
+    if (phase == Phase::ended) return;
+    phase = Phase::ended;
+    if (error || !context.empty()) ended_ = std::make_unique<Ended>(Ended{error, std::move(context)});
+    schedule.clear();
+    ctx_->remove_timer(&timer_);
+    if (held_) {
+        if (listener != nullptr) listener->stats.held_dropped += held_->size();
+        log(LogLevel::warning, "uvgena: dropped ", held_->size(),
+            " held NOTIFY(s) at ", callback_url, ": their SID never became known");
+        held_.reset();
+    }
+    if (listener != nullptr) {
+        listener->remove(id);
+        listener = nullptr;
+    }
+    if (error) log(LogLevel::warning, "uvgena: subscription ended: ", end_context());
+    if (events) events->close();
+}
+
+void SubState::flush_queue_to_callback() {
+    if (!events || listener == nullptr) return;
+    while (std::optional<Event> event = events->try_next()) {
+        listener->queue_callback(shared_from_this(), std::move(*event));
+    }
+}
+
+void SubState::lost(const std::error_code& error, const std::string& context) {
+    if (config->auto_resubscribe && listener != nullptr) {
+        log(LogLevel::warning, "uvgena: ", context, "; resubscribing");
+        resubscribe_later(false);
+    } else {
+        end(error, context);
+    }
+}
+
+void SubState::resubscribe_later(bool unsubscribe_old) {
+    if (phase == Phase::ended || phase == Phase::resubscribing || listener == nullptr) return;
+    phase = Phase::resubscribing;
+    schedule.clear();
+    rearm();
+    start_background(resubscribe_task(shared_from_this(), unsubscribe_old));
+}
+
+Task<void> SubState::exchange_subscribe() {
+    std::shared_ptr<const SubConfig> cfg = config;
+    std::string error_context = cfg->error_context();
+    SocketAddress device = co_await device_address_of(loop, cfg->url, error_context);
+    if (phase == Phase::ended || listener == nullptr) {
+        throw Error(make_error_code(uvgena::errc::closed), error_context + ": ended");
+    }
+    device_address.set(device);
+    Result<SocketAddress> local = local_address_towards(device);
+    callback_url = listener->callback_url(local ? std::optional(*local) : std::nullopt, id);
+    SubscribeParams params;
+    params.callbacks = {callback_url};
+    params.timeout = cfg->requested_timeout;
+    params.user_agent = cfg->user_agent;
+    http::Request request = make_subscribe(cfg->url, params);
+    Result<http::Response> response =
+        co_await http::try_send(loop, device, std::move(request), client_options(cfg->timeout));
+    if (!response) {
+        throw Error(response.error(), error_context);
+    }
+    Result<SubscribeAnswer> answer = read_subscribe_response(*response, cfg->requested_timeout);
+    if (!answer) {
+        throw Error(answer.error(), answer_context(error_context, *response, answer.error()));
+    }
+    if (phase == Phase::ended || listener == nullptr) {
+        // Ended while the answer was on its way: give the device its UNSUBSCRIBE.
+        uvgena::spawn(loop, send_unsubscribe(loop, cfg->url, device, answer->sid, cfg->timeout,
+                                             cfg->user_agent, false));
+        throw Error(make_error_code(uvgena::errc::closed), error_context + ": ended meanwhile");
+    }
+    adopt(*answer, true);
+}
+
+Task<void> SubState::exchange_renew(std::optional<std::chrono::seconds> requested) {
+    std::shared_ptr<const SubConfig> cfg = config;
+    std::string context = "renew subscription " + sid + " to " + cfg->url_text;
+    if (!subscribed() || !device_address) {
+        throw Error(make_error_code(uvgena::errc::not_running), context + ": not subscribed");
+    }
+    bool was_active = phase == Phase::active;
+    if (was_active) phase = Phase::renewing;
+    http::Request request = make_renewal(cfg->url, sid, requested, cfg->user_agent);
+    Result<http::Response> response = co_await http::try_send(
+        loop, device_address.get(), std::move(request), client_options(cfg->timeout));
+    if (phase == Phase::renewing) phase = Phase::active;
+    if (!response) {
+        throw Error(response.error(), context);
+    }
+    Result<SubscribeAnswer> answer = read_subscribe_response(*response, requested);
+    if (!answer) throw Error(answer.error(), answer_context(context, *response, answer.error()));
+    if (phase == Phase::ended) co_return;
+    ++stats.renewals;
+    reset_backoff();
+    adopt(*answer, false);
+}
+
+bool SubState::start_auto_renewal() noexcept {
+    if (listener == nullptr) return false;
+    background_busy = true;
+    try {
+        listener->scope().spawn(auto_renew_task(shared_from_this(), listener));
+        return true;
+    } catch (const std::exception& e) {
+        background_busy = false;
+        log(LogLevel::error, "uvgena: cannot start the renewal of ", url_text(), ": ", e.what());
+        return false;
+    }
+}
+
+Task<void> SubState::auto_renew_task(std::shared_ptr<SubState> self, ListenerImpl* owner) {
+    // Frees the listener's renewal slot however this ends (also when the listener's scope
+    // destroys the task: the listener is stopped by then and starts nothing new).
+    struct Slot {
+        ListenerImpl* owner;
+        ~Slot() { owner->renewal_done(); }
+    } slot{owner};
+    self->background_busy = true;
+    std::optional<std::chrono::seconds> request;
+    if (!self->granted.infinite) request = self->granted.seconds;
+    std::optional<Error> failure;
+    try {
+        co_await self->exchange_renew(request);
+    } catch (const Error& e) {
+        failure = e;
+    }
+    self->background_busy = false;
+    if (!failure || is_cancelled(failure->code()) || self->phase == Phase::ended) co_return;
+    ++self->stats.renewal_failures;
+    log(LogLevel::warning, "uvgena: ", failure->what());
+    if (self->config->on_renew_failed) {
+        std::shared_ptr<const SubConfig> cfg = self->config;
+        call_user(self->listener, "auto_renew_fail handler",
+                  [&] { cfg->on_renew_failed(*failure); });
+    }
+    if (self->phase == Phase::ended) co_return;
+    if (failure->code() == errc::precondition_failed) {
+        self->lost(failure->code(), context_of(*failure));
+        co_return;
+    }
+    if (std::optional<milliseconds> delay = self->backoff().next()) {
+        self->schedule.on_renew_failed(SteadyClock::now(), *delay);
+    }
+    self->rearm();
+}
+
+Task<void> SubState::resubscribe_task(std::shared_ptr<SubState> self, bool unsubscribe_old) {
+    std::string old_sid = self->sid;
+    self->reset_backoff();
+    for (;;) {
+        std::optional<Error> failure;
+        try {
+            co_await self->exchange_subscribe();
+        } catch (const Error& e) {
+            failure = e;
+        }
+        if (!failure) break;
+        if (is_cancelled(failure->code()) || self->phase == Phase::ended) co_return;
+        ++self->stats.resubscribe_failures;
+        log(LogLevel::warning, "uvgena: resubscription failed: ", failure->what());
+        std::optional<milliseconds> delay = self->backoff().next();
+        if (!delay) {
+            self->end(failure->code(), context_of(*failure));
+            co_return;
+        }
+        co_await sleep_for(self->loop, *delay);
+        if (self->phase == Phase::ended) co_return;
+    }
+    self->reset_backoff();
+    ++self->stats.resubscriptions;
+    log(LogLevel::info, "uvgena: resubscribed to ", self->url_text(), ": SID ", old_sid, " -> ",
+        self->sid);
+    if (unsubscribe_old && !old_sid.empty() && old_sid != self->sid && self->device_address) {
+        self->start_background(send_unsubscribe(self->loop, self->config->url,
+                                                self->device_address.get(), old_sid,
+                                                self->config->timeout, self->config->user_agent,
+                                                false));
+    }
+    if (self->config->on_resubscribe) {
+        std::shared_ptr<const SubConfig> cfg = self->config;
+        call_user(self->listener, "resubscribe handler",
+                  [&] { cfg->on_resubscribe(old_sid, self->sid); });
+    }
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
+
+EventNextAwaiter::EventNextAwaiter(std::shared_ptr<detail::SubState> state)
+    : state_(std::move(state)), inner_(&state_->channel()) {}
+
+EventNextAwaiter::~EventNextAwaiter() = default;
+
+std::optional<Event> EventNextAwaiter::await_resume() {
+    std::optional<Event> event = inner_.await_resume();
+    if (!event && state_->end_error()) throw Error(state_->end_error(), state_->end_context());
+    return event;
+}
+
+namespace {
+const std::shared_ptr<detail::SubState>& checked(const std::shared_ptr<detail::SubState>& s) {
+    if (!s) throw Error(make_error_code(uvgena::errc::invalid_argument), "empty Subscription");
+    return s;
+}
+const std::string kEmpty;
+const SubscriptionStats kNoStats;
+}  // namespace
+
+EventNextAwaiter EventStream::next() const { return EventNextAwaiter(checked(state_)); }
+
+std::optional<Event> EventStream::try_next() const {
+    return checked(state_)->channel().try_next();
+}
+
+std::size_t EventStream::size() const noexcept {
+    return state_ && state_->events ? state_->events->size() : 0;
+}
+
+Subscription::Subscription() noexcept = default;
+
+Subscription::Subscription(std::shared_ptr<detail::SubState> state,
+                           std::shared_ptr<detail::ListenerImpl> listener) noexcept
+    : state_(std::move(state)), listener_(std::move(listener)) {}
+
+Subscription::Subscription(Subscription&& other) noexcept
+    : state_(std::move(other.state_)), listener_(std::move(other.listener_)) {}
+
+Subscription& Subscription::operator=(Subscription&& other) noexcept {
+    if (this != &other) {
+        release();
+        state_ = std::move(other.state_);
+        listener_ = std::move(other.listener_);
+    }
+    return *this;
+}
+
+Subscription::~Subscription() { release(); }
+
+void Subscription::release() noexcept {
+    if (!state_) return;
+    std::shared_ptr<detail::SubState> state = std::move(state_);
+    if (state->subscribed() && state->device_address) {
+        std::string sid = state->sid;
+        state->end({});
+        try {
+            uvgena::spawn(state->loop,
+                          detail::send_unsubscribe(state->loop, state->config->url,
+                                                   state->device_address.get(), std::move(sid),
+                                                   state->config->timeout,
+                                                   state->config->user_agent, false));
+        } catch (const std::exception& e) {
+            log(LogLevel::warning, "uvgena: cannot unsubscribe ", state->url_text(), ": ",
+                e.what());
+        }
+    } else {
+        state->end({});
+    }
+    state.reset();
+    detail::ListenerImpl::release(listener_);
+}
+
+const std::string& Subscription::sid() const { return state_ ? state_->sid : kEmpty; }
+
+Timeout Subscription::timeout() const { return state_ ? state_->granted : Timeout{}; }
+
+std::optional<std::chrono::milliseconds> Subscription::time_left() const {
+    using std::chrono::milliseconds;
+    if (!state_ || !state_->subscribed()) return milliseconds(0);
+    if (state_->granted.infinite) return std::nullopt;
+    auto end = state_->granted_at + state_->granted.seconds;
+    auto now = SteadyClock::now();
+    if (now >= end) return milliseconds(0);
+    return std::chrono::duration_cast<milliseconds>(end - now);
+}
+
+// A subscription being re-established (lost, expired or replaced) is not subscribed: the
+// device may have forgotten its SID, and events resume only with the new one.
+bool Subscription::is_subscribed() const noexcept {
+    return state_ && state_->subscribed() && state_->phase != detail::SubState::Phase::resubscribing;
+}
+
+const std::string& Subscription::service_url() const {
+    return state_ ? state_->url_text() : kEmpty;
+}
+
+const std::string& Subscription::callback_url() const {
+    return state_ ? state_->callback_url : kEmpty;
+}
+
+const SubscriptionStats& Subscription::stats() const { return state_ ? state_->stats : kNoStats; }
+
+std::error_code Subscription::error() const {
+    return state_ ? state_->end_error() : std::error_code{};
+}
+
+std::optional<std::uint32_t> Subscription::last_seq() const {
+    return state_ ? state_->last_seq() : std::nullopt;
+}
+
+EventStream Subscription::events() const { return EventStream(checked(state_)); }
+
+void Subscription::set_callback(EventCallback callback) {
+    const auto& state = checked(state_);
+    if (callback) {
+        state->callback = std::make_shared<const EventCallback>(std::move(callback));
+        state->flush_queue_to_callback();
+    } else {
+        state->callback.reset();
+    }
+}
+
+Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_timeout) {
+    std::shared_ptr<detail::SubState> state = checked(state_);
+    if (!requested_timeout) {
+        requested_timeout = state->config->requested_timeout;
+        if (!requested_timeout && !state->granted.infinite) requested_timeout = state->granted.seconds;
+    }
+    std::optional<Error> failure;
+    try {
+        co_await state->exchange_renew(requested_timeout);
+    } catch (const Error& e) {
+        failure = e;
+    }
+    if (!failure) co_return;
+    if (failure->code() == errc::precondition_failed && state->phase != detail::SubState::Phase::ended) {
+        state->lost(failure->code(), detail::context_of(*failure));
+    }
+    throw *failure;
+}
+
+Task<void> Subscription::unsubscribe(bool strict) {
+    std::shared_ptr<detail::SubState> state = state_;
+    if (!state || state->phase == detail::SubState::Phase::ended) co_return;
+    bool send = state->subscribed() && state->device_address.has_value();
+    std::string sid = state->sid;
+    state->end({});
+    if (!send) co_return;
+    co_await detail::send_unsubscribe(state->loop, state->config->url, state->device_address.get(),
+                                      std::move(sid), state->config->timeout,
+                                      state->config->user_agent, strict);
+}
+
+Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options) {
+    std::string context = "subscribe to " + event_url;
+    std::string reason;
+    Result<http::Url> url = http::Url::try_parse(event_url, &reason);
+    if (!url) throw Error(url.error(), context + ": " + reason);
+    if (url->scheme != "http") {
+        throw Error(make_error_code(http::errc::bad_url), context + ": not an http:// URL");
+    }
+    std::shared_ptr<detail::ListenerImpl> listener =
+        options.listener != nullptr ? options.listener->impl()
+                                    : detail::ListenerImpl::shared_for(loop);
+    if (listener->loop != loop) {
+        throw Error(make_error_code(uvgena::errc::invalid_argument),
+                    context + ": the listener belongs to another loop");
+    }
+    listener->start();
+    std::shared_ptr<const EventCallback> callback;
+    if (options.on_event) {
+        callback = std::make_shared<const EventCallback>(std::move(options.on_event));
+    }
+    std::shared_ptr<const detail::SubConfig> config = listener->intern(
+        std::make_shared<detail::SubConfig>(std::move(*url), std::move(event_url),
+                                            std::move(options)));
+    auto state = std::make_shared<detail::SubState>(loop, listener.get(), std::move(config),
+                                                    std::move(callback));
+    std::exception_ptr failure;
+    try {
+        co_await state->exchange_subscribe();
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (failure) {
+        state->end({});
+        state.reset();
+        detail::ListenerImpl::release(listener);
+        std::rethrow_exception(failure);
+    }
+    co_return Subscription(std::move(state), std::move(listener));
+}
+
+}  // namespace uvgena::gena

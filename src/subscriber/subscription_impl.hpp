@@ -1,0 +1,281 @@
+// Private state shared by the listener and its subscriptions.
+//
+// Ownership: a Subscription holds its SubState and a reference on the ListenerImpl (which
+// keeps the loop's shared listener alive). The listener's registry maps callback ids to raw
+// SubState pointers; a SubState unregisters itself when it ends or dies. Background tasks
+// (renewal, resubscription) run in the listener's Scope and hold the SubState, never the
+// listener, so that no task of a scope can destroy the scope's owner.
+#pragma once
+
+#include <netinet/in.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "uvgena/co/channel.hpp"
+#include "uvgena/co/loop_context.hpp"
+#include "uvgena/co/scope.hpp"
+#include "uvgena/core/log.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/gena/schedule.hpp"
+#include "uvgena/gena/seq.hpp"
+#include "uvgena/subscriber/subscription.hpp"
+#include "uvgena/http/server.hpp"
+#include "uvgena/http/url.hpp"
+
+namespace uvgena::gena::detail {
+
+class ListenerImpl;
+
+/// The local address a socket would use to reach `device` (a connected UDP socket's
+/// getsockname: no packet is sent). Fails for unroutable destinations.
+Result<SocketAddress> local_address_towards(const SocketAddress& device) noexcept;
+
+/// Sends UNSUBSCRIBE for `sid`. With `strict`, failures are thrown, else logged.
+Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device, std::string sid,
+                            std::chrono::milliseconds timeout, std::string user_agent, bool strict);
+
+/// Runs `fn` as user code of `listener` (counted, exceptions logged).
+template <typename Fn>
+void call_user(ListenerImpl* listener, const char* what, Fn&& fn) noexcept;
+
+/// What subscriptions share: the event URL (text and parsed) and the options, immutable.
+/// Subscriptions made to the same URL with equal options and no handlers of their own share
+/// one (ListenerImpl::intern): at 10,000 subscriptions this is most of their memory.
+struct SubConfig {
+    std::string url_text;
+    http::Url url;
+    std::string user_agent;  // options.user_agent, owned
+    std::optional<std::chrono::seconds> requested_timeout;
+    std::chrono::milliseconds timeout{};
+    std::optional<std::chrono::milliseconds> silence_timeout;
+    std::size_t queue_capacity = 0;
+    BackoffOptions backoff;
+    Overflow overflow = Overflow::drop_oldest;
+    bool auto_renew = false;
+    bool auto_resubscribe = false;
+    bool keep_body = false;
+    bool deliver_duplicates = false;
+    bool resubscribe_on_gap = false;
+    bool resubscribe_on_silence = false;
+    bool check_source = false;
+    RenewFailHandler on_renew_failed;
+    ResubscribeHandler on_resubscribe;
+    SilenceHandler on_silence;
+
+    /// Takes everything but on_event (which the subscription keeps) from `options`.
+    SubConfig(http::Url parsed, std::string text, SubscribeOptions&& options);
+    /// True if handlers are set (such a config is never shared: handlers cannot be compared).
+    bool has_handlers() const noexcept {
+        return on_renew_failed || on_resubscribe || on_silence;
+    }
+    /// True if `other` has the same URL and options (handlers aside).
+    bool same_settings(const SubConfig& other) const noexcept;
+    /// "subscribe to <url>", the context of exchange errors.
+    std::string error_context() const { return "subscribe to " + url_text; }
+};
+
+/// An IPv4 or IPv6 socket address in 28 bytes (a SocketAddress holds a sockaddr_storage).
+class CompactAddress {
+public:
+    bool has_value() const noexcept { return storage_.v4.sin_family != 0; }
+    explicit operator bool() const noexcept { return has_value(); }
+    void set(const SocketAddress& address) noexcept;
+    /// The address (unspecified if none).
+    SocketAddress get() const;
+
+private:
+    union Storage {
+        sockaddr_in v4;
+        sockaddr_in6 v6;
+    } storage_{};
+};
+
+/// One subscription's state. Kept small (about 450 bytes): shared settings behind `config`,
+/// rarely used parts (the end reason, held NOTIFYs, the backoff) allocated when first needed.
+class SubState : public std::enable_shared_from_this<SubState> {
+public:
+    enum class Phase : std::uint8_t { subscribing, active, renewing, resubscribing, ended };
+
+    SubState(uv_loop_t* loop, ListenerImpl* listener, std::shared_ptr<const SubConfig> config,
+             std::shared_ptr<const EventCallback> callback);
+    SubState(const SubState&) = delete;
+    SubState& operator=(const SubState&) = delete;
+    ~SubState();
+
+    /// True while the device may know a SID we do not know yet (hold its NOTIFYs).
+    bool holding() const noexcept {
+        return phase == Phase::subscribing || phase == Phase::renewing ||
+               phase == Phase::resubscribing;
+    }
+    bool subscribed() const noexcept { return phase != Phase::ended && !sid.empty(); }
+
+    /// The SUBSCRIBE exchange (initial or resubscription); adopts the answer. Throws.
+    Task<void> exchange_subscribe();
+    /// A renewal exchange with the current SID. Throws.
+    Task<void> exchange_renew(std::optional<std::chrono::seconds> requested);
+
+    /// An accepted NOTIFY whose SID is the current one: SEQ check, counters, delivery.
+    void accept(Event event);
+    /// An accepted NOTIFY whose SID is not known yet.
+    void hold(Event event);
+    /// Ends the subscription locally: unregisters, clears timers, closes the stream
+    /// (with `error` if set, which next() then throws).
+    void end(std::error_code error, std::string context = {});
+    /// Moves queued events into the callback queue (after set_callback).
+    void flush_queue_to_callback();
+
+    /// The channel, created on first use.
+    Channel<Event>& channel();
+    /// Re-arms the loop timer for the schedule's next deadline.
+    void rearm() noexcept;
+    /// Called when a background operation may have to start.
+    void start_background(Task<void> task);
+    /// The 412 / expiry path: resubscribe or end.
+    void lost(const std::error_code& error, const std::string& context);
+    /// Starts a resubscription in the background (if not already doing one).
+    void resubscribe_later(bool unsubscribe_old);
+    /// Runs an automatic renewal now (the listener's renewal queue gave it a slot); calls
+    /// ListenerImpl::renewal_done when it is over. False if it could not start (then it
+    /// will not call renewal_done).
+    bool start_auto_renewal() noexcept;
+
+    /// Why the subscription ended (empty while live or after a normal end).
+    std::error_code end_error() const noexcept { return ended_ ? ended_->error : std::error_code{}; }
+    const std::string& end_context() const noexcept;
+    /// The last delivered SEQ (nullopt before the first event or after a new SID).
+    std::optional<std::uint32_t> last_seq() const noexcept {
+        return has_seq_ ? std::optional<std::uint32_t>(last_seq_) : std::nullopt;
+    }
+    const std::string& url_text() const noexcept { return config->url_text; }
+
+    uv_loop_t* loop;
+    ListenerImpl* listener;  // null once detached
+    std::uint64_t id = 0;    // callback path key
+    std::shared_ptr<const SubConfig> config;
+    std::string sid;
+    std::string callback_url;
+    Timeout granted{};
+    SteadyClock::time_point granted_at{};
+    Phase phase = Phase::subscribing;
+    bool background_busy = false;  // an auto-renewal or resubscription runs
+    bool renewal_queued = false;   // waiting in the listener's renewal queue
+    SubscriptionStats stats;
+    std::unique_ptr<Channel<Event>> events;
+    std::shared_ptr<const EventCallback> callback;
+    CompactAddress device_address;
+    SubscriptionSchedule schedule;
+
+private:
+    struct Ended {
+        std::error_code error;
+        std::string context;
+    };
+
+    static void on_timer(uvgena::detail::TimerNode* node) noexcept;
+    void on_deadline() noexcept;
+    static Task<void> auto_renew_task(std::shared_ptr<SubState> self, ListenerImpl* owner);
+    static Task<void> resubscribe_task(std::shared_ptr<SubState> self, bool unsubscribe_old);
+    void adopt(const SubscribeAnswer& answer, bool fresh);
+    Backoff& backoff();
+    void reset_backoff() noexcept {
+        if (backoff_) backoff_->reset();
+    }
+
+    bool has_seq_ = false;
+    std::uint32_t last_seq_ = 0;
+    std::unique_ptr<Ended> ended_;
+    std::unique_ptr<std::vector<Event>> held_;
+    std::unique_ptr<Backoff> backoff_;
+    uvgena::detail::LoopRef ctx_;
+    uvgena::detail::TimerNode timer_;
+};
+
+/// The listener's shared implementation.
+class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
+public:
+    ListenerImpl(uv_loop_t* loop, ListenerOptions options);
+    ListenerImpl(const ListenerImpl&) = delete;
+    ListenerImpl& operator=(const ListenerImpl&) = delete;
+    ~ListenerImpl();
+
+    /// The loop's shared listener (created on first use).
+    static std::shared_ptr<ListenerImpl> shared_for(uv_loop_t* loop);
+
+    void start();
+    Task<void> stop();
+    /// Ends every subscription locally and closes the server now (no network).
+    void close_now() noexcept;
+
+    std::uint64_t add(SubState* state);
+    void remove(std::uint64_t id) noexcept;
+    /// The config to use for `config`: an equal one already in use by another subscription
+    /// (same URL, same options, no handlers), else `config` itself.
+    std::shared_ptr<const SubConfig> intern(std::shared_ptr<SubConfig> config);
+    /// The CALLBACK URL for subscription `id` when the device is reached from `local`.
+    std::string callback_url(const std::optional<SocketAddress>& local, std::uint64_t id) const;
+    /// Asks for an automatic renewal of `state`: it starts at once if fewer than
+    /// options.max_renewals_in_flight run, else when one of them ends (first come, first
+    /// served), so that subscriptions due together do not open thousands of connections.
+    void queue_renewal(SubState& state);
+    /// An automatic renewal started by queue_renewal is over: the next queued one starts.
+    void renewal_done() noexcept;
+    /// Automatic renewals running now.
+    std::size_t renewals_in_flight() const noexcept { return renewals_in_flight_; }
+    /// Queues an event for the callback of `state` (delivered from the loop, later).
+    void queue_callback(std::shared_ptr<SubState> state, Event event);
+    /// Answers one NOTIFY (the server's handler).
+    http::Response handle(const http::Request& request, const http::RequestContext& context);
+
+    /// Drops a reference to a listener without destroying it inside its own user code.
+    static void release(std::shared_ptr<ListenerImpl>& listener) noexcept;
+
+    uv_loop_t* loop;
+    ListenerOptions options;
+    ListenerStats stats;
+    bool started = false;
+    bool stopped = false;
+    int in_user_code = 0;
+    std::unordered_map<std::uint64_t, SubState*> subs;
+
+    Scope& scope() noexcept { return scope_; }
+    http::Server* server() const noexcept { return server_.get(); }
+
+private:
+    static Task<void> deliver_callbacks(std::shared_ptr<ListenerImpl> self);
+    void start_queued_renewals() noexcept;
+
+    std::uint64_t next_id_;
+    // Shareable configs by URL (one per URL: the latest); expired entries are swept when the
+    // map has doubled since the last sweep.
+    std::unordered_map<std::string, std::weak_ptr<const SubConfig>> configs_;
+    std::size_t configs_swept_size_ = 16;
+    std::unique_ptr<http::Server> server_;
+    std::deque<std::weak_ptr<SubState>> renewal_queue_;
+    std::size_t renewals_in_flight_ = 0;
+    std::deque<std::pair<std::shared_ptr<SubState>, Event>> callback_queue_;
+    bool delivering_ = false;
+    Scope scope_;  // last: destroyed first
+};
+
+template <typename Fn>
+void call_user(ListenerImpl* listener, const char* what, Fn&& fn) noexcept {
+    if (listener != nullptr) ++listener->in_user_code;
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "uvgena: ", what, " threw: ", e.what());
+    } catch (...) {
+        log(LogLevel::error, "uvgena: ", what, " threw a non-standard exception");
+    }
+    if (listener != nullptr) --listener->in_user_code;
+}
+
+}  // namespace uvgena::gena::detail
