@@ -9,7 +9,8 @@
 #include <atomic>
 #include <cstring>
 
-#include "uvgena/gena/event_body.hpp"
+#include "uvgena/gena/error.hpp"
+#include "uvgena/gena/xml_scanner.hpp"
 
 namespace uvgena::gena {
 

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "gena/xml_tree.hpp"
-#include "uvgena/gena/event_body.hpp"
 
 namespace uvgena::gena::detail {
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "uvgena/http/message.hpp"
+#include "uvgena/http/status.hpp"
 
 namespace uvgena::http {
 namespace {

@@ -1,5 +1,7 @@
 #include "uvgena/ssdp/discovery.hpp"
 
+#include <sys/utsname.h>
+
 #include <algorithm>
 #include <unordered_map>
 
@@ -11,6 +13,13 @@
 #include "uvgena/http/error.hpp"
 
 namespace uvgena::ssdp {
+
+std::string default_product_token() {
+    utsname u{};
+    std::string os = "Linux";
+    if (uname(&u) == 0) os = std::string(u.sysname) + "/" + u.release;
+    return os + " UPnP/1.1 uvgena/0.1.0";
+}
 
 // ---------------------------------------------------------------------------------------
 // Search

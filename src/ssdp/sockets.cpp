@@ -8,16 +8,9 @@
 #include <ctime>
 
 #include "uvgena/core/log.hpp"
-#include "uvgena/ssdp/discovery.hpp"
+#include "uvgena/ssdp/message.hpp"
 
 namespace uvgena::ssdp {
-
-std::string default_product_token() {
-    utsname u{};
-    std::string os = "Linux";
-    if (uname(&u) == 0) os = std::string(u.sysname) + "/" + u.release;
-    return os + " UPnP/1.1 uvgena/0.1.0";
-}
 
 namespace detail {
 

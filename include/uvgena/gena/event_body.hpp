@@ -31,6 +31,7 @@
 
 #include "uvgena/core/result.hpp"
 #include "uvgena/gena/error.hpp"
+#include "uvgena/gena/xml_scanner.hpp"
 
 namespace uvgena::gena {
 
@@ -194,16 +195,6 @@ struct ParseOptions {
     std::size_t max_body_bytes = 4u << 20;  ///< Larger bodies fail with body_too_large.
     bool parse_last_change = true;  ///< Parse a LastChange variable eagerly (else never).
 };
-
-/// Selects how NOTIFY bodies, LastChange and DIDL-Lite documents are read, process-wide:
-/// true (the default) tries uvgena's own scanner first, a fast reader of the XML that
-/// devices send, which hands any document outside its strict subset (DOCTYPE, unknown
-/// entities, syntax errors, ...) to tinyxml2; false reads everything with tinyxml2. Both
-/// give the same results (tested on every input of the fuzz corpus); the switch exists for
-/// comparisons and as a safety valve. Thread-safe.
-void set_xml_scanner(bool enabled) noexcept;
-/// The current choice of set_xml_scanner.
-bool xml_scanner() noexcept;
 
 /// A parsed NOTIFY body: its variables, the LastChange document if there is one (parsed
 /// once, eagerly), and DIDL-Lite values parsed lazily on request and cached.

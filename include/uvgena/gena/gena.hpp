@@ -14,3 +14,4 @@
 #include "uvgena/gena/schedule.hpp"             // IWYU pragma: export
 #include "uvgena/gena/seq.hpp"                  // IWYU pragma: export
 #include "uvgena/gena/values.hpp"               // IWYU pragma: export
+#include "uvgena/gena/xml_scanner.hpp"          // IWYU pragma: export

@@ -7,4 +7,5 @@
 #include "uvgena/http/message.hpp"
 #include "uvgena/http/parser.hpp"
 #include "uvgena/http/server.hpp"
+#include "uvgena/http/status.hpp"
 #include "uvgena/http/url.hpp"

@@ -13,6 +13,8 @@
 #include <system_error>
 #include <vector>
 
+#include "uvgena/http/status.hpp"
+
 namespace uvgena::http {
 
 /// One header field as received or as to be sent.
@@ -100,14 +102,6 @@ struct Response {
     /// Same rules as Request::keep_alive().
     bool keep_alive() const;
 };
-
-/// Standard reason phrase of `status` ("OK", "Precondition Failed"), or "Unknown".
-std::string_view reason_phrase(int status) noexcept;
-
-/// True if a response with `status` never has a body (1xx, 204, 304).
-constexpr bool status_has_no_body(int status) noexcept {
-    return (status >= 100 && status < 200) || status == 204 || status == 304;
-}
 
 /// Serialises a request: the caller's Content-Length and Transfer-Encoding fields are
 /// replaced by `Content-Length: body.size()`. Throws `uvgena::Error` with
