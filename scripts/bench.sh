@@ -20,7 +20,7 @@ jobs="${BENCH_JOBS:-2}"
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     if [ ! -d "$build" ]; then
         meson setup "$build" --buildtype=release -Dbench=true -Dtests=disabled \
-            -Dexamples=false >/dev/null || exit 1
+            -Dexamples=disabled >/dev/null || exit 1
     else
         meson configure "$build" -Dbench=true >/dev/null || exit 1
     fi

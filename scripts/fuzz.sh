@@ -9,7 +9,7 @@ seconds=${1:-30}
 shift || true
 bash scripts/install-deps.sh ci >/dev/null
 if [ ! -f build-fuzz/build.ninja ]; then
-    CC=clang-14 CXX=clang++-14 meson setup build-fuzz -Dfuzz=true -Dtests=disabled -Dexamples=false \
+    CC=clang-14 CXX=clang++-14 meson setup build-fuzz -Dfuzz=true -Dtests=disabled -Dexamples=disabled \
         -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized \
         -Dcpp_args="-fsanitize=fuzzer-no-link -fno-sanitize=function" -Dc_args=-fsanitize=fuzzer-no-link >/dev/null || exit 1
 fi

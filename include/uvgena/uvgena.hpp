@@ -8,6 +8,7 @@
 #include "uvgena/core/error.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/core/result.hpp"
+#include "uvgena/core/version.hpp"
 #include "uvgena/co/co.hpp"
 #include "uvgena/net/net.hpp"
 #include "uvgena/http/http.hpp"

@@ -5,9 +5,11 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "uvgena/core/version.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"uvgena: UPnP device discovery and GENA eventing on the command line"};
+    app.set_version_flag("--version", std::string("uvgena ") + uvgena::version());
     app.require_subcommand(1);
     app.footer("Exit codes: 0 ok, 1 runtime failure, 2 usage error.");
     uvgena::cli::Action action;

@@ -1,7 +1,8 @@
 // GENA header rules (see protocol.hpp).
 #include "uvgena/gena/protocol.hpp"
 
-#include <sys/utsname.h>
+#include "uvgena/core/version.hpp"
+
 
 #include <charconv>
 #include <limits>
@@ -118,22 +119,7 @@ Result<std::uint32_t> parse_seq(std::string_view value) {
     return static_cast<std::uint32_t>(v);
 }
 
-const std::string& default_user_agent() {
-    static const std::string value = [] {
-        struct utsname u {};
-        std::string os = "Unix/1.0";
-        if (uname(&u) == 0) {
-            std::string release = u.release;
-            // Keep the version a plain token: "6.1.0-13-amd64" -> "6.1.0".
-            auto end = release.find_first_not_of("0123456789.");
-            if (end != std::string::npos) release.resize(end);
-            if (release.empty()) release = "1.0";
-            os = std::string(u.sysname) + "/" + release;
-        }
-        return os + " UPnP/1.1 uvgena/0.1.0";
-    }();
-    return value;
-}
+const std::string& default_user_agent() { return product_token(); }
 
 // --- subscriber side ---------------------------------------------------------------------
 

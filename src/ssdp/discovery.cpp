@@ -1,7 +1,5 @@
 #include "uvgena/ssdp/discovery.hpp"
 
-#include <sys/utsname.h>
-
 #include <algorithm>
 #include <unordered_map>
 
@@ -9,17 +7,13 @@
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
+#include "uvgena/core/version.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/http/error.hpp"
 
 namespace uvgena::ssdp {
 
-std::string default_product_token() {
-    utsname u{};
-    std::string os = "Linux";
-    if (uname(&u) == 0) os = std::string(u.sysname) + "/" + u.release;
-    return os + " UPnP/1.1 uvgena/0.1.0";
-}
+std::string default_product_token() { return product_token(); }
 
 // ---------------------------------------------------------------------------------------
 // Search

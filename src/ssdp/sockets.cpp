@@ -1,7 +1,6 @@
 #include "sockets.hpp"
 
 #include <netinet/in.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <cctype>
