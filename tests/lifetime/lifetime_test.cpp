@@ -15,6 +15,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -54,6 +56,7 @@ enum class Op {
     listener_drain,       // EventListener::stop done unsubscribing, draining a stalled NOTIFY
     in_callback,          // renew stalled; everything destroyed from inside an event callback
     fetch_description,    // ssdp::fetch_description, stalled on the GET answer
+    http_request,         // http::request, stalled on the answer
     publisher_subscribe,  // Publisher::stop / idle while a SUBSCRIBE arrives stalled
     publisher_notify,     // Publisher::stop / idle while a NOTIFY to a subscriber is stalled
     bl_run,               // BackgroundLoop::run(task) stalled (a description fetch)
@@ -72,7 +75,7 @@ enum class Op {
 // and receives its callbacks; `stopper` / `idler` are the tasks awaiting Publisher::stop()
 // and Publisher::idle(); `bloop` is the BackgroundLoop, `result` the EventualResult of the
 // blocking call, `bsub` the BlockingSubscription.
-enum class Obj { task, sub, listener, owner, publisher, stopper, idler, bloop, result, bsub, ssdp };
+enum class Obj { task, cancel, sub, listener, owner, publisher, stopper, idler, bloop, result, bsub, ssdp };
 
 const char* to_string(Op op) {
     switch (op) {
@@ -83,6 +86,7 @@ const char* to_string(Op op) {
         case Op::listener_drain: return "listener_drain";
         case Op::in_callback: return "in_callback";
         case Op::fetch_description: return "fetch_description";
+        case Op::http_request: return "http_request";
         case Op::publisher_subscribe: return "publisher_subscribe";
         case Op::publisher_notify: return "publisher_notify";
         case Op::bl_run: return "bl_run";
@@ -100,6 +104,7 @@ const char* to_string(Op op) {
 const char* to_string(Obj o) {
     switch (o) {
         case Obj::task: return "task";
+        case Obj::cancel: return "cancel";
         case Obj::sub: return "sub";
         case Obj::listener: return "listener";
         case Obj::owner: return "owner";
@@ -122,7 +127,8 @@ std::vector<Obj> objects_of(Op op) {
         case Op::listener_stop:
         case Op::listener_drain:
         case Op::in_callback: return {Obj::task, Obj::sub, Obj::listener, Obj::owner};
-        case Op::fetch_description: return {Obj::task};
+        case Op::fetch_description:
+        case Op::http_request: return {Obj::task, Obj::cancel};
         case Op::publisher_subscribe:
         case Op::publisher_notify: return {Obj::publisher, Obj::stopper, Obj::idler};
         case Op::bl_run:
@@ -195,7 +201,8 @@ constexpr Op kOps[] = {Op::search, Op::discover, Op::adv_listener};
 #else
 constexpr Op kOps[] = {Op::subscribe,      Op::renew,          Op::unsubscribe,
                        Op::listener_stop,  Op::listener_drain, Op::in_callback,
-                       Op::fetch_description, Op::publisher_subscribe, Op::publisher_notify,
+                       Op::fetch_description, Op::http_request,
+                       Op::publisher_subscribe, Op::publisher_notify,
                        Op::bl_run,         Op::bl_subscribe,   Op::bl_renew,
                        Op::bl_unsubscribe, Op::bl_keep};
 #endif
@@ -227,6 +234,19 @@ std::vector<CaseSpec>& table() {
 
 // --- helpers ------------------------------------------------------------------------------
 
+/// Every timeout and bound of the harness, stretched 10x under valgrind (CI runs each suite
+/// under memcheck too), so that the stalls are still reached before any timeout fires there.
+std::chrono::milliseconds slow(std::chrono::milliseconds d) {
+    static const int factor = [] {
+        const char* preload = std::getenv("LD_PRELOAD");
+        return preload != nullptr && std::string_view(preload).find("vgpreload") !=
+                                         std::string_view::npos
+                   ? 10
+                   : 1;
+    }();
+    return d * factor;
+}
+
 /// Runs the loop for `d` (timers, I/O and the check phase all get their turn).
 void settle(uv_loop_t* loop, std::chrono::milliseconds d = 2ms) {
     uvgena::run(loop, [](uv_loop_t* l, std::chrono::milliseconds t) -> Task<void> {
@@ -236,7 +256,7 @@ void settle(uv_loop_t* loop, std::chrono::milliseconds d = 2ms) {
 
 /// Runs the loop until `pred` holds; false after `limit`.
 template <typename Pred>
-bool wait_until(uv_loop_t* loop, Pred pred, std::chrono::milliseconds limit = 2000ms) {
+bool wait_until(uv_loop_t* loop, Pred pred, std::chrono::milliseconds limit = slow(2000ms)) {
     auto deadline = Clock::now() + limit;
     while (!pred()) {
         if (Clock::now() >= deadline) return false;
@@ -247,7 +267,7 @@ bool wait_until(uv_loop_t* loop, Pred pred, std::chrono::milliseconds limit = 20
 
 /// Runs the loop until nothing keeps it alive; false if something still does after
 /// `limit` (a leaked timer, a socket nobody closes, a task that never ends).
-bool drain(uv_loop_t* loop, std::chrono::milliseconds limit = 2000ms) {
+bool drain(uv_loop_t* loop, std::chrono::milliseconds limit = slow(2000ms)) {
     uv_timer_t deadline;
     bool expired = false;
     uv_timer_init(loop, &deadline);
@@ -341,7 +361,7 @@ struct LoopCase {
     gena::SubscribeOptions options(Owner* o) {
         gena::SubscribeOptions opt;  // a named variable: the inline form is bug 1
         opt.listener = listener.get();
-        opt.timeout = 150ms;
+        opt.timeout = slow(150ms);
         LoopCase* c = this;
         opt.on_event = [c, o](gena::Event) { c->callback(o, "on_event"); };
         opt.on_renew_failed = [c, o](const Error&) { c->callback(o, "on_renew_failed"); };
@@ -372,10 +392,10 @@ struct LoopCase {
         gena::ListenerOptions lo;
         lo.listen_host = "127.0.0.1";
         lo.port = 0;
-        lo.header_timeout = 200ms;
-        lo.body_timeout = 200ms;
-        lo.idle_timeout = 200ms;
-        lo.write_timeout = 200ms;
+        lo.header_timeout = slow(200ms);
+        lo.body_timeout = slow(200ms);
+        lo.idle_timeout = slow(200ms);
+        lo.write_timeout = slow(200ms);
         listener = std::make_unique<gena::EventListener>(loop, lo);
         listener->start();
     }
@@ -426,15 +446,23 @@ void destroy(LoopCase& c, const CaseSpec& spec, Obj obj) {
     switch (obj) {
         case Obj::task:
             // Waiters must have been released once everything they wait on is gone.
-            if ((c.sub_gone || c.owner_gone || spec.op == Op::subscribe ||
-                 spec.op == Op::fetch_description) &&
-                (c.listener_gone || spec.op == Op::fetch_description)) {
-                bool released = wait_until(c.loop, [&] { return c.task->empty(); }, 1000ms);
+            if ((c.sub_gone || c.owner_gone || spec.op == Op::subscribe) && c.listener_gone) {
+                bool released = wait_until(c.loop, [&] { return c.task->empty(); }, slow(1000ms));
                 CHECK_MESSAGE(released, "a task awaiting " << to_string(spec.op)
                                                            << " was never released");
             }
             if (spec.op == Op::subscribe && (c.owner_gone || !c.owner->sub)) c.sub_gone = true;
             c.task.reset();
+            break;
+        case Obj::cancel:
+            // A stop request on the task: it must end promptly (the exchange's own timeout
+            // is 2 s, far beyond this bound), with an error.
+            if (c.task) {
+                c.task->request_stop();
+                bool released = wait_until(c.loop, [&] { return c.task->empty(); }, slow(500ms));
+                CHECK_MESSAGE(released, "a stopped " << to_string(spec.op)
+                                                     << " was not released before its timeout");
+            }
             break;
         case Obj::sub:
             c.sub_gone = true;
@@ -457,7 +485,7 @@ void destroy(LoopCase& c, const CaseSpec& spec, Obj obj) {
         case Obj::idler: {
             auto& scope = obj == Obj::stopper ? c.stopper : c.idler;
             if (c.publisher_gone) {
-                bool released = wait_until(c.loop, [&] { return scope->empty(); }, 1000ms);
+                bool released = wait_until(c.loop, [&] { return scope->empty(); }, slow(1000ms));
                 CHECK_MESSAGE(released, "a task awaiting Publisher::"
                                             << (obj == Obj::stopper ? "stop" : "idle")
                                             << " was never released");
@@ -475,7 +503,7 @@ Task<http::Response> raw_subscribe(uv_loop_t* loop, std::string url, std::string
     h.set("NT", "upnp:event");
     h.set("TIMEOUT", "Second-300");
     http::ClientOptions o;
-    o.timeout = 500ms;
+    o.timeout = slow(500ms);
     co_return co_await http::request(loop, "SUBSCRIBE", url, std::move(h), {}, o);
 }
 
@@ -537,16 +565,26 @@ void run_loop_case(const CaseSpec& spec) {
                 c.task = std::make_unique<Scope>(loop, [](std::exception_ptr) {});
                 c.task->spawn([](uv_loop_t* l, std::string url) -> Task<void> {
                     ssdp::FetchOptions fo;
-                    fo.timeout = 150ms;
+                    fo.timeout = slow(2s);
                     (void)co_await ssdp::fetch_description(l, std::move(url), fo);
                 }(loop, c.peer->url("/desc.xml")));
+                break;
+            }
+            case Op::http_request: {
+                c.peer = std::make_unique<lifetime::StallPeer>(loop, spec.step, 0);
+                c.task = std::make_unique<Scope>(loop, [](std::exception_ptr) {});
+                c.task->spawn([](uv_loop_t* l, std::string url) -> Task<void> {
+                    http::ClientOptions o;
+                    o.timeout = slow(2s);
+                    (void)co_await http::request(l, "GET", url, {}, {}, o);
+                }(loop, c.peer->url("/x")));
                 break;
             }
             case Op::publisher_subscribe:
             case Op::publisher_notify: {
                 gena::PublisherOptions po;
-                po.notify_timeout = 150ms;
-                po.notify_connect_timeout = 100ms;
+                po.notify_timeout = slow(150ms);
+                po.notify_connect_timeout = slow(100ms);
                 c.publisher = std::make_unique<gena::Publisher>(loop, po);
                 gena::ServiceConfig sc;
                 sc.event_path = "/event";
@@ -554,10 +592,10 @@ void run_loop_case(const CaseSpec& spec) {
                 c.service = &c.publisher->add_service(std::move(sc));
                 http::ServerOptions so;
                 so.address = SocketAddress::ipv4_loopback(0);
-                so.header_timeout = 200ms;
-                so.body_timeout = 200ms;
-                so.idle_timeout = 200ms;
-                so.write_timeout = 200ms;
+                so.header_timeout = slow(200ms);
+                so.body_timeout = slow(200ms);
+                so.idle_timeout = slow(200ms);
+                so.write_timeout = slow(200ms);
                 c.publisher->listen(so);
                 std::uint16_t port = c.publisher->server()->port();
                 if (spec.op == Op::publisher_subscribe) {
@@ -577,7 +615,7 @@ void run_loop_case(const CaseSpec& spec) {
                 c.stopper = std::make_unique<Scope>(loop, [](std::exception_ptr) {});
                 c.idler = std::make_unique<Scope>(loop, [](std::exception_ptr) {});
                 c.idler->spawn(c.publisher->idle());
-                c.stopper->spawn(c.publisher->stop(50ms));
+                c.stopper->spawn(c.publisher->stop(slow(50ms)));
                 break;
             }
             default: FAIL("not a loop case"); return;
@@ -661,7 +699,7 @@ void run_blocking_case(const CaseSpec& spec) {
     std::string url = peer->url(spec.op == Op::bl_run ? "/desc.xml" : "/event");
 
     BackgroundLoopOptions bo;
-    bo.shutdown_grace = 100ms;  // shorter than the exchanges' timeout: the grace runs out
+    bo.shutdown_grace = slow(100ms);  // shorter than the exchanges' timeout: the grace runs out
     auto bloop = std::make_unique<BackgroundLoop>(bo);
     // The blocking call's result; ready() tells whether its waiter would be released.
     std::function<bool()> result_ready;
@@ -674,12 +712,12 @@ void run_blocking_case(const CaseSpec& spec) {
     std::thread stream_waiter;
 
     gena::SubscribeOptions so;
-    so.timeout = 250ms;
+    so.timeout = slow(250ms);
     switch (spec.op) {
         case Op::bl_run:
             desc_result.emplace(bloop->run([u = url](uv_loop_t* l) {
                 ssdp::FetchOptions fo;
-                fo.timeout = 250ms;
+                fo.timeout = slow(250ms);
                 return ssdp::fetch_description(l, u, fo);
             }));
             result_ready = [&] { return desc_result->ready(); };
@@ -692,7 +730,7 @@ void run_blocking_case(const CaseSpec& spec) {
             break;
         case Op::bl_renew:
         case Op::bl_unsubscribe: {
-            bsub.emplace(bloop->subscribe(url, so).wait(2s));
+            bsub.emplace(bloop->subscribe(url, so).wait(slow(2s)));
             // A thread blocked on the stream without a timeout: it must see the end.
             stream_waiter = std::thread([stream = bsub->events(), &stream_ended]() mutable {
                 try {
@@ -713,7 +751,7 @@ void run_blocking_case(const CaseSpec& spec) {
             std::weak_ptr<gena::Subscription> kept =
                 bloop
                     ->run([b, url, so](uv_loop_t* l) { return subscribe_kept(b, l, url, so); })
-                    .wait(2s);
+                    .wait(slow(2s));
             void_result.emplace(bloop->run([kept] { return renew_kept(kept); }));
             result_ready = [&] { return void_result->ready(); };
             drop_result = [&] { void_result.reset(); };
@@ -729,7 +767,7 @@ void run_blocking_case(const CaseSpec& spec) {
         }
         return true;
     };
-    REQUIRE(until([&] { return peer->stalled() > 0; }, 2000ms));
+    REQUIRE(until([&] { return peer->stalled() > 0; }, slow(2000ms)));
     std::this_thread::sleep_for(2ms);
 
     bool bloop_gone = false;
@@ -741,7 +779,7 @@ void run_blocking_case(const CaseSpec& spec) {
                 break;
             case Obj::result:
                 if (bloop_gone) {
-                    CHECK_MESSAGE(until(result_ready, 1000ms),
+                    CHECK_MESSAGE(until(result_ready, slow(1000ms)),
                                   "a thread waiting on the result would never be released");
                 }
                 drop_result();
@@ -752,7 +790,7 @@ void run_blocking_case(const CaseSpec& spec) {
         std::this_thread::sleep_for(1ms);
     }
     if (stream_waiter.joinable()) {
-        bool ended = until([&] { return stream_ended.load(); }, 2000ms);
+        bool ended = until([&] { return stream_ended.load(); }, slow(2000ms));
         CHECK_MESSAGE(ended, "a thread in events().get() was never released");
         if (ended) {
             stream_waiter.join();
@@ -850,7 +888,7 @@ void run_ssdp_case(const CaseSpec& spec) {
         std::optional<ssdp::AdvertisementListener> adl;
         ssdp::DiscoverOptions dopt;
         dopt.interface = "lo";
-        dopt.timeout = 150ms;
+        dopt.timeout = slow(150ms);
         dopt.mx = 1;
         dopt.resend_interval = 20ms;
         switch (spec.op) {
@@ -896,7 +934,7 @@ void run_ssdp_case(const CaseSpec& spec) {
         for (Obj obj : spec.order) {
             if (obj == Obj::task) {
                 if (ssdp_gone || spec.op == Op::discover) {
-                    bool released = wait_until(loop, [&] { return task->empty(); }, 1000ms);
+                    bool released = wait_until(loop, [&] { return task->empty(); }, slow(1000ms));
                     CHECK_MESSAGE(released, "a task awaiting " << to_string(spec.op)
                                                                << " was never released");
                 }
