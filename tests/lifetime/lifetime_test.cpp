@@ -42,6 +42,7 @@
 
 using namespace uvgena;
 using namespace std::chrono_literals;
+using lifetime::slow;
 using lifetime::Step;
 
 namespace {
@@ -234,18 +235,6 @@ std::vector<CaseSpec>& table() {
 
 // --- helpers ------------------------------------------------------------------------------
 
-/// Every timeout and bound of the harness, stretched 10x under valgrind (CI runs each suite
-/// under memcheck too), so that the stalls are still reached before any timeout fires there.
-std::chrono::milliseconds slow(std::chrono::milliseconds d) {
-    static const int factor = [] {
-        const char* preload = std::getenv("LD_PRELOAD");
-        return preload != nullptr && std::string_view(preload).find("vgpreload") !=
-                                         std::string_view::npos
-                   ? 10
-                   : 1;
-    }();
-    return d * factor;
-}
 
 /// Runs the loop for `d` (timers, I/O and the check phase all get their turn).
 void settle(uv_loop_t* loop, std::chrono::milliseconds d = 2ms) {
@@ -508,7 +497,7 @@ Task<http::Response> raw_subscribe(uv_loop_t* loop, std::string url, std::string
 }
 
 void run_loop_case(const CaseSpec& spec) {
-    uvtest::TestLoop loop(20s);
+    uvtest::TestLoop loop(slow(20s));
     {
         LoopCase c(loop);
         c.owner = new Owner;
@@ -685,7 +674,7 @@ Task<void> renew_kept(std::weak_ptr<gena::Subscription> w) {
 }
 
 void run_blocking_case(const CaseSpec& spec) {
-    uvtest::Watchdog watchdog(20s);
+    uvtest::Watchdog watchdog(slow(20s));
     (void)take_errors();
     // The peer runs on a loop of its own, so that this thread may block.
     auto peer_loop = std::make_unique<BackgroundLoop>();
@@ -878,7 +867,7 @@ Task<void> fake_advertiser(uv_loop_t* loop, Step step, bool* stalled) {
 }
 
 void run_ssdp_case(const CaseSpec& spec) {
-    uvtest::TestLoop loop(20s);
+    uvtest::TestLoop loop(slow(20s));
     {
         bool stalled = false;
         bool ssdp_gone = false;

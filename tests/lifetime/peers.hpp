@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,6 +19,19 @@
 #include "uvgena/net/tcp.hpp"
 
 namespace lifetime {
+
+/// Every timeout and bound of the harness, stretched 10x under valgrind (CI runs each suite
+/// under memcheck too), so that the stalls are still reached before any timeout fires there.
+inline std::chrono::milliseconds slow(std::chrono::milliseconds d) {
+    static const int factor = [] {
+        const char* preload = std::getenv("LD_PRELOAD");
+        return preload != nullptr &&
+                       std::string_view(preload).find("vgpreload") != std::string_view::npos
+                   ? 10
+                   : 1;
+    }();
+    return d * factor;
+}
 
 inline const bool sigpipe_ignored = [] {
     std::signal(SIGPIPE, SIG_IGN);
@@ -217,8 +231,8 @@ private:
         h.set("SID", sid);
         h.set("SEQ", std::to_string(seq));
         uvgena::http::ClientOptions o;
-        o.connect_timeout = std::chrono::milliseconds(100);
-        o.timeout = std::chrono::milliseconds(100);
+        o.connect_timeout = slow(std::chrono::milliseconds(100));
+        o.timeout = slow(std::chrono::milliseconds(100));
         (void)co_await uvgena::http::try_request(self->loop_, "NOTIFY",
                                                  uvgena::http::Url::parse(url), std::move(h),
                                                  property_set(static_cast<int>(seq)), o);
