@@ -2,10 +2,6 @@
 // hold queue for NOTIFYs that overtake their SUBSCRIBE answer, and callback delivery.
 #include "uvgena/subscriber/listener.hpp"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <mutex>
 #include <random>
@@ -51,29 +47,6 @@ Task<http::Response> handle_task(ListenerImpl* self, const http::Request& reques
                                  const http::RequestContext& context);
 
 }  // namespace
-
-Result<SocketAddress> local_address_towards(const SocketAddress& device) noexcept {
-    if (!device.valid()) return fail(uvgena::errc::invalid_argument);
-    int fd = ::socket(device.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fail(uv_error(-errno));
-    // Connecting a UDP socket only selects the route and the source address; nothing is sent.
-    SocketAddress probe = device;
-    if (probe.port() == 0) probe.set_port(9);
-    Result<SocketAddress> result = fail(uvgena::errc::invalid_argument);
-    if (::connect(fd, probe.sockaddr_ptr(), probe.sockaddr_len()) != 0) {
-        result = fail(uv_error(-errno));
-    } else {
-        sockaddr_storage local{};
-        socklen_t len = sizeof local;
-        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
-            result = fail(uv_error(-errno));
-        } else {
-            result = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&local));
-        }
-    }
-    ::close(fd);
-    return result;
-}
 
 ListenerImpl::ListenerImpl(uv_loop_t* l, ListenerOptions o)
     : loop(l), options(std::move(o)), scope_(l) {
@@ -146,10 +119,10 @@ void ListenerImpl::start() {
 }
 
 void ListenerImpl::close_now() noexcept {
-    std::vector<SubState*> live;
+    std::vector<SubscriptionCore*> live;
     live.reserve(subs.size());
     for (auto& entry : subs) live.push_back(entry.second);
-    for (SubState* s : live) s->end({});
+    for (SubscriptionCore* s : live) s->end({});
     subs.clear();
     stopped = true;
     started = false;
@@ -161,7 +134,7 @@ Task<void> ListenerImpl::stop() {
     if (stopped) co_return;
     stopped = true;
     std::shared_ptr<ListenerImpl> keep = shared_from_this();
-    std::vector<std::shared_ptr<SubState>> live;
+    std::vector<std::shared_ptr<SubscriptionCore>> live;
     live.reserve(subs.size());
     for (auto& entry : subs) live.push_back(entry.second->shared_from_this());
     {
@@ -184,7 +157,7 @@ Task<void> ListenerImpl::stop() {
     started = false;
 }
 
-std::uint64_t ListenerImpl::add(SubState* state) {
+std::uint64_t ListenerImpl::add(SubscriptionCore* state) {
     std::uint64_t id = next_id_++;
     subs.emplace(id, state);
     return id;
@@ -193,7 +166,6 @@ std::uint64_t ListenerImpl::add(SubState* state) {
 void ListenerImpl::remove(std::uint64_t id) noexcept { subs.erase(id); }
 
 std::shared_ptr<const SubConfig> ListenerImpl::intern(std::shared_ptr<SubConfig> config) {
-    if (config->has_handlers()) return config;
     std::weak_ptr<const SubConfig>& slot = configs_[config->url_text];
     if (std::shared_ptr<const SubConfig> known = slot.lock();
         known && known->same_settings(*config)) {
@@ -233,7 +205,7 @@ std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local
     return url;
 }
 
-void ListenerImpl::queue_renewal(SubState& state) {
+void ListenerImpl::queue_renewal(SubscriptionCore& state) {
     if (stopped || state.renewal_queued) return;
     renewal_queue_.push_back(state.weak_from_this());
     state.renewal_queued = true;
@@ -250,13 +222,13 @@ void ListenerImpl::start_queued_renewals() noexcept {
     if (stopped) return;
     std::size_t limit = std::max<std::size_t>(options.max_renewals_in_flight, 1);
     while (renewals_in_flight_ < limit && !renewal_queue_.empty()) {
-        std::shared_ptr<SubState> state = renewal_queue_.front().lock();
+        std::shared_ptr<SubscriptionCore> state = renewal_queue_.front().lock();
         renewal_queue_.pop_front();
         if (!state) continue;
         state->renewal_queued = false;
         // Ended or resubscribing meanwhile, or renewed by hand (its new grant has its own
         // renewal time): nothing to do.
-        if (state->listener != this || state->phase != SubState::Phase::active ||
+        if (state->listener != this || state->phase != SubscriptionCore::Phase::active ||
             state->background_busy || state->schedule.renew_at()) {
             continue;
         }
@@ -265,7 +237,7 @@ void ListenerImpl::start_queued_renewals() noexcept {
     }
 }
 
-void ListenerImpl::queue_callback(std::shared_ptr<SubState> state, Event event) {
+void ListenerImpl::queue_callback(std::shared_ptr<SubscriptionCore> state, Event event) {
     callback_queue_.emplace_back(std::move(state), std::move(event));
     if (delivering_) return;
     delivering_ = true;
@@ -286,16 +258,37 @@ Task<void> ListenerImpl::deliver_callbacks(std::shared_ptr<ListenerImpl> self) {
         self->callback_queue_.pop_front();
         auto& state = entry.first;
         auto& event = entry.second;
-        std::shared_ptr<const EventCallback> callback = state->callback;
-        if (callback) {
-            call_user(self.get(), "event callback", [&] { (*callback)(std::move(event)); });
-        } else {
-            // The callback was removed meanwhile: the event goes back to the queue.
-            state->channel().push(std::move(event));
+        // Ending a subscription or leaving callback mode takes its entries out of the queue
+        // (SubscriptionCore::end, set_handlers), so the callback is there; checked again so
+        // that no callback can run after its subscription ended. The handlers are kept alive
+        // across the call: the callback may replace them or drop the subscription.
+        std::shared_ptr<const SubscriptionHandlers> handlers = state->handlers();
+        if (state->callback() != nullptr) {
+            call_user(self.get(), "event callback", [&] { handlers->on_event(std::move(event)); });
         }
     }
     self->delivering_ = false;
     co_return;
+}
+
+std::vector<Event> ListenerImpl::take_callbacks(const SubscriptionCore& state) {
+    std::vector<Event> taken;
+    auto mine = [&](const auto& entry) { return entry.first.get() == &state; };
+    if (std::none_of(callback_queue_.begin(), callback_queue_.end(), mine)) return taken;
+    std::deque<std::pair<std::shared_ptr<SubscriptionCore>, Event>> others;
+    for (auto& entry : callback_queue_) {
+        if (mine(entry)) {
+            taken.push_back(std::move(entry.second));
+        } else {
+            others.push_back(std::move(entry));
+        }
+    }
+    callback_queue_.swap(others);
+    return taken;
+}
+
+void ListenerImpl::drop_callbacks(const SubscriptionCore& state) noexcept {
+    std::erase_if(callback_queue_, [&](const auto& entry) { return entry.first.get() == &state; });
 }
 
 void ListenerImpl::release(std::shared_ptr<ListenerImpl>& listener) noexcept {
@@ -316,7 +309,7 @@ void ListenerImpl::release(std::shared_ptr<ListenerImpl>& listener) noexcept {
 
 http::Response ListenerImpl::handle(const http::Request& request,
                                     const http::RequestContext& context) {
-    SubState* sub = nullptr;
+    SubscriptionCore* sub = nullptr;
     std::string_view target = request.target;
     if (target.substr(0, kPathPrefix.size()) == kPathPrefix) {
         if (auto id = parse_unsigned<std::uint64_t>(target.substr(kPathPrefix.size()))) {

@@ -1,9 +1,9 @@
 // Private state shared by the listener and its subscriptions.
 //
-// Ownership: a Subscription holds its SubState and a reference on the ListenerImpl (which
+// Ownership: a Subscription holds its SubscriptionCore and a reference on the ListenerImpl (which
 // keeps the loop's shared listener alive). The listener's registry maps callback ids to raw
-// SubState pointers; a SubState unregisters itself when it ends or dies. Background tasks
-// (renewal, resubscription) run in the listener's Scope and hold the SubState, never the
+// SubscriptionCore pointers; a SubscriptionCore unregisters itself when it ends or dies. Background tasks
+// (renewal, resubscription) run in the listener's Scope and hold the SubscriptionCore, never the
 // listener, so that no task of a scope can destroy the scope's owner.
 #pragma once
 
@@ -34,10 +34,6 @@ namespace uvgena::gena::detail {
 
 class ListenerImpl;
 
-/// The local address a socket would use to reach `device` (a connected UDP socket's
-/// getsockname: no packet is sent). Fails for unroutable destinations.
-Result<SocketAddress> local_address_towards(const SocketAddress& device) noexcept;
-
 /// Sends UNSUBSCRIBE for `sid`. With `strict`, failures are thrown, else logged.
 Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device, std::string sid,
                             std::chrono::milliseconds timeout, std::string user_agent, bool strict);
@@ -47,8 +43,8 @@ template <typename Fn>
 void call_user(ListenerImpl* listener, const char* what, Fn&& fn) noexcept;
 
 /// What subscriptions share: the event URL (text and parsed) and the options, immutable.
-/// Subscriptions made to the same URL with equal options and no handlers of their own share
-/// one (ListenerImpl::intern): at 10,000 subscriptions this is most of their memory.
+/// Subscriptions made to the same URL with equal options share one (ListenerImpl::intern): at
+/// 10,000 subscriptions this is most of their memory. Handlers are per subscription.
 struct SubConfig {
     std::string url_text;
     http::Url url;
@@ -66,16 +62,8 @@ struct SubConfig {
     bool resubscribe_on_gap = false;
     bool resubscribe_on_silence = false;
     bool check_source = false;
-    RenewFailHandler on_renew_failed;
-    ResubscribeHandler on_resubscribe;
-    SilenceHandler on_silence;
 
-    /// Takes everything but on_event (which the subscription keeps) from `options`.
-    SubConfig(http::Url parsed, std::string text, SubscribeOptions&& options);
-    /// True if handlers are set (such a config is never shared: handlers cannot be compared).
-    bool has_handlers() const noexcept {
-        return on_renew_failed || on_resubscribe || on_silence;
-    }
+    SubConfig(http::Url parsed, std::string text, const SubscribeOptions& options);
     /// True if `other` has the same URL and options (handlers aside).
     bool same_settings(const SubConfig& other) const noexcept;
     /// "subscribe to <url>", the context of exchange errors.
@@ -100,20 +88,21 @@ private:
 
 /// One subscription's state. Kept small (about 450 bytes): shared settings behind `config`,
 /// rarely used parts (the end reason, held NOTIFYs, the backoff) allocated when first needed.
-class SubState : public std::enable_shared_from_this<SubState> {
+class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
 public:
     enum class Phase : std::uint8_t { subscribing, active, renewing, resubscribing, ended };
 
-    SubState(uv_loop_t* loop, ListenerImpl* listener, std::shared_ptr<const SubConfig> config,
-             std::shared_ptr<const EventCallback> callback);
-    SubState(const SubState&) = delete;
-    SubState& operator=(const SubState&) = delete;
-    ~SubState();
+    SubscriptionCore(uv_loop_t* loop, ListenerImpl* listener, std::shared_ptr<const SubConfig> config,
+             std::shared_ptr<const SubscriptionHandlers> handlers);
+    SubscriptionCore(const SubscriptionCore&) = delete;
+    SubscriptionCore& operator=(const SubscriptionCore&) = delete;
+    ~SubscriptionCore();
 
-    /// True while the device may know a SID we do not know yet (hold its NOTIFYs).
+    /// True while the device may know a SID we do not know yet (hold its NOTIFYs): while
+    /// subscribing, resubscribing, or while any renewal (automatic or by hand) is in flight.
     bool holding() const noexcept {
-        return phase == Phase::subscribing || phase == Phase::renewing ||
-               phase == Phase::resubscribing;
+        return phase == Phase::subscribing || phase == Phase::resubscribing ||
+               (phase != Phase::ended && renewals_running_ > 0);
     }
     bool subscribed() const noexcept { return phase != Phase::ended && !sid.empty(); }
 
@@ -129,9 +118,19 @@ public:
     /// Ends the subscription locally: unregisters, clears timers, closes the stream
     /// (with `error` if set, which next() then throws).
     void end(std::error_code error, std::string context = {});
-    /// Moves queued events into the callback queue (after set_callback).
-    void flush_queue_to_callback();
+    /// Installs `handlers` (empty: none). A new on_event takes the queued events first; no
+    /// on_event takes back the events handed to the old one but not yet delivered.
+    void set_handlers(std::shared_ptr<const SubscriptionHandlers> handlers);
+    /// The handlers (a copy of the reference: keep it across a call that may replace them).
+    std::shared_ptr<const SubscriptionHandlers> handlers() const noexcept { return handlers_; }
+    /// The event callback, or null (queue mode, or the subscription ended).
+    const EventCallback* callback() const noexcept {
+        return handlers_ && handlers_->on_event && phase != Phase::ended ? &handlers_->on_event
+                                                                         : nullptr;
+    }
 
+    /// Puts a delivered event in the channel; a drop or refusal is counted.
+    void enqueue(Event event);
     /// The channel, created on first use.
     Channel<Event>& channel();
     /// Re-arms the loop timer for the schedule's next deadline.
@@ -169,7 +168,6 @@ public:
     bool renewal_queued = false;   // waiting in the listener's renewal queue
     SubscriptionStats stats;
     std::unique_ptr<Channel<Event>> events;
-    std::shared_ptr<const EventCallback> callback;
     CompactAddress device_address;
     SubscriptionSchedule schedule;
 
@@ -181,16 +179,20 @@ private:
 
     static void on_timer(uvgena::detail::TimerNode* node) noexcept;
     void on_deadline() noexcept;
-    static Task<void> auto_renew_task(std::shared_ptr<SubState> self, ListenerImpl* owner);
-    static Task<void> resubscribe_task(std::shared_ptr<SubState> self, bool unsubscribe_old);
+    void run_due_actions();
+    static Task<void> auto_renew_task(std::shared_ptr<SubscriptionCore> self, ListenerImpl* owner);
+    static Task<void> resubscribe_task(std::shared_ptr<SubscriptionCore> self, bool unsubscribe_old);
     void adopt(const SubscribeAnswer& answer, bool fresh);
+
     Backoff& backoff();
     void reset_backoff() noexcept {
         if (backoff_) backoff_->reset();
     }
 
     bool has_seq_ = false;
+    std::uint8_t renewals_running_ = 0;  // renewal exchanges in flight (automatic and manual)
     std::uint32_t last_seq_ = 0;
+    std::shared_ptr<const SubscriptionHandlers> handlers_;
     std::unique_ptr<Ended> ended_;
     std::unique_ptr<std::vector<Event>> held_;
     std::unique_ptr<Backoff> backoff_;
@@ -214,7 +216,7 @@ public:
     /// Ends every subscription locally and closes the server now (no network).
     void close_now() noexcept;
 
-    std::uint64_t add(SubState* state);
+    std::uint64_t add(SubscriptionCore* state);
     void remove(std::uint64_t id) noexcept;
     /// The config to use for `config`: an equal one already in use by another subscription
     /// (same URL, same options, no handlers), else `config` itself.
@@ -224,13 +226,17 @@ public:
     /// Asks for an automatic renewal of `state`: it starts at once if fewer than
     /// options.max_renewals_in_flight run, else when one of them ends (first come, first
     /// served), so that subscriptions due together do not open thousands of connections.
-    void queue_renewal(SubState& state);
+    void queue_renewal(SubscriptionCore& state);
     /// An automatic renewal started by queue_renewal is over: the next queued one starts.
     void renewal_done() noexcept;
     /// Automatic renewals running now.
     std::size_t renewals_in_flight() const noexcept { return renewals_in_flight_; }
     /// Queues an event for the callback of `state` (delivered from the loop, later).
-    void queue_callback(std::shared_ptr<SubState> state, Event event);
+    void queue_callback(std::shared_ptr<SubscriptionCore> state, Event event);
+    /// Takes back the events queued for the callback of `state`, oldest first.
+    std::vector<Event> take_callbacks(const SubscriptionCore& state);
+    /// Drops the events queued for the callback of `state` (it ended).
+    void drop_callbacks(const SubscriptionCore& state) noexcept;
     /// Answers one NOTIFY (the server's handler).
     http::Response handle(const http::Request& request, const http::RequestContext& context);
 
@@ -243,7 +249,7 @@ public:
     bool started = false;
     bool stopped = false;
     int in_user_code = 0;
-    std::unordered_map<std::uint64_t, SubState*> subs;
+    std::unordered_map<std::uint64_t, SubscriptionCore*> subs;
 
     Scope& scope() noexcept { return scope_; }
     http::Server* server() const noexcept { return server_.get(); }
@@ -258,11 +264,29 @@ private:
     std::unordered_map<std::string, std::weak_ptr<const SubConfig>> configs_;
     std::size_t configs_swept_size_ = 16;
     std::unique_ptr<http::Server> server_;
-    std::deque<std::weak_ptr<SubState>> renewal_queue_;
+    std::deque<std::weak_ptr<SubscriptionCore>> renewal_queue_;
     std::size_t renewals_in_flight_ = 0;
-    std::deque<std::pair<std::shared_ptr<SubState>, Event>> callback_queue_;
+    std::deque<std::pair<std::shared_ptr<SubscriptionCore>, Event>> callback_queue_;
     bool delivering_ = false;
     Scope scope_;  // last: destroyed first
+};
+
+/// The subscriber layer's way into the private parts of its public types (they befriend
+/// it); nothing outside src/subscriber and the tests uses it.
+struct SubscriberAccess {
+    static const std::shared_ptr<ListenerImpl>& impl(const EventListener& listener) noexcept {
+        return listener.impl_;
+    }
+    static const std::shared_ptr<SubscriptionCore>& core(const Subscription& sub) noexcept {
+        return sub.state_;
+    }
+    static Subscription make_subscription(std::shared_ptr<SubscriptionCore> core,
+                                          std::shared_ptr<ListenerImpl> listener) noexcept {
+        return Subscription(std::move(core), std::move(listener));
+    }
+    static EventStream make_stream(std::shared_ptr<SubscriptionCore> core) noexcept {
+        return EventStream(std::move(core));
+    }
 };
 
 template <typename Fn>
