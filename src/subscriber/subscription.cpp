@@ -328,7 +328,7 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
         if (event.sid == sid && phase != Phase::ended) {
             accept(std::move(event));
         } else {
-            if (listener != nullptr) ++listener->stats.held_dropped;
+            if (listener != nullptr) listener->count_held_dropped(1);
             log(LogLevel::warning, "uvgena: dropped a held NOTIFY for SID ", event.sid, " SEQ ",
                 event.seq, " at ", callback_url, ": the subscription's SID is ", sid);
         }
@@ -379,6 +379,23 @@ void SubscriptionCore::accept(Event event) {
     if (gap && config->resubscribe_on_gap) resubscribe_later(true);
 }
 
+void SubscriptionCore::on_notify(Event event) {
+    if (event.sid == sid) {
+        accept(std::move(event));
+    } else {
+        hold(std::move(event));
+    }
+}
+
+std::optional<Task<void>> SubscriptionCore::end_and_unsubscribe(bool strict) {
+    bool send = subscribed() && device_address.has_value();
+    std::string old_sid = sid;
+    end({});
+    if (!send) return std::nullopt;
+    return send_unsubscribe(loop, config->url, device_address.get(), std::move(old_sid),
+                            config->timeout, config->user_agent, strict);
+}
+
 void SubscriptionCore::enqueue(Event event) {
     Channel<Event>& ch = channel();
     std::size_t dropped_before = ch.dropped();
@@ -391,14 +408,14 @@ void SubscriptionCore::enqueue(Event event) {
 }
 
 void SubscriptionCore::hold(Event event) {
-    std::size_t limit = listener != nullptr ? listener->options.max_held_events : 0;
+    std::size_t limit = listener != nullptr ? listener->max_held_events() : 0;
     if ((held_ ? held_->size() : 0) >= limit) {
-        if (listener != nullptr) ++listener->stats.held_dropped;
+        if (listener != nullptr) listener->count_held_dropped(1);
         log(LogLevel::warning, "uvgena: dropped a NOTIFY for unknown SID ", event.sid,
             " at ", callback_url, ": too many held");
         return;
     }
-    if (listener != nullptr) ++listener->stats.held;
+    if (listener != nullptr) listener->count_held();
     if (!held_) held_ = std::make_unique<std::vector<Event>>();
     held_->push_back(std::move(event));
 }
@@ -410,7 +427,7 @@ void SubscriptionCore::end(std::error_code error, std::string context) {
     schedule.clear();
     ctx_->remove_timer(&timer_);
     if (held_) {
-        if (listener != nullptr) listener->stats.held_dropped += held_->size();
+        if (listener != nullptr) listener->count_held_dropped(held_->size());
         log(LogLevel::warning, "uvgena: dropped ", held_->size(),
             " held NOTIFY(s) at ", callback_url, ": their SID never became known");
         held_.reset();
@@ -685,21 +702,13 @@ Subscription::~Subscription() { release(); }
 void Subscription::release() noexcept {
     if (!state_) return;
     std::shared_ptr<detail::SubscriptionCore> state = std::move(state_);
-    if (state->subscribed() && state->device_address) {
-        std::string sid = state->sid;
-        state->end({});
-        try {
-            uvgena::spawn(state->loop,
-                          detail::send_unsubscribe(state->loop, state->config->url,
-                                                   state->device_address.get(), std::move(sid),
-                                                   state->config->timeout,
-                                                   state->config->user_agent, false));
-        } catch (const std::exception& e) {
-            log(LogLevel::warning, "uvgena: cannot unsubscribe ", state->url_text(), ": ",
-                e.what());
+    try {
+        if (std::optional<Task<void>> unsubscribing = state->end_and_unsubscribe(false)) {
+            uvgena::spawn(state->loop, std::move(*unsubscribing));
         }
-    } else {
+    } catch (const std::exception& e) {
         state->end({});
+        log(LogLevel::warning, "uvgena: cannot unsubscribe ", state->url_text(), ": ", e.what());
     }
     state.reset();
     detail::ListenerImpl::release(listener_);
@@ -781,14 +790,9 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
 
 Task<void> Subscription::unsubscribe(bool strict) {
     std::shared_ptr<detail::SubscriptionCore> state = state_;
-    if (!state || state->phase == detail::SubscriptionCore::Phase::ended) co_return;
-    bool send = state->subscribed() && state->device_address.has_value();
-    std::string sid = state->sid;
-    state->end({});
-    if (!send) co_return;
-    co_await detail::send_unsubscribe(state->loop, state->config->url, state->device_address.get(),
-                                      std::move(sid), state->config->timeout,
-                                      state->config->user_agent, strict);
+    if (!state) co_return;
+    std::optional<Task<void>> unsubscribing = state->end_and_unsubscribe(strict);
+    if (unsubscribing) co_await std::move(*unsubscribing);
 }
 
 Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options,
@@ -803,7 +807,7 @@ Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOp
     std::shared_ptr<detail::ListenerImpl> listener =
         options.listener != nullptr ? detail::SubscriberAccess::impl(*options.listener)
                                     : detail::ListenerImpl::shared_for(loop);
-    if (listener->loop != loop) {
+    if (listener->loop() != loop) {
         throw Error(make_error_code(uvgena::errc::invalid_argument),
                     context + ": the listener belongs to another loop");
     }

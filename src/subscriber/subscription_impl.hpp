@@ -106,15 +106,49 @@ public:
     }
     bool subscribed() const noexcept { return phase != Phase::ended && !sid.empty(); }
 
+    // --- what the listener asks of a subscription --------------------------------------
+    /// True if a NOTIFY with `notify_sid` may be for this subscription: its SID, or one it
+    /// may be about to learn (see holding()).
+    bool admits(std::string_view notify_sid) const noexcept {
+        return notify_sid == sid || holding();
+    }
+    /// The device's address if NOTIFYs must come from it (check_source), else nullopt.
+    std::optional<SocketAddress> required_source() const {
+        if (!config->check_source || !device_address) return std::nullopt;
+        return device_address.get();
+    }
+    /// True if events keep their raw body.
+    bool keeps_body() const noexcept { return config->keep_body; }
+    /// A NOTIFY the listener accepted for this subscription: delivered if its SID is the
+    /// current one, else held until the SID is known.
+    void on_notify(Event event);
+    /// Ends the subscription locally (as end() does) and returns the UNSUBSCRIBE to send
+    /// for it, or nullopt if the device holds no SID of ours. With `strict` the task throws
+    /// its failure, else logs it.
+    std::optional<Task<void>> end_and_unsubscribe(bool strict);
+    /// Enters the listener's renewal queue; false if already in it.
+    bool enter_renewal_queue() noexcept {
+        if (renewal_queued) return false;
+        renewal_queued = true;
+        return true;
+    }
+    /// Leaves the renewal queue of `owner` and starts the automatic renewal if one is still
+    /// due (not ended, resubscribing or renewed by hand meanwhile). True if it started; it
+    /// then calls ListenerImpl::renewal_done when over.
+    bool leave_renewal_queue(const ListenerImpl* owner) noexcept {
+        renewal_queued = false;
+        if (listener != owner || phase != Phase::active || background_busy ||
+            schedule.renew_at()) {
+            return false;
+        }
+        return start_auto_renewal();
+    }
+
     /// The SUBSCRIBE exchange (initial or resubscription); adopts the answer. Throws.
     Task<void> exchange_subscribe();
     /// A renewal exchange with the current SID. Throws.
     Task<void> exchange_renew(std::optional<std::chrono::seconds> requested);
 
-    /// An accepted NOTIFY whose SID is the current one: SEQ check, counters, delivery.
-    void accept(Event event);
-    /// An accepted NOTIFY whose SID is not known yet.
-    void hold(Event event);
     /// Ends the subscription locally: unregisters, clears timers, closes the stream
     /// (with `error` if set, which next() then throws).
     void end(std::error_code error, std::string context = {});
@@ -141,11 +175,6 @@ public:
     void lost(const std::error_code& error, const std::string& context);
     /// Starts a resubscription in the background (if not already doing one).
     void resubscribe_later(bool unsubscribe_old);
-    /// Runs an automatic renewal now (the listener's renewal queue gave it a slot); calls
-    /// ListenerImpl::renewal_done when it is over. False if it could not start (then it
-    /// will not call renewal_done).
-    bool start_auto_renewal() noexcept;
-
     /// Why the subscription ended (empty while live or after a normal end).
     std::error_code end_error() const noexcept { return ended_ ? ended_->error : std::error_code{}; }
     const std::string& end_context() const noexcept;
@@ -154,6 +183,12 @@ public:
         return has_seq_ ? std::optional<std::uint32_t>(last_seq_) : std::nullopt;
     }
     const std::string& url_text() const noexcept { return config->url_text; }
+
+private:
+    // The public handles are this class's facade: they read its state directly. The
+    // listener does not; it uses the functions above.
+    friend class gena::Subscription;
+    friend class gena::EventStream;
 
     uv_loop_t* loop;
     ListenerImpl* listener;  // null once detached
@@ -171,7 +206,6 @@ public:
     CompactAddress device_address;
     SubscriptionSchedule schedule;
 
-private:
     struct Ended {
         std::error_code error;
         std::string context;
@@ -183,6 +217,14 @@ private:
     static Task<void> auto_renew_task(std::shared_ptr<SubscriptionCore> self, ListenerImpl* owner);
     static Task<void> resubscribe_task(std::shared_ptr<SubscriptionCore> self, bool unsubscribe_old);
     void adopt(const SubscribeAnswer& answer, bool fresh);
+    /// An accepted NOTIFY whose SID is the current one: SEQ check, counters, delivery.
+    void accept(Event event);
+    /// An accepted NOTIFY whose SID is not known yet.
+    void hold(Event event);
+    /// Runs an automatic renewal now (the listener's renewal queue gave it a slot); calls
+    /// ListenerImpl::renewal_done when it is over. False if it could not start (then it
+    /// will not call renewal_done).
+    bool start_auto_renewal() noexcept;
 
     Backoff& backoff();
     void reset_backoff() noexcept {
@@ -243,18 +285,29 @@ public:
     /// Drops a reference to a listener without destroying it inside its own user code.
     static void release(std::shared_ptr<ListenerImpl>& listener) noexcept;
 
-    uv_loop_t* loop;
-    ListenerOptions options;
-    ListenerStats stats;
-    bool started = false;
-    bool stopped = false;
-    int in_user_code = 0;
-    std::unordered_map<std::uint64_t, SubscriptionCore*> subs;
-
+    // --- what a subscription asks of its listener --------------------------------------
+    uv_loop_t* loop() const noexcept { return loop_; }
     Scope& scope() noexcept { return scope_; }
-    http::Server* server() const noexcept { return server_.get(); }
+    /// NOTIFYs a subscription may hold while its SID is unknown.
+    std::size_t max_held_events() const noexcept { return options_.max_held_events; }
+    void count_held() noexcept { ++stats_.held; }
+    void count_held_dropped(std::size_t n) noexcept { stats_.held_dropped += n; }
+    /// Brackets user code run for this listener (see release()).
+    void enter_user_code() noexcept { ++in_user_code_; }
+    void leave_user_code() noexcept { --in_user_code_; }
 
 private:
+    friend class gena::EventListener;  // its facade
+
+    http::Server* server() const noexcept { return server_.get(); }
+
+    uv_loop_t* loop_;
+    ListenerOptions options_;
+    ListenerStats stats_;
+    bool started_ = false;
+    bool stopped_ = false;
+    int in_user_code_ = 0;
+    std::unordered_map<std::uint64_t, SubscriptionCore*> subs_;
     static Task<void> deliver_callbacks(std::shared_ptr<ListenerImpl> self);
     void start_queued_renewals() noexcept;
 
@@ -291,7 +344,7 @@ struct SubscriberAccess {
 
 template <typename Fn>
 void call_user(ListenerImpl* listener, const char* what, Fn&& fn) noexcept {
-    if (listener != nullptr) ++listener->in_user_code;
+    if (listener != nullptr) listener->enter_user_code();
     try {
         fn();
     } catch (const std::exception& e) {
@@ -299,7 +352,7 @@ void call_user(ListenerImpl* listener, const char* what, Fn&& fn) noexcept {
     } catch (...) {
         log(LogLevel::error, "uvgena: ", what, " threw a non-standard exception");
     }
-    if (listener != nullptr) --listener->in_user_code;
+    if (listener != nullptr) listener->leave_user_code();
 }
 
 }  // namespace uvgena::gena::detail
