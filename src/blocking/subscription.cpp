@@ -295,9 +295,8 @@ EventualResult<BlockingSubscription> BackgroundLoop::subscribe(std::string event
     return subscribe(std::move(event_url), options, gena::SubscriptionHandlers());
 }
 
-EventualResult<BlockingSubscription> BackgroundLoop::subscribe(std::string event_url,
-                                                               gena::SubscribeOptions options,
-                                                               gena::SubscriptionHandlers handlers) {
+EventualResult<BlockingSubscription> BackgroundLoop::subscribe(
+    std::string event_url, gena::SubscribeOptions options, gena::SubscriptionHandlers handlers) {
     return run([url = std::move(event_url), options, handlers = std::move(handlers),
                 poster = poster_](detail::LoopSide side) mutable -> Task<BlockingSubscription> {
         Overflow policy =

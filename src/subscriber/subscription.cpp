@@ -169,7 +169,8 @@ double renew_fraction(std::uint64_t id) noexcept {
 }
 }  // namespace
 
-SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li, std::shared_ptr<const SubConfig> c,
+SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
+                                   std::shared_ptr<const SubConfig> c,
                    std::shared_ptr<const SubscriptionHandlers> handlers)
     : loop(l),
       listener(li),
@@ -571,7 +572,8 @@ bool SubscriptionCore::start_auto_renewal() noexcept {
     }
 }
 
-Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> self, ListenerImpl* owner) {
+Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> self,
+                                             ListenerImpl* owner) {
     // Frees the listener's renewal slot however this ends (also when the listener's scope
     // destroys the task: the listener is stopped by then and starts nothing new).
     struct Slot {
@@ -606,7 +608,8 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
     self->rearm();
 }
 
-Task<void> SubscriptionCore::resubscribe_task(std::shared_ptr<SubscriptionCore> self, bool unsubscribe_old) {
+Task<void> SubscriptionCore::resubscribe_task(std::shared_ptr<SubscriptionCore> self,
+                                              bool unsubscribe_old) {
     std::string old_sid = self->sid;
     self->reset_backoff();
     for (;;) {
@@ -661,7 +664,8 @@ std::optional<Event> EventNextAwaiter::await_resume() {
 }
 
 namespace {
-const std::shared_ptr<detail::SubscriptionCore>& checked(const std::shared_ptr<detail::SubscriptionCore>& s) {
+using CorePtr = std::shared_ptr<detail::SubscriptionCore>;
+const CorePtr& checked(const CorePtr& s) {
     if (!s) throw Error(make_error_code(uvgena::errc::invalid_argument), "empty Subscription");
     return s;
 }
@@ -731,7 +735,8 @@ std::optional<std::chrono::milliseconds> Subscription::time_left() const {
 // A subscription being re-established (lost, expired or replaced) is not subscribed: the
 // device may have forgotten its SID, and events resume only with the new one.
 bool Subscription::is_subscribed() const noexcept {
-    return state_ && state_->subscribed() && state_->phase != detail::SubscriptionCore::Phase::resubscribing;
+    return state_ && state_->subscribed() &&
+           state_->phase != detail::SubscriptionCore::Phase::resubscribing;
 }
 
 const std::string& Subscription::service_url() const {
@@ -782,7 +787,8 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
         failure = e;
     }
     if (!failure) co_return;
-    if (failure->code() == errc::precondition_failed && state->phase != detail::SubscriptionCore::Phase::ended) {
+    if (failure->code() == errc::precondition_failed &&
+        state->phase != detail::SubscriptionCore::Phase::ended) {
         state->lost(failure->code(), detail::context_of(*failure));
     }
     throw *failure;

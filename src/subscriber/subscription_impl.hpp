@@ -1,10 +1,17 @@
-// Private state shared by the listener and its subscriptions.
+// The subscriber module's one internal interface: the loop-side core of a subscription
+// (SubscriptionCore) and the NOTIFY listener (ListenerImpl), used by listener.cpp (routing
+// NOTIFYs, renewal slots, callback delivery) and subscription.cpp (exchanges, SEQ checks,
+// schedule). Each class keeps its data private and asks the other through the functions
+// marked "what the listener asks of a subscription" / "what a subscription asks of its
+// listener"; the public handles (Subscription, EventStream, EventListener) are their facades.
 //
-// Ownership: a Subscription holds its SubscriptionCore and a reference on the ListenerImpl (which
-// keeps the loop's shared listener alive). The listener's registry maps callback ids to raw
-// SubscriptionCore pointers; a SubscriptionCore unregisters itself when it ends or dies. Background tasks
-// (renewal, resubscription) run in the listener's Scope and hold the SubscriptionCore, never the
-// listener, so that no task of a scope can destroy the scope's owner.
+// Ownership: a Subscription holds its SubscriptionCore and a reference on the ListenerImpl
+// (which keeps the loop's shared listener alive). The listener's registry maps callback ids
+// to raw SubscriptionCore pointers; a core unregisters itself when it ends or dies. Background
+// tasks (renewal, resubscription) run in the listener's Scope and hold the core, never the
+// listener, so that no task of a scope can destroy the scope's owner. Callback deliveries
+// hold the core too; an ended core drops its pending deliveries and its handlers, so no
+// callback runs after its subscription ended.
 #pragma once
 
 #include <netinet/in.h>
@@ -86,14 +93,16 @@ private:
     } storage_{};
 };
 
-/// One subscription's state. Kept small (about 450 bytes): shared settings behind `config`,
+/// The loop-side core of one subscription (SID, grant, SEQ, queue or callback, schedule,
+/// exchanges). Kept small (about 450 bytes): shared settings behind `config`,
 /// rarely used parts (the end reason, held NOTIFYs, the backoff) allocated when first needed.
 class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
 public:
     enum class Phase : std::uint8_t { subscribing, active, renewing, resubscribing, ended };
 
-    SubscriptionCore(uv_loop_t* loop, ListenerImpl* listener, std::shared_ptr<const SubConfig> config,
-             std::shared_ptr<const SubscriptionHandlers> handlers);
+    SubscriptionCore(uv_loop_t* loop, ListenerImpl* listener,
+                     std::shared_ptr<const SubConfig> config,
+                     std::shared_ptr<const SubscriptionHandlers> handlers);
     SubscriptionCore(const SubscriptionCore&) = delete;
     SubscriptionCore& operator=(const SubscriptionCore&) = delete;
     ~SubscriptionCore();
@@ -215,7 +224,8 @@ private:
     void on_deadline() noexcept;
     void run_due_actions();
     static Task<void> auto_renew_task(std::shared_ptr<SubscriptionCore> self, ListenerImpl* owner);
-    static Task<void> resubscribe_task(std::shared_ptr<SubscriptionCore> self, bool unsubscribe_old);
+    static Task<void> resubscribe_task(std::shared_ptr<SubscriptionCore> self,
+                                       bool unsubscribe_old);
     void adopt(const SubscribeAnswer& answer, bool fresh);
     /// An accepted NOTIFY whose SID is the current one: SEQ check, counters, delivery.
     void accept(Event event);

@@ -18,7 +18,8 @@ TEST_SUITE("net.route") {
     }
 
     TEST_CASE("a peer without a port is probed on a port of its own") {
-        Result<SocketAddress> local = net::local_address_towards(SocketAddress::parse("127.0.0.2", 0));
+        Result<SocketAddress> local =
+            net::local_address_towards(SocketAddress::parse("127.0.0.2", 0));
         REQUIRE(local);
         CHECK(local->ip().starts_with("127."));
     }

@@ -257,8 +257,9 @@ TEST_SUITE("gena.subscription.callbacks") {
         }(loop));
     }
 
-    TEST_CASE("a NOTIFY for an unknown SID is held while any of two overlapping renewals "
-              "runs") {
+    TEST_CASE(
+        "a NOTIFY for an unknown SID is held while any of two overlapping renewals "
+        "runs") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
