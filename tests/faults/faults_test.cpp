@@ -115,7 +115,8 @@ TEST_SUITE("faults") {
             EventListener listener(l, loopback_listener());
             Reports reports;
             auto device = make_device(l);
-            Subscription sub = co_await subscribe(l, device->url(), healing(listener));
+            Subscription sub =
+                co_await subscribe(l, device->url(), healing(listener), reporting(reports));
             std::string first_sid = sub.sid();
             CHECK((co_await next_event(l, sub)).seq == 0);
             co_await check_flow(l, *device, sub, "1", 1);
@@ -259,7 +260,8 @@ TEST_SUITE("faults") {
             CHECK(reports.resubscribed.empty());
 
             // Discovery found the device at its new address: subscribe again.
-            Subscription moved = co_await subscribe(l, device->url(), healing(listener));
+            Subscription moved =
+                co_await subscribe(l, device->url(), healing(listener), reporting(reports));
             Event initial = co_await next_event(l, moved);
             CHECK(initial.seq == 0);
             CHECK(initial.variables().at("Volume") == "moved");
