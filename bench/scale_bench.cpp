@@ -608,13 +608,14 @@ Task<int> bench(uv_loop_t* loop, Config c) {
                     o.listener = &lis;
                     o.requested_timeout = std::chrono::seconds(3600);
                     o.auto_renew = true;
-                    o.on_event = [&ev](gena::Event) { ++ev; };
+                    gena::SubscriptionHandlers h;
+                    h.on_event = [&ev](gena::Event) { ++ev; };
                     std::string url = "http://127.0.0.1:" +
                                       std::to_string(ps[static_cast<std::size_t>(i) % ps.size()]) +
                                       "/evt";
                     try {
                         out[static_cast<std::size_t>(i)] =
-                            co_await gena::subscribe(l, std::move(url), o);
+                            co_await gena::subscribe(l, std::move(url), o, std::move(h));
                     } catch (const std::exception& e) {
                         if (fail++ == 0) std::fprintf(stderr, "subscribe: %s\n", e.what());
                     }

@@ -33,14 +33,15 @@ int main(int argc, char** argv) {
     uvgena::SubscribeOptions options;
     options.requested_timeout = 600s;
     options.auto_renew = true;
+    uvgena::SubscriptionHandlers handlers;
     // Runs on the loop thread: keep it short, never block there.
-    options.on_renew_failed = [](const uvgena::Error& e) {
+    handlers.on_renew_failed = [](const uvgena::Error& e) {
         std::fprintf(stderr, "automatic renewal failed: %s\n", e.what());
     };
 
     uvgena::BlockingSubscription sub;
     try {
-        sub = bg.subscribe(url, options).wait(10s);
+        sub = bg.subscribe(url, options, std::move(handlers)).wait(10s);
     } catch (const std::system_error& e) {
         std::fprintf(stderr, "subscribe %s: %s\n", url.c_str(), e.what());
         return 1;

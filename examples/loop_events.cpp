@@ -22,10 +22,13 @@ uvgena::Task<void> watch(uv_loop_t* loop, std::string url, std::chrono::seconds 
     uvgena::SubscribeOptions options;
     options.requested_timeout = 600s;
     options.auto_renew = true;
-    options.on_renew_failed = [](const uvgena::Error& e) {
+    // Handlers are set on a named variable, never written inside the co_await (g++ 12
+    // breaks closures and aggregates that own memory there; see SubscriptionHandlers).
+    uvgena::SubscriptionHandlers handlers;
+    handlers.on_renew_failed = [](const uvgena::Error& e) {
         std::fprintf(stderr, "automatic renewal failed: %s\n", e.what());
     };
-    uvgena::Subscription sub = co_await uvgena::subscribe(loop, url, options);
+    uvgena::Subscription sub = co_await uvgena::subscribe(loop, url, options, std::move(handlers));
     std::printf("subscribed: %s\n", sub.sid().c_str());
 
     // The events until `duration` has passed (with_timeout stops the reading task then).

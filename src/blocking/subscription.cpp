@@ -292,20 +292,26 @@ EventualResult<BlockingSubscription> BackgroundLoop::subscribe(std::string event
 
 EventualResult<BlockingSubscription> BackgroundLoop::subscribe(std::string event_url,
                                                                gena::SubscribeOptions options) {
-    return run([url = std::move(event_url), options = std::move(options),
+    return subscribe(std::move(event_url), options, gena::SubscriptionHandlers());
+}
+
+EventualResult<BlockingSubscription> BackgroundLoop::subscribe(
+    std::string event_url, gena::SubscribeOptions options, gena::SubscriptionHandlers handlers) {
+    return run([url = std::move(event_url), options, handlers = std::move(handlers),
                 poster = poster_](detail::LoopSide side) mutable -> Task<BlockingSubscription> {
         Overflow policy =
             options.overflow == Overflow::wait ? Overflow::reject_new : options.overflow;
         auto shared = std::make_shared<detail::BlockingSubShared>(options.queue_capacity, policy);
         auto ls = std::make_shared<detail::LoopSubscription>();
         ls->shared = shared;
-        // A callback given in the options runs on the loop thread, through the pump, so that
+        // A callback given in the handlers runs on the loop thread, through the pump, so that
         // set_callback can change it later.
-        if (options.on_event) {
-            ls->callback = std::make_shared<gena::EventCallback>(std::move(options.on_event));
-            options.on_event = {};
+        if (handlers.on_event) {
+            ls->callback = std::make_shared<gena::EventCallback>(std::move(handlers.on_event));
+            handlers.on_event = {};
         }
-        ls->subscription = co_await gena::subscribe(side.loop, std::move(url), std::move(options));
+        ls->subscription =
+            co_await gena::subscribe(side.loop, std::move(url), options, std::move(handlers));
         side.scope->spawn(detail::pump(ls));
         co_return BlockingSubscription(std::move(poster), ls, std::move(shared));
     });

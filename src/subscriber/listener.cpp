@@ -2,10 +2,6 @@
 // hold queue for NOTIFYs that overtake their SUBSCRIBE answer, and callback delivery.
 #include "uvgena/subscriber/listener.hpp"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <mutex>
 #include <random>
@@ -52,31 +48,8 @@ Task<http::Response> handle_task(ListenerImpl* self, const http::Request& reques
 
 }  // namespace
 
-Result<SocketAddress> local_address_towards(const SocketAddress& device) noexcept {
-    if (!device.valid()) return fail(uvgena::errc::invalid_argument);
-    int fd = ::socket(device.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fail(uv_error(-errno));
-    // Connecting a UDP socket only selects the route and the source address; nothing is sent.
-    SocketAddress probe = device;
-    if (probe.port() == 0) probe.set_port(9);
-    Result<SocketAddress> result = fail(uvgena::errc::invalid_argument);
-    if (::connect(fd, probe.sockaddr_ptr(), probe.sockaddr_len()) != 0) {
-        result = fail(uv_error(-errno));
-    } else {
-        sockaddr_storage local{};
-        socklen_t len = sizeof local;
-        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
-            result = fail(uv_error(-errno));
-        } else {
-            result = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&local));
-        }
-    }
-    ::close(fd);
-    return result;
-}
-
 ListenerImpl::ListenerImpl(uv_loop_t* l, ListenerOptions o)
-    : loop(l), options(std::move(o)), scope_(l) {
+    : loop_(l), options_(std::move(o)), scope_(l) {
     // Ids start at a random point so that a NOTIFY meant for an earlier run of the program
     // (same port, same path scheme) is not taken for one of ours.
     std::random_device rd;
@@ -94,7 +67,7 @@ std::shared_ptr<ListenerImpl> ListenerImpl::shared_for(uv_loop_t* loop) {
     }
     std::weak_ptr<ListenerImpl>& slot = registry[loop];
     std::shared_ptr<ListenerImpl> listener = slot.lock();
-    if (!listener || listener->stopped) {
+    if (!listener || listener->stopped_) {
         listener = std::make_shared<ListenerImpl>(loop, ListenerOptions{});
         slot = listener;
     }
@@ -102,20 +75,20 @@ std::shared_ptr<ListenerImpl> ListenerImpl::shared_for(uv_loop_t* loop) {
 }
 
 void ListenerImpl::start() {
-    if (stopped) {
+    if (stopped_) {
         throw Error(make_error_code(uvgena::errc::not_running), "event listener was stopped");
     }
-    if (started) return;
+    if (started_) return;
     http::ServerOptions so;
-    so.port_range = options.port == 0 ? 0 : options.port_range;
-    so.limits.max_body_bytes = options.max_body_bytes;
-    so.max_connections = options.max_connections;
-    so.evict_idle = options.evict_idle_connections;
-    so.header_timeout = options.header_timeout;
-    so.body_timeout = options.body_timeout;
-    so.idle_timeout = options.idle_timeout;
-    so.write_timeout = options.write_timeout;
-    so.close_grace = options.close_grace;
+    so.port_range = options_.port == 0 ? 0 : options_.port_range;
+    so.limits.max_body_bytes = options_.max_body_bytes;
+    so.max_connections = options_.max_connections;
+    so.evict_idle = options_.evict_idle_connections;
+    so.header_timeout = options_.header_timeout;
+    so.body_timeout = options_.body_timeout;
+    so.idle_timeout = options_.idle_timeout;
+    so.write_timeout = options_.write_timeout;
+    so.close_grace = options_.close_grace;
     http::Handler handler = [this](const http::Request& request,
                                    const http::RequestContext& context) {
         return handle_task(this, request, context);
@@ -123,57 +96,52 @@ void ListenerImpl::start() {
     auto listen_on = [&](SocketAddress address, bool ipv6_only) {
         so.address = address;
         so.ipv6_only = ipv6_only;
-        auto server = std::make_unique<http::Server>(loop, handler, so);
+        auto server = std::make_unique<http::Server>(loop_, handler, so);
         server->listen();
         server_ = std::move(server);
     };
-    if (options.listen_host.empty()) {
+    if (options_.listen_host.empty()) {
         try {
-            listen_on(SocketAddress::ipv6_any(options.port), false);
+            listen_on(SocketAddress::ipv6_any(options_.port), false);
         } catch (const Error& e) {
             // No IPv6 on this host (or in this namespace): IPv4 only. A port conflict is a
             // real failure and is reported as such.
             if (e.code() == http::errc::no_free_port || e.code() == uv_error(UV_EADDRINUSE)) {
                 throw;
             }
-            listen_on(SocketAddress::ipv4_any(options.port), false);
+            listen_on(SocketAddress::ipv4_any(options_.port), false);
         }
     } else {
-        listen_on(SocketAddress::parse(options.listen_host, options.port), false);
+        listen_on(SocketAddress::parse(options_.listen_host, options_.port), false);
     }
-    started = true;
+    started_ = true;
     log(LogLevel::info, "uvgena: event listener on ", server_->local_address().to_string());
 }
 
 void ListenerImpl::close_now() noexcept {
-    std::vector<SubState*> live;
-    live.reserve(subs.size());
-    for (auto& entry : subs) live.push_back(entry.second);
-    for (SubState* s : live) s->end({});
-    subs.clear();
-    stopped = true;
-    started = false;
+    std::vector<SubscriptionCore*> live;
+    live.reserve(subs_.size());
+    for (auto& entry : subs_) live.push_back(entry.second);
+    for (SubscriptionCore* s : live) s->end({});
+    subs_.clear();
+    stopped_ = true;
+    started_ = false;
     scope_.request_stop();
     server_.reset();
 }
 
 Task<void> ListenerImpl::stop() {
-    if (stopped) co_return;
-    stopped = true;
+    if (stopped_) co_return;
+    stopped_ = true;
     std::shared_ptr<ListenerImpl> keep = shared_from_this();
-    std::vector<std::shared_ptr<SubState>> live;
-    live.reserve(subs.size());
-    for (auto& entry : subs) live.push_back(entry.second->shared_from_this());
+    std::vector<std::shared_ptr<SubscriptionCore>> live;
+    live.reserve(subs_.size());
+    for (auto& entry : subs_) live.push_back(entry.second->shared_from_this());
     {
-        Scope unsubscribing(loop);
+        Scope unsubscribing(loop_);
         for (auto& s : live) {
-            bool send = s->subscribed() && s->device_address.has_value();
-            std::string sid = s->sid;
-            s->end({});
-            if (send) {
-                unsubscribing.spawn(send_unsubscribe(loop, s->config->url, s->device_address.get(),
-                                                     sid, s->config->timeout,
-                                                     s->config->user_agent, false));
+            if (std::optional<Task<void>> unsubscribe = s->end_and_unsubscribe(false)) {
+                unsubscribing.spawn(std::move(*unsubscribe));
             }
         }
         co_await unsubscribing.join();
@@ -181,19 +149,18 @@ Task<void> ListenerImpl::stop() {
     scope_.request_stop();
     co_await scope_.join();
     if (server_) co_await server_->stop(std::chrono::milliseconds(500));
-    started = false;
+    started_ = false;
 }
 
-std::uint64_t ListenerImpl::add(SubState* state) {
+std::uint64_t ListenerImpl::add(SubscriptionCore* state) {
     std::uint64_t id = next_id_++;
-    subs.emplace(id, state);
+    subs_.emplace(id, state);
     return id;
 }
 
-void ListenerImpl::remove(std::uint64_t id) noexcept { subs.erase(id); }
+void ListenerImpl::remove(std::uint64_t id) noexcept { subs_.erase(id); }
 
 std::shared_ptr<const SubConfig> ListenerImpl::intern(std::shared_ptr<SubConfig> config) {
-    if (config->has_handlers()) return config;
     std::weak_ptr<const SubConfig>& slot = configs_[config->url_text];
     if (std::shared_ptr<const SubConfig> known = slot.lock();
         known && known->same_settings(*config)) {
@@ -210,10 +177,10 @@ std::shared_ptr<const SubConfig> ListenerImpl::intern(std::shared_ptr<SubConfig>
 std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local,
                                        std::uint64_t id) const {
     std::string host;
-    if (!options.advertise_host.empty()) {
-        host = url_host(options.advertise_host);
-    } else if (!options.listen_host.empty()) {
-        host = url_host(options.listen_host);
+    if (!options_.advertise_host.empty()) {
+        host = url_host(options_.advertise_host);
+    } else if (!options_.listen_host.empty()) {
+        host = url_host(options_.listen_host);
     } else if (local) {
         host = url_host(plain_ip(*local));
     } else if (server_) {
@@ -221,9 +188,9 @@ std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local
     } else {
         host = "127.0.0.1";
     }
-    std::uint16_t port = options.advertise_port != 0 ? options.advertise_port
+    std::uint16_t port = options_.advertise_port != 0 ? options_.advertise_port
                          : server_                   ? server_->port()
-                                                     : options.port;
+                                                     : options_.port;
     std::string url = "http://";
     url += host;
     url += ':';
@@ -233,10 +200,16 @@ std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local
     return url;
 }
 
-void ListenerImpl::queue_renewal(SubState& state) {
-    if (stopped || state.renewal_queued) return;
-    renewal_queue_.push_back(state.weak_from_this());
-    state.renewal_queued = true;
+void ListenerImpl::queue_renewal(SubscriptionCore& state) {
+    if (stopped_) return;
+    std::weak_ptr<SubscriptionCore> weak = state.weak_from_this();
+    if (!state.enter_renewal_queue()) return;
+    try {
+        renewal_queue_.push_back(std::move(weak));
+    } catch (...) {
+        (void)state.leave_renewal_queue(nullptr);  // not queued after all; starts nothing
+        throw;
+    }
     start_queued_renewals();
 }
 
@@ -247,30 +220,25 @@ void ListenerImpl::renewal_done() noexcept {
 
 void ListenerImpl::start_queued_renewals() noexcept {
     // Not while closing: the scope that would run them is going away.
-    if (stopped) return;
-    std::size_t limit = std::max<std::size_t>(options.max_renewals_in_flight, 1);
+    if (stopped_) return;
+    std::size_t limit = std::max<std::size_t>(options_.max_renewals_in_flight, 1);
     while (renewals_in_flight_ < limit && !renewal_queue_.empty()) {
-        std::shared_ptr<SubState> state = renewal_queue_.front().lock();
+        std::shared_ptr<SubscriptionCore> state = renewal_queue_.front().lock();
         renewal_queue_.pop_front();
         if (!state) continue;
-        state->renewal_queued = false;
         // Ended or resubscribing meanwhile, or renewed by hand (its new grant has its own
-        // renewal time): nothing to do.
-        if (state->listener != this || state->phase != SubState::Phase::active ||
-            state->background_busy || state->schedule.renew_at()) {
-            continue;
-        }
+        // renewal time): it starts nothing.
         ++renewals_in_flight_;
-        if (!state->start_auto_renewal()) --renewals_in_flight_;
+        if (!state->leave_renewal_queue(this)) --renewals_in_flight_;
     }
 }
 
-void ListenerImpl::queue_callback(std::shared_ptr<SubState> state, Event event) {
+void ListenerImpl::queue_callback(std::shared_ptr<SubscriptionCore> state, Event event) {
     callback_queue_.emplace_back(std::move(state), std::move(event));
     if (delivering_) return;
     delivering_ = true;
     try {
-        uvgena::spawn(loop, deliver_callbacks(shared_from_this()));
+        uvgena::spawn(loop_, deliver_callbacks(shared_from_this()));
     } catch (const std::exception& e) {
         delivering_ = false;
         log(LogLevel::error, "uvgena: cannot schedule event delivery: ", e.what());
@@ -286,25 +254,46 @@ Task<void> ListenerImpl::deliver_callbacks(std::shared_ptr<ListenerImpl> self) {
         self->callback_queue_.pop_front();
         auto& state = entry.first;
         auto& event = entry.second;
-        std::shared_ptr<const EventCallback> callback = state->callback;
-        if (callback) {
-            call_user(self.get(), "event callback", [&] { (*callback)(std::move(event)); });
-        } else {
-            // The callback was removed meanwhile: the event goes back to the queue.
-            state->channel().push(std::move(event));
+        // Ending a subscription or leaving callback mode takes its entries out of the queue
+        // (SubscriptionCore::end, set_handlers), so the callback is there; checked again so
+        // that no callback can run after its subscription ended. The handlers are kept alive
+        // across the call: the callback may replace them or drop the subscription.
+        std::shared_ptr<const SubscriptionHandlers> handlers = state->handlers();
+        if (state->callback() != nullptr) {
+            call_user(self.get(), "event callback", [&] { handlers->on_event(std::move(event)); });
         }
     }
     self->delivering_ = false;
     co_return;
 }
 
+std::vector<Event> ListenerImpl::take_callbacks(const SubscriptionCore& state) {
+    std::vector<Event> taken;
+    auto mine = [&](const auto& entry) { return entry.first.get() == &state; };
+    if (std::none_of(callback_queue_.begin(), callback_queue_.end(), mine)) return taken;
+    std::deque<std::pair<std::shared_ptr<SubscriptionCore>, Event>> others;
+    for (auto& entry : callback_queue_) {
+        if (mine(entry)) {
+            taken.push_back(std::move(entry.second));
+        } else {
+            others.push_back(std::move(entry));
+        }
+    }
+    callback_queue_.swap(others);
+    return taken;
+}
+
+void ListenerImpl::drop_callbacks(const SubscriptionCore& state) noexcept {
+    std::erase_if(callback_queue_, [&](const auto& entry) { return entry.first.get() == &state; });
+}
+
 void ListenerImpl::release(std::shared_ptr<ListenerImpl>& listener) noexcept {
     if (!listener) return;
-    if (listener.use_count() == 1 && listener->in_user_code > 0) {
+    if (listener.use_count() == 1 && listener->in_user_code_ > 0) {
         // The last reference dropped from user code that one of the listener's tasks runs:
         // destroy it from the loop instead, after that task has moved on.
         try {
-            uv_loop_t* loop = listener->loop;
+            uv_loop_t* loop = listener->loop_;
             uvgena::spawn(loop, [](std::shared_ptr<ListenerImpl>) -> Task<void> { co_return; }(
                                     std::move(listener)));
             return;
@@ -316,21 +305,21 @@ void ListenerImpl::release(std::shared_ptr<ListenerImpl>& listener) noexcept {
 
 http::Response ListenerImpl::handle(const http::Request& request,
                                     const http::RequestContext& context) {
-    SubState* sub = nullptr;
+    SubscriptionCore* sub = nullptr;
     std::string_view target = request.target;
     if (target.substr(0, kPathPrefix.size()) == kPathPrefix) {
         if (auto id = parse_unsigned<std::uint64_t>(target.substr(kPathPrefix.size()))) {
-            if (auto it = subs.find(*id); it != subs.end()) sub = it->second;
+            if (auto it = subs_.find(*id); it != subs_.end()) sub = it->second;
         }
     }
     NotifyDecision decision = check_notify(request, [sub](std::string_view sid) {
-        return sub != nullptr && (sid == sub->sid || sub->holding());
+        return sub != nullptr && sub->admits(sid);
     });
     if (!decision.accepted()) {
         if (decision.status == 412) {
-            ++stats.unknown;
+            ++stats_.unknown;
         } else {
-            ++stats.bad_requests;
+            ++stats_.bad_requests;
         }
         if (log_enabled(LogLevel::debug)) {
             log(LogLevel::debug, "uvgena: NOTIFY ", request.target, " from ",
@@ -339,39 +328,35 @@ http::Response ListenerImpl::handle(const http::Request& request,
         }
         return make_notify_response(decision);
     }
-    if (sub->config->check_source && sub->device_address &&
-        plain_ip(context.peer) != plain_ip(sub->device_address.get())) {
-        ++stats.unknown;
-        ++stats.wrong_source;
+    if (std::optional<SocketAddress> source = sub->required_source();
+        source && plain_ip(context.peer) != plain_ip(*source)) {
+        ++stats_.unknown;
+        ++stats_.wrong_source;
         log(LogLevel::warning, "uvgena: NOTIFY for ", decision.sid, " from ",
             context.peer.to_string(), " refused: the device is ",
-            sub->device_address.get().to_string());
+            source->to_string());
         decision.status = 412;
         decision.reason = make_error_code(errc::unknown_sid);
         return make_notify_response(decision);
     }
-    ++stats.notifications;
+    ++stats_.notifications;
     Event event;
     event.sid = std::move(decision.sid);
     event.seq = decision.seq;
     event.timestamp = std::chrono::system_clock::now();
     event.service = sub->url_text();
-    Result<PropertySet> parsed = PropertySet::parse(request.body, options.parse);
+    Result<PropertySet> parsed = PropertySet::parse(request.body, options_.parse);
     if (parsed) {
         event.properties = std::move(*parsed);
     } else {
         event.parse_error = parsed.error();
-        ++stats.parse_errors;
+        ++stats_.parse_errors;
         log(LogLevel::warning, "uvgena: NOTIFY for ", event.sid, " SEQ ", event.seq,
             ": body not parsed (", parsed.error().message(), "); delivered without variables");
     }
-    if (sub->config->keep_body) event.body = request.body;
+    if (sub->keeps_body()) event.body = request.body;
     decision.sid.clear();
-    if (event.sid == sub->sid) {
-        sub->accept(std::move(event));
-    } else {
-        sub->hold(std::move(event));
-    }
+    sub->on_notify(std::move(event));
     return make_notify_response(decision);
 }
 
@@ -396,7 +381,7 @@ void EventListener::start() { impl_->start(); }
 
 Task<void> EventListener::stop() { return impl_->stop(); }
 
-bool EventListener::running() const noexcept { return impl_->started && !impl_->stopped; }
+bool EventListener::running() const noexcept { return impl_->started_ && !impl_->stopped_; }
 
 std::uint16_t EventListener::port() const {
     return impl_->server() != nullptr ? impl_->server()->port() : 0;
@@ -406,16 +391,16 @@ SocketAddress EventListener::local_address() const {
     return impl_->server() != nullptr ? impl_->server()->local_address() : SocketAddress();
 }
 
-std::size_t EventListener::subscription_count() const noexcept { return impl_->subs.size(); }
+std::size_t EventListener::subscription_count() const noexcept { return impl_->subs_.size(); }
 
 const ListenerStats& EventListener::stats() const noexcept {
     if (const http::Server* server = impl_->server(); server != nullptr) {
-        impl_->stats.connections_evicted = server->stats().connections_evicted;
-        impl_->stats.connections_refused = server->stats().connections_refused;
+        impl_->stats_.connections_evicted = server->stats().connections_evicted;
+        impl_->stats_.connections_refused = server->stats().connections_refused;
     }
-    return impl_->stats;
+    return impl_->stats_;
 }
 
-uv_loop_t* EventListener::loop() const noexcept { return impl_->loop; }
+uv_loop_t* EventListener::loop() const noexcept { return impl_->loop_; }
 
 }  // namespace uvgena::gena

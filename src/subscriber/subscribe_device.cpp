@@ -5,7 +5,8 @@
 namespace uvgena::ssdp {
 
 Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
-                                   gena::SubscribeOptions options) {
+                                   gena::SubscribeOptions options,
+                                   gena::SubscriptionHandlers handlers) {
     // Copied before the first suspension: the caller's ServiceInfo may be a temporary.
     std::string url = service.event_sub_url;
     std::string name = service.service_type.empty() ? service.service_id : service.service_type;
@@ -13,7 +14,7 @@ Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
         throw Error(make_error_code(uvgena::errc::invalid_argument),
                     "subscribe to " + name + ": the service has no eventSubURL");
     }
-    co_return co_await gena::subscribe(loop, std::move(url), options);
+    co_return co_await gena::subscribe(loop, std::move(url), options, std::move(handlers));
 }
 
 Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOptions options) {
@@ -46,9 +47,10 @@ Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOp
 }
 
 Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,
-                                          gena::SubscribeOptions options) {
+                                          gena::SubscribeOptions options,
+                                   gena::SubscriptionHandlers handlers) {
     std::string url = co_await resolve_event_url(loop, std::move(target));
-    co_return co_await gena::subscribe(loop, std::move(url), options);
+    co_return co_await gena::subscribe(loop, std::move(url), options, std::move(handlers));
 }
 
 }  // namespace uvgena::ssdp

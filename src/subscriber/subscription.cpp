@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "net/route.hpp"
 #include "subscriber/subscription_impl.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/net/tcp.hpp"
@@ -108,7 +109,7 @@ Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device
     log(LogLevel::warning, "uvgena: ", what, " (ignored)");
 }
 
-SubConfig::SubConfig(http::Url parsed, std::string text, SubscribeOptions&& o)
+SubConfig::SubConfig(http::Url parsed, std::string text, const SubscribeOptions& o)
     : url_text(std::move(text)),
       url(std::move(parsed)),
       user_agent(o.user_agent),
@@ -124,10 +125,7 @@ SubConfig::SubConfig(http::Url parsed, std::string text, SubscribeOptions&& o)
       deliver_duplicates(o.deliver_duplicates),
       resubscribe_on_gap(o.resubscribe_on_gap),
       resubscribe_on_silence(o.resubscribe_on_silence),
-      check_source(o.check_source),
-      on_renew_failed(std::move(o.on_renew_failed)),
-      on_resubscribe(std::move(o.on_resubscribe)),
-      on_silence(std::move(o.on_silence)) {}
+      check_source(o.check_source) {}
 
 bool SubConfig::same_settings(const SubConfig& o) const noexcept {
     return url_text == o.url_text && user_agent == o.user_agent &&
@@ -171,14 +169,15 @@ double renew_fraction(std::uint64_t id) noexcept {
 }
 }  // namespace
 
-SubState::SubState(uv_loop_t* l, ListenerImpl* li, std::shared_ptr<const SubConfig> c,
-                   std::shared_ptr<const EventCallback> cb)
+SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
+                                   std::shared_ptr<const SubConfig> c,
+                   std::shared_ptr<const SubscriptionHandlers> handlers)
     : loop(l),
       listener(li),
       config(std::move(c)),
-      callback(std::move(cb)),
+      handlers_(std::move(handlers)),
       ctx_(l) {
-    timer_.fire = &SubState::on_timer;
+    timer_.fire = &SubscriptionCore::on_timer;
     timer_.owner = this;
     id = listener->add(this);
     schedule = SubscriptionSchedule(
@@ -188,22 +187,22 @@ SubState::SubState(uv_loop_t* l, ListenerImpl* li, std::shared_ptr<const SubConf
         renew_fraction(id));
 }
 
-SubState::~SubState() {
+SubscriptionCore::~SubscriptionCore() {
     ctx_->remove_timer(&timer_);
     if (listener != nullptr) listener->remove(id);
 }
 
-const std::string& SubState::end_context() const noexcept {
+const std::string& SubscriptionCore::end_context() const noexcept {
     static const std::string empty;
     return ended_ ? ended_->context : empty;
 }
 
-Backoff& SubState::backoff() {
+Backoff& SubscriptionCore::backoff() {
     if (!backoff_) backoff_ = std::make_unique<Backoff>(config->backoff, 0x9e3779b97f4a7c15u ^ id);
     return *backoff_;
 }
 
-Channel<Event>& SubState::channel() {
+Channel<Event>& SubscriptionCore::channel() {
     if (!events) {
         Overflow policy =
             config->overflow == Overflow::wait ? Overflow::reject_new : config->overflow;
@@ -214,7 +213,7 @@ Channel<Event>& SubState::channel() {
     return *events;
 }
 
-void SubState::rearm() noexcept {
+void SubscriptionCore::rearm() noexcept {
     ctx_->remove_timer(&timer_);
     if (phase == Phase::ended) return;
     if (auto next = schedule.next()) {
@@ -227,13 +226,29 @@ void SubState::rearm() noexcept {
     }
 }
 
-void SubState::on_timer(uvgena::detail::TimerNode* node) noexcept {
-    static_cast<SubState*>(node->owner)->on_deadline();
+void SubscriptionCore::on_timer(uvgena::detail::TimerNode* node) noexcept {
+    static_cast<SubscriptionCore*>(node->owner)->on_deadline();
 }
 
-void SubState::on_deadline() noexcept {
+void SubscriptionCore::on_deadline() noexcept {
     // The state may end (and be released) by what runs here: keep it alive until we are done.
-    std::shared_ptr<SubState> self = shared_from_this();
+    std::shared_ptr<SubscriptionCore> self = shared_from_this();
+    try {
+        run_due_actions();
+    } catch (const std::exception& e) {
+        // Out of memory building a message or queueing a renewal: this runs from the loop's
+        // timer and must not throw. A subscription whose deadline could not be handled is
+        // not trusted any more: it ends with the error.
+        log(LogLevel::error, "uvgena: ", url_text(), ": ", e.what());
+        try {
+            end(make_error_code(std::errc::not_enough_memory));
+        } catch (...) {
+        }
+    }
+    rearm();
+}
+
+void SubscriptionCore::run_due_actions() {
     SteadyClock::time_point now = SteadyClock::now();
     for (;;) {
         ScheduledAction action = schedule.take_due(now);
@@ -253,10 +268,10 @@ void SubState::on_deadline() noexcept {
                                   "subscription " + sid + " to " + url_text() +
                                       " expired before a renewal succeeded");
                     log(LogLevel::warning, "uvgena: ", failure.what());
-                    if (config->on_renew_failed) {
-                        std::shared_ptr<const SubConfig> cfg = config;
+                    // Kept alive across the call: the handler may drop the subscription.
+                    if (auto h = handlers(); h && h->on_renew_failed) {
                         call_user(listener, "auto_renew_fail handler",
-                                  [&] { cfg->on_renew_failed(failure); });
+                                  [&] { h->on_renew_failed(failure); });
                     }
                     if (phase == Phase::ended) break;
                 }
@@ -269,10 +284,9 @@ void SubState::on_deadline() noexcept {
                 log(LogLevel::warning, "uvgena: no event from ", url_text(), " for ",
                     silence.count(), " ms (is the callback address ", callback_url,
                     " reachable from the device?)");
-                if (config->on_silence) {
-                    // The config outlives the call even if the handler drops the subscription.
-                    std::shared_ptr<const SubConfig> keep = config;
-                    call_user(listener, "silence handler", [&] { keep->on_silence(silence); });
+                if (auto h = handlers(); h && h->on_silence) {
+                    // The handlers outlive the call even if it drops the subscription.
+                    call_user(listener, "silence handler", [&] { h->on_silence(silence); });
                 }
                 if (config->resubscribe_on_silence) resubscribe_later(true);
                 break;
@@ -280,10 +294,9 @@ void SubState::on_deadline() noexcept {
             case ScheduledAction::none: break;
         }
     }
-    rearm();
 }
 
-void SubState::start_background(Task<void> task) {
+void SubscriptionCore::start_background(Task<void> task) {
     if (listener == nullptr) return;
     try {
         listener->scope().spawn(std::move(task));
@@ -293,7 +306,7 @@ void SubState::start_background(Task<void> task) {
     }
 }
 
-void SubState::adopt(const SubscribeAnswer& answer, bool fresh) {
+void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
     if (!sid.empty() && answer.sid != sid) {
         log(LogLevel::info, "uvgena: ", url_text(), ": SID ", sid, " is now ", answer.sid);
         fresh = true;
@@ -316,14 +329,14 @@ void SubState::adopt(const SubscribeAnswer& answer, bool fresh) {
         if (event.sid == sid && phase != Phase::ended) {
             accept(std::move(event));
         } else {
-            if (listener != nullptr) ++listener->stats.held_dropped;
+            if (listener != nullptr) listener->count_held_dropped(1);
             log(LogLevel::warning, "uvgena: dropped a held NOTIFY for SID ", event.sid, " SEQ ",
                 event.seq, " at ", callback_url, ": the subscription's SID is ", sid);
         }
     }
 }
 
-void SubState::accept(Event event) {
+void SubscriptionCore::accept(Event event) {
     ++stats.events_received;
     if (event.parse_error) ++stats.parse_errors;
     bool had_events = has_seq_;
@@ -358,64 +371,103 @@ void SubState::accept(Event event) {
     bool gap = check.order == SeqOrder::gap && had_events;
     if (check.deliver() || config->deliver_duplicates) {
         ++stats.events_delivered;
-        if (callback && listener != nullptr) {
+        if (callback() != nullptr && listener != nullptr) {
             listener->queue_callback(shared_from_this(), std::move(event));
         } else {
-            Channel<Event>& ch = channel();
-            std::size_t dropped_before = ch.dropped();
-            bool pushed = ch.push(std::move(event));
-            if (!pushed || ch.dropped() != dropped_before) {
-                ++stats.events_dropped;
-                if (!pushed) --stats.events_delivered;
-                log(LogLevel::warning, "uvgena: ", url_text(),
-                    ": event queue full, an event was dropped");
-            }
+            enqueue(std::move(event));
         }
     }
     if (gap && config->resubscribe_on_gap) resubscribe_later(true);
 }
 
-void SubState::hold(Event event) {
-    std::size_t limit = listener != nullptr ? listener->options.max_held_events : 0;
+void SubscriptionCore::on_notify(Event event) {
+    if (event.sid == sid) {
+        accept(std::move(event));
+    } else {
+        hold(std::move(event));
+    }
+}
+
+std::optional<Task<void>> SubscriptionCore::end_and_unsubscribe(bool strict) {
+    bool send = subscribed() && device_address.has_value();
+    std::string old_sid = sid;
+    end({});
+    if (!send) return std::nullopt;
+    return send_unsubscribe(loop, config->url, device_address.get(), std::move(old_sid),
+                            config->timeout, config->user_agent, strict);
+}
+
+void SubscriptionCore::enqueue(Event event) {
+    Channel<Event>& ch = channel();
+    std::size_t dropped_before = ch.dropped();
+    bool pushed = ch.push(std::move(event));
+    if (!pushed || ch.dropped() != dropped_before) {
+        ++stats.events_dropped;
+        if (!pushed) --stats.events_delivered;
+        log(LogLevel::warning, "uvgena: ", url_text(), ": event queue full, an event was dropped");
+    }
+}
+
+void SubscriptionCore::hold(Event event) {
+    std::size_t limit = listener != nullptr ? listener->max_held_events() : 0;
     if ((held_ ? held_->size() : 0) >= limit) {
-        if (listener != nullptr) ++listener->stats.held_dropped;
+        if (listener != nullptr) listener->count_held_dropped(1);
         log(LogLevel::warning, "uvgena: dropped a NOTIFY for unknown SID ", event.sid,
             " at ", callback_url, ": too many held");
         return;
     }
-    if (listener != nullptr) ++listener->stats.held;
+    if (listener != nullptr) listener->count_held();
     if (!held_) held_ = std::make_unique<std::vector<Event>>();
     held_->push_back(std::move(event));
 }
 
-void SubState::end(std::error_code error, std::string context) {
+void SubscriptionCore::end(std::error_code error, std::string context) {
     if (phase == Phase::ended) return;
     phase = Phase::ended;
     if (error || !context.empty()) ended_ = std::make_unique<Ended>(Ended{error, std::move(context)});
     schedule.clear();
     ctx_->remove_timer(&timer_);
     if (held_) {
-        if (listener != nullptr) listener->stats.held_dropped += held_->size();
+        if (listener != nullptr) listener->count_held_dropped(held_->size());
         log(LogLevel::warning, "uvgena: dropped ", held_->size(),
             " held NOTIFY(s) at ", callback_url, ": their SID never became known");
         held_.reset();
     }
     if (listener != nullptr) {
+        // No callback runs after the end: events handed to the callback but not yet
+        // delivered are dropped with it (the caller that ended us may be that callback).
+        // Their queue entries may hold the last reference to this state: keep it.
+        std::shared_ptr<SubscriptionCore> keep = weak_from_this().lock();
+        listener->drop_callbacks(*this);
         listener->remove(id);
         listener = nullptr;
     }
+    handlers_.reset();
     if (error) log(LogLevel::warning, "uvgena: subscription ended: ", end_context());
     if (events) events->close();
 }
 
-void SubState::flush_queue_to_callback() {
-    if (!events || listener == nullptr) return;
-    while (std::optional<Event> event = events->try_next()) {
-        listener->queue_callback(shared_from_this(), std::move(*event));
+void SubscriptionCore::set_handlers(std::shared_ptr<const SubscriptionHandlers> handlers) {
+    if (phase == Phase::ended || listener == nullptr) return;
+    bool had_callback = callback() != nullptr;
+    // The old handlers stay alive until this returns: set_handlers may be called from one.
+    std::shared_ptr<const SubscriptionHandlers> old = std::move(handlers_);
+    handlers_ = std::move(handlers);
+    bool has_callback = callback() != nullptr;
+    if (had_callback && !has_callback) {
+        // Back to queueing: the events handed to the callback but not delivered yet go to
+        // the queue first, in order, so that a NOTIFY accepted later does not pass them.
+        // They were counted delivered; the queue's drops and refusals are counted here.
+        for (Event& event : listener->take_callbacks(*this)) enqueue(std::move(event));
+    } else if (!had_callback && has_callback && events) {
+        // The queued events go to the callback first.
+        while (std::optional<Event> event = events->try_next()) {
+            listener->queue_callback(shared_from_this(), std::move(*event));
+        }
     }
 }
 
-void SubState::lost(const std::error_code& error, const std::string& context) {
+void SubscriptionCore::lost(const std::error_code& error, const std::string& context) {
     if (config->auto_resubscribe && listener != nullptr) {
         log(LogLevel::warning, "uvgena: ", context, "; resubscribing");
         resubscribe_later(false);
@@ -424,7 +476,7 @@ void SubState::lost(const std::error_code& error, const std::string& context) {
     }
 }
 
-void SubState::resubscribe_later(bool unsubscribe_old) {
+void SubscriptionCore::resubscribe_later(bool unsubscribe_old) {
     if (phase == Phase::ended || phase == Phase::resubscribing || listener == nullptr) return;
     phase = Phase::resubscribing;
     schedule.clear();
@@ -432,7 +484,7 @@ void SubState::resubscribe_later(bool unsubscribe_old) {
     start_background(resubscribe_task(shared_from_this(), unsubscribe_old));
 }
 
-Task<void> SubState::exchange_subscribe() {
+Task<void> SubscriptionCore::exchange_subscribe() {
     std::shared_ptr<const SubConfig> cfg = config;
     std::string error_context = cfg->error_context();
     SocketAddress device = co_await device_address_of(loop, cfg->url, error_context);
@@ -440,7 +492,7 @@ Task<void> SubState::exchange_subscribe() {
         throw Error(make_error_code(uvgena::errc::closed), error_context + ": ended");
     }
     device_address.set(device);
-    Result<SocketAddress> local = local_address_towards(device);
+    Result<SocketAddress> local = net::local_address_towards(device);
     callback_url = listener->callback_url(local ? std::optional(*local) : std::nullopt, id);
     SubscribeParams params;
     params.callbacks = {callback_url};
@@ -465,18 +517,37 @@ Task<void> SubState::exchange_subscribe() {
     adopt(*answer, true);
 }
 
-Task<void> SubState::exchange_renew(std::optional<std::chrono::seconds> requested) {
+Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> requested) {
     std::shared_ptr<const SubConfig> cfg = config;
     std::string context = "renew subscription " + sid + " to " + cfg->url_text;
     if (!subscribed() || !device_address) {
         throw Error(make_error_code(uvgena::errc::not_running), context + ": not subscribed");
     }
-    bool was_active = phase == Phase::active;
-    if (was_active) phase = Phase::renewing;
+    // Renewals may overlap (an automatic one and one by hand): the subscription holds
+    // NOTIFYs for an unknown SID until the last of them is over, since either answer may
+    // carry a new SID. The count is restored however the exchange ends (also when its frame
+    // is destroyed).
+    struct Running {
+        SubscriptionCore* self;
+        explicit Running(SubscriptionCore* s) noexcept : self(s) {
+            if (self->phase == Phase::active) self->phase = Phase::renewing;
+            ++self->renewals_running_;
+        }
+        Running(const Running&) = delete;
+        Running& operator=(const Running&) = delete;
+        ~Running() { finish(); }
+        void finish() noexcept {
+            if (self == nullptr) return;
+            if (--self->renewals_running_ == 0 && self->phase == Phase::renewing) {
+                self->phase = Phase::active;
+            }
+            self = nullptr;
+        }
+    } running(this);
     http::Request request = make_renewal(cfg->url, sid, requested, cfg->user_agent);
     Result<http::Response> response = co_await http::try_send(
         loop, device_address.get(), std::move(request), client_options(cfg->timeout));
-    if (phase == Phase::renewing) phase = Phase::active;
+    running.finish();
     if (!response) {
         throw Error(response.error(), context);
     }
@@ -488,7 +559,7 @@ Task<void> SubState::exchange_renew(std::optional<std::chrono::seconds> requeste
     adopt(*answer, false);
 }
 
-bool SubState::start_auto_renewal() noexcept {
+bool SubscriptionCore::start_auto_renewal() noexcept {
     if (listener == nullptr) return false;
     background_busy = true;
     try {
@@ -501,7 +572,8 @@ bool SubState::start_auto_renewal() noexcept {
     }
 }
 
-Task<void> SubState::auto_renew_task(std::shared_ptr<SubState> self, ListenerImpl* owner) {
+Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> self,
+                                             ListenerImpl* owner) {
     // Frees the listener's renewal slot however this ends (also when the listener's scope
     // destroys the task: the listener is stopped by then and starts nothing new).
     struct Slot {
@@ -521,10 +593,9 @@ Task<void> SubState::auto_renew_task(std::shared_ptr<SubState> self, ListenerImp
     if (!failure || is_cancelled(failure->code()) || self->phase == Phase::ended) co_return;
     ++self->stats.renewal_failures;
     log(LogLevel::warning, "uvgena: ", failure->what());
-    if (self->config->on_renew_failed) {
-        std::shared_ptr<const SubConfig> cfg = self->config;
+    if (auto h = self->handlers(); h && h->on_renew_failed) {
         call_user(self->listener, "auto_renew_fail handler",
-                  [&] { cfg->on_renew_failed(*failure); });
+                  [&] { h->on_renew_failed(*failure); });
     }
     if (self->phase == Phase::ended) co_return;
     if (failure->code() == errc::precondition_failed) {
@@ -537,7 +608,8 @@ Task<void> SubState::auto_renew_task(std::shared_ptr<SubState> self, ListenerImp
     self->rearm();
 }
 
-Task<void> SubState::resubscribe_task(std::shared_ptr<SubState> self, bool unsubscribe_old) {
+Task<void> SubscriptionCore::resubscribe_task(std::shared_ptr<SubscriptionCore> self,
+                                              bool unsubscribe_old) {
     std::string old_sid = self->sid;
     self->reset_backoff();
     for (;;) {
@@ -569,10 +641,10 @@ Task<void> SubState::resubscribe_task(std::shared_ptr<SubState> self, bool unsub
                                                 self->config->timeout, self->config->user_agent,
                                                 false));
     }
-    if (self->config->on_resubscribe) {
-        std::shared_ptr<const SubConfig> cfg = self->config;
+    if (auto h = self->handlers(); h && h->on_resubscribe) {
+        std::string new_sid = self->sid;
         call_user(self->listener, "resubscribe handler",
-                  [&] { cfg->on_resubscribe(old_sid, self->sid); });
+                  [&] { h->on_resubscribe(old_sid, new_sid); });
     }
 }
 
@@ -580,7 +652,7 @@ Task<void> SubState::resubscribe_task(std::shared_ptr<SubState> self, bool unsub
 
 // ---------------------------------------------------------------------------------------
 
-EventNextAwaiter::EventNextAwaiter(std::shared_ptr<detail::SubState> state)
+EventNextAwaiter::EventNextAwaiter(std::shared_ptr<detail::SubscriptionCore> state)
     : state_(std::move(state)), inner_(&state_->channel()) {}
 
 EventNextAwaiter::~EventNextAwaiter() = default;
@@ -592,7 +664,8 @@ std::optional<Event> EventNextAwaiter::await_resume() {
 }
 
 namespace {
-const std::shared_ptr<detail::SubState>& checked(const std::shared_ptr<detail::SubState>& s) {
+using CorePtr = std::shared_ptr<detail::SubscriptionCore>;
+const CorePtr& checked(const CorePtr& s) {
     if (!s) throw Error(make_error_code(uvgena::errc::invalid_argument), "empty Subscription");
     return s;
 }
@@ -612,7 +685,7 @@ std::size_t EventStream::size() const noexcept {
 
 Subscription::Subscription() noexcept = default;
 
-Subscription::Subscription(std::shared_ptr<detail::SubState> state,
+Subscription::Subscription(std::shared_ptr<detail::SubscriptionCore> state,
                            std::shared_ptr<detail::ListenerImpl> listener) noexcept
     : state_(std::move(state)), listener_(std::move(listener)) {}
 
@@ -632,22 +705,14 @@ Subscription::~Subscription() { release(); }
 
 void Subscription::release() noexcept {
     if (!state_) return;
-    std::shared_ptr<detail::SubState> state = std::move(state_);
-    if (state->subscribed() && state->device_address) {
-        std::string sid = state->sid;
-        state->end({});
-        try {
-            uvgena::spawn(state->loop,
-                          detail::send_unsubscribe(state->loop, state->config->url,
-                                                   state->device_address.get(), std::move(sid),
-                                                   state->config->timeout,
-                                                   state->config->user_agent, false));
-        } catch (const std::exception& e) {
-            log(LogLevel::warning, "uvgena: cannot unsubscribe ", state->url_text(), ": ",
-                e.what());
+    std::shared_ptr<detail::SubscriptionCore> state = std::move(state_);
+    try {
+        if (std::optional<Task<void>> unsubscribing = state->end_and_unsubscribe(false)) {
+            uvgena::spawn(state->loop, std::move(*unsubscribing));
         }
-    } else {
+    } catch (const std::exception& e) {
         state->end({});
+        log(LogLevel::warning, "uvgena: cannot unsubscribe ", state->url_text(), ": ", e.what());
     }
     state.reset();
     detail::ListenerImpl::release(listener_);
@@ -670,7 +735,8 @@ std::optional<std::chrono::milliseconds> Subscription::time_left() const {
 // A subscription being re-established (lost, expired or replaced) is not subscribed: the
 // device may have forgotten its SID, and events resume only with the new one.
 bool Subscription::is_subscribed() const noexcept {
-    return state_ && state_->subscribed() && state_->phase != detail::SubState::Phase::resubscribing;
+    return state_ && state_->subscribed() &&
+           state_->phase != detail::SubscriptionCore::Phase::resubscribing;
 }
 
 const std::string& Subscription::service_url() const {
@@ -691,20 +757,25 @@ std::optional<std::uint32_t> Subscription::last_seq() const {
     return state_ ? state_->last_seq() : std::nullopt;
 }
 
-EventStream Subscription::events() const { return EventStream(checked(state_)); }
+EventStream Subscription::events() const {
+    return detail::SubscriberAccess::make_stream(checked(state_));
+}
 
 void Subscription::set_callback(EventCallback callback) {
     const auto& state = checked(state_);
-    if (callback) {
-        state->callback = std::make_shared<const EventCallback>(std::move(callback));
-        state->flush_queue_to_callback();
-    } else {
-        state->callback.reset();
-    }
+    auto handlers = std::make_shared<SubscriptionHandlers>();
+    if (auto old = state->handlers()) *handlers = *old;
+    handlers->on_event = std::move(callback);
+    state->set_handlers(std::move(handlers));
+}
+
+void Subscription::set_handlers(SubscriptionHandlers handlers) {
+    checked(state_)->set_handlers(
+        std::make_shared<const SubscriptionHandlers>(std::move(handlers)));
 }
 
 Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_timeout) {
-    std::shared_ptr<detail::SubState> state = checked(state_);
+    std::shared_ptr<detail::SubscriptionCore> state = checked(state_);
     if (!requested_timeout) {
         requested_timeout = state->config->requested_timeout;
         if (!requested_timeout && !state->granted.infinite) requested_timeout = state->granted.seconds;
@@ -716,25 +787,22 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
         failure = e;
     }
     if (!failure) co_return;
-    if (failure->code() == errc::precondition_failed && state->phase != detail::SubState::Phase::ended) {
+    if (failure->code() == errc::precondition_failed &&
+        state->phase != detail::SubscriptionCore::Phase::ended) {
         state->lost(failure->code(), detail::context_of(*failure));
     }
     throw *failure;
 }
 
 Task<void> Subscription::unsubscribe(bool strict) {
-    std::shared_ptr<detail::SubState> state = state_;
-    if (!state || state->phase == detail::SubState::Phase::ended) co_return;
-    bool send = state->subscribed() && state->device_address.has_value();
-    std::string sid = state->sid;
-    state->end({});
-    if (!send) co_return;
-    co_await detail::send_unsubscribe(state->loop, state->config->url, state->device_address.get(),
-                                      std::move(sid), state->config->timeout,
-                                      state->config->user_agent, strict);
+    std::shared_ptr<detail::SubscriptionCore> state = state_;
+    if (!state) co_return;
+    std::optional<Task<void>> unsubscribing = state->end_and_unsubscribe(strict);
+    if (unsubscribing) co_await std::move(*unsubscribing);
 }
 
-Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options) {
+Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options,
+                             SubscriptionHandlers handlers) {
     std::string context = "subscribe to " + event_url;
     std::string reason;
     Result<http::Url> url = http::Url::try_parse(event_url, &reason);
@@ -743,22 +811,22 @@ Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOp
         throw Error(make_error_code(http::errc::bad_url), context + ": not an http:// URL");
     }
     std::shared_ptr<detail::ListenerImpl> listener =
-        options.listener != nullptr ? options.listener->impl()
+        options.listener != nullptr ? detail::SubscriberAccess::impl(*options.listener)
                                     : detail::ListenerImpl::shared_for(loop);
-    if (listener->loop != loop) {
+    if (listener->loop() != loop) {
         throw Error(make_error_code(uvgena::errc::invalid_argument),
                     context + ": the listener belongs to another loop");
     }
     listener->start();
-    std::shared_ptr<const EventCallback> callback;
-    if (options.on_event) {
-        callback = std::make_shared<const EventCallback>(std::move(options.on_event));
+    std::shared_ptr<const SubscriptionHandlers> shared_handlers;
+    if (handlers.on_event || handlers.on_renew_failed || handlers.on_resubscribe ||
+        handlers.on_silence) {
+        shared_handlers = std::make_shared<const SubscriptionHandlers>(std::move(handlers));
     }
     std::shared_ptr<const detail::SubConfig> config = listener->intern(
-        std::make_shared<detail::SubConfig>(std::move(*url), std::move(event_url),
-                                            std::move(options)));
-    auto state = std::make_shared<detail::SubState>(loop, listener.get(), std::move(config),
-                                                    std::move(callback));
+        std::make_shared<detail::SubConfig>(std::move(*url), std::move(event_url), options));
+    auto state = std::make_shared<detail::SubscriptionCore>(
+        loop, listener.get(), std::move(config), std::move(shared_handlers));
     std::exception_ptr failure;
     try {
         co_await state->exchange_subscribe();
@@ -771,7 +839,7 @@ Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOp
         detail::ListenerImpl::release(listener);
         std::rethrow_exception(failure);
     }
-    co_return Subscription(std::move(state), std::move(listener));
+    co_return detail::SubscriberAccess::make_subscription(std::move(state), std::move(listener));
 }
 
 }  // namespace uvgena::gena

@@ -1,10 +1,17 @@
-// Private state shared by the listener and its subscriptions.
+// The subscriber module's one internal interface: the loop-side core of a subscription
+// (SubscriptionCore) and the NOTIFY listener (ListenerImpl), used by listener.cpp (routing
+// NOTIFYs, renewal slots, callback delivery) and subscription.cpp (exchanges, SEQ checks,
+// schedule). Each class keeps its data private and asks the other through the functions
+// marked "what the listener asks of a subscription" / "what a subscription asks of its
+// listener"; the public handles (Subscription, EventStream, EventListener) are their facades.
 //
-// Ownership: a Subscription holds its SubState and a reference on the ListenerImpl (which
-// keeps the loop's shared listener alive). The listener's registry maps callback ids to raw
-// SubState pointers; a SubState unregisters itself when it ends or dies. Background tasks
-// (renewal, resubscription) run in the listener's Scope and hold the SubState, never the
-// listener, so that no task of a scope can destroy the scope's owner.
+// Ownership: a Subscription holds its SubscriptionCore and a reference on the ListenerImpl
+// (which keeps the loop's shared listener alive). The listener's registry maps callback ids
+// to raw SubscriptionCore pointers; a core unregisters itself when it ends or dies. Background
+// tasks (renewal, resubscription) run in the listener's Scope and hold the core, never the
+// listener, so that no task of a scope can destroy the scope's owner. Callback deliveries
+// hold the core too; an ended core drops its pending deliveries and its handlers, so no
+// callback runs after its subscription ended.
 #pragma once
 
 #include <netinet/in.h>
@@ -34,10 +41,6 @@ namespace uvgena::gena::detail {
 
 class ListenerImpl;
 
-/// The local address a socket would use to reach `device` (a connected UDP socket's
-/// getsockname: no packet is sent). Fails for unroutable destinations.
-Result<SocketAddress> local_address_towards(const SocketAddress& device) noexcept;
-
 /// Sends UNSUBSCRIBE for `sid`. With `strict`, failures are thrown, else logged.
 Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device, std::string sid,
                             std::chrono::milliseconds timeout, std::string user_agent, bool strict);
@@ -47,8 +50,8 @@ template <typename Fn>
 void call_user(ListenerImpl* listener, const char* what, Fn&& fn) noexcept;
 
 /// What subscriptions share: the event URL (text and parsed) and the options, immutable.
-/// Subscriptions made to the same URL with equal options and no handlers of their own share
-/// one (ListenerImpl::intern): at 10,000 subscriptions this is most of their memory.
+/// Subscriptions made to the same URL with equal options share one (ListenerImpl::intern): at
+/// 10,000 subscriptions this is most of their memory. Handlers are per subscription.
 struct SubConfig {
     std::string url_text;
     http::Url url;
@@ -66,16 +69,8 @@ struct SubConfig {
     bool resubscribe_on_gap = false;
     bool resubscribe_on_silence = false;
     bool check_source = false;
-    RenewFailHandler on_renew_failed;
-    ResubscribeHandler on_resubscribe;
-    SilenceHandler on_silence;
 
-    /// Takes everything but on_event (which the subscription keeps) from `options`.
-    SubConfig(http::Url parsed, std::string text, SubscribeOptions&& options);
-    /// True if handlers are set (such a config is never shared: handlers cannot be compared).
-    bool has_handlers() const noexcept {
-        return on_renew_failed || on_resubscribe || on_silence;
-    }
+    SubConfig(http::Url parsed, std::string text, const SubscribeOptions& options);
     /// True if `other` has the same URL and options (handlers aside).
     bool same_settings(const SubConfig& other) const noexcept;
     /// "subscribe to <url>", the context of exchange errors.
@@ -98,40 +93,87 @@ private:
     } storage_{};
 };
 
-/// One subscription's state. Kept small (about 450 bytes): shared settings behind `config`,
+/// The loop-side core of one subscription (SID, grant, SEQ, queue or callback, schedule,
+/// exchanges). Kept small (about 450 bytes): shared settings behind `config`,
 /// rarely used parts (the end reason, held NOTIFYs, the backoff) allocated when first needed.
-class SubState : public std::enable_shared_from_this<SubState> {
+class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
 public:
     enum class Phase : std::uint8_t { subscribing, active, renewing, resubscribing, ended };
 
-    SubState(uv_loop_t* loop, ListenerImpl* listener, std::shared_ptr<const SubConfig> config,
-             std::shared_ptr<const EventCallback> callback);
-    SubState(const SubState&) = delete;
-    SubState& operator=(const SubState&) = delete;
-    ~SubState();
+    SubscriptionCore(uv_loop_t* loop, ListenerImpl* listener,
+                     std::shared_ptr<const SubConfig> config,
+                     std::shared_ptr<const SubscriptionHandlers> handlers);
+    SubscriptionCore(const SubscriptionCore&) = delete;
+    SubscriptionCore& operator=(const SubscriptionCore&) = delete;
+    ~SubscriptionCore();
 
-    /// True while the device may know a SID we do not know yet (hold its NOTIFYs).
+    /// True while the device may know a SID we do not know yet (hold its NOTIFYs): while
+    /// subscribing, resubscribing, or while any renewal (automatic or by hand) is in flight.
     bool holding() const noexcept {
-        return phase == Phase::subscribing || phase == Phase::renewing ||
-               phase == Phase::resubscribing;
+        return phase == Phase::subscribing || phase == Phase::resubscribing ||
+               (phase != Phase::ended && renewals_running_ > 0);
     }
     bool subscribed() const noexcept { return phase != Phase::ended && !sid.empty(); }
+
+    // --- what the listener asks of a subscription --------------------------------------
+    /// True if a NOTIFY with `notify_sid` may be for this subscription: its SID, or one it
+    /// may be about to learn (see holding()).
+    bool admits(std::string_view notify_sid) const noexcept {
+        return notify_sid == sid || holding();
+    }
+    /// The device's address if NOTIFYs must come from it (check_source), else nullopt.
+    std::optional<SocketAddress> required_source() const {
+        if (!config->check_source || !device_address) return std::nullopt;
+        return device_address.get();
+    }
+    /// True if events keep their raw body.
+    bool keeps_body() const noexcept { return config->keep_body; }
+    /// A NOTIFY the listener accepted for this subscription: delivered if its SID is the
+    /// current one, else held until the SID is known.
+    void on_notify(Event event);
+    /// Ends the subscription locally (as end() does) and returns the UNSUBSCRIBE to send
+    /// for it, or nullopt if the device holds no SID of ours. With `strict` the task throws
+    /// its failure, else logs it.
+    std::optional<Task<void>> end_and_unsubscribe(bool strict);
+    /// Enters the listener's renewal queue; false if already in it.
+    bool enter_renewal_queue() noexcept {
+        if (renewal_queued) return false;
+        renewal_queued = true;
+        return true;
+    }
+    /// Leaves the renewal queue of `owner` and starts the automatic renewal if one is still
+    /// due (not ended, resubscribing or renewed by hand meanwhile). True if it started; it
+    /// then calls ListenerImpl::renewal_done when over.
+    bool leave_renewal_queue(const ListenerImpl* owner) noexcept {
+        renewal_queued = false;
+        if (listener != owner || phase != Phase::active || background_busy ||
+            schedule.renew_at()) {
+            return false;
+        }
+        return start_auto_renewal();
+    }
 
     /// The SUBSCRIBE exchange (initial or resubscription); adopts the answer. Throws.
     Task<void> exchange_subscribe();
     /// A renewal exchange with the current SID. Throws.
     Task<void> exchange_renew(std::optional<std::chrono::seconds> requested);
 
-    /// An accepted NOTIFY whose SID is the current one: SEQ check, counters, delivery.
-    void accept(Event event);
-    /// An accepted NOTIFY whose SID is not known yet.
-    void hold(Event event);
     /// Ends the subscription locally: unregisters, clears timers, closes the stream
     /// (with `error` if set, which next() then throws).
     void end(std::error_code error, std::string context = {});
-    /// Moves queued events into the callback queue (after set_callback).
-    void flush_queue_to_callback();
+    /// Installs `handlers` (empty: none). A new on_event takes the queued events first; no
+    /// on_event takes back the events handed to the old one but not yet delivered.
+    void set_handlers(std::shared_ptr<const SubscriptionHandlers> handlers);
+    /// The handlers (a copy of the reference: keep it across a call that may replace them).
+    std::shared_ptr<const SubscriptionHandlers> handlers() const noexcept { return handlers_; }
+    /// The event callback, or null (queue mode, or the subscription ended).
+    const EventCallback* callback() const noexcept {
+        return handlers_ && handlers_->on_event && phase != Phase::ended ? &handlers_->on_event
+                                                                         : nullptr;
+    }
 
+    /// Puts a delivered event in the channel; a drop or refusal is counted.
+    void enqueue(Event event);
     /// The channel, created on first use.
     Channel<Event>& channel();
     /// Re-arms the loop timer for the schedule's next deadline.
@@ -142,11 +184,6 @@ public:
     void lost(const std::error_code& error, const std::string& context);
     /// Starts a resubscription in the background (if not already doing one).
     void resubscribe_later(bool unsubscribe_old);
-    /// Runs an automatic renewal now (the listener's renewal queue gave it a slot); calls
-    /// ListenerImpl::renewal_done when it is over. False if it could not start (then it
-    /// will not call renewal_done).
-    bool start_auto_renewal() noexcept;
-
     /// Why the subscription ended (empty while live or after a normal end).
     std::error_code end_error() const noexcept { return ended_ ? ended_->error : std::error_code{}; }
     const std::string& end_context() const noexcept;
@@ -155,6 +192,12 @@ public:
         return has_seq_ ? std::optional<std::uint32_t>(last_seq_) : std::nullopt;
     }
     const std::string& url_text() const noexcept { return config->url_text; }
+
+private:
+    // The public handles are this class's facade: they read its state directly. The
+    // listener does not; it uses the functions above.
+    friend class gena::Subscription;
+    friend class gena::EventStream;
 
     uv_loop_t* loop;
     ListenerImpl* listener;  // null once detached
@@ -169,11 +212,9 @@ public:
     bool renewal_queued = false;   // waiting in the listener's renewal queue
     SubscriptionStats stats;
     std::unique_ptr<Channel<Event>> events;
-    std::shared_ptr<const EventCallback> callback;
     CompactAddress device_address;
     SubscriptionSchedule schedule;
 
-private:
     struct Ended {
         std::error_code error;
         std::string context;
@@ -181,16 +222,29 @@ private:
 
     static void on_timer(uvgena::detail::TimerNode* node) noexcept;
     void on_deadline() noexcept;
-    static Task<void> auto_renew_task(std::shared_ptr<SubState> self, ListenerImpl* owner);
-    static Task<void> resubscribe_task(std::shared_ptr<SubState> self, bool unsubscribe_old);
+    void run_due_actions();
+    static Task<void> auto_renew_task(std::shared_ptr<SubscriptionCore> self, ListenerImpl* owner);
+    static Task<void> resubscribe_task(std::shared_ptr<SubscriptionCore> self,
+                                       bool unsubscribe_old);
     void adopt(const SubscribeAnswer& answer, bool fresh);
+    /// An accepted NOTIFY whose SID is the current one: SEQ check, counters, delivery.
+    void accept(Event event);
+    /// An accepted NOTIFY whose SID is not known yet.
+    void hold(Event event);
+    /// Runs an automatic renewal now (the listener's renewal queue gave it a slot); calls
+    /// ListenerImpl::renewal_done when it is over. False if it could not start (then it
+    /// will not call renewal_done).
+    bool start_auto_renewal() noexcept;
+
     Backoff& backoff();
     void reset_backoff() noexcept {
         if (backoff_) backoff_->reset();
     }
 
     bool has_seq_ = false;
+    std::uint8_t renewals_running_ = 0;  // renewal exchanges in flight (automatic and manual)
     std::uint32_t last_seq_ = 0;
+    std::shared_ptr<const SubscriptionHandlers> handlers_;
     std::unique_ptr<Ended> ended_;
     std::unique_ptr<std::vector<Event>> held_;
     std::unique_ptr<Backoff> backoff_;
@@ -214,7 +268,7 @@ public:
     /// Ends every subscription locally and closes the server now (no network).
     void close_now() noexcept;
 
-    std::uint64_t add(SubState* state);
+    std::uint64_t add(SubscriptionCore* state);
     void remove(std::uint64_t id) noexcept;
     /// The config to use for `config`: an equal one already in use by another subscription
     /// (same URL, same options, no handlers), else `config` itself.
@@ -224,31 +278,46 @@ public:
     /// Asks for an automatic renewal of `state`: it starts at once if fewer than
     /// options.max_renewals_in_flight run, else when one of them ends (first come, first
     /// served), so that subscriptions due together do not open thousands of connections.
-    void queue_renewal(SubState& state);
+    void queue_renewal(SubscriptionCore& state);
     /// An automatic renewal started by queue_renewal is over: the next queued one starts.
     void renewal_done() noexcept;
     /// Automatic renewals running now.
     std::size_t renewals_in_flight() const noexcept { return renewals_in_flight_; }
     /// Queues an event for the callback of `state` (delivered from the loop, later).
-    void queue_callback(std::shared_ptr<SubState> state, Event event);
+    void queue_callback(std::shared_ptr<SubscriptionCore> state, Event event);
+    /// Takes back the events queued for the callback of `state`, oldest first.
+    std::vector<Event> take_callbacks(const SubscriptionCore& state);
+    /// Drops the events queued for the callback of `state` (it ended).
+    void drop_callbacks(const SubscriptionCore& state) noexcept;
     /// Answers one NOTIFY (the server's handler).
     http::Response handle(const http::Request& request, const http::RequestContext& context);
 
     /// Drops a reference to a listener without destroying it inside its own user code.
     static void release(std::shared_ptr<ListenerImpl>& listener) noexcept;
 
-    uv_loop_t* loop;
-    ListenerOptions options;
-    ListenerStats stats;
-    bool started = false;
-    bool stopped = false;
-    int in_user_code = 0;
-    std::unordered_map<std::uint64_t, SubState*> subs;
-
+    // --- what a subscription asks of its listener --------------------------------------
+    uv_loop_t* loop() const noexcept { return loop_; }
     Scope& scope() noexcept { return scope_; }
-    http::Server* server() const noexcept { return server_.get(); }
+    /// NOTIFYs a subscription may hold while its SID is unknown.
+    std::size_t max_held_events() const noexcept { return options_.max_held_events; }
+    void count_held() noexcept { ++stats_.held; }
+    void count_held_dropped(std::size_t n) noexcept { stats_.held_dropped += n; }
+    /// Brackets user code run for this listener (see release()).
+    void enter_user_code() noexcept { ++in_user_code_; }
+    void leave_user_code() noexcept { --in_user_code_; }
 
 private:
+    friend class gena::EventListener;  // its facade
+
+    http::Server* server() const noexcept { return server_.get(); }
+
+    uv_loop_t* loop_;
+    ListenerOptions options_;
+    ListenerStats stats_;
+    bool started_ = false;
+    bool stopped_ = false;
+    int in_user_code_ = 0;
+    std::unordered_map<std::uint64_t, SubscriptionCore*> subs_;
     static Task<void> deliver_callbacks(std::shared_ptr<ListenerImpl> self);
     void start_queued_renewals() noexcept;
 
@@ -258,16 +327,34 @@ private:
     std::unordered_map<std::string, std::weak_ptr<const SubConfig>> configs_;
     std::size_t configs_swept_size_ = 16;
     std::unique_ptr<http::Server> server_;
-    std::deque<std::weak_ptr<SubState>> renewal_queue_;
+    std::deque<std::weak_ptr<SubscriptionCore>> renewal_queue_;
     std::size_t renewals_in_flight_ = 0;
-    std::deque<std::pair<std::shared_ptr<SubState>, Event>> callback_queue_;
+    std::deque<std::pair<std::shared_ptr<SubscriptionCore>, Event>> callback_queue_;
     bool delivering_ = false;
     Scope scope_;  // last: destroyed first
 };
 
+/// The subscriber layer's way into the private parts of its public types (they befriend
+/// it); nothing outside src/subscriber and the tests uses it.
+struct SubscriberAccess {
+    static const std::shared_ptr<ListenerImpl>& impl(const EventListener& listener) noexcept {
+        return listener.impl_;
+    }
+    static const std::shared_ptr<SubscriptionCore>& core(const Subscription& sub) noexcept {
+        return sub.state_;
+    }
+    static Subscription make_subscription(std::shared_ptr<SubscriptionCore> core,
+                                          std::shared_ptr<ListenerImpl> listener) noexcept {
+        return Subscription(std::move(core), std::move(listener));
+    }
+    static EventStream make_stream(std::shared_ptr<SubscriptionCore> core) noexcept {
+        return EventStream(std::move(core));
+    }
+};
+
 template <typename Fn>
 void call_user(ListenerImpl* listener, const char* what, Fn&& fn) noexcept {
-    if (listener != nullptr) ++listener->in_user_code;
+    if (listener != nullptr) listener->enter_user_code();
     try {
         fn();
     } catch (const std::exception& e) {
@@ -275,7 +362,7 @@ void call_user(ListenerImpl* listener, const char* what, Fn&& fn) noexcept {
     } catch (...) {
         log(LogLevel::error, "uvgena: ", what, " threw a non-standard exception");
     }
-    if (listener != nullptr) --listener->in_user_code;
+    if (listener != nullptr) listener->leave_user_code();
 }
 
 }  // namespace uvgena::gena::detail

@@ -151,10 +151,11 @@ TEST_SUITE("blocking.subscription") {
         SubscribeOptions o = f.options();
         o.requested_timeout = 1s;  // renewal due after 850 ms
         o.auto_renew = true;
-        o.on_renew_failed = [called_on](const Error&) {
+        SubscriptionHandlers h;
+        h.on_renew_failed = [called_on](const Error&) {
             called_on->push(std::this_thread::get_id());
         };
-        auto sub = f.bg.subscribe(f.url, o).wait(10s);
+        auto sub = f.bg.subscribe(f.url, o, std::move(h)).wait(10s);
         auto id = called_on->get(10s);
         REQUIRE(id);
         CHECK(*id == f.bg.thread_id());
@@ -210,8 +211,9 @@ TEST_SUITE("blocking.subscription") {
         Fixture f;
         auto seen = std::make_shared<BlockingQueue<std::thread::id>>();
         SubscribeOptions o = f.options();
-        o.on_event = [seen](Event) { seen->push(std::this_thread::get_id()); };
-        auto sub = f.bg.subscribe(f.url, o).wait(10s);
+        SubscriptionHandlers h;
+        h.on_event = [seen](Event) { seen->push(std::this_thread::get_id()); };
+        auto sub = f.bg.subscribe(f.url, o, std::move(h)).wait(10s);
         auto id = seen->get(10s);
         REQUIRE(id);
         CHECK(*id == f.bg.thread_id());

@@ -44,8 +44,8 @@ struct Reports {
     std::vector<std::pair<std::string, std::string>> resubscribed;  // old SID, new SID
 };
 
-// Options for a short-lived, self-healing subscription.
-SubscribeOptions healing(EventListener& listener, Reports& reports) {
+// Options for a short-lived, self-healing subscription (handlers: reporting()).
+SubscribeOptions healing(EventListener& listener) {
     SubscribeOptions o;
     o.listener = &listener;
     o.requested_timeout = 3s;
@@ -55,11 +55,17 @@ SubscribeOptions healing(EventListener& listener, Reports& reports) {
     o.timeout = 1s;
     o.backoff.initial = 100ms;
     o.backoff.max = 400ms;
-    o.on_renew_failed = [&reports](const Error& e) { reports.renew_failures.push_back(e.code()); };
-    o.on_resubscribe = [&reports](const std::string& old_sid, const std::string& new_sid) {
+    return o;
+}
+
+// Handlers that record renewal failures and resubscriptions in `reports`.
+SubscriptionHandlers reporting(Reports& reports) {
+    SubscriptionHandlers h;
+    h.on_renew_failed = [&reports](const Error& e) { reports.renew_failures.push_back(e.code()); };
+    h.on_resubscribe = [&reports](const std::string& old_sid, const std::string& new_sid) {
         reports.resubscribed.emplace_back(old_sid, new_sid);
     };
-    return o;
+    return h;
 }
 
 ListenerOptions loopback_listener() {
@@ -109,7 +115,8 @@ TEST_SUITE("faults") {
             EventListener listener(l, loopback_listener());
             Reports reports;
             auto device = make_device(l);
-            Subscription sub = co_await subscribe(l, device->url(), healing(listener, reports));
+            Subscription sub =
+                co_await subscribe(l, device->url(), healing(listener), reporting(reports));
             std::string first_sid = sub.sid();
             CHECK((co_await next_event(l, sub)).seq == 0);
             co_await check_flow(l, *device, sub, "1", 1);
@@ -160,9 +167,9 @@ TEST_SUITE("faults") {
             EventListener listener(l, loopback_listener());
             Reports reports;
             auto device = make_device(l);
-            SubscribeOptions options = healing(listener, reports);
+            SubscribeOptions options = healing(listener);
             options.requested_timeout = 2s;
-            Subscription sub = co_await subscribe(l, device->url(), options);
+            Subscription sub = co_await subscribe(l, device->url(), options, reporting(reports));
             CHECK((co_await next_event(l, sub)).seq == 0);
 
             // Gone: nothing listens on the port. The renewal (at 85% of the grant) and its
@@ -225,9 +232,9 @@ TEST_SUITE("faults") {
             EventListener listener(l, loopback_listener());
             Reports reports;
             auto device = make_device(l);
-            SubscribeOptions options = healing(listener, reports);
+            SubscribeOptions options = healing(listener);
             options.backoff.max_attempts = 3;
-            Subscription sub = co_await subscribe(l, device->url(), options);
+            Subscription sub = co_await subscribe(l, device->url(), options, reporting(reports));
             CHECK((co_await next_event(l, sub)).seq == 0);
 
             co_await device->stop();
@@ -253,7 +260,8 @@ TEST_SUITE("faults") {
             CHECK(reports.resubscribed.empty());
 
             // Discovery found the device at its new address: subscribe again.
-            Subscription moved = co_await subscribe(l, device->url(), healing(listener, reports));
+            Subscription moved =
+                co_await subscribe(l, device->url(), healing(listener), reporting(reports));
             Event initial = co_await next_event(l, moved);
             CHECK(initial.seq == 0);
             CHECK(initial.variables().at("Volume") == "moved");

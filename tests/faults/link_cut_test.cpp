@@ -150,15 +150,17 @@ TEST_SUITE("faults.link") {
             o.timeout = 500ms;
             o.backoff.initial = 100ms;
             o.backoff.max = 500ms;
-            o.on_event = [&seen](Event e) { seen.events.push_back(std::move(e)); };
-            o.on_renew_failed = [&seen](const Error& e) {
+            SubscriptionHandlers h;
+            h.on_event = [&seen](Event e) { seen.events.push_back(std::move(e)); };
+            h.on_renew_failed = [&seen](const Error& e) {
                 seen.renew_failures.push_back(e.code());
             };
-            o.on_resubscribe = [&seen](const std::string&, const std::string& sid) {
+            h.on_resubscribe = [&seen](const std::string&, const std::string& sid) {
                 seen.resubscribed.push_back(sid);
             };
             Subscription sub = co_await subscribe(
-                l, "http://10.7.0.2:" + std::to_string(kDevicePort) + "/svc/event", o);
+                l, "http://10.7.0.2:" + std::to_string(kDevicePort) + "/svc/event", o,
+                std::move(h));
             std::string first_sid = sub.sid();
             CHECK(co_await peers::eventually(
                 l, [&] { return seen.events.size() >= 10; }, 15s));

@@ -165,10 +165,6 @@ bool before(const std::vector<Obj>& order, Obj a, Obj b) {
 
 // Cases that hit a bug of issue 17 that another branch fixes. Enabled after the merge.
 const char* known_bug(Op op, Step step, const std::vector<Obj>& order) {
-    // Bug 2: a callback runs after its subscription ended. in_callback destroys everything
-    // from the first event's callback; a second NOTIFY accepted in the same turn is still
-    // delivered. Enabled after merge of the fix for bug 2.
-    if (op == Op::in_callback) return "bug 2";
     // Bug 3: destroying an EventListener or a Publisher while its stop() waits for a
     // connection that is mid-request frees the http::Server under the suspended
     // Impl::stop (server.cpp:411). Enabled after merge of the fix for bug 3.
@@ -315,7 +311,7 @@ bool unclean_loop_reported(const std::vector<std::string>& errors) {
 // the subscription is destroyed), so until that fix is merged a late callback there is only
 // warned about; the in_callback cases, which provoke it on purpose, check it and are skipped
 // (see known_bug). Set to true after the merge of the fix for bug 2.
-constexpr bool kBug2Merged = false;
+constexpr bool kBug2Merged = true;
 
 // --- loop cases ---------------------------------------------------------------------------
 

@@ -165,13 +165,15 @@ TEST_SUITE("soak") {
                     o.timeout = 2s;
                     o.backoff.initial = 200ms;
                     o.backoff.max = 2s;
-                    o.on_event = [s](Event e) { observe(*s, e); };
-                    o.on_resubscribe = [s](const std::string&, const std::string& new_sid) {
+                    SubscriptionHandlers h;
+                    h.on_event = [s](Event e) { observe(*s, e); };
+                    h.on_resubscribe = [s](const std::string&, const std::string& new_sid) {
                         s->reported.push_back(new_sid);
                     };
-                    o.on_renew_failed = [s](const Error&) { ++s->renew_failures; };
+                    h.on_renew_failed = [s](const Error&) { ++s->renew_failures; };
                     subs.push_back(co_await subscribe(
-                        l, devices[static_cast<std::size_t>(i % kDevices)]->url(), o));
+                        l, devices[static_cast<std::size_t>(i % kDevices)]->url(), o,
+                        std::move(h)));
                 }
 
                 std::mt19937 random(20261122);

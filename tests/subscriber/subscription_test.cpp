@@ -167,15 +167,15 @@ TEST_SUITE("gena.subscription") {
             EventListener listener(l, loopback());
             int failures = 0;
             std::error_code seen;
+            SubscriptionHandlers handlers;
+            handlers.on_renew_failed = [&](const Error& e) {
+                ++failures;
+                seen = e.code();
+            };
             Subscription sub = co_await subscribe(
                 l, device.event_url(),
-                {.requested_timeout = 1s,
-                 .auto_renew = true,
-                 .listener = &listener,
-                 .on_renew_failed = [&](const Error& e) {
-                     ++failures;
-                     seen = e.code();
-                 }});
+                {.requested_timeout = 1s, .auto_renew = true, .listener = &listener},
+                std::move(handlers));
             CHECK((co_await next_event(l, sub))->seq == 0);
             bool threw = false;
             try {
@@ -204,17 +204,18 @@ TEST_SUITE("gena.subscription") {
             device.renew_status = 412;
             EventListener listener(l, loopback());
             std::string old_sid, new_sid;
-            Subscription sub = co_await subscribe(
-                l, device.event_url(),
-                {.requested_timeout = 1s,
-                 .auto_renew = true,
-                 .auto_resubscribe = true,
-                 .listener = &listener,
-                 .on_resubscribe = [&](const std::string& o, const std::string& n) {
-                     old_sid = o;
-                     new_sid = n;
-                 },
-                 .backoff = {.initial = 20ms, .max = 100ms}});
+            SubscriptionHandlers handlers;
+            handlers.on_resubscribe = [&](const std::string& o, const std::string& n) {
+                old_sid = o;
+                new_sid = n;
+            };
+            Subscription sub = co_await subscribe(l, device.event_url(),
+                                                  {.requested_timeout = 1s,
+                                                   .auto_renew = true,
+                                                   .auto_resubscribe = true,
+                                                   .listener = &listener,
+                                                   .backoff = {.initial = 20ms, .max = 100ms}},
+                                                  std::move(handlers));
             std::string first_sid = sub.sid();
             std::optional<Event> first = co_await next_event(l, sub);
             REQUIRE(first);
@@ -246,13 +247,15 @@ TEST_SUITE("gena.subscription") {
             auto device = std::make_unique<TestDevice>(l);
             EventListener listener(l, loopback());
             std::vector<std::error_code> failures;
-            Subscription sub = co_await subscribe(
-                l, device->event_url(),
-                {.requested_timeout = 1s,
-                 .auto_renew = true,
-                 .listener = &listener,
-                 .on_renew_failed = [&](const Error& e) { failures.push_back(e.code()); },
-                 .backoff = {.initial = 50ms, .max = 50ms, .jitter = 0.0}});
+            SubscriptionHandlers handlers;
+            handlers.on_renew_failed = [&](const Error& e) { failures.push_back(e.code()); };
+            Subscription sub =
+                co_await subscribe(l, device->event_url(),
+                                   {.requested_timeout = 1s,
+                                    .auto_renew = true,
+                                    .listener = &listener,
+                                    .backoff = {.initial = 50ms, .max = 50ms, .jitter = 0.0}},
+                                   std::move(handlers));
             CHECK((co_await next_event(l, sub))->seq == 0);
             co_await device->stop();
             device.reset();
@@ -315,12 +318,12 @@ TEST_SUITE("gena.subscription") {
             device.renew_delay = 3s;
             EventListener listener(l, loopback());
             std::vector<std::error_code> failures;
+            SubscriptionHandlers handlers;
+            handlers.on_renew_failed = [&](const Error& e) { failures.push_back(e.code()); };
             Subscription sub = co_await subscribe(
                 l, device.event_url(),
-                {.requested_timeout = 1s,
-                 .auto_renew = true,
-                 .listener = &listener,
-                 .on_renew_failed = [&](const Error& e) { failures.push_back(e.code()); }});
+                {.requested_timeout = 1s, .auto_renew = true, .listener = &listener},
+                std::move(handlers));
             CHECK((co_await next_event(l, sub))->seq == 0);
             bool threw = false;
             try {
@@ -623,10 +626,10 @@ TEST_SUITE("gena.subscription") {
             TestDevice device(l);
             EventListener listener(l, loopback());
             std::vector<std::uint32_t> seqs;
-            Subscription sub = co_await subscribe(
-                l, device.event_url(),
-                {.listener = &listener,
-                 .on_event = [&](Event e) { seqs.push_back(e.seq); }});
+            SubscriptionHandlers handlers;
+            handlers.on_event = [&](Event e) { seqs.push_back(e.seq); };
+            Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener},
+                                                  std::move(handlers));
             CHECK(co_await eventually(l, [&] { return seqs.size() == 1; }));
             auto v = vars({{"Volume", "1"}});
             co_await device.notify_all(v);
@@ -676,12 +679,13 @@ TEST_SUITE("gena.subscription") {
             device.initial_event = false;  // as if the callback address were unreachable
             EventListener listener(l, loopback());
             int silences = 0;
-            Subscription sub = co_await subscribe(
-                l, device.event_url(),
-                {.listener = &listener,
-                 .silence_timeout = 100ms,
-                 .on_silence = [&](std::chrono::milliseconds) { ++silences; },
-                 .resubscribe_on_silence = true});
+            SubscriptionHandlers handlers;
+            handlers.on_silence = [&](std::chrono::milliseconds) { ++silences; };
+            Subscription sub = co_await subscribe(l, device.event_url(),
+                                                  {.listener = &listener,
+                                                   .silence_timeout = 100ms,
+                                                   .resubscribe_on_silence = true},
+                                                  std::move(handlers));
             CHECK(co_await eventually(l, [&] { return silences >= 1 && device.subscribes >= 2; }));
             CHECK(sub.stats().silences >= 1);
             CHECK(sub.stats().resubscriptions >= 1);

@@ -33,6 +33,7 @@ namespace uvgena {
 
 namespace gena {
 struct SubscribeOptions;
+class SubscriptionHandlers;
 }
 class BlockingSubscription;
 
@@ -354,11 +355,14 @@ class BackgroundLoop {
     /// `bg.subscribe(url, options).wait(5s)`. Defined with BlockingSubscription: include
     /// "uvgena/blocking/subscription.hpp".
     EventualResult<BlockingSubscription> subscribe(std::string event_url);
-    /// Same, with options. Their handlers (on_event, on_renew_failed, on_resubscribe,
-    /// on_silence) run on the loop thread; `listener`, if set, must live on this loop (see
-    /// keep_until_stop).
+    /// Same, with options; `listener`, if set, must live on this loop (see keep_until_stop).
     EventualResult<BlockingSubscription> subscribe(std::string event_url,
                                                    gena::SubscribeOptions options);
+    /// Same, with handlers (on_event, on_renew_failed, on_resubscribe, on_silence); they run
+    /// on the loop thread.
+    EventualResult<BlockingSubscription> subscribe(std::string event_url,
+                                                   gena::SubscribeOptions options,
+                                                   gena::SubscriptionHandlers handlers);
 
     /// Keeps `object` alive until the loop stops, then destroys it on the loop thread, after
     /// every task ended and before the handles are closed: the owner of loop-thread objects

@@ -78,7 +78,7 @@ class BlockingEventStream {
 /// stopping the BackgroundLoop. The handle may outlive the BackgroundLoop: calls then throw
 /// Error(errc::not_running) and the event stream reports its end.
 ///
-/// Handlers in SubscribeOptions (on_renew_failed, on_resubscribe, on_silence, on_event) run
+/// Handlers in SubscriptionHandlers (on_renew_failed, on_resubscribe, on_silence, on_event) run
 /// on the loop thread: they must not block, and must not wait() on this loop.
 class BlockingSubscription {
   public:

@@ -29,7 +29,8 @@ namespace uvgena::gena {
 
 namespace detail {
 class ListenerImpl;
-}
+struct SubscriberAccess;
+}  // namespace detail
 
 /// Configuration of an EventListener.
 struct ListenerOptions {
@@ -125,10 +126,8 @@ public:
     /// The loop.
     uv_loop_t* loop() const noexcept;
 
-    /// The implementation shared with subscriptions (internal).
-    const std::shared_ptr<detail::ListenerImpl>& impl() const noexcept { return impl_; }
-
 private:
+    friend struct detail::SubscriberAccess;
     std::shared_ptr<detail::ListenerImpl> impl_;
 };
 

@@ -18,7 +18,8 @@ namespace uvgena::ssdp {
 /// Error(uvgena::errc::invalid_argument) naming the service if it has no eventSubURL, else
 /// what gena::subscribe throws.
 Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
-                                   gena::SubscribeOptions options = {});
+                                   gena::SubscribeOptions options = {},
+                                   gena::SubscriptionHandlers handlers = {});
 
 /// The event URL that `target` names: `target` itself for a plain URL, or, for
 /// "<location-url>#<service>", the eventSubURL of the service (short name, full type or
@@ -30,7 +31,8 @@ Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOp
 /// Subscribes to `target`: an event URL, or "<location-url>#<service>" (see
 /// resolve_event_url).
 Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,
-                                          gena::SubscribeOptions options = {});
+                                          gena::SubscribeOptions options = {},
+                                   gena::SubscriptionHandlers handlers = {});
 
 }  // namespace uvgena::ssdp
 

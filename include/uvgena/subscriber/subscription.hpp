@@ -5,6 +5,10 @@
 //                                                       .auto_renew = true});
 //     while (auto event = co_await sub.events().next()) { ... }
 //
+// or, with a callback (set outside the co_await expression, see SubscriptionHandlers):
+//
+//     sub.set_callback([state](uvgena::Event e) { state->show(e); });
+//
 // A Subscription belongs to one loop and is used on its thread. Work nobody awaits
 // (auto-renewal, resubscription, the unsubscribe of a destroyed subscription) runs in the
 // listener's scope or the loop's; its errors go to the handlers below or to the log.
@@ -21,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/task.hpp"
@@ -34,8 +39,9 @@
 namespace uvgena::gena {
 
 namespace detail {
-class SubState;
-}
+class SubscriptionCore;
+struct SubscriberAccess;
+}  // namespace detail
 
 /// Receives each event instead of the queue (see Subscription::set_callback).
 using EventCallback = std::function<void(Event)>;
@@ -49,10 +55,13 @@ using SilenceHandler = std::function<void(std::chrono::milliseconds silence)>;
 
 /// Options of subscribe(); every field has a usable default.
 ///
-/// Every member is trivially relocatable (no std::string): GCC 12 relocates an aggregate
-/// temporary written inside a co_await expression bitwise, which breaks self-referencing
-/// members such as a short std::string, and `co_await subscribe(loop, url, {...})` is the
-/// intended way to call subscribe().
+/// Trivially copyable and destructible on purpose (checked below), because
+/// `co_await subscribe(loop, url, {...})` is the intended way to call subscribe(): g++ 12
+/// (Debian 12's 12.2) copies an aggregate temporary written inside a co_await expression
+/// byte for byte and then destroys both copies, which frees whatever such a temporary owns
+/// (a std::function's callable, a std::string's buffer). A member that owns nothing survives
+/// that. The handlers, which must own their callables, are passed apart: see
+/// SubscriptionHandlers.
 struct SubscribeOptions {
     /// Duration to ask for (TIMEOUT: Second-N); nullopt lets the device choose.
     std::optional<std::chrono::seconds> requested_timeout{};
@@ -74,12 +83,6 @@ struct SubscribeOptions {
     std::size_t queue_capacity = 1024;
     /// drop_oldest or reject_new (wait behaves as reject_new: the listener never waits).
     Overflow overflow = Overflow::drop_oldest;
-    /// Receives every event instead of the queue (set before the initial event arrives).
-    EventCallback on_event{};
-    /// Called when an automatic renewal fails.
-    RenewFailHandler on_renew_failed{};
-    /// Called after an automatic resubscription.
-    ResubscribeHandler on_resubscribe{};
     /// Keep each event's raw body in Event::body.
     bool keep_body = false;
     /// Also deliver duplicate and stale events (flagged SeqStatus::duplicate); by default they
@@ -91,8 +94,6 @@ struct SubscribeOptions {
     /// Watchdog: report a subscription that had no event for this long (a wrong callback
     /// address is the usual cause); nullopt: no watchdog.
     std::optional<std::chrono::milliseconds> silence_timeout{};
-    /// Called by the watchdog.
-    SilenceHandler on_silence{};
     /// Resubscribe when the watchdog fires.
     bool resubscribe_on_silence = false;
     /// Accept NOTIFYs for this subscription only from the device's own address.
@@ -101,6 +102,35 @@ struct SubscribeOptions {
     BackoffOptions backoff{};
     /// USER-AGENT of the requests; empty: gena::default_user_agent(). Copied by subscribe().
     std::string_view user_agent{};
+};
+
+static_assert(std::is_trivially_copyable_v<SubscribeOptions> &&
+                  std::is_trivially_destructible_v<SubscribeOptions>,
+              "SubscribeOptions is written inline inside co_await: g++ 12 needs it to own "
+              "nothing (see its comment)");
+
+/// The handlers of one subscription; each may be empty. Not an aggregate on purpose: it
+/// cannot be written as a braced list, the form g++ 12 breaks inside co_await (see
+/// SubscribeOptions). Set them on a named variable, or afterwards on the Subscription:
+///
+///     auto sub = co_await uvgena::subscribe(loop, url, {.auto_renew = true});
+///     sub.set_callback([state](uvgena::Event e) { state->show(e); });
+///
+/// Do not write a lambda that owns heap memory (captures a std::string or shared_ptr by
+/// value) inside a co_await expression either: g++ 12 breaks that closure the same way.
+class SubscriptionHandlers {
+public:
+    /// No handlers (events are queued for `events().next()`).
+    SubscriptionHandlers() noexcept {}
+
+    /// Receives every event instead of the queue.
+    EventCallback on_event;
+    /// Called when an automatic renewal fails.
+    RenewFailHandler on_renew_failed;
+    /// Called after an automatic resubscription.
+    ResubscribeHandler on_resubscribe;
+    /// Called by the watchdog (SubscribeOptions::silence_timeout).
+    SilenceHandler on_silence;
 };
 
 /// Counters of one subscription: nothing is lost silently.
@@ -122,7 +152,7 @@ struct SubscriptionStats {
 /// Awaiter of EventStream::next().
 class [[nodiscard]] EventNextAwaiter {
 public:
-    explicit EventNextAwaiter(std::shared_ptr<detail::SubState> state);
+    explicit EventNextAwaiter(std::shared_ptr<detail::SubscriptionCore> state);
     EventNextAwaiter(const EventNextAwaiter&) = delete;
     EventNextAwaiter& operator=(const EventNextAwaiter&) = delete;
     ~EventNextAwaiter();
@@ -140,16 +170,13 @@ public:
     std::optional<Event> await_resume();
 
 private:
-    std::shared_ptr<detail::SubState> state_;
+    std::shared_ptr<detail::SubscriptionCore> state_;
     uvgena::detail::ChannelNextAwaiter<Event> inner_;
 };
 
 /// The queue of a subscription's events (a view; the Subscription owns it).
 class EventStream {
 public:
-    /// A view of the events of `state` (internal).
-    explicit EventStream(std::shared_ptr<detail::SubState> state) noexcept
-        : state_(std::move(state)) {}
     /// `co_await events().next()`: the next event, or nullopt once the subscription ended.
     EventNextAwaiter next() const;
     /// The next buffered event without waiting.
@@ -158,7 +185,11 @@ public:
     std::size_t size() const noexcept;
 
 private:
-    std::shared_ptr<detail::SubState> state_;
+    friend struct detail::SubscriberAccess;
+    explicit EventStream(std::shared_ptr<detail::SubscriptionCore> state) noexcept
+        : state_(std::move(state)) {}
+
+    std::shared_ptr<detail::SubscriptionCore> state_;
 };
 
 /// A live (or ended) subscription. Move-only. Destroying it without unsubscribing
@@ -174,10 +205,6 @@ public:
     Subscription(const Subscription&) = delete;
     Subscription& operator=(const Subscription&) = delete;
     ~Subscription();
-
-    /// Internal: made by subscribe().
-    Subscription(std::shared_ptr<detail::SubState> state,
-                 std::shared_ptr<detail::ListenerImpl> listener) noexcept;
 
     /// True unless empty (default-constructed or moved from).
     bool valid() const noexcept { return state_ != nullptr; }
@@ -204,8 +231,14 @@ public:
     EventStream events() const;
     /// Sends every event to `callback` (from the loop, after the NOTIFY was answered) instead
     /// of queueing it; events already queued go to it first. An empty callback returns to
-    /// queueing. An exception escaping the callback is logged.
+    /// queueing: events handed to the callback but not delivered yet come back to the queue
+    /// first, in order (a full queue drops them as `overflow` says, counted). An exception
+    /// escaping the callback is logged. No callback runs once the subscription ended
+    /// (unsubscribed, destroyed, lost, listener stopped), not even for events accepted before.
     void set_callback(EventCallback callback);
+    /// Replaces every handler: on_event as set_callback does, and the renewal, resubscription
+    /// and watchdog handlers.
+    void set_handlers(SubscriptionHandlers handlers);
 
     /// Renews now, asking for `requested_timeout` (nullopt: the options' request, else the
     /// granted duration). Adopts a changed SID. Throws uvgena::Error; a 412 (the device forgot
@@ -216,13 +249,13 @@ public:
     /// logged and swallowed (SoCo's lenient mode). A second call does nothing.
     Task<void> unsubscribe(bool strict = true);
 
-    /// The state shared with the listener (internal).
-    const std::shared_ptr<detail::SubState>& state() const noexcept { return state_; }
-
 private:
+    friend struct detail::SubscriberAccess;
+    Subscription(std::shared_ptr<detail::SubscriptionCore> state,
+                 std::shared_ptr<detail::ListenerImpl> listener) noexcept;
     void release() noexcept;
 
-    std::shared_ptr<detail::SubState> state_;
+    std::shared_ptr<detail::SubscriptionCore> state_;
     std::shared_ptr<detail::ListenerImpl> listener_;
 };
 
@@ -231,8 +264,11 @@ private:
 /// routes to the device, or the listener's advertised one), sends SUBSCRIBE and returns once
 /// the device answered 200 with a SID. Throws uvgena::Error: http::errc::bad_url for a bad
 /// URL, libuv codes for network failures (connection refused, ...), errc::timed_out, the
-/// gena status errors (precondition_failed, server_error, ...) for a refusal.
-Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options = {});
+/// gena status errors (precondition_failed, server_error, ...) for a refusal. `handlers` are
+/// installed before the first event can arrive (see SubscriptionHandlers for the g++ 12
+/// rule; Subscription::set_callback right after the co_await is equivalent for on_event).
+Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options = {},
+                             SubscriptionHandlers handlers = {});
 
 }  // namespace uvgena::gena
 
@@ -241,6 +277,7 @@ using gena::Event;
 using gena::EventListener;
 using gena::ListenerOptions;
 using gena::SubscribeOptions;
+using gena::SubscriptionHandlers;
 using gena::Subscription;
 using gena::subscribe;
 }  // namespace uvgena
