@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "peers.hpp"
+#include "subscriber/subscription_impl.hpp"  // the event stream of a subscription's core
 #include "support/test_loop.hpp"
 #include "uvgena/blocking/background_loop.hpp"
 #include "uvgena/blocking/subscription.hpp"
@@ -348,17 +349,22 @@ struct LoopCase {
     int callbacks = 0;
     std::vector<std::string> late;  // which
 
-    gena::SubscribeOptions options(Owner* o) {
-        gena::SubscribeOptions opt;  // a named variable: the inline form is bug 1
+    gena::SubscribeOptions options() {
+        gena::SubscribeOptions opt;
         opt.listener = listener.get();
         opt.timeout = slow(150ms);
+        return opt;
+    }
+
+    gena::SubscriptionHandlers handlers(Owner* o) {
+        gena::SubscriptionHandlers h;  // a named variable (bug 1: never inside co_await)
         LoopCase* c = this;
-        opt.on_event = [c, o](gena::Event) { c->callback(o, "on_event"); };
-        opt.on_renew_failed = [c, o](const Error&) { c->callback(o, "on_renew_failed"); };
-        opt.on_resubscribe = [c, o](const std::string&, const std::string&) {
+        h.on_event = [c, o](gena::Event) { c->callback(o, "on_event"); };
+        h.on_renew_failed = [c, o](const Error&) { c->callback(o, "on_renew_failed"); };
+        h.on_resubscribe = [c, o](const std::string&, const std::string&) {
             c->callback(o, "on_resubscribe");
         };
-        return opt;
+        return h;
     }
 
     void callback(Owner* o, const char* which) {
@@ -396,8 +402,8 @@ struct LoopCase {
     }
 };
 
-Task<void> events_waiter(std::shared_ptr<gena::detail::SubState> state) {
-    gena::EventStream stream(std::move(state));
+Task<void> events_waiter(std::shared_ptr<gena::detail::SubscriptionCore> core) {
+    gena::EventStream stream = gena::detail::SubscriberAccess::make_stream(std::move(core));
     try {
         while (co_await stream.next()) {
         }
@@ -407,8 +413,10 @@ Task<void> events_waiter(std::shared_ptr<gena::detail::SubState> state) {
 }
 
 Task<void> subscribe_into(LoopCase* c, Owner* o) {
-    gena::SubscribeOptions opt = c->options(o);
-    gena::Subscription s = co_await gena::subscribe(c->loop, c->peer->url(), std::move(opt));
+    gena::SubscribeOptions opt = c->options();
+    gena::SubscriptionHandlers handlers = c->handlers(o);
+    gena::Subscription s =
+        co_await gena::subscribe(c->loop, c->peer->url(), opt, std::move(handlers));
     if (c->owner_gone || c->task == nullptr) co_return;  // nobody to hand it to
     o->sub.emplace(std::move(s));
 }
@@ -526,7 +534,7 @@ void run_loop_case(const CaseSpec& spec) {
                 // The initial event arrives and goes to the callback.
                 CHECK(wait_until(loop, [&] { return c.callbacks > 0; }));
                 gena::Subscription* s = &*c.owner->sub;
-                c.task->spawn(events_waiter(s->state()));
+                c.task->spawn(events_waiter(gena::detail::SubscriberAccess::core(*s)));
                 if (spec.op == Op::in_callback) c.in_callback_order = &spec.order;
                 if (spec.op == Op::renew || spec.op == Op::in_callback) {
                     c.task->spawn([](gena::Subscription* target) -> Task<void> {
