@@ -4,7 +4,8 @@ nothing but `pkg-config --cflags --libs uvgena` (PKG_CONFIG_PATH must find it), 
 blocks that are whole programs (they have a main) against a running `uvgena serve-demo`:
 their example device URL (http://192.168.1.20:1400/...) is replaced by the demo's
 RenderingControl event URL, and a run passes when it prints an event line within a few
-seconds (these programs watch forever: they are stopped after that).
+seconds (these programs watch forever: they are stopped after that). Each program also
+runs built with AddressSanitizer + UndefinedBehaviorSanitizer, which must report nothing.
 
 Usage: check-snippets.py EVENT_URL WORKDIR [markdown files...]
 Prints "snippet FILE:LINE: ok|FAILED (...)" per block; exits 1 if any failed.
@@ -52,20 +53,44 @@ def main():
             if not is_program:
                 print(f"snippet {name}: ok (compiles)")
                 continue
-            try:
-                # Line-buffered, so that what a killed program printed is not lost.
-                run = subprocess.run(["stdbuf", "-oL", stem], capture_output=True, text=True,
-                                     timeout=4)
-                out, rc = run.stdout, run.returncode
-            except subprocess.TimeoutExpired as e:
-                out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-                rc = None
-            if EVENT_LINE.search(out) and rc in (None, 0):
-                first = EVENT_LINE.search(out).group(0)
-                print(f"snippet {name}: ok (ran against serve-demo, printed '{first}')")
+            # Each program runs as built with pkg-config's flags alone, then built again with
+            # AddressSanitizer + UndefinedBehaviorSanitizer (issue 17: the documented inline
+            # style must be safe on g++ 12), each against the demo.
+            asan = subprocess.run(cmd[:-2] + ["-g", "-fsanitize=address,undefined",
+                                              "-fno-omit-frame-pointer", "-o", stem + "_asan"]
+                                  + flags, capture_output=True, text=True)
+            if asan.returncode != 0:
+                failed += 1
+                print(f"snippet {name}: FAILED (compile with ASan)\n{asan.stderr[-3000:]}")
+                continue
+            results = []
+            for binary in (stem, stem + "_asan"):
+                # stdbuf preloads a library ahead of the ASan runtime: allowed explicitly.
+                env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:verify_asan_link_order=0",
+                           UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+                try:
+                    # Line-buffered, so that what a killed program printed is not lost.
+                    run = subprocess.run(["stdbuf", "-oL", binary], capture_output=True,
+                                         text=True, timeout=4, env=env)
+                    out, err, rc = run.stdout, run.stderr, run.returncode
+                except subprocess.TimeoutExpired as e:
+                    def text_of(b):
+                        return b.decode() if isinstance(b, bytes) else (b or "")
+                    out, err, rc = text_of(e.stdout), text_of(e.stderr), None
+                sanitizer = "Sanitizer" in err or "runtime error:" in err
+                ok = EVENT_LINE.search(out) is not None and rc in (None, 0) and not sanitizer
+                results.append((ok, out, err, rc))
+            if all(r[0] for r in results):
+                first = EVENT_LINE.search(results[0][1]).group(0)
+                print(f"snippet {name}: ok (ran against serve-demo, plain and under ASan+UBSan, "
+                      f"printed '{first}')")
             else:
                 failed += 1
-                print(f"snippet {name}: FAILED (run: exit {rc}, output {out[-500:]!r})")
+                for ok, out, err, rc in results:
+                    if not ok:
+                        print(f"snippet {name}: FAILED (run: exit {rc}, output {out[-300:]!r}, "
+                              f"errors {err[-1500:]!r})")
+                        break
     print(f"snippets: {count - failed} passed, {failed} failed")
     return 1 if failed or count == 0 else 0
 
