@@ -7,14 +7,11 @@
 #include <cstring>
 #include <memory>
 
+#include "net/completion.hpp"
+
 namespace uvgena {
 namespace detail {
 namespace {
-
-// Positive sentinels in the int status fields of awaiters (libuv codes are negative).
-constexpr int kClosed = 1;
-constexpr int kInvalid = 2;
-constexpr int kCancelled = 3;
 
 [[noreturn]] void throw_status(int status, const std::string& context) {
     if (status == kClosed) throw Error(make_error_code(errc::closed), context + ": stream closed");
@@ -82,15 +79,10 @@ struct ReadBufferRelease {
 }  // namespace
 
 /// The heap half of a TcpStream: the uv_tcp_t, the read buffer and the state that libuv's
-/// callbacks reach. Owned by the TcpStream; freed in the close callback.
-struct StreamHandle {
+/// callbacks reach. Owned by the TcpStream; freed as IoHandle says (the TcpStream may still
+/// point here after an internal close: a cancelled write closes the socket).
+struct StreamHandle final : IoHandle {
     uv_tcp_t tcp;
-    LoopRef ctx;
-    bool closing = false;
-    // The TcpStream may still point here after an internal close (a cancelled write closes
-    // the socket): the object goes away once both the owner let go and libuv closed it.
-    bool owned = true;
-    bool close_done = false;
 
     // Read side: bytes [begin, end) of buf are received and unconsumed; the first
     // view_pending of them were handed out by read_some and are consumed by the next read.
@@ -104,23 +96,6 @@ struct StreamHandle {
 
     WriteOp* spare = nullptr;  // one write request kept for reuse
     std::optional<SocketAddress> peer;
-    // Awaiters whose resumption was completed by a callback but may wait in the ready queue
-    // (the time slice): the memory stays until each has resumed or died, even if the owner
-    // lets go and libuv closes the socket meanwhile.
-    int pins = 0;
-
-    /// One such awaiter is done with this object.
-    void unpin() noexcept {
-        if (--pins == 0 && !owned && close_done) delete this;
-    }
-
-    /// A pinned awaiter resumes: gives its pin back and returns this stream, or nullptr if
-    /// the owner let go while the resumption waited (the stream is closed and may be gone).
-    StreamHandle* unpin_on_resume() noexcept {
-        bool still_owned = owned;
-        unpin();
-        return still_owned ? this : nullptr;
-    }
 
     static StreamHandle* create(uv_loop_t* loop) {
         auto* h = new StreamHandle;
@@ -154,7 +129,7 @@ struct StreamHandle {
     }
 
     void close() noexcept;
-    ~StreamHandle();
+    ~StreamHandle() override;
 
     // Makes the free tail as large as possible without moving bytes a view still shows.
     std::size_t make_room() noexcept {
@@ -218,26 +193,15 @@ struct StreamHandle {
         if (h->reader != nullptr && (h->begin < h->end || h->read_status != 0)) {
             ReadAwaiter* r = h->reader;
             h->reader = nullptr;
-            r->pinned_ = true;
-            ++h->pins;
-            h->ctx->resume_or_defer(&r->waiter_);
+            complete(r->pin_, h, &r->waiter_);
         }
     }
 
     /// The owner lets go: closes the socket; the memory goes with the close callback.
-    void release() noexcept {
-        owned = false;
-        if (!close_done) {
-            close();
-        } else if (pins == 0) {
-            delete this;
-        }
-    }
+    void release() noexcept { disown(this); }
 
     static void on_close(uv_handle_t* handle) {
-        auto* h = static_cast<StreamHandle*>(handle->data);
-        h->close_done = true;
-        if (!h->owned && h->pins == 0) delete h;
+        static_cast<StreamHandle*>(handle->data)->close_finished();
     }
 };
 
@@ -268,9 +232,7 @@ struct WriteOp {
         if (aw != nullptr) {
             aw->op_ = nullptr;
             aw->status_ = status;
-            aw->pinned_ = true;
-            ++h->pins;
-            h->ctx->resume_or_defer(&aw->waiter_);
+            complete(aw->pin_, h, &aw->waiter_);
         }
     }
 };
@@ -288,7 +250,7 @@ void StreamHandle::close() noexcept {
         reader = nullptr;
         r->error_ = kClosed;
         r->handle_ = nullptr;
-        ctx->schedule(&r->waiter_);
+        wake_later(ctx.get(), &r->waiter_);
     }
     // Pending connect, write and shutdown requests complete with UV_ECANCELED before the
     // close callback frees this object.
@@ -301,14 +263,14 @@ void StreamHandle::close() noexcept {
 ReadAwaiter::~ReadAwaiter() {
     stop_.reset();
     if (handle_ != nullptr && handle_->reader == this) handle_->reader = nullptr;
-    if (pinned_) handle_->unpin();
+    drop_pin(pin_);
 }
 
 void ReadAwaiter::unpin_on_resume() noexcept {
-    if (!pinned_) return;
-    pinned_ = false;
-    handle_ = handle_->unpin_on_resume();
-    if (handle_ == nullptr) error_ = kClosed;
+    if (!resumed(pin_)) {
+        handle_ = nullptr;
+        error_ = kClosed;
+    }
 }
 
 bool ReadAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* token) {
@@ -350,7 +312,7 @@ void ReadAwaiter::on_stop(ReadAwaiter* self) noexcept {
     s->reader = nullptr;
     self->handle_ = nullptr;
     self->error_ = kCancelled;
-    s->ctx->schedule(&self->waiter_);
+    wake_later(s->ctx.get(), &self->waiter_);
 }
 
 void ReadAwaiter::finish_status() const {
@@ -403,7 +365,7 @@ WriteAwaiter::~WriteAwaiter() {
         op_->awaiter = nullptr;
         handle_->close();
     }
-    if (pinned_) handle_->unpin();
+    drop_pin(pin_);
 }
 
 bool WriteAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* token) {
@@ -473,10 +435,9 @@ void WriteAwaiter::on_stop(WriteAwaiter* self) noexcept {
 
 void WriteAwaiter::await_resume() {
     stop_.reset();
-    if (pinned_) {
-        pinned_ = false;
-        handle_ = handle_->unpin_on_resume();
-        if (handle_ == nullptr && status_ < 0) status_ = kClosed;
+    if (!resumed(pin_)) {
+        handle_ = nullptr;
+        if (status_ < 0) status_ = kClosed;
     }
     if (cancelled_) throw_status(kCancelled, "write");
     if (status_ == kClosed || status_ == kInvalid) throw_status(status_, "write");
@@ -511,7 +472,7 @@ class StreamReqAwaiter {
             op_->awaiter = nullptr;
             handle_->close();
         }
-        if (pinned_) handle_->unpin();
+        drop_pin(pin_);
     }
 
     bool await_ready() const noexcept { return false; }
@@ -521,10 +482,9 @@ class StreamReqAwaiter {
     }
     void await_resume() {
         stop_.reset();
-        if (pinned_) {
-            pinned_ = false;
-            handle_ = handle_->unpin_on_resume();
-            if (handle_ == nullptr && status_ == 0) status_ = kClosed;
+        if (!resumed(pin_)) {
+            handle_ = nullptr;
+            if (status_ == 0) status_ = kClosed;
         }
         std::string what = kind_ == Kind::connect ? "connect to " + target_->to_string()
                            : handle_ != nullptr   ? "shutdown of " + handle_->describe_peer()
@@ -566,21 +526,19 @@ class StreamReqAwaiter {
         return true;
     }
 
-    static void complete(StreamReqOp* op, int status) {
+    static void finish(StreamReqOp* op, int status) {
         StreamReqAwaiter* aw = op->awaiter;
         delete op;
         if (aw == nullptr) return;
         aw->op_ = nullptr;
         aw->status_ = status;
-        aw->pinned_ = true;
-        ++aw->handle_->pins;
-        aw->handle_->ctx->resume_or_defer(&aw->waiter_);
+        complete(aw->pin_, aw->handle_, &aw->waiter_);
     }
     static void on_connect(uv_connect_t* req, int status) {
-        complete(static_cast<StreamReqOp*>(req->data), status);
+        finish(static_cast<StreamReqOp*>(req->data), status);
     }
     static void on_shutdown(uv_shutdown_t* req, int status) {
-        complete(static_cast<StreamReqOp*>(req->data), status);
+        finish(static_cast<StreamReqOp*>(req->data), status);
     }
     static void on_stop(StreamReqAwaiter* self) noexcept {
         if (self->op_ == nullptr) return;
@@ -594,7 +552,7 @@ class StreamReqAwaiter {
     StreamReqOp* op_ = nullptr;
     int status_ = 0;
     bool cancelled_ = false;
-    bool pinned_ = false;  // see StreamHandle::pins
+    IoHandle* pin_ = nullptr;  // see completion.hpp
     Waiter waiter_;
     StopRegistration stop_;
 };
@@ -630,13 +588,14 @@ class ResolveAwaiter {
     static void on_stop(ResolveAwaiter* self) noexcept;
 
     uv_loop_t* loop_;
+    LoopRef ctx_;
     const std::string& host_;
     addrinfo hints_;
     ResolveOp* op_ = nullptr;
     addrinfo* result_ = nullptr;
     int status_ = 0;
     bool cancelled_ = false;
-    std::coroutine_handle<> continuation_;
+    Waiter waiter_;
     StopRegistration stop_;
 };
 
@@ -655,7 +614,7 @@ struct ResolveOp {
         aw->op_ = nullptr;
         aw->status_ = status;
         aw->result_ = res;
-        aw->continuation_.resume();
+        complete(aw->ctx_.get(), &aw->waiter_);
     }
 };
 
@@ -673,10 +632,11 @@ bool ResolveAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* t
         cancelled_ = true;
         return false;
     }
+    ctx_ = LoopRef(loop_);
     auto* op = new ResolveOp;
     op->req.data = op;
     op->awaiter = this;
-    continuation_ = h;
+    waiter_.handle = h;
     register_stop<ResolveAwaiter, &ResolveAwaiter::on_stop>(stop_, token, this);
     // libuv copies the host name and hints into its own request memory.
     int r = uv_getaddrinfo(loop_, &op->req, &ResolveOp::on_done, host_.c_str(), nullptr, &hints_);
@@ -704,10 +664,8 @@ void ResolveAwaiter::on_stop(ResolveAwaiter* self) noexcept {
 // Listening
 
 /// The heap half of a TcpListener; freed in the close callback.
-struct ListenHandle {
+struct ListenHandle final : IoHandle {
     uv_tcp_t tcp;
-    LoopRef ctx;
-    bool closing = false;
     bool pending = false;  // libuv holds an accepted connection for us
     int error = 0;         // a listen error not yet reported to an acceptor
     WaiterList acceptors;
@@ -750,7 +708,7 @@ struct ListenHandle {
             auto* aw = static_cast<AcceptAwaiter*>(w->owner);
             aw->error_ = status;
             aw->woken_ = true;
-            w->handle.resume();  // inline: the error message names the listener
+            complete(aw->pin_, h, w);  // pinned: the error message names the listener
             return;
         }
         h->pending = true;
@@ -758,13 +716,7 @@ struct ListenHandle {
         auto* aw = static_cast<AcceptAwaiter*>(w->owner);
         aw->accepted_ = h->accept_one(aw->error_);
         aw->woken_ = true;
-        // Only a successful accept may wait in the ready queue: its resumption does not
-        // touch the listener, which may be closed and freed meanwhile.
-        if (aw->accepted_ != nullptr) {
-            h->ctx->resume_or_defer(w);
-        } else {
-            w->handle.resume();
-        }
+        complete(aw->pin_, h, w);
     }
 
     void close() noexcept {
@@ -774,16 +726,18 @@ struct ListenHandle {
             auto* aw = static_cast<AcceptAwaiter*>(w->owner);
             aw->error_ = kClosed;
             aw->handle_ = nullptr;
-            ctx->schedule(w);
+            wake_later(ctx.get(), w);
         }
-        uv_close(reinterpret_cast<uv_handle_t*>(&tcp),
-                 [](uv_handle_t* handle) { delete static_cast<ListenHandle*>(handle->data); });
+        uv_close(reinterpret_cast<uv_handle_t*>(&tcp), [](uv_handle_t* handle) {
+            static_cast<ListenHandle*>(handle->data)->close_finished();
+        });
     }
 };
 
 AcceptAwaiter::~AcceptAwaiter() {
     stop_.reset();
     if (accepted_ != nullptr) accepted_->release();
+    drop_pin(pin_);
 }
 
 bool AcceptAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* token) {
@@ -817,13 +771,14 @@ void AcceptAwaiter::on_stop(AcceptAwaiter* self) noexcept {
     self->cancelled_ = true;
     LoopContext* ctx = self->handle_->ctx.get();
     self->handle_ = nullptr;
-    ctx->schedule(&self->waiter_);
+    wake_later(ctx, &self->waiter_);
 }
 
 TcpStream AcceptAwaiter::await_resume() {
     stop_.reset();
     if (cancelled_) throw_status(kCancelled, "accept");
     if (error_ == kClosed) throw_status(kClosed, "accept");
+    // The listener may be closed by now; its memory stays until this awaiter dies (pin_).
     if (error_ != 0) throw_status(error_, "accept on " + handle_->local.to_string());
     return TcpStream(std::exchange(accepted_, nullptr));
 }
@@ -1003,8 +958,7 @@ std::uint16_t TcpListener::port() const {
 
 void TcpListener::close() noexcept {
     if (handle_ == nullptr) return;
-    handle_->close();
-    handle_ = nullptr;
+    detail::IoHandle::disown(std::exchange(handle_, nullptr));
 }
 
 bool TcpListener::is_open() const noexcept {

@@ -31,6 +31,7 @@ class TcpStream;
 class TcpListener;
 
 namespace detail {
+struct IoHandle;
 struct StreamHandle;
 struct ListenHandle;
 struct WriteOp;
@@ -63,7 +64,7 @@ class [[nodiscard]] ReadAwaiter {
     StreamHandle* handle_;
     std::span<char> buffer_;
     bool copy_;
-    bool pinned_ = false;  // see StreamHandle::pins
+    IoHandle* pin_ = nullptr;  // see src/net/completion.hpp
     int error_ = 0;        // set when failed by close / cancel
     Waiter waiter_;
     StopRegistration stop_;
@@ -114,7 +115,7 @@ class [[nodiscard]] WriteAwaiter {
     WriteOp* op_ = nullptr;
     int status_ = 0;
     bool cancelled_ = false;
-    bool pinned_ = false;  // see StreamHandle::pins
+    IoHandle* pin_ = nullptr;  // see src/net/completion.hpp
     Waiter waiter_;
     StopRegistration stop_;
 };
@@ -146,6 +147,7 @@ class [[nodiscard]] AcceptAwaiter {
     int error_ = 0;
     bool cancelled_ = false;
     bool woken_ = false;
+    IoHandle* pin_ = nullptr;  // see src/net/completion.hpp
     Waiter waiter_;
     StopRegistration stop_;
 };
