@@ -167,7 +167,6 @@ TEST_SUITE("co.udp") {
         }(loop));
     }
 
-
     TEST_CASE("a datagram sent to a bound socket arrives whole with its sender") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {

@@ -62,7 +62,7 @@ class [[nodiscard]] UdpReceiveAwaiter {
     UdpHandle* handle_;
     std::optional<UdpPacket> packet_;
     int error_ = 0;
-    bool done_ = false;         // resumption decided (datagram, error, close or cancel)
+    bool done_ = false;        // resumption decided (datagram, error, close or cancel)
     IoHandle* pin_ = nullptr;  // see src/net/completion.hpp
     Waiter waiter_;
     StopRegistration stop_;
