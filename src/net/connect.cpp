@@ -131,7 +131,7 @@ Task<TcpStream> connect(uv_loop_t* loop, SocketAddress address, ConnectOptions o
         throw Error(make_error_code(errc::invalid_argument), "connect to an unspecified address");
     }
     detail::StreamHandle* h = detail::StreamHandle::create(loop);
-    TcpStream stream(h);  // closes the socket if anything below throws
+    TcpStream stream = detail::StreamFactory::adopt(h);  // closes it if anything below throws
     if (options.local_address) {
         int r = uv_tcp_bind(&h->tcp, options.local_address->sockaddr_ptr(), 0);
         if (r < 0) {

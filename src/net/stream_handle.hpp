@@ -24,6 +24,12 @@ namespace uvgena::detail {
 SocketAddress name_of(int (*get)(const uv_tcp_t*, sockaddr*, int*), const uv_tcp_t* tcp,
                       const char* what);
 
+/// Makes a TcpStream own `handle` (the constructor is private to the public API).
+class StreamFactory {
+  public:
+    static TcpStream adopt(StreamHandle* handle) noexcept { return TcpStream(handle); }
+};
+
 /// The heap half of a TcpStream: the uv_tcp_t, the read buffer and the state that libuv's
 /// callbacks reach. Owned by the TcpStream; freed as IoHandle says (the TcpStream may still
 /// point here after an internal close: a cancelled write closes the socket).

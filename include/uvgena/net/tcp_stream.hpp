@@ -33,6 +33,8 @@ namespace detail {
 struct IoHandle;
 struct StreamHandle;
 struct WriteOp;
+class AcceptAwaiter;
+class StreamFactory;
 
 /// Awaiter of TcpStream::read / read_some.
 class [[nodiscard]] ReadAwaiter {
@@ -146,9 +148,6 @@ class TcpStream {
     TcpStream& operator=(const TcpStream&) = delete;
     ~TcpStream();
 
-    /// Adopts a handle (internal: used by connect and accept).
-    explicit TcpStream(detail::StreamHandle* handle) noexcept : handle_(handle) {}
-
     /// True until close() (or a move from it).
     bool is_open() const noexcept;
 
@@ -204,6 +203,11 @@ class TcpStream {
     uv_loop_t* loop() const noexcept;
 
   private:
+    // Only connect() and accept make a stream from a handle.
+    friend class detail::AcceptAwaiter;
+    friend class detail::StreamFactory;
+    explicit TcpStream(detail::StreamHandle* handle) noexcept : handle_(handle) {}
+
     detail::StreamHandle* handle_ = nullptr;
 };
 
