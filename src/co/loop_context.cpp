@@ -6,7 +6,20 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "uvgena/co/scope.hpp"
+#include "uvgena/core/error.hpp"
+
+// The global state of the co layer, all of it in this file, and why it is global:
+//  - g_default_slice_ns: the process-wide default time slice (set_time_slice without a
+//    loop). Loops given a slice of their own (set_time_slice(loop, ...)) ignore it; the
+//    others follow it at once, as they always did (a benchmark turns it off mid-run).
+//  - the registry (loop -> context) and its mutex: a context must be found from a bare
+//    uv_loop_t*, and loop->data belongs to the application, so the map is keyed by address.
+//    Several loops may run in several threads, hence the lock.
+//  - g_generation and the thread_local memo: a lookup cache that spares the lock on the hot
+//    path (every awaiter that takes a LoopRef); the generation invalidates it whenever any
+//    context is destroyed, since a new loop may reuse a freed loop's address.
+// Everything else (ready queue, timer heap, the time-slice window, spawned tasks) is per loop.
+// The net layer adds one more: a per-thread cache of TCP read buffers (net/buffer_pool.cpp).
 
 namespace uvgena::detail {
 namespace {
@@ -15,7 +28,7 @@ namespace {
 constexpr int kDrainRounds = 16;
 
 // See set_time_slice(); in nanoseconds (uv_hrtime), 0 = unbounded.
-std::atomic<std::uint64_t> g_time_slice_ns{1'000'000};
+std::atomic<std::uint64_t> g_default_slice_ns{1'000'000};
 
 // Loops -> contexts. Several loops may live in several threads; each context is used only
 // from its loop's thread, so only this map needs the lock.
@@ -59,13 +72,19 @@ LoopContext* LoopContext::acquire(uv_loop_t* loop) {
     return ctx;
 }
 
+LoopContext* LoopContext::find(uv_loop_t* loop) noexcept {
+    std::lock_guard lock(g_registry_mutex);
+    auto& map = registry();
+    auto it = map.find(loop);
+    return it != map.end() && !it->second->closing_ ? it->second : nullptr;
+}
+
 LoopContext::LoopContext(uv_loop_t* loop)
     : loop_(loop),
       check_(new uv_check_t),
       prepare_(new uv_prepare_t),
       idle_(new uv_idle_t),
-      timer_(new uv_timer_t),
-      spawned_(nullptr) {
+      timer_(new uv_timer_t) {
     uv_check_init(loop_, check_);
     uv_prepare_init(loop_, prepare_);
     uv_idle_init(loop_, idle_);
@@ -78,8 +97,6 @@ LoopContext::LoopContext(uv_loop_t* loop)
     uv_unref(reinterpret_cast<uv_handle_t*>(check_));
     uv_prepare_start(prepare_, &LoopContext::on_prepare);
     uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
-    // The implicit scope of spawn(): owned here; its live tasks hold references.
-    spawned_ = new RootList(this, {});
 }
 
 LoopContext::~LoopContext() = default;
@@ -102,8 +119,8 @@ void LoopContext::maybe_close() noexcept {
         if (it != map.end() && it->second == this) map.erase(it);
         g_generation.fetch_add(1, std::memory_order_release);
     }
-    delete spawned_;
-    spawned_ = nullptr;
+    // The implicit scope of spawn() has no live task here (each holds a reference).
+    if (spawned_ != nullptr) drop_spawned_(std::exchange(spawned_, nullptr));
     uv_close(reinterpret_cast<uv_handle_t*>(check_), &LoopContext::on_close);
     uv_close(reinterpret_cast<uv_handle_t*>(prepare_), &LoopContext::on_close);
     uv_close(reinterpret_cast<uv_handle_t*>(idle_), &LoopContext::on_close);
@@ -152,9 +169,14 @@ void LoopContext::on_idle(uv_idle_t* handle) {
     }
 }
 
+std::uint64_t LoopContext::time_slice_ns() const noexcept {
+    if (own_slice_ns_ >= 0) return static_cast<std::uint64_t>(own_slice_ns_);
+    return g_default_slice_ns.load(std::memory_order_relaxed);
+}
+
 void LoopContext::resume_or_defer(Waiter* w) noexcept {
     assert(w->handle);
-    std::uint64_t slice = g_time_slice_ns.load(std::memory_order_relaxed);
+    std::uint64_t slice = time_slice_ns();
     if (!window_spent_ && !closing_) {
         if (slice == 0) {
             w->handle.resume();
@@ -197,7 +219,7 @@ void LoopContext::drain() noexcept {
     // is left keeps its place at the front of the queue and the idle handle keeps the next
     // poll from blocking. A node destroyed while waiting in a batch unlinks itself.
     ++refs_;
-    std::uint64_t slice = g_time_slice_ns.load(std::memory_order_relaxed);
+    std::uint64_t slice = time_slice_ns();
     std::uint64_t deadline = 0;
     if (slice != 0) {
         std::uint64_t now = uv_hrtime();
@@ -328,14 +350,36 @@ void LoopContext::fire_timers() noexcept {
 
 namespace uvgena {
 
+namespace {
+
+std::uint64_t to_ns(std::chrono::microseconds slice) noexcept {
+    return slice.count() <= 0 ? 0 : static_cast<std::uint64_t>(slice.count()) * 1000;
+}
+
+}  // namespace
+
 void set_time_slice(std::chrono::microseconds slice) noexcept {
-    std::uint64_t ns = slice.count() <= 0 ? 0 : static_cast<std::uint64_t>(slice.count()) * 1000;
-    detail::g_time_slice_ns.store(ns, std::memory_order_relaxed);
+    detail::g_default_slice_ns.store(to_ns(slice), std::memory_order_relaxed);
 }
 
 std::chrono::microseconds time_slice() noexcept {
-    return std::chrono::microseconds(detail::g_time_slice_ns.load(std::memory_order_relaxed) /
+    return std::chrono::microseconds(detail::g_default_slice_ns.load(std::memory_order_relaxed) /
                                      1000);
+}
+
+void set_time_slice(uv_loop_t* loop, std::chrono::microseconds slice) {
+    detail::LoopContext* ctx = detail::LoopContext::find(loop);
+    if (ctx == nullptr) {
+        throw Error(make_error_code(errc::invalid_argument),
+                    "set_time_slice: the library does not use this loop yet");
+    }
+    ctx->set_time_slice_ns(to_ns(slice));
+}
+
+std::chrono::microseconds time_slice(uv_loop_t* loop) noexcept {
+    detail::LoopContext* ctx = detail::LoopContext::find(loop);
+    if (ctx == nullptr) return time_slice();
+    return std::chrono::microseconds(ctx->time_slice_ns() / 1000);
 }
 
 }  // namespace uvgena

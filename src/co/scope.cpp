@@ -8,7 +8,7 @@ namespace {
 
 // Awaits one detached task and reports what escapes it. A cancellation that follows a stop
 // request is the normal way for a stopped task to end, not an error.
-RootTask root_body(RootList* list, Task<void> task) {
+RootTask root_body(DetachedTasks* list, Task<void> task) {
     std::stop_token token = co_await current_stop_token();
     try {
         co_await std::move(task);
@@ -41,14 +41,14 @@ RootTask::promise_type::~promise_type() {
     if (owner != nullptr) owner->on_root_gone(this);
 }
 
-RootList::RootList(LoopContext* ctx, ErrorHandler on_error)
+DetachedTasks::DetachedTasks(LoopContext* ctx, ErrorHandler on_error)
     : ctx_(ctx), on_error_(std::move(on_error)) {}
 
-RootList::~RootList() {
+DetachedTasks::~DetachedTasks() {
     destroy_all();
 }
 
-void RootList::start(Task<void> task, std::stop_token token) {
+void DetachedTasks::start(Task<void> task, std::stop_token token) {
     RootTask root = root_body(this, std::move(task));
     auto& p = root.handle.promise();
     p.set_stop_token(std::move(token));
@@ -61,7 +61,7 @@ void RootList::start(Task<void> task, std::stop_token token) {
     ctx_->schedule(&p.start);
 }
 
-void RootList::report(std::exception_ptr error) noexcept {
+void DetachedTasks::report(std::exception_ptr error) noexcept {
     if (!on_error_) {
         log_escaped(error);
         return;
@@ -74,7 +74,7 @@ void RootList::report(std::exception_ptr error) noexcept {
     }
 }
 
-void RootList::on_root_gone(RootTask::promise_type* root) noexcept {
+void DetachedTasks::on_root_gone(RootTask::promise_type* root) noexcept {
     root->member.unlink();
     --count_;
     if (count_ == 0) {
@@ -87,7 +87,7 @@ void RootList::on_root_gone(RootTask::promise_type* root) noexcept {
     ctx_->release();
 }
 
-void RootList::destroy_all() noexcept {
+void DetachedTasks::destroy_all() noexcept {
     while (Waiter* w = members_.pop_front()) {
         auto* p = static_cast<RootTask::promise_type*>(w->owner);
         std::coroutine_handle<RootTask::promise_type>::from_promise(*p).destroy();
@@ -118,6 +118,14 @@ void JoinAwaiter::await_resume() {
     if (cancelled_) throw Error(make_error_code(errc::cancelled), "scope join");
 }
 
+DetachedTasks& LoopContext::spawned() {
+    if (spawned_ == nullptr) {
+        spawned_ = new DetachedTasks(this, {});
+        drop_spawned_ = [](DetachedTasks* tasks) noexcept { delete tasks; };
+    }
+    return *spawned_;
+}
+
 void drive_until_done(uv_loop_t* loop, std::coroutine_handle<> h) {
     while (!h.done()) {
         int alive = uv_run(loop, UV_RUN_ONCE);
@@ -130,15 +138,15 @@ void drive_until_done(uv_loop_t* loop, std::coroutine_handle<> h) {
 }  // namespace detail
 
 Scope::Scope(uv_loop_t* loop, ErrorHandler on_error)
-    : ctx_(loop), roots_(ctx_.get(), std::move(on_error)) {}
+    : ctx_(loop), tasks_(ctx_.get(), std::move(on_error)) {}
 
 Scope::~Scope() {
     stop_.request_stop();
-    roots_.destroy_all();
+    tasks_.destroy_all();
 }
 
 void Scope::spawn(Task<void> task) {
-    roots_.start(std::move(task), stop_.get_token());
+    tasks_.start(std::move(task), stop_.get_token());
 }
 
 uv_loop_t* Scope::loop() const noexcept {

@@ -4,26 +4,20 @@
 
 #include <deque>
 #include <memory>
+#include <new>
 #include <string>
 
+#include "net/completion.hpp"
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/log.hpp"
 
 namespace uvgena {
 namespace detail {
-namespace {
-
-// Positive sentinels in the status fields of awaiters (libuv codes are negative).
-constexpr int kClosed = 1;
-constexpr int kCancelled = 3;
-
-}  // namespace
 
 /// The heap half of a UdpSocket: the uv_udp_t, the receive buffer and queue, and the wait
-/// list of receivers. Owned by the UdpSocket; freed in the close callback.
-struct UdpHandle {
+/// list of receivers. Owned by the UdpSocket; freed as IoHandle says.
+struct UdpHandle final : IoHandle {
     uv_udp_t udp;
-    LoopRef ctx;
-    bool closing = false;
     bool receiving = false;
     int receive_error = 0;  // a libuv error that ended receiving, reported once
     std::size_t max_queued = 256;
@@ -39,7 +33,13 @@ struct UdpHandle {
 
     void start_receiving() noexcept {
         if (receiving || closing || receive_error != 0) return;
-        if (!buf) buf.reset(new char[UdpSocket::max_datagram]);
+        if (!buf) {
+            buf.reset(new (std::nothrow) char[UdpSocket::max_datagram]);
+            if (!buf) {
+                receive_error = UV_ENOMEM;
+                return;
+            }
+        }
         int r = uv_udp_recv_start(&udp, &UdpHandle::on_alloc, &UdpHandle::on_recv);
         if (r < 0) {
             receive_error = r;
@@ -48,44 +48,64 @@ struct UdpHandle {
         }
     }
 
-    static void on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* out) {
+    static void on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* out) noexcept {
         auto* h = static_cast<UdpHandle*>(handle->data);
         *out = uv_buf_init(h->buf.get(), static_cast<unsigned>(UdpSocket::max_datagram));
     }
 
+    // Hands `error` (a libuv code) to the first receiver, if any.
+    void fail_one(int error) noexcept {
+        Waiter* w = receivers.pop_front();
+        if (w == nullptr) return;
+        auto* aw = static_cast<UdpReceiveAwaiter*>(w->owner);
+        aw->error_ = error;
+        aw->done_ = true;
+        complete(aw->pin_, this, w);
+    }
+
+    // A libuv callback: nothing may escape it (an exception through libuv's C frames ends
+    // the process or leaves the loop broken).
     static void on_recv(uv_udp_t* udp, ssize_t nread, const uv_buf_t*, const sockaddr* addr,
-                        unsigned flags) {
+                        unsigned flags) noexcept {
         auto* h = static_cast<UdpHandle*>(udp->data);
         if (nread == 0 && addr == nullptr) return;  // nothing more to read for now
         if (nread < 0) {
             // Errors such as an ICMP port unreachable for an earlier send are reported to one
             // receiver; receiving goes on.
-            Waiter* w = h->receivers.pop_front();
-            if (w == nullptr) return;
-            auto* aw = static_cast<UdpReceiveAwaiter*>(w->owner);
-            aw->error_ = static_cast<int>(nread);
-            aw->done_ = true;
-            h->ctx->schedule(w);
+            h->fail_one(static_cast<int>(nread));
             return;
         }
         auto sender = SocketAddress::from_sockaddr(addr);
         if (!sender) return;
-        UdpPacket packet;
-        packet.data.assign(h->buf.get(), static_cast<std::size_t>(nread));
-        packet.sender = *sender;
-        packet.truncated = (flags & UV_UDP_PARTIAL) != 0;
-        if (Waiter* w = h->receivers.pop_front()) {
-            auto* aw = static_cast<UdpReceiveAwaiter*>(w->owner);
-            aw->packet_.emplace(std::move(packet));
-            aw->done_ = true;
-            h->ctx->schedule(w);
-            return;
-        }
-        if (h->queue.size() >= h->max_queued) {
-            h->queue.pop_front();
+        try {
+            UdpPacket packet;
+            packet.data.assign(h->buf.get(), static_cast<std::size_t>(nread));
+            packet.sender = *sender;
+            packet.truncated = (flags & UV_UDP_PARTIAL) != 0;
+            if (Waiter* w = h->receivers.pop_front()) {
+                auto* aw = static_cast<UdpReceiveAwaiter*>(w->owner);
+                aw->packet_.emplace(std::move(packet));
+                aw->done_ = true;
+                complete(aw->pin_, h, w);
+                return;
+            }
+            if (h->queue.size() >= h->max_queued) {
+                h->queue.pop_front();
+                ++h->dropped;
+            }
+            h->queue.push_back(std::move(packet));
+        } catch (...) {
+            // Out of memory for this datagram: it is lost, counted, and the receiver waiting
+            // for it (if any) learns why; the socket goes on receiving.
             ++h->dropped;
+            h->fail_one(UV_ENOMEM);
+            try {
+                log(LogLevel::warning, "UDP receive on ", h->local,
+                    ": datagram dropped, out of memory");
+            } catch (...) {
+                // Not even memory to say so: the drop counter still shows it.
+            }
         }
-        h->queue.push_back(std::move(packet));
     }
 
     void close() noexcept {
@@ -96,11 +116,12 @@ struct UdpHandle {
             aw->error_ = kClosed;
             aw->done_ = true;
             aw->handle_ = nullptr;
-            ctx->schedule(w);
+            wake_later(ctx.get(), w);
         }
         // Pending sends complete with UV_ECANCELED before the close callback runs.
-        uv_close(handle(),
-                 [](uv_handle_t* handle) { delete static_cast<UdpHandle*>(handle->data); });
+        uv_close(handle(), [](uv_handle_t* handle) {
+            static_cast<UdpHandle*>(handle->data)->close_finished();
+        });
     }
 };
 
@@ -110,23 +131,29 @@ struct UdpSendOp {
     uv_udp_send_t req;
     std::string data;
     UdpSendAwaiter* awaiter = nullptr;
-    LoopRef ctx;
+    UdpHandle* handle = nullptr;  // alive: sends complete before the close callback
 
-    static void on_send(uv_udp_send_t* req, int status) {
+    static void on_send(uv_udp_send_t* req, int status) noexcept {
         auto* op = static_cast<UdpSendOp*>(req->data);
         UdpSendAwaiter* aw = op->awaiter;
+        UdpHandle* h = op->handle;
+        delete op;
         if (aw != nullptr) {
             aw->op_ = nullptr;
             aw->status_ = status;
             aw->stop_.reset();
-            op->ctx->schedule(&aw->waiter_);
+            complete(aw->pin_, h, &aw->waiter_);
         }
-        delete op;
     }
 };
 
 // ---------------------------------------------------------------------------------------
 // Receiving
+
+UdpReceiveAwaiter::~UdpReceiveAwaiter() {
+    stop_.reset();
+    drop_pin(pin_);
+}
 
 bool UdpReceiveAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* token) {
     if (handle_ == nullptr || handle_->closing) {
@@ -159,7 +186,7 @@ void UdpReceiveAwaiter::on_stop(UdpReceiveAwaiter* self) noexcept {
     self->done_ = true;
     self->waiter_.unlink();
     self->error_ = kCancelled;
-    self->handle_->ctx->schedule(&self->waiter_);
+    wake_later(self->handle_->ctx.get(), &self->waiter_);
 }
 
 UdpPacket UdpReceiveAwaiter::await_resume() {
@@ -169,6 +196,7 @@ UdpPacket UdpReceiveAwaiter::await_resume() {
     if (error_ == kClosed || error_ == 0) {
         throw Error(make_error_code(errc::closed), "UDP receive: socket closed");
     }
+    // The socket may be closed by now; its memory stays until this awaiter dies (pin_).
     throw Error(uv_error(error_), "UDP receive on " + handle_->describe());
 }
 
@@ -179,6 +207,7 @@ UdpSendAwaiter::~UdpSendAwaiter() {
     stop_.reset();
     // The op owns its bytes: libuv may finish it after the task is gone.
     if (op_ != nullptr) op_->awaiter = nullptr;
+    drop_pin(pin_);
 }
 
 bool UdpSendAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* token) {
@@ -206,7 +235,7 @@ bool UdpSendAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* t
     op->req.data = op;
     op->data = std::move(data_);
     op->awaiter = this;
-    op->ctx = handle_->ctx;
+    op->handle = handle_;
     uv_buf_t buf = uv_buf_init(op->data.data(), static_cast<unsigned>(op->data.size()));
     int r = uv_udp_send(&op->req, &handle_->udp, &buf, 1, to_.sockaddr_ptr(), &UdpSendOp::on_send);
     if (r < 0) {
@@ -224,7 +253,7 @@ void UdpSendAwaiter::on_stop(UdpSendAwaiter* self) noexcept {
     if (self->op_ == nullptr) return;
     // libuv cannot cancel a queued send; the op owns its bytes, so stop waiting for it.
     self->op_->awaiter = nullptr;
-    self->op_->ctx->schedule(&self->waiter_);
+    wake_later(self->handle_->ctx.get(), &self->waiter_);
     self->op_ = nullptr;
     self->status_ = kCancelled;
 }
@@ -358,7 +387,7 @@ std::size_t UdpSocket::queued() const noexcept {
 
 void UdpSocket::close() noexcept {
     if (handle_ == nullptr) return;
-    std::exchange(handle_, nullptr)->close();
+    detail::IoHandle::disown(std::exchange(handle_, nullptr));
 }
 
 bool UdpSocket::is_open() const noexcept {

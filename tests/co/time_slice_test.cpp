@@ -114,6 +114,33 @@ TEST_SUITE("co.time_slice") {
         CHECK(time_slice() == 0us);
     }
 
+    TEST_CASE("a loop's own time slice overrides the process-wide default for that loop only") {
+        uvtest::TestLoop a;
+        uvtest::TestLoop b;
+        SliceGuard guard(kSlice);
+        // Nothing of the library uses loop a yet: there is no context to hold a setting.
+        CHECK_THROWS_AS(set_time_slice(a, 0us), Error);
+        CHECK(time_slice(a) == kSlice);
+        {
+            Scope keep(a);  // the library uses loop a from here on
+            set_time_slice(a, 0us);
+            CHECK(time_slice(a) == 0us);
+            CHECK(time_slice(b) == kSlice);
+            TimerBurst on_a = run_timer_burst(a, 40);
+            TimerBurst on_b = run_timer_burst(b, 40);
+            CHECK(on_a.order == iota(40));
+            CHECK(on_b.order == iota(40));
+            CHECK(most_in_one_turn(on_a.turns) == 40);
+            CHECK(most_in_one_turn(on_b.turns) <= kMaxPerTurn);
+            // The process-wide default moves the loops without a slice of their own only.
+            set_time_slice(250us);
+            CHECK(time_slice(a) == 0us);
+            CHECK(time_slice(b) == 250us);
+        }
+        uv_run(a, UV_RUN_NOWAIT);  // the context of a closes: a later use starts afresh
+        CHECK(time_slice(a) == 250us);
+    }
+
     TEST_CASE("timers due together are spread over turns, in deadline order") {
         uvtest::TestLoop loop;
         SliceGuard guard(kSlice);

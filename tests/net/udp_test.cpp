@@ -4,16 +4,44 @@
 
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "support/slice_guard.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
+
+// Allocation failure on demand: the next `operator new` of exactly this many bytes (0 = none)
+// throws std::bad_alloc, to reach the out-of-memory paths of libuv callbacks.
+namespace {
+std::atomic<std::size_t> g_fail_alloc_of{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+    std::size_t armed = n;
+    if (n != 0 && g_fail_alloc_of.compare_exchange_strong(armed, 0)) throw std::bad_alloc();
+    if (void* p = std::malloc(n != 0 ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 namespace {
 
@@ -23,9 +51,122 @@ UdpSocket bind_loopback(uv_loop_t* loop, UdpBindOptions options = {}) {
     return UdpSocket::bind(loop, SocketAddress::ipv4_loopback(0), options);
 }
 
+// The descriptor of this process's UDP socket bound to `local` (the uv handle is private; a
+// test needs the descriptor to set IP_RECVERR and to send without a loop turn).
+int udp_fd_of(const SocketAddress& local) {
+    for (int fd = 3; fd < 4096; ++fd) {
+        int type = 0;
+        socklen_t tl = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_DGRAM) continue;
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) continue;
+        auto a = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+        if (a && *a == local) return fd;
+    }
+    return -1;
+}
+
+void spin_for(std::chrono::microseconds d) {
+    auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end) {
+    }
+}
+
+// What the raw timer of the receive-error test does in the loop's timer phase, i.e. in the
+// turn whose poll batch delivers the error (see that test).
+struct ErrorTurn {
+    uv_timer_t timer;
+    Scope* scope = nullptr;
+    std::optional<UdpSocket>* victim = nullptr;
+    bool* closed = nullptr;
+    int fd = -1;
+    SocketAddress first_to;  // a socket with a waiting receiver: read first in the batch
+    SocketAddress dead_to;   // a closed port: the ICMP error comes back to `fd`
+
+    static void on_timer(uv_timer_t* t) {
+        auto* self = static_cast<ErrorTurn*>(t->data);
+        // Queued first in the ready queue: closes the victim socket and spends the slice, so
+        // that the receivers woken by the poll below resume only in the next turn.
+        self->scope->spawn([](std::optional<UdpSocket>& s, bool& closed) -> Task<void> {
+            s.reset();
+            closed = true;
+            spin_for(std::chrono::milliseconds(3));
+            co_return;
+        }(*self->victim, *self->closed));
+        // Loopback delivers both before sendto returns: a datagram, then the port unreachable.
+        (void)::sendto(self->fd, "1", 1, 0, self->first_to.sockaddr_ptr(),
+                       static_cast<socklen_t>(sizeof(sockaddr_in)));
+        (void)::sendto(self->fd, "2", 1, 0, self->dead_to.sockaddr_ptr(),
+                       static_cast<socklen_t>(sizeof(sockaddr_in)));
+    }
+};
+
 }  // namespace
 
 TEST_SUITE("co.udp") {
+    // Issue 17 bug 5: a receive error handed to a waiting receiver must keep the socket's
+    // memory until that receiver resumed. Here the error (ECONNREFUSED from an ICMP port
+    // unreachable, reported because of IP_RECVERR) arrives in a poll batch whose time slice is
+    // already spent, so its resumption waits in the ready queue behind a task that closes the
+    // socket and spends the check phase's slice too: the receiver resumes in the next turn,
+    // after libuv's close callback. Before the fix it read the freed socket (ASan:
+    // heap-use-after-free in UdpReceiveAwaiter::await_resume).
+    TEST_CASE("a receive error resumed after its socket was closed reads no freed memory") {
+        uvtest::SliceGuard slice(std::chrono::milliseconds(1));
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            Scope scope(l);
+            std::optional<UdpSocket> victim(bind_loopback(l));
+            UdpSocket first = bind_loopback(l);
+            SocketAddress dead;
+            {
+                UdpSocket d = bind_loopback(l);
+                dead = d.local_address();
+            }
+            int fd = udp_fd_of(victim->local_address());
+            REQUIRE(fd >= 0);
+            int on = 1;
+            REQUIRE(::setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on) == 0);
+
+            // Resumed inline from the first poll callback of the turn: spends the slice.
+            scope.spawn([](UdpSocket& s) -> Task<void> {
+                (void)co_await s.receive();
+                spin_for(std::chrono::milliseconds(3));
+            }(first));
+            bool closed = false;
+            bool closed_before_resume = false;
+            std::error_code got;
+            scope.spawn([](UdpSocket& s, bool& was_closed, bool& closed_before,
+                           std::error_code& code) -> Task<void> {
+                try {
+                    (void)co_await s.receive();
+                } catch (const Error& e) {
+                    code = e.code();
+                }
+                closed_before = was_closed;
+            }(*victim, closed, closed_before_resume, got));
+            co_await sleep_for(l, 2ms);
+
+            auto* turn = new ErrorTurn;
+            turn->scope = &scope;
+            turn->victim = &victim;
+            turn->closed = &closed;
+            turn->fd = fd;
+            turn->first_to = first.local_address();
+            turn->dead_to = dead;
+            uv_timer_init(l, &turn->timer);
+            turn->timer.data = turn;
+            uv_timer_start(&turn->timer, &ErrorTurn::on_timer, 0, 0);
+            co_await scope.join();
+            uv_close(reinterpret_cast<uv_handle_t*>(&turn->timer),
+                     [](uv_handle_t* h) { delete static_cast<ErrorTurn*>(h->data); });
+            // The error reached the receiver (not a close), and only after the socket closed.
+            CHECK(got == uv_error(UV_ECONNREFUSED));
+            CHECK(closed_before_resume);
+        }(loop));
+    }
+
     TEST_CASE("a datagram sent to a bound socket arrives whole with its sender") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
@@ -41,6 +182,35 @@ TEST_SUITE("co.udp") {
             UdpPacket q = co_await a.receive();
             CHECK(q.data == "reply");
             CHECK(q.sender == b.local_address());
+        }(loop));
+    }
+
+    // Suspected in issue 17: std::bad_alloc escaping on_recv (a libuv C callback) ended the
+    // process with std::terminate. Now the waiting receiver gets ENOMEM and the socket goes on.
+    TEST_CASE("a datagram that cannot be stored for lack of memory fails one receive only") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            UdpSocket a = bind_loopback(l);
+            UdpSocket b = bind_loopback(l);
+            Scope scope(l);
+            std::error_code got;
+            scope.spawn([](UdpSocket& s, std::error_code& code) -> Task<void> {
+                try {
+                    (void)co_await s.receive();
+                } catch (const Error& e) {
+                    code = e.code();
+                }
+            }(b, got));
+            co_await sleep_for(l, 1ms);
+            std::string odd(4321, 'o');  // its copy in the receiver allocates 4322 bytes
+            g_fail_alloc_of.store(odd.size() + 1);
+            co_await a.send_to(std::move(odd), b.local_address());
+            co_await scope.join();
+            CHECK(g_fail_alloc_of.load() == 0);  // the failure was injected
+            g_fail_alloc_of.store(0);
+            CHECK(got == uv_error(UV_ENOMEM));
+            co_await a.send_to("after", b.local_address());
+            CHECK((co_await b.receive()).data == "after");
         }(loop));
     }
 

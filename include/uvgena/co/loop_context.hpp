@@ -1,7 +1,7 @@
 // Per-loop machinery shared by the co layer: the ready queue, the timer heap and the time
 // slice that bounds how long the library's coroutines run in one loop phase.
 //
-// Apart from `set_time_slice` / `time_slice` at the end, nothing here is meant for
+// Apart from the `set_time_slice` / `time_slice` functions at the end, nothing here is meant for
 // applications; it is public only because the templates of the co layer (Channel,
 // with_timeout, run) need it. One LoopContext exists per uv loop while any
 // library object uses that loop; it is found by the loop pointer (never through loop->data,
@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <stop_token>
+#include <utility>
 #include <vector>
 
 namespace uvgena::detail {
@@ -106,7 +107,7 @@ struct TimerNode {
     bool armed() const noexcept { return heap_index != static_cast<std::size_t>(-1); }
 };
 
-class RootList;
+class DetachedTasks;
 
 /// Per-loop state: a ready queue (a uv_check drains it; a uv_idle is active only while it is
 /// non-empty so that the loop does not block in poll), a timer heap on one uv_timer, and the
@@ -115,6 +116,9 @@ class LoopContext {
   public:
     /// Finds or creates the context of `loop` and takes a reference on it.
     static LoopContext* acquire(uv_loop_t* loop);
+    /// The context of `loop` if the library uses it, else nullptr; takes no reference (the
+    /// caller is on the loop's thread, where a context cannot vanish meanwhile).
+    static LoopContext* find(uv_loop_t* loop) noexcept;
 
     LoopContext(const LoopContext&) = delete;
     LoopContext& operator=(const LoopContext&) = delete;
@@ -142,10 +146,20 @@ class LoopContext {
     /// Disarms `node` if armed.
     void remove_timer(TimerNode* node) noexcept;
 
+    /// This loop's time slice in nanoseconds (0 = unbounded): its own if set, else the
+    /// process-wide default.
+    std::uint64_t time_slice_ns() const noexcept;
+    /// Gives this loop a time slice of its own (nanoseconds, 0 = unbounded).
+    void set_time_slice_ns(std::uint64_t ns) noexcept {
+        own_slice_ns_ = static_cast<std::int64_t>(ns);
+    }
+
     /// Stop source shared by the tasks started with `uvgena::spawn(loop, ...)`.
     std::stop_source& spawn_stop_source() noexcept { return spawn_stop_; }
-    /// The list of tasks started with `uvgena::spawn(loop, ...)`.
-    RootList& spawned() noexcept { return *spawned_; }
+    /// The list of tasks started with `uvgena::spawn(loop, ...)`, created on first use.
+    /// Defined in scope.cpp with the task lists: this context only destroys it (through the
+    /// function given with it), so the loop context does not depend on scopes.
+    DetachedTasks& spawned();
 
   private:
     explicit LoopContext(uv_loop_t* loop);
@@ -182,8 +196,10 @@ class LoopContext {
     std::vector<TimerNode*> heap_;
     std::uint64_t next_seq_ = 0;
     std::optional<std::chrono::steady_clock::time_point> armed_for_;
+    std::int64_t own_slice_ns_ = -1;  // -1: none, the process-wide default applies
     std::stop_source spawn_stop_;
-    RootList* spawned_;
+    DetachedTasks* spawned_ = nullptr;
+    void (*drop_spawned_)(DetachedTasks*) noexcept = nullptr;
 };
 
 /// An owning reference to a LoopContext (RAII around acquire/release).
@@ -241,16 +257,29 @@ void register_stop(StopRegistration& reg, const std::stop_token* token, Self* se
 
 namespace uvgena {
 
-/// Sets the time slice of every loop of the process (default 1 ms; zero = unbounded): how
-/// long the library resumes coroutines between two polls of a loop (from I/O and timer
-/// callbacks and from its check phase, which always gets a quarter slice more for the work
-/// it was left) before it leaves the rest for the next turn. It bounds how late the
-/// application's own timers and I/O can be made by a burst of the library's work (a wave of
-/// renewals, a flood of NOTIFYs), at the cost of one more loop turn for the work left over.
-/// A coroutine that runs longer than the slice is not interrupted. Thread-safe.
+/// Sets the process-wide default time slice (default 1 ms; zero = unbounded), which every loop
+/// without a slice of its own (see the overload taking a loop) follows, at once: how long the
+/// library resumes coroutines between two polls of a loop (from I/O and timer callbacks and
+/// from its check phase, which always gets a quarter slice more for the work it was left)
+/// before it leaves the rest for the next turn. It bounds how late the application's own
+/// timers and I/O can be made by a burst of the library's work (a wave of renewals, a flood
+/// of NOTIFYs), at the cost of one more loop turn for the work left over. A coroutine that
+/// runs longer than the slice is not interrupted. Thread-safe.
 void set_time_slice(std::chrono::microseconds slice) noexcept;
 
-/// The current time slice (see `set_time_slice`).
+/// The process-wide default time slice (see `set_time_slice`).
 std::chrono::microseconds time_slice() noexcept;
+
+/// Gives `loop` a time slice of its own (zero = unbounded), so that loops with different
+/// latency needs in one process (a BackgroundLoop beside the application's loop) do not
+/// share one setting. The setting lives in the loop's context, which exists while any
+/// library object uses the loop (a Scope, a socket, a subscription, a BackgroundLoop's
+/// tasks): call it then, on the loop's thread. Throws Error(errc::invalid_argument) if the
+/// library does not use `loop` yet. A loop that the library stops using forgets its setting.
+void set_time_slice(uv_loop_t* loop, std::chrono::microseconds slice);
+
+/// The time slice that applies to `loop`: its own, else the process-wide default. Call it
+/// on the loop's thread.
+std::chrono::microseconds time_slice(uv_loop_t* loop) noexcept;
 
 }  // namespace uvgena

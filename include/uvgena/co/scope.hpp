@@ -39,21 +39,21 @@ class RootTask {
 
         Waiter start;   ///< Node in the ready queue until the task starts.
         Waiter member;  ///< Node in the owner's list of live tasks (handle unused).
-        RootList* owner = nullptr;
+        DetachedTasks* owner = nullptr;
     };
     std::coroutine_handle<promise_type> handle;
 };
 
 /// The live detached tasks of a Scope (or of a loop, for `spawn`), with their error handler
 /// and their join waiters.
-class RootList {
+class DetachedTasks {
   public:
     /// A list on `ctx` (not referenced by the list itself; each live task holds a reference).
-    RootList(LoopContext* ctx, ErrorHandler on_error);
-    RootList(const RootList&) = delete;
-    RootList& operator=(const RootList&) = delete;
+    DetachedTasks(LoopContext* ctx, ErrorHandler on_error);
+    DetachedTasks(const DetachedTasks&) = delete;
+    DetachedTasks& operator=(const DetachedTasks&) = delete;
     /// Destroys every task still alive (each frame's awaiters cancel their operations).
-    ~RootList();
+    ~DetachedTasks();
 
     /// Wraps `task` in a root, gives it `token`, and schedules its start.
     void start(Task<void> task, std::stop_token token);
@@ -81,7 +81,7 @@ class RootList {
 /// Awaiter of Scope::join(): resumes when the scope has no live task.
 class [[nodiscard]] JoinAwaiter {
   public:
-    explicit JoinAwaiter(RootList* list) noexcept : list_(list) {}
+    explicit JoinAwaiter(DetachedTasks* list) noexcept : list_(list) {}
     JoinAwaiter(const JoinAwaiter&) = delete;
     JoinAwaiter& operator=(const JoinAwaiter&) = delete;
     bool await_ready() const noexcept { return false; }
@@ -93,11 +93,11 @@ class [[nodiscard]] JoinAwaiter {
     void await_resume();
 
   private:
-    friend class uvgena::detail::RootList;
+    friend class uvgena::detail::DetachedTasks;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(JoinAwaiter* self) noexcept;
 
-    RootList* list_;
+    DetachedTasks* list_;
     Waiter waiter_;
     StopRegistration stop_;
     bool cancelled_ = false;
@@ -140,12 +140,12 @@ class Scope {
     /// The token the tasks inherit.
     std::stop_token stop_token() const noexcept { return stop_.get_token(); }
     /// Number of tasks alive (started or waiting to start).
-    std::size_t size() const noexcept { return roots_.size(); }
+    std::size_t size() const noexcept { return tasks_.size(); }
     /// True when no task is alive.
-    bool empty() const noexcept { return roots_.size() == 0; }
+    bool empty() const noexcept { return tasks_.size() == 0; }
     /// `co_await scope.join()` resumes when no task is alive (immediately if none); throws
     /// Error(errc::cancelled) if the awaiting task is stopped first.
-    detail::JoinAwaiter join() noexcept { return detail::JoinAwaiter(&roots_); }
+    detail::JoinAwaiter join() noexcept { return detail::JoinAwaiter(&tasks_); }
     /// The loop.
     uv_loop_t* loop() const noexcept;
 
@@ -157,7 +157,7 @@ class Scope {
 
     detail::LoopRef ctx_;
     std::stop_source stop_;
-    detail::RootList roots_;
+    detail::DetachedTasks tasks_;
 };
 
 /// Starts `task` detached on `loop` (from the loop's check phase, never inside this call).

@@ -32,6 +32,7 @@ struct UdpPacket {
 };
 
 namespace detail {
+struct IoHandle;
 struct UdpHandle;
 struct UdpSendOp;
 
@@ -43,7 +44,7 @@ class [[nodiscard]] UdpReceiveAwaiter {
     }
     UdpReceiveAwaiter(const UdpReceiveAwaiter&) = delete;
     UdpReceiveAwaiter& operator=(const UdpReceiveAwaiter&) = delete;
-    ~UdpReceiveAwaiter() = default;
+    ~UdpReceiveAwaiter();
     bool await_ready() const noexcept { return false; }
     template <typename P>
     bool await_suspend(std::coroutine_handle<P> h) {
@@ -61,7 +62,8 @@ class [[nodiscard]] UdpReceiveAwaiter {
     UdpHandle* handle_;
     std::optional<UdpPacket> packet_;
     int error_ = 0;
-    bool done_ = false;  // resumption decided (datagram, error, close or cancel)
+    bool done_ = false;        // resumption decided (datagram, error, close or cancel)
+    IoHandle* pin_ = nullptr;  // see src/net/completion.hpp
     Waiter waiter_;
     StopRegistration stop_;
 };
@@ -95,6 +97,7 @@ class [[nodiscard]] UdpSendAwaiter {
     SocketAddress to_;
     UdpSendOp* op_ = nullptr;
     int status_ = 0;
+    IoHandle* pin_ = nullptr;  // see src/net/completion.hpp
     Waiter waiter_;
     StopRegistration stop_;
 };

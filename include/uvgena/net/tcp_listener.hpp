@@ -1,0 +1,96 @@
+// TCP listeners over libuv: bind, listen, accept (same lifetime and error rules as
+// tcp_stream.hpp; a stopped accept just stops waiting).
+#pragma once
+
+#include <uv.h>
+
+#include <coroutine>
+#include <cstdint>
+#include <stop_token>
+
+#include "uvgena/co/loop_context.hpp"
+#include "uvgena/net/address.hpp"
+#include "uvgena/net/tcp_stream.hpp"
+
+namespace uvgena {
+
+namespace detail {
+struct IoHandle;
+struct ListenHandle;
+
+/// Awaiter of TcpListener::accept.
+class [[nodiscard]] AcceptAwaiter {
+  public:
+    explicit AcceptAwaiter(ListenHandle* handle) noexcept : handle_(handle) {
+        waiter_.owner = this;
+    }
+    AcceptAwaiter(const AcceptAwaiter&) = delete;
+    AcceptAwaiter& operator=(const AcceptAwaiter&) = delete;
+    ~AcceptAwaiter();
+    bool await_ready() const noexcept { return false; }
+    template <typename P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+        return suspend(h, stop_token_of(h));
+    }
+    /// The accepted connection; throws on error, close or cancellation.
+    TcpStream await_resume();
+
+  private:
+    friend struct ListenHandle;
+    bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
+    static void on_stop(AcceptAwaiter* self) noexcept;
+
+    ListenHandle* handle_;
+    StreamHandle* accepted_ = nullptr;
+    int error_ = 0;
+    bool cancelled_ = false;
+    bool woken_ = false;
+    IoHandle* pin_ = nullptr;  // see src/net/completion.hpp
+    Waiter waiter_;
+    StopRegistration stop_;
+};
+
+}  // namespace detail
+
+/// Options of TcpListener::bind.
+struct ListenOptions {
+    int backlog = 511;       ///< listen() backlog.
+    bool ipv6_only = false;  ///< For an IPv6 address: do not accept IPv4-mapped connections.
+};
+
+/// A listening TCP socket. `co_await accept()` yields the next connection; calling it in a
+/// loop is the stream of connections. Several tasks may accept at once (FIFO). Connections
+/// arriving while nobody accepts wait in the kernel's backlog.
+class TcpListener {
+  public:
+    /// A closed listener.
+    TcpListener() noexcept = default;
+    TcpListener(TcpListener&& other) noexcept;
+    TcpListener& operator=(TcpListener&& other) noexcept;
+    TcpListener(const TcpListener&) = delete;
+    TcpListener& operator=(const TcpListener&) = delete;
+    ~TcpListener();
+
+    /// Binds and listens on `address` (IPv4 or IPv6; port 0 picks a free port). Throws Error
+    /// ("listen on [::1]:1400: EADDRINUSE: ...").
+    static TcpListener bind(uv_loop_t* loop, const SocketAddress& address,
+                            ListenOptions options = {});
+
+    /// `co_await accept()`: the next connection. Throws Error(errc::closed) once closed.
+    detail::AcceptAwaiter accept() noexcept { return detail::AcceptAwaiter(handle_); }
+    /// The bound address (with the real port).
+    SocketAddress local_address() const;
+    /// The bound port.
+    std::uint16_t port() const;
+    /// Stops listening; waiting acceptors get Error(errc::closed). Idempotent.
+    void close() noexcept;
+    /// True until close().
+    bool is_open() const noexcept;
+    /// The loop (nullptr when closed).
+    uv_loop_t* loop() const noexcept;
+
+  private:
+    detail::ListenHandle* handle_ = nullptr;
+};
+
+}  // namespace uvgena
