@@ -623,6 +623,88 @@ TEST_SUITE("http.server") {
         CHECK(run(loop, scenario(loop)).empty());
     }
 
+    // Issue 17, bug 3: the server was freed under a stop() suspended in wait_drained(),
+    // which then resumed into freed memory (ASan: heap-use-after-free in Impl::stop).
+    TEST_CASE("destroying a server while its stop() waits for a connection is safe") {
+        uvtest::TestLoop loop;
+        auto scenario = [](uv_loop_t* l) -> Task<std::string> {
+            auto server = std::make_unique<Server>(l, echo(l), loopback_options());
+            server->listen();
+            // Mid-headers: inside a request, so stop() must wait for it.
+            TcpStream partial = co_await connect(l, server->local_address());
+            co_await partial.write(std::string_view("GET / HTTP/1.1\r\nHost: x\r\n"));
+            while (server->connection_count() == 0) co_await sleep_for(l, 1ms);
+            co_await sleep_for(l, 5ms);  // the server read the partial headers
+            bool stop_returned = false;
+            Scope stopper(l);
+            stopper.spawn([](Server& s, bool& returned) -> Task<void> {
+                co_await s.stop(5s);
+                returned = true;
+            }(*server, stop_returned));
+            co_await sleep_for(l, 10ms);  // stop() is suspended, waiting for the connection
+            bool waiting = !stop_returned && server->connection_count() == 1;
+            server.reset();
+            std::string end = co_await read_to_end(partial);
+            co_await stopper.join();
+            co_return std::string(waiting ? "waiting" : "not waiting") + "|" +
+                   (stop_returned ? "returned" : "not returned") + "|" + end;
+        };
+        CHECK(run(loop, scenario(loop)) == "waiting|returned|");
+    }
+
+    TEST_CASE("destroying a server while two stop() calls wait is safe") {
+        uvtest::TestLoop loop;
+        auto scenario = [](uv_loop_t* l) -> Task<int> {
+            auto server = std::make_unique<Server>(l, echo(l), loopback_options());
+            server->listen();
+            TcpStream busy = co_await connect(l, server->local_address());
+            co_await busy.write(get("/sleep/10000"));
+            while (server->stats().requests == 0) co_await sleep_for(l, 1ms);
+            int returned = 0;
+            Scope stoppers(l);
+            for (int i = 0; i < 2; ++i) {
+                stoppers.spawn([](Server& s, int& n) -> Task<void> {
+                    co_await s.stop(5s);
+                    ++n;
+                }(*server, returned));
+            }
+            co_await sleep_for(l, 10ms);
+            int before = returned;
+            server.reset();
+            co_await stoppers.join();
+            co_return before * 10 + returned;
+        };
+        // Neither stop returned while the handler ran; both did once the server was gone.
+        CHECK(run(loop, scenario(loop)) == 2);
+    }
+
+    // Issue 17, suspected: a second stop() returned at once while the first was still
+    // draining, so its caller could destroy the server under the first (bug 3).
+    TEST_CASE("a second stop() returns only when the first has finished") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto scenario = [](uv_loop_t* l, Server& s) -> Task<std::string> {
+            TcpStream busy = co_await open(l, s);
+            co_await busy.write(get("/sleep/50"));
+            while (s.stats().requests == 0) co_await sleep_for(l, 1ms);
+            bool first_done = false;
+            Scope stopper(l);
+            stopper.spawn([](Server& srv, bool& done) -> Task<void> {
+                co_await srv.stop(5s);
+                done = true;
+            }(s, first_done));
+            co_await sleep_for(l, 1ms);  // the first stop() is draining
+            co_await s.stop(5s);
+            std::string seen = std::string(first_done ? "first done" : "first running") + "|" +
+                                std::to_string(s.connection_count());
+            std::string answer = co_await read_to_end(busy);
+            co_await stopper.join();
+            co_return seen + "|" + answer.substr(0, answer.find("\r\n"));
+        };
+        CHECK(run(loop, scenario(loop, server)) == "first done|0|HTTP/1.1 200 OK");
+    }
+
     TEST_CASE("an IPv6 loopback server answers an IPv6 client") {
         uvtest::TestLoop loop;
         ServerOptions options;
