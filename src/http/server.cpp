@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "co/once.hpp"
 #include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/net/tcp.hpp"
@@ -57,7 +58,7 @@ std::string error_response(int status) {
 
 struct Server::Impl {
     Impl(uv_loop_t* l, Handler h, ServerOptions o)
-        : loop(l), handler(std::move(h)), options(std::move(o)), drained(l), stop_done(l, true),
+        : loop(l), handler(std::move(h)), options(std::move(o)), drained(l), stop_once(l),
           scope(std::in_place, l) {
         head.prev = head.next = &head;
         milliseconds shortest = std::min({options.header_timeout, options.body_timeout,
@@ -82,8 +83,7 @@ struct Server::Impl {
         close_all();
         scope.reset();
         handler = nullptr;  // may hold what the Server's owner is destroying
-        stop_state = StopState::done;
-        stop_done.set();
+        stop_once.finish();
         drained.set();  // a connection task destroyed before it started never unlinks
     }
 
@@ -410,29 +410,10 @@ struct Server::Impl {
 
     // The graceful stop. A coroutine of its own holding the Impl: the Server may be destroyed
     // while it is suspended (issue 17, bug 3), and it must not resume into freed memory. A
-    // second call waits until the first one has finished (or takes over if the first was
-    // cancelled), so that "stop() returned" always means "every connection is gone".
+    // second call waits until the first one has finished (see co/once.hpp).
     static Task<void> stop(std::shared_ptr<Impl> self, milliseconds grace) {
         Impl& impl = *self;
-        while (impl.stop_state == StopState::running) co_await impl.stop_done.wait();
-        if (impl.stop_state == StopState::done) co_return;
-        impl.stop_state = StopState::running;
-        impl.stop_done.reset();
-        // Whatever way this frame ends (returned, threw, destroyed while suspended), the
-        // callers waiting in the loop above are woken; unless the drain completed, the next
-        // of them stops the server itself.
-        struct Release {
-            Impl& impl;
-            bool completed = false;
-            ~Release() {
-                if (impl.stop_state == StopState::running) {
-                    impl.stop_state = completed ? StopState::done : StopState::idle;
-                }
-                impl.stop_done.set();
-            }
-        } release{impl};
-        co_await impl.drain(grace);
-        release.completed = true;
+        co_await impl.stop_once.run([&impl, grace] { return impl.drain(grace); });
     }
 
     Task<void> drain(milliseconds grace) {
@@ -473,12 +454,11 @@ struct Server::Impl {
     bool stopping = false;
     bool stopped = false;  // stop() was called: listen() is refused
     bool closed = false;   // close_now() ran: the Server is gone
-    enum class StopState { idle, running, done } stop_state = StopState::idle;
     milliseconds sweep_interval{};
     SocketAddress bound;
     bool bound_wildcard = true;
     AsyncEvent drained;
-    AsyncEvent stop_done;  // set when no stop() is running
+    uvgena::detail::Once stop_once;  // the graceful stop, run once for every caller
     std::stop_source sweeper_stop;
     TcpListener listener;
     // Last: destroyed first, while everything its tasks use still exists. Reset by
