@@ -191,4 +191,13 @@ TEST_SUITE("gena.demo_device") {
         CHECK(run(loop, uvtest::destroy_while_stopping(loop, std::move(device), server,
                                                        partial)) == "0|2|");
     }
+
+    TEST_CASE("a second stop() of the device returns only when the first has finished") {
+        uvtest::TestLoop loop;
+        DemoDevice device(loop, manual());
+        device.start();
+        std::string partial = "GET /description.xml HTTP/1.1\r\n";
+        CHECK(run(loop, uvtest::second_stop_waits(loop, device, *device.server(), partial)) ==
+              "first done|0");
+    }
 }
