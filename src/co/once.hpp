@@ -22,7 +22,7 @@
 namespace uvgena::detail {
 
 class Once {
-public:
+  public:
     /// An operation on `loop`, not yet run.
     explicit Once(uv_loop_t* loop) : idle_(loop, true) {}
     Once(const Once&) = delete;
@@ -50,7 +50,7 @@ public:
     /// True once the operation completed (or finish() was called).
     bool done() const noexcept { return state_ == State::done; }
 
-private:
+  private:
     enum class State { idle, running, done };
 
     // Ends the running call however its frame ends, and wakes the waiters.

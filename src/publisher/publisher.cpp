@@ -135,7 +135,9 @@ Publisher::Publisher(uv_loop_t* loop, PublisherOptions options)
 
 // A stop() in flight may hold the Impl a while longer: shutdown() ends everything now, so
 // that nothing runs for a Publisher that is gone (issue 17, bug 3).
-Publisher::~Publisher() { impl_->shutdown(); }
+Publisher::~Publisher() {
+    impl_->shutdown();
+}
 
 Service& Publisher::add_service(ServiceConfig config) {
     if (impl_->find_service(config.event_path) != nullptr) {
@@ -186,8 +188,7 @@ http::Handler Publisher::handler(http::Handler fallback) {
 
 void Publisher::listen(http::ServerOptions options, http::Handler fallback) {
     if (impl_->server || impl_->stopped) {
-        throw_error(uvgena::errc::invalid_argument,
-                    "Publisher::listen called twice or after stop");
+        throw_error(uvgena::errc::invalid_argument, "Publisher::listen called twice or after stop");
     }
     auto server = std::make_unique<http::Server>(impl_->loop, handler(std::move(fallback)),
                                                  std::move(options));
@@ -195,18 +196,26 @@ void Publisher::listen(http::ServerOptions options, http::Handler fallback) {
     impl_->server = std::move(server);
 }
 
-http::Server* Publisher::server() noexcept { return impl_->server.get(); }
+http::Server* Publisher::server() noexcept {
+    return impl_->server.get();
+}
 
-Task<void> Publisher::stop(std::chrono::milliseconds grace) { return Impl::stop(impl_, grace); }
+Task<void> Publisher::stop(std::chrono::milliseconds grace) {
+    return Impl::stop(impl_, grace);
+}
 
 Task<void> Publisher::idle() {
     std::shared_ptr<Impl> impl = impl_;
     while (!impl->is_idle()) co_await impl->idle_event.wait();
 }
 
-const PublisherStats& Publisher::stats() const noexcept { return impl_->stats; }
+const PublisherStats& Publisher::stats() const noexcept {
+    return impl_->stats;
+}
 
-std::size_t Publisher::subscriber_count() const noexcept { return impl_->by_sid.size(); }
+std::size_t Publisher::subscriber_count() const noexcept {
+    return impl_->by_sid.size();
+}
 
 namespace {
 
@@ -246,9 +255,13 @@ std::optional<SubscriberInfo> Publisher::subscriber(std::string_view sid) const 
     return info_of(*it->second);
 }
 
-const PublisherOptions& Publisher::options() const noexcept { return impl_->options; }
+const PublisherOptions& Publisher::options() const noexcept {
+    return impl_->options;
+}
 
-uv_loop_t* Publisher::loop() const noexcept { return impl_->loop; }
+uv_loop_t* Publisher::loop() const noexcept {
+    return impl_->loop;
+}
 
 bool detail::PublisherTestAccess::set_next_seq(Publisher& publisher, std::string_view sid,
                                                std::uint32_t seq) {

@@ -73,11 +73,11 @@ struct Subscriber {
 /// The host's interface list, read at most every 10 s (a SUBSCRIBE storm must not turn
 /// into a storm of interface enumerations).
 class InterfaceCache {
-public:
+  public:
     /// The list, re-read when older than 10 s.
     const std::vector<InterfaceNetwork>& get();
 
-private:
+  private:
     bool read_ = false;
     Clock::time_point read_at_{};
     std::vector<InterfaceNetwork> list_;
@@ -190,8 +190,8 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
     std::size_t workers = 0;  // worker tasks alive (started or about to start)
     std::size_t busy = 0;     // workers with a NOTIFY in flight
     bool sweeping = false;
-    bool stopped = false;   // stop() was called, or the Publisher is gone
-    bool shut_down = false; // shutdown() ran: the Publisher is gone
+    bool stopped = false;    // stop() was called, or the Publisher is gone
+    bool shut_down = false;  // shutdown() ran: the Publisher is gone
     detail::InterfaceCache interfaces;
     AsyncEvent idle_event;
     uvgena::detail::Once stop_once;  // the graceful stop, run once for every caller

@@ -37,9 +37,8 @@ http::Response Publisher::Impl::handle(const http::Request& request,
         http::Response r = make_error_response(decision.status);
         if (decision.status == 405) r.headers.add("Allow", "SUBSCRIBE, UNSUBSCRIBE");
         if (log_enabled(LogLevel::debug)) {
-            log(LogLevel::debug, "gena publisher: ", request.method, " ", request.target,
-                " from ", context.peer, " refused with ", decision.status, ": ",
-                decision.reason.message());
+            log(LogLevel::debug, "gena publisher: ", request.method, " ", request.target, " from ",
+                context.peer, " refused with ", decision.status, ": ", decision.reason.message());
         }
         return r;
     }
@@ -87,8 +86,7 @@ http::Response Publisher::Impl::subscribe(Service::Impl& service, SubscriptionDe
     if (service.subscribers.size() >= options.max_subscriptions_per_service) {
         ++stats.over_limit;
         log(LogLevel::warning, "gena publisher: ", service.event_path, " has ",
-            service.subscribers.size(), " subscriptions: SUBSCRIBE from ", host_key,
-            " refused");
+            service.subscribers.size(), " subscriptions: SUBSCRIBE from ", host_key, " refused");
         return make_error_response(503);
     }
     if (auto it = per_host.find(host_key);

@@ -59,9 +59,9 @@ Service::Impl::Variable* Service::Impl::find(std::string_view name) noexcept {
 Service::Impl::Variable& Service::Impl::require(std::string_view name) {
     Variable* v = find(name);
     if (v == nullptr) {
-        throw_error(uvgena::errc::invalid_argument, "service " + event_path +
-                                                        " has no evented variable '" +
-                                                        std::string(name) + "'");
+        throw_error(
+            uvgena::errc::invalid_argument,
+            "service " + event_path + " has no evented variable '" + std::string(name) + "'");
     }
     if (v->is_last_change) {
         throw_error(uvgena::errc::invalid_argument,
@@ -168,7 +168,9 @@ Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Service::~Service() = default;
 
-const std::string& Service::event_path() const noexcept { return impl_->event_path; }
+const std::string& Service::event_path() const noexcept {
+    return impl_->event_path;
+}
 
 void Service::set(std::string_view name, std::string value) {
     Impl::Variable& v = impl_->require(name);
@@ -193,8 +195,7 @@ void Service::set_many(std::initializer_list<NameValue> variables) {
 }
 
 void Service::set_last_change(std::string_view instance, std::string_view name,
-                              std::string_view value,
-                              std::initializer_list<NameValue> attributes) {
+                              std::string_view value, std::initializer_list<NameValue> attributes) {
     Impl::Variable& v = impl_->last_change_variable();
     impl_->last_change->set(instance, name, value, attributes);
     impl_->changed(v);
@@ -220,8 +221,12 @@ std::optional<std::string> Service::value(std::string_view name) const {
     return v->value;
 }
 
-void Service::flush() { impl_->emit_due(true); }
+void Service::flush() {
+    impl_->emit_due(true);
+}
 
-std::size_t Service::subscriber_count() const noexcept { return impl_->subscribers.size(); }
+std::size_t Service::subscriber_count() const noexcept {
+    return impl_->subscribers.size();
+}
 
 }  // namespace uvgena::gena

@@ -28,8 +28,8 @@ namespace uvtest {
 /// what the client read (the server answers nothing to a request it has not finished).
 template <typename Owner>
 uvgena::Task<std::string> destroy_while_stopping(uv_loop_t* loop, std::unique_ptr<Owner> owner,
-                                                  uvgena::http::Server& server,
-                                                  std::string request, int stops = 2) {
+                                                 uvgena::http::Server& server, std::string request,
+                                                 int stops = 2) {
     using namespace std::chrono_literals;
     uvgena::TcpStream client = co_await uvgena::connect(loop, server.local_address());
     co_await client.write(std::string_view(request));
@@ -58,7 +58,7 @@ uvgena::Task<std::string> destroy_while_stopping(uv_loop_t* loop, std::unique_pt
 /// the first, with N connections left (0 expected), or "first running|N".
 template <typename Owner>
 uvgena::Task<std::string> second_stop_waits(uv_loop_t* loop, Owner& owner,
-                                             uvgena::http::Server& server, std::string request) {
+                                            uvgena::http::Server& server, std::string request) {
     using namespace std::chrono_literals;
     uvgena::TcpStream client = co_await uvgena::connect(loop, server.local_address());
     co_await client.write(std::string_view(request));
