@@ -280,7 +280,7 @@ std::string demo_track_didl(std::string_view title, std::string_view artist,
 
 struct DemoDevice::Impl {
     Impl(uv_loop_t* l, DemoDeviceOptions o)
-        : loop(l), options(std::move(o)), publisher(l, options.publisher) {
+        : loop(l), options(std::move(o)), publisher(std::in_place, l, options.publisher) {
         if (options.udn.empty()) {
             options.udn = make_sid();  // "uuid:" + a random UUID, the UDN format
         }
@@ -288,12 +288,12 @@ struct DemoDevice::Impl {
         rcs.event_path = std::string(rendering_control_event);
         rcs.last_change_namespace = std::string(kRcsNamespace);
         rcs.min_interval = options.moderation;
-        rendering_control = &publisher.add_service(std::move(rcs));
+        rendering_control = &publisher->add_service(std::move(rcs));
         ServiceConfig avt;
         avt.event_path = std::string(av_transport_event);
         avt.last_change_namespace = std::string(kAvtNamespace);
         avt.min_interval = options.moderation;
-        av_transport = &publisher.add_service(std::move(avt));
+        av_transport = &publisher->add_service(std::move(avt));
 
         rendering_control->update_last_change([&](LastChangeState& lc) {
             lc.set("0", "Volume", std::to_string(volume), {{"channel", "Master"}});
@@ -315,7 +315,18 @@ struct DemoDevice::Impl {
         });
     }
 
-    ~Impl() { scope.reset(); }
+    ~Impl() { close_now(); }
+
+    // Ends everything at once (the DemoDevice's destructor): the timer, the server (safe
+    // while a stop() waits for it) and the publisher. A stop() in flight holds this Impl
+    // and finds nothing left to do when it resumes.
+    void close_now() noexcept {
+        timer_stop.request_stop();
+        scope.reset();
+        server.reset();
+        rendering_control = av_transport = nullptr;
+        publisher.reset();
+    }
 
     std::string base_url() const {
         if (server == nullptr) return {};
@@ -517,7 +528,7 @@ struct DemoDevice::Impl {
 
     uv_loop_t* loop;
     DemoDeviceOptions options;
-    Publisher publisher;
+    std::optional<Publisher> publisher;  // reset by close_now()
     Service* rendering_control = nullptr;
     Service* av_transport = nullptr;
     int volume = 20;
@@ -526,16 +537,15 @@ struct DemoDevice::Impl {
     std::string transport_state = "STOPPED";
     std::uint64_t ticks = 0;
     bool started = false;
-    bool stopped = false;
     std::stop_source timer_stop;
     std::unique_ptr<http::Server> server;
     std::unique_ptr<Scope> scope;
 };
 
 DemoDevice::DemoDevice(uv_loop_t* loop, DemoDeviceOptions options)
-    : impl_(std::make_unique<Impl>(loop, std::move(options))) {}
+    : impl_(std::make_shared<Impl>(loop, std::move(options))) {}
 
-DemoDevice::~DemoDevice() = default;
+DemoDevice::~DemoDevice() { impl_->close_now(); }
 
 void DemoDevice::start() {
     if (impl_->started) {
@@ -547,7 +557,7 @@ void DemoDevice::start() {
     Impl* impl = impl_.get();
     auto server = std::make_unique<http::Server>(
         impl_->loop,
-        impl_->publisher.handler(
+        impl_->publisher->handler(
             [impl](const http::Request& r, const http::RequestContext&) { return impl->handle(r); }),
         so);
     server->listen();
@@ -559,14 +569,15 @@ void DemoDevice::start() {
     }
 }
 
+// Holds the Impl: the DemoDevice may be destroyed while this is suspended (issue 17, bug 3).
+// Each step is itself idempotent and waits for a stop already running, so a second call
+// returns only when the device has stopped.
 Task<void> DemoDevice::stop(std::chrono::milliseconds grace) {
-    Impl* impl = impl_.get();
-    if (impl->stopped) co_return;
-    impl->stopped = true;
+    std::shared_ptr<Impl> impl = impl_;
     impl->timer_stop.request_stop();
     if (impl->scope) co_await impl->scope->join();
     if (impl->server) co_await impl->server->stop(grace);
-    co_await impl->publisher.stop(grace);
+    if (impl->publisher) co_await impl->publisher->stop(grace);
 }
 
 std::string DemoDevice::base_url() const { return impl_->base_url(); }
@@ -609,7 +620,7 @@ void DemoDevice::set_track(std::string uri, std::string didl_metadata) {
     impl_->set_track(std::move(uri), std::move(didl_metadata), "0:00:00");
 }
 
-Publisher& DemoDevice::publisher() noexcept { return impl_->publisher; }
+Publisher& DemoDevice::publisher() noexcept { return *impl_->publisher; }
 
 http::Server* DemoDevice::server() noexcept { return impl_->server.get(); }
 

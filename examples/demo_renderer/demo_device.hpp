@@ -58,7 +58,9 @@ public:
     /// Binds, listens and starts the simulation timer (if any). Throws what
     /// http::Server::listen throws.
     void start();
-    /// Stops the timer, the server (with `grace`) and the publisher. Idempotent.
+    /// Stops the timer, the server (with `grace`) and the publisher. Idempotent: a call while
+    /// another runs returns when the device has stopped. Destroying the device while a stop()
+    /// is suspended is safe.
     Task<void> stop(std::chrono::milliseconds grace = std::chrono::seconds(2));
 
     /// "http://127.0.0.1:PORT" (IPv6 hosts bracketed), from start() on.
@@ -100,10 +102,10 @@ public:
     /// The server (address, stats); nullptr before start().
     http::Server* server() noexcept;
 
-    struct Impl;
-
 private:
-    std::unique_ptr<Impl> impl_;
+    struct Impl;
+    // Shared with a stop() in flight, which may outlive the device.
+    std::shared_ptr<Impl> impl_;
 };
 
 /// A DIDL-Lite document for one music track (title, artist, album, duration, resource URI).

@@ -1,7 +1,5 @@
 #include "uvgena/gena/callback_policy.hpp"
 
-#include <uv.h>
-
 #include <array>
 #include <cstring>
 #include <string>
@@ -148,23 +146,6 @@ bool callback_allowed(const SocketAddress& callback_ip, const CallbackCheck& che
         return is_private_raw(requester) && is_private_raw(callback);
     }
     return false;
-}
-
-std::vector<InterfaceNetwork> local_interface_networks() {
-    std::vector<InterfaceNetwork> out;
-    uv_interface_address_t* list = nullptr;
-    int count = 0;
-    if (uv_interface_addresses(&list, &count) != 0) return out;
-    out.reserve(static_cast<std::size_t>(count));
-    for (int i = 0; i < count; ++i) {
-        const uv_interface_address_t& entry = list[i];
-        auto address = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&entry.address));
-        auto mask = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&entry.netmask));
-        if (!address || !mask) continue;
-        out.push_back({*address, *mask});
-    }
-    uv_free_interface_addresses(list, count);
-    return out;
 }
 
 }  // namespace uvgena::gena

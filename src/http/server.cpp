@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "co/once.hpp"
 #include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/net/tcp.hpp"
@@ -57,18 +58,33 @@ std::string error_response(int status) {
 
 struct Server::Impl {
     Impl(uv_loop_t* l, Handler h, ServerOptions o)
-        : loop(l), handler(std::move(h)), options(std::move(o)), drained(l), scope(l) {
+        : loop(l), handler(std::move(h)), options(std::move(o)), drained(l), stop_once(l),
+          scope(std::in_place, l) {
         head.prev = head.next = &head;
         milliseconds shortest = std::min({options.header_timeout, options.body_timeout,
                                           options.idle_timeout, options.write_timeout});
         sweep_interval = std::clamp(shortest / 4, milliseconds(5), milliseconds(1'000));
     }
 
-    ~Impl() {
-        // Closing first makes every suspended read, write and accept fail; the scope (the
-        // last member, so destroyed first) then destroys the connection frames.
+    ~Impl() { close_now(); }
+
+    // Ends everything at once (the Server's destructor): no connection, handler or timer of
+    // this server runs afterwards. A stop() in flight keeps this Impl alive (see stop()) and
+    // finds its work done when it resumes; stop() calls waiting for it are released.
+    void close_now() noexcept {
+        if (closed) return;
+        closed = true;
+        stopped = stopping = true;
+        listening = false;
+        // Closing first makes every suspended read, write and accept fail; destroying the
+        // scope then destroys the connection frames (each unlinks itself, which wakes a
+        // stop() waiting for the drain).
         listener.close();
         close_all();
+        scope.reset();
+        handler = nullptr;  // may hold what the Server's owner is destroying
+        stop_once.finish();
+        drained.set();  // a connection task destroyed before it started never unlinks
     }
 
     void link(Connection* c) noexcept {
@@ -174,7 +190,7 @@ struct Server::Impl {
             }
             ++stats.connections_accepted;
             ++count;
-            scope.spawn(serve(std::move(stream)));
+            scope->spawn(serve(std::move(stream)));
         }
     }
 
@@ -392,10 +408,18 @@ struct Server::Impl {
         return keep;
     }
 
-    Task<void> stop(milliseconds grace) {
-        if (stopped) co_return;
+    // The graceful stop. A coroutine of its own holding the Impl: the Server may be destroyed
+    // while it is suspended (issue 17, bug 3), and it must not resume into freed memory. A
+    // second call waits until the first one has finished (see co/once.hpp).
+    static Task<void> stop(std::shared_ptr<Impl> self, milliseconds grace) {
+        Impl& impl = *self;
+        co_await impl.stop_once.run([&impl, grace] { return impl.drain(grace); });
+    }
+
+    Task<void> drain(milliseconds grace) {
         stopped = true;
         stopping = true;
+        listening = false;
         listener.close();
         close_idle();
         if (count > 0) {
@@ -404,16 +428,20 @@ struct Server::Impl {
             } catch (const Error& e) {
                 if (!is_timeout(e.code())) throw;
                 // Grace is over: close every connection and cancel the handlers still running.
-                close_all();
-                scope.request_stop();
+                if (!closed) {
+                    close_all();
+                    scope->request_stop();
+                }
             }
         }
+        // The Server was destroyed meanwhile: close_now() ended everything.
+        if (closed) co_return;
         sweeper_stop.request_stop();
-        co_await scope.join();
+        co_await scope->join();
     }
 
     Task<void> wait_drained() {
-        if (count > 0) co_await drained.wait();
+        if (count > 0 && !closed) co_await drained.wait();
     }
 
     uv_loop_t* loop;
@@ -424,20 +452,26 @@ struct Server::Impl {
     std::size_t count = 0;
     bool listening = false;
     bool stopping = false;
-    bool stopped = false;
+    bool stopped = false;  // stop() was called: listen() is refused
+    bool closed = false;   // close_now() ran: the Server is gone
     milliseconds sweep_interval{};
     SocketAddress bound;
     bool bound_wildcard = true;
     AsyncEvent drained;
+    uvgena::detail::Once stop_once;  // the graceful stop, run once for every caller
     std::stop_source sweeper_stop;
     TcpListener listener;
-    Scope scope;  // last: destroyed first, while everything its tasks use still exists
+    // Last: destroyed first, while everything its tasks use still exists. Reset by
+    // close_now() while a stop() may still hold this Impl.
+    std::optional<Scope> scope;
 };
 
 Server::Server(uv_loop_t* loop, Handler handler, ServerOptions options)
-    : impl_(std::make_unique<Impl>(loop, std::move(handler), std::move(options))) {}
+    : impl_(std::make_shared<Impl>(loop, std::move(handler), std::move(options))) {}
 
-Server::~Server() = default;
+// A stop() in flight may hold the Impl a while longer; close_now() ends everything it ran
+// now, so nothing the owner destroys next (what the handler refers to) is touched later.
+Server::~Server() { impl_->close_now(); }
 
 void Server::listen() {
     if (impl_->listening || impl_->stopped) {
@@ -446,13 +480,13 @@ void Server::listen() {
     }
     impl_->bind();
     impl_->listening = true;
-    impl_->scope.spawn(impl_->accept_loop());
-    impl_->scope.spawn(with_stop_token(impl_->sweep(), impl_->sweeper_stop.get_token()));
+    impl_->scope->spawn(impl_->accept_loop());
+    impl_->scope->spawn(with_stop_token(impl_->sweep(), impl_->sweeper_stop.get_token()));
 }
 
 Task<void> Server::stop(std::chrono::milliseconds grace) {
     impl_->listening = false;
-    return impl_->stop(grace);
+    return Impl::stop(impl_, grace);
 }
 
 bool Server::listening() const noexcept { return impl_->listening && !impl_->stopping; }

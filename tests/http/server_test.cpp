@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/stop_teardown.hpp"
 #include "support/test_loop.hpp"
 #include "support.hpp"
 #include "uvgena/co/scope.hpp"
@@ -621,6 +622,38 @@ TEST_SUITE("http.server") {
             co_return co_await read_to_end(busy);
         };
         CHECK(run(loop, scenario(loop)).empty());
+    }
+
+    // Issue 17, bug 3: the server was freed under a stop() suspended in wait_drained(),
+    // which then resumed into freed memory (ASan: heap-use-after-free in Impl::stop).
+    TEST_CASE("destroying a server while stop() calls wait for a request's headers is safe") {
+        uvtest::TestLoop loop;
+        auto server = std::make_unique<Server>(loop, echo(loop), loopback_options());
+        server->listen();
+        Server& s = *server;
+        std::string partial = "GET / HTTP/1.1\r\nHost: x\r\n";
+        CHECK(run(loop, uvtest::destroy_while_stopping(loop, std::move(server), s, partial)) ==
+              "0|2|");
+    }
+
+    TEST_CASE("destroying a server while stop() calls wait for a handler is safe") {
+        uvtest::TestLoop loop;
+        auto server = std::make_unique<Server>(loop, echo(loop), loopback_options());
+        server->listen();
+        Server& s = *server;
+        CHECK(run(loop, uvtest::destroy_while_stopping(loop, std::move(server), s,
+                                                       get("/sleep/10000"))) == "0|2|");
+    }
+
+    // Issue 17, suspected: a second stop() returned at once while the first was still
+    // draining, so its caller could destroy the server under the first (bug 3).
+    TEST_CASE("a second stop() returns only when the first has finished") {
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        std::string partial = "GET / HTTP/1.1\r\nHost: x\r\n";
+        CHECK(run(loop, uvtest::second_stop_waits(loop, server, server, partial)) ==
+              "first done|0");
     }
 
     TEST_CASE("an IPv6 loopback server answers an IPv6 client") {

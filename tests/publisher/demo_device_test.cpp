@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "support/publisher_support.hpp"
+#include "support/stop_teardown.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/http/client.hpp"
@@ -177,5 +178,26 @@ TEST_SUITE("gena.demo_device") {
         };
         run(loop, test());
         run(loop, receiver.server().stop());
+    }
+
+    // Issue 17, bug 3 in the demo renderer: stop() used the device's Impl after resuming from
+    // the server's drain, so destroying the device meanwhile left it touching freed memory.
+    TEST_CASE("destroying the device while its stop() calls wait for a connection is safe") {
+        uvtest::TestLoop loop;
+        auto device = std::make_unique<DemoDevice>(loop, manual());
+        device->start();
+        http::Server& server = *device->server();
+        std::string partial = "GET /description.xml HTTP/1.1\r\n";
+        CHECK(run(loop, uvtest::destroy_while_stopping(loop, std::move(device), server,
+                                                       partial)) == "0|2|");
+    }
+
+    TEST_CASE("a second stop() of the device returns only when the first has finished") {
+        uvtest::TestLoop loop;
+        DemoDevice device(loop, manual());
+        device.start();
+        std::string partial = "GET /description.xml HTTP/1.1\r\n";
+        CHECK(run(loop, uvtest::second_stop_waits(loop, device, *device.server(), partial)) ==
+              "first done|0");
     }
 }

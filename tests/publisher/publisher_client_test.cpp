@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "publisher/test_access.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
@@ -16,6 +17,8 @@
 using namespace uvgena;
 using namespace uvgena::gena;
 using namespace std::chrono_literals;
+
+using SeqAccess = uvgena::gena::detail::PublisherTestAccess;
 
 namespace {
 
@@ -106,11 +109,11 @@ TEST_SUITE("gena.publisher.client") {
             co_await publisher.idle();
             // Jumps of at most 2^31 are gaps to the client (farther would be stale): reach
             // the wrap point in two of them.
-            REQUIRE(publisher.set_next_seq_for_testing(sub.sid(), 2147483648u));
+            REQUIRE(SeqAccess::set_next_seq(publisher, sub.sid(), 2147483648u));
             rc.set("Volume", "1");
             CHECK((co_await next_event(loop, sub)).seq == 2147483648u);
             co_await publisher.idle();
-            REQUIRE(publisher.set_next_seq_for_testing(sub.sid(), 4294967295u));
+            REQUIRE(SeqAccess::set_next_seq(publisher, sub.sid(), 4294967295u));
             rc.set("Volume", "2");
             rc.set("Volume", "3");
             Event before = co_await next_event(loop, sub);

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "support/publisher_support.hpp"
+#include "publisher/test_access.hpp"
+#include "support/stop_teardown.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/net/tcp.hpp"
@@ -18,6 +20,8 @@ using namespace uvgena::gena;
 using namespace std::chrono_literals;
 using pubtest::Notify;
 using pubtest::Receiver;
+
+using SeqAccess = uvgena::gena::detail::PublisherTestAccess;
 
 namespace {
 
@@ -127,8 +131,8 @@ TEST_SUITE("gena.publisher") {
                 co_await pubtest::subscribe(loop, event_url(publisher), one(receiver.url()));
             std::string sid(r.headers.get("SID").value_or(""));
             CHECK((co_await receiver.next()).seq == 0);
-            CHECK(publisher.set_next_seq_for_testing(sid, 4294967294u));
-            CHECK_FALSE(publisher.set_next_seq_for_testing("uuid:nobody", 1));
+            CHECK(SeqAccess::set_next_seq(publisher, sid, 4294967294u));
+            CHECK_FALSE(SeqAccess::set_next_seq(publisher, "uuid:nobody", 1));
             rc.set("Volume", "1");
             rc.set("Volume", "2");
             rc.set("Volume", "3");
@@ -654,6 +658,30 @@ TEST_SUITE("gena.publisher") {
             run(loop, test());
         }
         run(loop, receiver.server().stop(0ms));
+    }
+
+    // Issue 17, bug 3: ~Publisher freed the server (and the publisher's scope) under a
+    // stop() suspended in the server's drain; it then resumed into freed memory.
+    TEST_CASE("destroying a publisher while its stop() calls wait for a connection is safe") {
+        uvtest::TestLoop loop;
+        auto publisher = std::make_unique<Publisher>(loop);
+        publisher->add_service(rendering_control());
+        publisher->listen(loopback());
+        http::Server& server = *publisher->server();
+        std::string partial = "SUBSCRIBE /RenderingControl/event HTTP/1.1\r\n";
+        CHECK(run(loop, uvtest::destroy_while_stopping(loop, std::move(publisher), server,
+                                                       partial)) == "0|2|");
+    }
+
+    // Issue 17, suspected: a second stop() returned at once while the first still waited.
+    TEST_CASE("a second stop() of a publisher returns only when the first has finished") {
+        uvtest::TestLoop loop;
+        Publisher publisher(loop);
+        publisher.add_service(rendering_control());
+        publisher.listen(loopback());
+        std::string partial = "SUBSCRIBE /RenderingControl/event HTTP/1.1\r\n";
+        CHECK(run(loop, uvtest::second_stop_waits(loop, publisher, *publisher.server(),
+                                                  partial)) == "first done|0");
     }
 
     TEST_CASE("one change fans out to two hundred subscribers") {

@@ -26,24 +26,28 @@ void TestDevice::set(std::string value) {
 }
 
 Task<void> TestDevice::stop(std::chrono::milliseconds grace) {
-    if (!publisher_) co_return;
-    co_await publisher_->stop(grace);
+    if (!device_) co_return;
+    // The frame owns the device from here on: nothing below touches this TestDevice.
+    std::unique_ptr<gena::DemoDevice> device = std::move(device_);
     service_ = nullptr;
-    publisher_.reset();
+    co_await device->stop(grace);
 }
 
 void TestDevice::start(std::optional<std::string> value) {
-    if (publisher_) throw std::logic_error("TestDevice::start: already running");
+    if (device_) throw std::logic_error("TestDevice::start: already running");
     if (value) value_ = std::move(*value);
-    publisher_ = std::make_unique<gena::Publisher>(loop_, options_);
+    gena::DemoDeviceOptions options;
+    options.address = address_;
+    options.interval = std::chrono::milliseconds(0);  // no simulated changes
+    options.publisher = options_;
+    auto device = std::make_unique<gena::DemoDevice>(loop_, std::move(options));
     gena::ServiceConfig config;
     config.event_path = "/svc/event";
     config.variables = {{variable_, value_}};
-    service_ = &publisher_->add_service(std::move(config));
-    http::ServerOptions server;
-    server.address = address_;
-    publisher_->listen(server);
-    address_ = publisher_->server()->local_address();
+    service_ = &device->publisher().add_service(std::move(config));
+    device->start();
+    address_ = device->server()->local_address();
+    device_ = std::move(device);
 }
 
 Task<void> TestDevice::restart(std::optional<std::string> value) {

@@ -1,6 +1,7 @@
-// A test device shared by the fault, soak, hostile and link-cut tests, so that each says only
-// how its device differs (address, publisher options, variable) and when it vanishes, reboots
-// or comes back.
+// The test device shared by the fault, soak, hostile and link-cut tests: the demo renderer
+// (examples/demo_renderer, the one device fixture) with one more service, /svc/event, that
+// events one plain state variable, so that each test says only how its device differs
+// (address, publisher options, variable) and when it vanishes, reboots or comes back.
 #pragma once
 
 #include <uv.h>
@@ -10,16 +11,17 @@
 #include <optional>
 #include <string>
 
-#include "uvgena/net/address.hpp"
+#include "demo_device.hpp"
 #include "uvgena/co/task.hpp"
-#include "uvgena/publisher/publisher.hpp"
 #include "uvgena/http/url.hpp"
+#include "uvgena/net/address.hpp"
+#include "uvgena/publisher/publisher.hpp"
 
 namespace uvtest {
 
-/// A publisher with one service at /svc/event holding one state variable, listening on an
-/// address of its own. stop() and start() play a device that vanishes and comes back (or
-/// reboots): the new publisher listens on the same address and knows none of the old SIDs.
+/// A demo renderer with one more service at /svc/event holding one state variable, listening
+/// on an address of its own. stop() and start() play a device that vanishes and comes back
+/// (or reboots): the new device listens on the same address and knows none of the old SIDs.
 class TestDevice {
   public:
     /// Listens at once on `address` (port 0: a free one, kept across restarts); the service's
@@ -31,8 +33,8 @@ class TestDevice {
     TestDevice(const TestDevice&) = delete;
     TestDevice& operator=(const TestDevice&) = delete;
 
-    /// The running publisher (only between start and stop).
-    uvgena::gena::Publisher& publisher() noexcept { return *publisher_; }
+    /// The running device's publisher (only between start and stop).
+    uvgena::gena::Publisher& publisher() noexcept { return device_->publisher(); }
     /// The bound address.
     const uvgena::SocketAddress& address() const noexcept { return address_; }
     /// The event URL, "http://ip:port/svc/event".
@@ -42,10 +44,11 @@ class TestDevice {
 
     /// Sets the variable (evented to the subscribers); a restart starts from the last value.
     void set(std::string value);
-    /// Stops the publisher (gracefully, within `grace`) and destroys it: the address refuses
-    /// connections until start(). Does nothing when stopped.
+    /// Stops the device (gracefully, within `grace`) and destroys it: the address refuses
+    /// connections until start(). Does nothing when stopped. The TestDevice may be destroyed
+    /// while this is suspended.
     uvgena::Task<void> stop(std::chrono::milliseconds grace = std::chrono::milliseconds(100));
-    /// A new publisher on the same address, with no memory of earlier subscriptions; its
+    /// A new device on the same address, with no memory of earlier subscriptions; its
     /// variable holds `value` (by default the last value set). Throws std::logic_error when
     /// running.
     void start(std::optional<std::string> value = std::nullopt);
@@ -65,7 +68,7 @@ class TestDevice {
     uvgena::SocketAddress address_;
     std::string variable_;
     std::string value_;
-    std::unique_ptr<uvgena::gena::Publisher> publisher_;
+    std::unique_ptr<uvgena::gena::DemoDevice> device_;
     uvgena::gena::Service* service_ = nullptr;
 };
 

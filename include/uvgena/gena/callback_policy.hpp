@@ -1,7 +1,7 @@
 // Which CALLBACK URLs a publisher accepts: the defence against CallStranger (CVE-2020-12695),
 // where a SUBSCRIBE makes a device send its NOTIFYs to a host of the attacker's choosing
 // (data exfiltration, reflected floods, scans of the device's own LAN). Sans-IO: addresses
-// in, a decision out; the publisher supplies the interface list from libuv.
+// in, a decision out; the publisher supplies the interface list (publisher/interfaces.hpp).
 #pragma once
 
 #include <cstdint>
@@ -32,7 +32,7 @@ enum class CallbackScope {
     any,
 };
 
-/// One address of a local interface with its netmask (what uv_interface_addresses gives).
+/// One address of a local interface with its netmask (see local_interface_networks()).
 struct InterfaceNetwork {
     SocketAddress address;  ///< The interface's address (port ignored).
     SocketAddress netmask;  ///< Its netmask, same family (port ignored).
@@ -65,8 +65,5 @@ bool callback_allowed(const SocketAddress& callback_ip, const CallbackCheck& che
 
 /// True for loopback, RFC 1918, link-local (IPv4 and IPv6) and unique-local IPv6 addresses.
 bool is_private_address(const SocketAddress& ip) noexcept;
-
-/// The host's interface addresses with netmasks (uv_interface_addresses); empty on failure.
-std::vector<InterfaceNetwork> local_interface_networks();
 
 }  // namespace uvgena::gena

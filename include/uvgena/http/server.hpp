@@ -92,8 +92,9 @@ struct ServerStats {
 };
 
 /// An HTTP/1.1 server bound to one loop. Not copyable or movable (connections point to it).
-/// Destroying it closes every connection at once (in-flight handlers are destroyed); use
-/// `stop()` for a graceful end.
+/// Destroying it closes every connection at once (in-flight handlers are destroyed, the
+/// handler is never called again); use `stop()` for a graceful end. Destroying it while a
+/// `stop()` is suspended is safe: that stop() (and any other waiting) returns soon after.
 class Server {
 public:
     /// A server on `loop` calling `handler` for each request; `listen()` starts it.
@@ -108,7 +109,8 @@ public:
     /// Graceful stop: stops accepting, closes idle connections, lets requests in flight
     /// finish (their responses say `Connection: close`) until `grace` has passed, then
     /// closes every connection and cancels the handlers still running. Returns when all
-    /// connection tasks are gone. Idempotent.
+    /// connection tasks are gone. Idempotent: a call while another is running waits for it
+    /// (then also every connection is gone), a later call returns at once.
     Task<void> stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
     /// True between listen() and stop().
@@ -123,10 +125,10 @@ public:
     /// Activity counters.
     const ServerStats& stats() const noexcept;
 
-    struct Impl;
-
 private:
-    std::unique_ptr<Impl> impl_;
+    struct Impl;
+    // Shared with a stop() in flight, which may outlive the Server.
+    std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace uvgena::http

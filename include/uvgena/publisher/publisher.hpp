@@ -49,6 +49,7 @@
 #include "uvgena/gena/last_change_builder.hpp"
 #include "uvgena/gena/callback_policy.hpp"
 #include "uvgena/http/server.hpp"
+#include "uvgena/publisher/interfaces.hpp"
 
 namespace uvgena::gena {
 
@@ -171,6 +172,11 @@ struct SubscriberInfo {
 
 class Publisher;
 
+namespace detail {
+struct Subscriber;
+struct PublisherTestAccess;
+}  // namespace detail
+
 /// One published service: its evented variables and their subscribers. Owned by its
 /// Publisher and valid as long as it.
 class Service {
@@ -209,10 +215,10 @@ public:
     /// Number of subscriptions to this service.
     std::size_t subscriber_count() const noexcept;
 
-    struct Impl;
-
 private:
+    struct Impl;
     friend class Publisher;
+    friend struct detail::Subscriber;
     explicit Service(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
@@ -253,7 +259,9 @@ public:
     http::Server* server() noexcept;
 
     /// Graceful end: stops the own server (if any, with `grace`), refuses new requests,
-    /// cancels queued and in-flight NOTIFYs and forgets every subscription. Idempotent.
+    /// cancels queued and in-flight NOTIFYs and forgets every subscription. Idempotent: a
+    /// call while another is running waits for it. Destroying the Publisher while a stop()
+    /// is suspended is safe: that stop() returns soon after.
     Task<void> stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
     /// `co_await publisher.idle()`: resumes once no event is queued or in flight for any
@@ -273,13 +281,11 @@ public:
     /// The loop.
     uv_loop_t* loop() const noexcept;
 
-    /// Test hook: sets the SEQ the next NOTIFY to `sid` will carry (to test the wrap from
-    /// 4294967295 to 1 without sending four billion events). False if `sid` is unknown.
-    bool set_next_seq_for_testing(std::string_view sid, std::uint32_t seq);
-
-    struct Impl;
-
 private:
+    struct Impl;
+    friend class Service;
+    friend struct detail::PublisherTestAccess;  // tests only (src/publisher/test_access.hpp)
+    // Shared with handlers and stop() calls in flight, which may outlive the Publisher.
     std::shared_ptr<Impl> impl_;
 };
 
