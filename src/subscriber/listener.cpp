@@ -49,7 +49,7 @@ Task<http::Response> handle_task(ListenerImpl* self, const http::Request& reques
 }  // namespace
 
 ListenerImpl::ListenerImpl(uv_loop_t* l, ListenerOptions o)
-    : loop_(l), options_(std::move(o)), scope_(l) {
+    : loop_(l), options_(std::move(o)), stop_once_(l), scope_(l) {
     // Ids start at a random point so that a NOTIFY meant for an earlier run of the program
     // (same port, same path scheme) is not taken for one of ours.
     std::random_device rd;
@@ -128,12 +128,18 @@ void ListenerImpl::close_now() noexcept {
     started_ = false;
     scope_.request_stop();
     server_.reset();
+    stop_once_.finish();  // a stop() in flight returns; later ones return at once
 }
 
 Task<void> ListenerImpl::stop() {
+    // A second stop() waits for the first (its caller may destroy the listener next).
+    std::shared_ptr<ListenerImpl> keep = shared_from_this();
+    co_await stop_once_.run([this] { return stop_gracefully(); });
+}
+
+Task<void> ListenerImpl::stop_gracefully() {
     if (stopped_) co_return;
     stopped_ = true;
-    std::shared_ptr<ListenerImpl> keep = shared_from_this();
     std::vector<std::shared_ptr<SubscriptionCore>> live;
     live.reserve(subs_.size());
     for (auto& entry : subs_) live.push_back(entry.second->shared_from_this());

@@ -28,6 +28,7 @@
 
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/loop_context.hpp"
+#include "co/once.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/subscriber/listener.hpp"
@@ -307,7 +308,9 @@ public:
     void leave_user_code() noexcept { --in_user_code_; }
 
 private:
+    Task<void> stop_gracefully();  // the body of stop(), run once
     friend class gena::EventListener;  // its facade
+    friend struct SubscriberAccess;     // tests reach the server through it
 
     http::Server* server() const noexcept { return server_.get(); }
 
@@ -316,6 +319,7 @@ private:
     ListenerStats stats_;
     bool started_ = false;
     bool stopped_ = false;
+    uvgena::detail::Once stop_once_;  // stop() runs once; later callers wait for it
     int in_user_code_ = 0;
     std::unordered_map<std::uint64_t, SubscriptionCore*> subs_;
     static Task<void> deliver_callbacks(std::shared_ptr<ListenerImpl> self);
@@ -339,6 +343,10 @@ private:
 struct SubscriberAccess {
     static const std::shared_ptr<ListenerImpl>& impl(const EventListener& listener) noexcept {
         return listener.impl_;
+    }
+    /// The HTTP server of a started listener (tests hold connections on it).
+    static http::Server* server(const EventListener& listener) noexcept {
+        return listener.impl_->server();
     }
     static const std::shared_ptr<SubscriptionCore>& core(const Subscription& sub) noexcept {
         return sub.state_;
