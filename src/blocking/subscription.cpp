@@ -13,10 +13,13 @@ namespace detail {
 struct BlockingSubShared {
     BlockingSubShared(std::size_t capacity, Overflow policy) : events(capacity, policy) {}
 
-    // Ends the stream (loop thread), with the error that ended the subscription, if any.
+    // Ends the stream (loop thread), with the error that ended the subscription, if any. Only
+    // the first call counts.
     void finish(std::exception_ptr error) {
         {
             std::lock_guard lock(mutex);
+            if (finished) return;
+            finished = true;
             end_error = std::move(error);
         }
         events.close();
@@ -56,12 +59,24 @@ struct BlockingSubShared {
     BlockingQueue<gena::Event> events;
     std::mutex mutex;
     std::exception_ptr end_error;
+    bool finished = false;
 };
 
 // The loop side of a blocking subscription: owns the Subscription. Loop thread only; the
 // handle holds only a weak reference, locked in jobs on the loop thread, so the Subscription
 // is always destroyed there.
 struct LoopSubscription {
+    LoopSubscription() = default;
+    LoopSubscription(const LoopSubscription&) = delete;
+    LoopSubscription& operator=(const LoopSubscription&) = delete;
+    // Ends the handle's stream if the pump did not: its frame was destroyed because the
+    // BackgroundLoop's shutdown grace ran out during the lenient UNSUBSCRIBE (or before the
+    // pump started). A reader blocked in get() without a time limit must wake up; the stream
+    // ends without an error, as when the UNSUBSCRIBE finishes within the grace.
+    ~LoopSubscription() {
+        if (shared) shared->finish(nullptr);
+    }
+
     // Hands one event to the callback (here or queued) or to the queue.
     void deliver(gena::Event event) {
         if (callback && callback_queue) {

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,7 +23,7 @@ namespace {
 // 127.0.0.1 on the subscriber's loop: every test talks over loopback only.
 class Fixture {
   public:
-    Fixture() {
+    explicit Fixture(BackgroundLoopOptions bg_options = {}) : bg(bg_options) {
         device = device_loop.run([](uv_loop_t* loop) { return std::make_unique<TestDevice>(loop); })
                      .wait(10s);
         // The listener lives on the subscriber's loop and dies there, when it stops.
@@ -273,5 +274,34 @@ TEST_SUITE("blocking.subscription") {
         CHECK_THROWS_AS(sub.renew().wait(10s), Error);
         CHECK_THROWS_AS((void)sub.events().get(10s), Error);
         CHECK(sub.events().ended());
+    }
+
+    TEST_CASE("the event stream ends when the shutdown grace runs out during the lenient "
+              "unsubscribe") {
+        // Regression (issue 17, bug 4): the pump closed the queue only when it finished, so a
+        // pump destroyed by the grace's end left a reader blocked in get() for ever. On the
+        // old code the watchdog ends this test.
+        uvtest::Watchdog watchdog(30s);
+        Fixture f(BackgroundLoopOptions{.shutdown_grace = 100ms});
+        auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
+        REQUIRE(sub.events().get(10s));
+        // The device's loop thread is held: the UNSUBSCRIBE gets no answer within the grace.
+        std::promise<void> release;
+        std::promise<void> entered;
+        auto held = f.device_loop.run([gate = release.get_future().share(), &entered] {
+            entered.set_value();
+            gate.wait();
+        });
+        entered.get_future().wait();
+        std::promise<std::optional<Event>> got;
+        std::future<std::optional<Event>> read = got.get_future();
+        std::thread reader([&sub, &got] { got.set_value(sub.events().get()); });
+        f.bg.stop();
+        reader.join();
+        CHECK_FALSE(read.get().has_value());
+        CHECK(sub.events().ended());
+        CHECK_FALSE(sub.is_subscribed());
+        release.set_value();
+        held.wait(10s);
     }
 }
