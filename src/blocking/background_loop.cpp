@@ -98,7 +98,8 @@ class BackgroundLoop::Thread {
   private:
     static void on_async(uv_async_t* handle);
     void drain() noexcept;
-    void shutdown(Scope& scope) noexcept;
+    void shutdown(Scope& scope, Clock::time_point deadline) noexcept;
+    void settle_spawned(Clock::time_point deadline) noexcept;
     void close_async() noexcept;
     void finish_loop() noexcept;
     void leak_loop() noexcept;
@@ -137,17 +138,25 @@ void BackgroundLoop::Thread::drain() noexcept {
 }
 
 void BackgroundLoop::Thread::main() noexcept {
+    Clock::time_point deadline = Clock::now();
     try {
         Scope scope(loop.get());
         scope_ = &scope;
         // uv_run returns on uv_stop, called once stop was requested (user code calling
         // uv_stop on this loop must not end it early).
         while (!stop_seen_) uv_run(loop.get(), UV_RUN_DEFAULT);
-        shutdown(scope);
+        deadline = Clock::now() + options.shutdown_grace;
+        shutdown(scope, deadline);
         scope_ = nullptr;
     } catch (const std::exception& e) {
         log(LogLevel::error, "BackgroundLoop thread: ", e.what());
     }
+    // Objects kept for the loop's lifetime, newest first (they may refer to older ones), after
+    // the tasks that may use them. Their destructors may start work with uvgena::spawn (a
+    // dropped Subscription's lenient UNSUBSCRIBE): it gets what is left of the grace period,
+    // then is destroyed like the rest, before the handles are closed.
+    while (!kept.empty()) kept.pop_back();
+    settle_spawned(deadline);
     try {
         // Tasks spawned with uvgena::spawn(loop) that outlived the grace period.
         detail::LoopRef ctx(loop.get());
@@ -155,34 +164,55 @@ void BackgroundLoop::Thread::main() noexcept {
     } catch (const std::exception& e) {
         log(LogLevel::error, "BackgroundLoop thread: ", e.what());
     }
-    // Objects kept for the loop's lifetime, newest first (they may refer to older ones).
-    while (!kept.empty()) kept.pop_back();
     close_async();
     finish_loop();
 }
 
 namespace {
 
-Task<void> join_all(uv_loop_t* loop, Scope* scope) {
-    co_await scope->join();
+Task<void> join_spawned(uv_loop_t* loop) {
     detail::LoopRef ctx(loop);
     co_await detail::JoinAwaiter(&ctx->spawned());
 }
 
+Task<void> join_all(uv_loop_t* loop, Scope* scope) {
+    co_await scope->join();
+    co_await join_spawned(loop);
+}
+
 }  // namespace
 
-void BackgroundLoop::Thread::shutdown(Scope& scope) noexcept {
+void BackgroundLoop::Thread::shutdown(Scope& scope, Clock::time_point deadline) noexcept {
     // Every task sees its stop token; each may still do asynchronous cleanup (a lenient
     // UNSUBSCRIBE) under a token of its own, within the grace period.
     scope.request_stop();
     try {
         request_stop_spawned(loop.get());
-        uvgena::run(loop.get(),
-                    with_timeout(loop.get(), join_all(loop.get(), &scope), options.shutdown_grace));
+        uvgena::run(loop.get(), with_deadline(loop.get(), join_all(loop.get(), &scope), deadline));
     } catch (const std::system_error& e) {
         if (is_timeout(e.code())) {
             log(LogLevel::warning, "BackgroundLoop::stop: ", scope.size(),
                 " task(s) still running after the shutdown grace period; destroying them");
+        } else {
+            log(LogLevel::error, "BackgroundLoop::stop: ", e.what());
+        }
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "BackgroundLoop::stop: ", e.what());
+    }
+}
+
+void BackgroundLoop::Thread::settle_spawned(Clock::time_point deadline) noexcept {
+    try {
+        detail::LoopRef ctx(loop.get());
+        if (ctx->spawned().size() == 0) return;
+        // Not stopped: the work was started on purpose (an UNSUBSCRIBE), and is bounded by
+        // the deadline alone.
+        uvgena::run(loop.get(), with_deadline(loop.get(), join_spawned(loop.get()), deadline));
+    } catch (const std::system_error& e) {
+        if (is_timeout(e.code())) {
+            log(LogLevel::warning,
+                "BackgroundLoop::stop: work started by objects kept until stop still running "
+                "after the shutdown grace period; destroying it");
         } else {
             log(LogLevel::error, "BackgroundLoop::stop: ", e.what());
         }

@@ -304,4 +304,21 @@ TEST_SUITE("blocking.subscription") {
         release.set_value();
         held.wait(10s);
     }
+
+    TEST_CASE("a Subscription kept until stop sends its UNSUBSCRIBE when the loop stops") {
+        // Its destructor spawns the UNSUBSCRIBE after the loop's tasks ended (issue 17,
+        // suspected teardown item): that work is now given the rest of the grace period.
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        f.bg.run([&f](uv_loop_t* loop) -> Task<void> {
+                auto sub = std::make_shared<Subscription>(
+                    co_await gena::subscribe(loop, f.url, f.options()));
+                f.bg.keep_until_stop(std::move(sub));
+            })
+            .wait(10s);
+        CHECK(f.on_device([](TestDevice& d) { return d.subscriptions.size(); }) == 1);
+        f.bg.stop();
+        CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 1);
+        CHECK(f.on_device([](TestDevice& d) { return d.subscriptions.size(); }) == 0);
+    }
 }

@@ -363,7 +363,8 @@ class BackgroundLoop {
     /// Keeps `object` alive until the loop stops, then destroys it on the loop thread, after
     /// every task ended and before the handles are closed: the owner of loop-thread objects
     /// that must outlive many calls (an EventListener given to several subscriptions, say).
-    /// Call it on the loop thread (inside run()); elsewhere it throws
+    /// Work its destructor starts with uvgena::spawn (a dropped Subscription's UNSUBSCRIBE)
+    /// runs in what is left of the shutdown grace period. Call it on the loop thread (inside run()); elsewhere it throws
     /// Error(errc::wrong_thread).
     void keep_until_stop(std::shared_ptr<void> object);
 
