@@ -10,10 +10,6 @@
 namespace uvgena::http {
 namespace {
 
-constexpr char lower(char c) noexcept {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
 // tchar of RFC 9110 5.6.2, as a table: header names and methods are checked byte by byte.
 constexpr std::array<bool, 256> make_token_table() {
     std::array<bool, 256> t{};
@@ -103,14 +99,6 @@ std::size_t fields_size(const Headers& headers) noexcept {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
-    }
-    return true;
-}
 
 bool has_token(std::string_view list, std::string_view token) noexcept {
     while (!list.empty()) {
