@@ -14,13 +14,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string_view trim(std::string_view s) noexcept {
-    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && space(s.back())) s.remove_suffix(1);
-    return s;
-}
-
 bool all_digits(std::string_view s) noexcept {
     if (s.empty()) return false;
     for (char c : s) {

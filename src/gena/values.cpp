@@ -5,16 +5,6 @@
 #include "uvgena/core/strings.hpp"
 
 namespace uvgena::gena {
-namespace {
-
-std::string_view trim(std::string_view s) noexcept {
-    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && space(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-}  // namespace
 
 Result<std::int64_t> to_integer(std::string_view text, std::int64_t min, std::int64_t max) {
     text = trim(text);

@@ -103,10 +103,7 @@ std::size_t fields_size(const Headers& headers) noexcept {
 bool has_token(std::string_view list, std::string_view token) noexcept {
     while (!list.empty()) {
         std::size_t comma = list.find(',');
-        std::string_view item = list.substr(0, comma);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-        if (iequals(item, token)) return true;
+        if (iequals(trim(list.substr(0, comma)), token)) return true;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
     }
