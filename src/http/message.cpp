@@ -4,30 +4,14 @@
 #include <array>
 #include <charconv>
 
+#include "http/token.hpp"
 #include "uvgena/core/error.hpp"
 #include "uvgena/http/error.hpp"
 
 namespace uvgena::http {
 namespace {
 
-// tchar of RFC 9110 5.6.2, as a table: header names and methods are checked byte by byte.
-constexpr std::array<bool, 256> make_token_table() {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-constexpr std::array<bool, 256> kToken = make_token_table();
-
-bool is_token(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (char c : s) {
-        if (!kToken[static_cast<unsigned char>(c)]) return false;
-    }
-    return true;
-}
+using detail::is_token;
 
 // A field value may hold HTAB, visible ASCII, space and obs-text, never other controls:
 // a CR or LF here would let a caller's value inject header lines.
