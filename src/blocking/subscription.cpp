@@ -42,14 +42,7 @@ struct BlockingSubShared {
         try {
             std::rethrow_exception(error);
         } catch (const std::system_error& e) {
-            std::string what = e.what();
-            std::string suffix = ": " + e.code().message();
-            if (what.size() >= suffix.size() &&
-                what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
-                what.resize(what.size() - suffix.size());
-            } else if (what == e.code().message()) {
-                what.clear();
-            }
+            std::string what = context_of(e);
             return std::make_exception_ptr(what.empty() ? Error(e.code()) : Error(e.code(), what));
         } catch (...) {
             return error;

@@ -17,18 +17,6 @@ using std::chrono::milliseconds;
 
 std::string describe(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
-// The context of a system_error: what() is "context: message", and rethrowing it with
-// what() as the context would print the message twice.
-std::string context_of(const std::system_error& e) {
-    std::string what = e.what();
-    std::string suffix = ": " + e.code().message();
-    if (what.size() > suffix.size() &&
-        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        what.resize(what.size() - suffix.size());
-    }
-    return what;
-}
-
 // Connects to the first address that accepts, within the connect timeout for all of them.
 Task<TcpStream> connect_any(uv_loop_t* loop, std::vector<SocketAddress> addresses,
                             const ClientOptions& options) {

@@ -207,7 +207,7 @@ Task<DeviceDescription> fetch_description(uv_loop_t* loop, std::string location,
     } catch (const Error& e) {
         // The http layer names the host; the caller wants the description's URL.
         if (std::string_view(e.what()).find(location) != std::string_view::npos) throw;
-        throw Error(e.code(), "fetch description " + location + ": " + detail::context_of(e));
+        throw Error(e.code(), "fetch description " + location + ": " + context_of(e));
     }
     if (response.status < 200 || response.status > 299) {
         // The status category's message says "HTTP 404 Not Found".

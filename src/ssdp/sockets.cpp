@@ -152,16 +152,6 @@ std::string rfc1123_now() {
     return buf;
 }
 
-std::string context_of(const std::system_error& e) {
-    std::string what = e.what();
-    std::string suffix = ": " + e.code().message();
-    if (what.size() > suffix.size() &&
-        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        what.resize(what.size() - suffix.size());
-    }
-    return what;
-}
-
 std::string udn_of(std::string_view usn) {
     return split_usn(usn).udn;
 }

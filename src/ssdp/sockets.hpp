@@ -57,10 +57,6 @@ std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& sp
 /// The current time as an RFC 1123 date ("Sun, 06 Nov 1994 08:49:37 GMT").
 std::string rfc1123_now();
 
-/// The context part of a system_error's what() ("context: message" without the message),
-/// for rethrowing with more context without repeating the message.
-std::string context_of(const std::system_error& e);
-
 /// The UDN of a USN ("uuid:X" of "uuid:X::urn:..."), or the whole USN if it has none.
 std::string udn_of(std::string_view usn);
 

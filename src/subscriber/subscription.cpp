@@ -74,18 +74,6 @@ Task<SocketAddress> device_address_of(uv_loop_t* loop, const http::Url& url,
     co_return found.front();
 }
 
-// The context of an error: what() without the ": <message>" that system_error appends, so
-// that an error made again from it does not repeat the message.
-std::string context_of(const Error& e) {
-    std::string what = e.what();
-    std::string suffix = ": " + e.code().message();
-    if (what.size() >= suffix.size() &&
-        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        what.resize(what.size() - suffix.size());
-    }
-    return what;
-}
-
 }  // namespace
 
 Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device, std::string sid,
@@ -717,7 +705,7 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
     }
     if (!failure) co_return;
     if (failure->code() == errc::precondition_failed && state->phase != detail::SubState::Phase::ended) {
-        state->lost(failure->code(), detail::context_of(*failure));
+        state->lost(failure->code(), context_of(*failure));
     }
     throw *failure;
 }
