@@ -28,15 +28,7 @@ constexpr std::string_view kPathPrefix = "/uvgena/";
 
 // The IP of an address for comparisons: IPv4-mapped IPv6 ("::ffff:10.0.0.1", as a dual-stack
 // socket reports IPv4 peers) becomes the IPv4 form.
-std::string plain_ip(const SocketAddress& address) {
-    std::string ip = address.ip();
-    constexpr std::string_view mapped = "::ffff:";
-    if (ip.size() > mapped.size() && istarts_with(ip, mapped) &&
-        ip.find('.') != std::string::npos) {
-        ip.erase(0, mapped.size());
-    }
-    return ip;
-}
+std::string plain_ip(const SocketAddress& address) { return address.unmapped().ip(); }
 
 // An IP or name ready for a URL: IPv6 literals bracketed, zones dropped (a zone only means
 // something on the host that wrote it; the device reaches us on its own link).
