@@ -11,6 +11,7 @@
 #include "uvgena/net/udp.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/ssdp/discovery.hpp"
+#include "uvgena/http/url.hpp"
 
 namespace uvgena::ssdp {
 
@@ -263,7 +264,7 @@ Advertiser Advertiser::start(uv_loop_t* loop, AdvertiserOptions options) {
     for (detail::GroupSender& sender : detail::open_group_senders(loop, groups, options.ttl)) {
         State::Endpoint ep{std::move(sender), options.location};
         if (auto at = ep.location.find("{ip}"); at != std::string::npos) {
-            ep.location.replace(at, 4, detail::url_host(ep.interface.address));
+            ep.location.replace(at, 4, http::url_host(ep.interface.address.ip()));
         }
         state->endpoints.push_back(std::move(ep));
     }

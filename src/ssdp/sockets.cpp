@@ -61,13 +61,6 @@ std::vector<NetworkInterface> multicast_addresses(std::string_view name, int fam
     return out;
 }
 
-std::string url_host(const SocketAddress& address) {
-    std::string ip = address.ip();
-    if (!address.is_ipv6()) return ip;
-    if (auto percent = ip.find('%'); percent != std::string::npos) ip.replace(percent, 1, "%25");
-    return "[" + ip + "]";
-}
-
 std::vector<GroupSender> open_group_senders(uv_loop_t* loop, const GroupSpec& spec, int ttl) {
     std::vector<GroupSender> out;
     auto open_family = [&](int family) {

@@ -32,10 +32,6 @@ struct GroupSpec {
 /// address of this family; throws like multicast_interfaces when `name` matches nothing.
 std::vector<NetworkInterface> multicast_addresses(std::string_view name, int family);
 
-/// The host part of a URL for `address`: the IP, bracketed for IPv6, with a zone spelled
-/// "%25" as RFC 6874 wants ("[fe80::1%25eth0]").
-std::string url_host(const SocketAddress& address);
-
 /// A socket that sends to a multicast group out of one interface.
 struct GroupSender {
     UdpSocket socket;            ///< Bound to the interface's address (any port).
