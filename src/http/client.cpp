@@ -14,6 +14,7 @@ namespace uvgena::http {
 namespace {
 
 using std::chrono::milliseconds;
+using uvgena::detail::StopForwarder;
 
 std::string describe(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
@@ -88,20 +89,14 @@ Task<Response> exchange(uv_loop_t* loop, std::vector<SocketAddress> addresses, R
     }
 }
 
-// Forwards a stop request from one token to a source.
-struct Forward {
-    std::stop_source* target;
-    void operator()() const noexcept { target->request_stop(); }
-};
-
 // Runs `work` under the total timeout and the options' extra stop token, and names the
 // timeout in the error.
 Task<Response> bounded(uv_loop_t* loop, Task<Response> work, const ClientOptions& options,
                        std::string what) {
     std::stop_source source;
     std::stop_token outer = co_await current_stop_token();
-    std::stop_callback<Forward> from_outer(outer, Forward{&source});
-    std::stop_callback<Forward> from_options(options.stop, Forward{&source});
+    std::stop_callback<StopForwarder> from_outer(outer, StopForwarder{&source});
+    std::stop_callback<StopForwarder> from_options(options.stop, StopForwarder{&source});
     Clock::time_point deadline = Clock::now() + options.timeout;
     try {
         co_return co_await with_stop_token(with_deadline(loop, std::move(work), deadline),
