@@ -7,14 +7,11 @@
 #include <cstring>
 #include <memory>
 
+#include "net/status.hpp"
+
 namespace uvgena {
 namespace detail {
 namespace {
-
-// Positive sentinels in the int status fields of awaiters (libuv codes are negative).
-constexpr int kClosed = 1;
-constexpr int kInvalid = 2;
-constexpr int kCancelled = 3;
 
 [[noreturn]] void throw_status(int status, const std::string& context) {
     if (status == kClosed) throw Error(make_error_code(errc::closed), context + ": stream closed");

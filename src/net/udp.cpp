@@ -6,18 +6,11 @@
 #include <memory>
 #include <string>
 
+#include "net/status.hpp"
 #include "uvgena/core/error.hpp"
 
 namespace uvgena {
 namespace detail {
-namespace {
-
-// Positive sentinels in the status fields of awaiters (libuv codes are negative).
-constexpr int kClosed = 1;
-constexpr int kCancelled = 3;
-
-}  // namespace
-
 /// The heap half of a UdpSocket: the uv_udp_t, the receive buffer and queue, and the wait
 /// list of receivers. Owned by the UdpSocket; freed in the close callback.
 struct UdpHandle {
