@@ -111,9 +111,32 @@ Task<Response> bounded(uv_loop_t* loop, Task<Response> work, const ClientOptions
     }
 }
 
-Task<std::vector<SocketAddress>> addresses_of(uv_loop_t* loop, const Url& url) {
+Task<Response> request_url(uv_loop_t* loop, std::string method, Url url, Headers headers,
+                           std::string body, ClientOptions options) {
+    if (url.scheme != "http") {
+        throw Error(make_error_code(errc::bad_url),
+                    "only http URLs are supported, not " + url.to_string());
+    }
+    Request request;
+    request.method = std::move(method);
+    request.target = url.target();
+    request.headers = std::move(headers);
+    if (!request.headers.contains("host")) request.headers.add("Host", url.host_header());
+    request.body = std::move(body);
+    std::vector<SocketAddress> addresses = co_await resolve_url(loop, url);
+    co_return co_await exchange(loop, std::move(addresses), std::move(request), options);
+}
+
+}  // namespace
+
+std::optional<SocketAddress> literal_address(const Url& url) {
     std::string ip = url.zone.empty() ? url.host : url.host + "%" + url.zone;
-    if (auto literal = SocketAddress::try_parse(ip, url.port)) co_return std::vector{*literal};
+    if (auto literal = SocketAddress::try_parse(ip, url.port)) return *literal;
+    return std::nullopt;
+}
+
+Task<std::vector<SocketAddress>> resolve_url(uv_loop_t* loop, const Url& url) {
+    if (auto literal = literal_address(url)) co_return std::vector{*literal};
     if (url.is_ipv6()) {
         throw Error(make_error_code(errc::bad_url), "invalid IPv6 address " + url.host);
     }
@@ -129,24 +152,6 @@ Task<std::vector<SocketAddress>> addresses_of(uv_loop_t* loop, const Url& url) {
     }
     co_return found;
 }
-
-Task<Response> request_url(uv_loop_t* loop, std::string method, Url url, Headers headers,
-                           std::string body, ClientOptions options) {
-    if (url.scheme != "http") {
-        throw Error(make_error_code(errc::bad_url),
-                    "only http URLs are supported, not " + url.to_string());
-    }
-    Request request;
-    request.method = std::move(method);
-    request.target = url.target();
-    request.headers = std::move(headers);
-    if (!request.headers.contains("host")) request.headers.add("Host", url.host_header());
-    request.body = std::move(body);
-    std::vector<SocketAddress> addresses = co_await addresses_of(loop, url);
-    co_return co_await exchange(loop, std::move(addresses), std::move(request), options);
-}
-
-}  // namespace
 
 Task<Response> request(uv_loop_t* loop, std::string method, Url url, Headers headers,
                        std::string body, ClientOptions options) {

@@ -57,21 +57,12 @@ http::ClientOptions client_options(milliseconds timeout) {
 // The addresses of the device: an IP literal directly, else a name lookup.
 Task<SocketAddress> device_address_of(uv_loop_t* loop, const http::Url& url,
                                       const std::string& context) {
-    std::string ip = url.zone.empty() ? url.host : url.host + "%" + url.zone;
-    if (auto literal = SocketAddress::try_parse(ip, url.port)) co_return *literal;
-    std::vector<SocketAddress> found;
     try {
-        found = co_await uvgena::resolve(loop, url.host, url.port);
+        co_return (co_await http::resolve_url(loop, url)).front();
     } catch (const Error& e) {
         if (is_cancelled(e.code())) throw;
-        throw Error(make_error_code(http::errc::resolve_failed),
-                    context + ": cannot resolve " + url.host);
+        throw Error(e.code(), context + ": cannot resolve " + url.host);
     }
-    if (found.empty()) {
-        throw Error(make_error_code(http::errc::resolve_failed),
-                    context + ": no address for " + url.host);
-    }
-    co_return found.front();
 }
 
 }  // namespace
