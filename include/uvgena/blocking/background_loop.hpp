@@ -372,9 +372,12 @@ class BackgroundLoop {
     const detail::LoopPoster& poster() const noexcept { return poster_; }
 
   private:
-    class Thread;
+    // Owns the uv loop, its wake-up handle, the mailbox and the kept objects, and runs the
+    // loop on thread_; shared with that thread, so that a loop destroyed from its own thread
+    // can finish detached (defined in background_loop.cpp).
+    class LoopOwner;
 
-    std::shared_ptr<Thread> thread_state_;
+    std::shared_ptr<LoopOwner> owner_;
     detail::LoopPoster poster_;
     std::thread thread_;
     std::mutex join_mutex_;
