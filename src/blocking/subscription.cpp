@@ -265,7 +265,7 @@ EventualResult<void> BlockingSubscription::renew(
         auto ls = w.lock();
         if (!ls) throw Error(make_error_code(errc::closed), "blocking subscription ended");
         co_await ls->subscription.renew(requested_timeout);
-    });
+    }).describe("BlockingSubscription::renew");
 }
 
 EventualResult<void> BlockingSubscription::unsubscribe(bool strict) {
@@ -273,7 +273,7 @@ EventualResult<void> BlockingSubscription::unsubscribe(bool strict) {
         auto ls = w.lock();
         if (!ls) co_return;  // already ended
         co_await ls->subscription.unsubscribe(strict);
-    });
+    }).describe("BlockingSubscription::unsubscribe");
 }
 
 void BlockingSubscription::set_callback(gena::EventCallback callback) {
@@ -300,6 +300,7 @@ EventualResult<BlockingSubscription> BackgroundLoop::subscribe(std::string event
 
 EventualResult<BlockingSubscription> BackgroundLoop::subscribe(std::string event_url,
                                                                gena::SubscribeOptions options) {
+    std::string what = "BackgroundLoop::subscribe " + event_url;
     return run([url = std::move(event_url), options = std::move(options),
                 poster = poster_](detail::LoopSide side) mutable -> Task<BlockingSubscription> {
         Overflow policy =
@@ -316,7 +317,7 @@ EventualResult<BlockingSubscription> BackgroundLoop::subscribe(std::string event
         ls->subscription = co_await gena::subscribe(side.loop, std::move(url), std::move(options));
         side.scope->spawn(detail::pump(ls));
         co_return BlockingSubscription(std::move(poster), ls, std::move(shared));
-    });
+    }).describe(std::move(what));
 }
 
 }  // namespace uvgena

@@ -212,6 +212,24 @@ TEST_SUITE("blocking.background_loop") {
         bg.run([e = std::move(event)]() mutable { e.reset(); }).wait();
     }
 
+    TEST_CASE("a wait that times out names the work it was waiting for, when described") {
+        uvtest::Watchdog watchdog(20s);
+        BackgroundLoop bg;
+        auto named = bg.run(wait_forever(bg.loop())).describe("the device's answer");
+        try {
+            named.wait(1ms);
+            FAIL("no timeout");
+        } catch (const Error& e) {
+            CHECK(e.code() == make_error_code(errc::timed_out));
+            CHECK(std::string(e.what()).find("for the device's answer: no outcome within 1 ms") !=
+                  std::string::npos);
+        }
+        auto anonymous = bg.run(wait_forever(bg.loop()));
+        CHECK(code_of([&] { anonymous.wait(1ms); }) == make_error_code(errc::timed_out));
+        named.cancel();
+        anonymous.cancel();
+    }
+
     TEST_CASE("exceptions cross threads with their type, code and message") {
         uvtest::Watchdog watchdog(20s);
         BackgroundLoop bg;

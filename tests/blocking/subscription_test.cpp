@@ -321,4 +321,29 @@ TEST_SUITE("blocking.subscription") {
         CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 1);
         CHECK(f.on_device([](TestDevice& d) { return d.subscriptions.size(); }) == 0);
     }
+
+    TEST_CASE("a subscribe whose wait times out says which URL it was waiting for") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        // The device's loop thread is held: the SUBSCRIBE gets no answer.
+        std::promise<void> release;
+        std::promise<void> entered;
+        auto held = f.device_loop.run([gate = release.get_future().share(), &entered] {
+            entered.set_value();
+            gate.wait();
+        });
+        entered.get_future().wait();
+        auto pending = f.bg.subscribe(f.url, f.options());
+        try {
+            (void)pending.wait(50ms);
+            FAIL("no timeout");
+        } catch (const Error& e) {
+            CHECK(e.code() == make_error_code(errc::timed_out));
+            CHECK(std::string(e.what()).find("subscribe " + f.url) != std::string::npos);
+        }
+        pending.cancel();
+        release.set_value();
+        held.wait(10s);
+        CHECK_THROWS_AS((void)pending.wait(10s), Error);
+    }
 }
