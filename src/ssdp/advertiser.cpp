@@ -182,11 +182,8 @@ struct Advertiser::State {
     }
 
     void on_datagram(UdpSocket* socket, const UdpPacket& packet) {
-        auto datagram = parse_datagram(packet.data);
-        if (!datagram) {
-            ++malformed;
-            return;
-        }
+        auto datagram = detail::parse_received(packet, malformed);
+        if (!datagram) return;
         if (datagram->kind != Kind::search) return;  // other devices' advertisements
         auto search = read_search(*datagram, true);
         if (!search) {

@@ -40,13 +40,8 @@ struct Search::State {
     }
 
     void on_datagram(const UdpPacket& packet, const Endpoint& ep) {
-        auto datagram = parse_datagram(packet.data);
-        if (!datagram) {
-            ++malformed;
-            log(LogLevel::debug, "ssdp: skipped a datagram from ", packet.sender, ": ",
-                datagram.error().message());
-            return;
-        }
+        auto datagram = detail::parse_received(packet, malformed);
+        if (!datagram) return;
         // Our own M-SEARCH comes back when multicast loops; other hosts' searches and
         // advertisements reach this port only by accident. None of them is an answer.
         if (datagram->kind != Kind::response) return;

@@ -131,6 +131,17 @@ std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& sp
     return sockets;
 }
 
+std::optional<Datagram> parse_received(const UdpPacket& packet, std::size_t& malformed) {
+    auto datagram = parse_datagram(packet.data);
+    if (!datagram) {
+        ++malformed;
+        log(LogLevel::debug, "ssdp: skipped a datagram from ", packet.sender, ": ",
+            datagram.error().message());
+        return std::nullopt;
+    }
+    return std::move(*datagram);
+}
+
 std::string rfc1123_now() {
     std::time_t t = std::time(nullptr);
     std::tm tm{};

@@ -4,12 +4,14 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
 
 #include "uvgena/net/udp.hpp"
+#include "uvgena/ssdp/message.hpp"
 
 namespace uvgena::ssdp::detail {
 
@@ -49,6 +51,10 @@ std::vector<GroupSender> open_group_senders(uv_loop_t* loop, const GroupSpec& sp
 /// chosen interface. An interface that refuses to join is logged and skipped; throws Error
 /// if no interface could join.
 std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& spec);
+
+/// The datagram in `packet`, or empty when it does not parse: then `malformed` is counted and
+/// the reason logged at debug level. The first step of every SSDP receiver.
+std::optional<Datagram> parse_received(const UdpPacket& packet, std::size_t& malformed);
 
 /// The current time as an RFC 1123 date ("Sun, 06 Nov 1994 08:49:37 GMT").
 std::string rfc1123_now();
