@@ -7,6 +7,7 @@
 
 #include "uvgena/core/error.hpp"
 #include "uvgena/core/log.hpp"
+#include "uvgena/core/overflow.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/core/version.hpp"
 #include "uvgena/co/co.hpp"

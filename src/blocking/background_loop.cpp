@@ -51,13 +51,13 @@ bool Mailbox::take(std::vector<std::unique_ptr<Job>>& out) {
 
 // The loop-thread side of a BackgroundLoop. It owns the loop and lives as long as either the
 // BackgroundLoop or its thread (a loop destroyed from its own thread finishes detached).
-class BackgroundLoop::Thread {
+class BackgroundLoop::LoopOwner {
   public:
-    explicit Thread(BackgroundLoopOptions opts) : options(opts) {
+    explicit LoopOwner(BackgroundLoopOptions opts) : options(opts) {
         if (options.shutdown_grace.count() < 0) options.shutdown_grace = {};
     }
-    Thread(const Thread&) = delete;
-    Thread& operator=(const Thread&) = delete;
+    LoopOwner(const LoopOwner&) = delete;
+    LoopOwner& operator=(const LoopOwner&) = delete;
 
     // Sets up the loop and the async handle, on the constructing thread before the loop
     // thread starts.
@@ -69,7 +69,7 @@ class BackgroundLoop::Thread {
             throw Error(uv_error(rc), "BackgroundLoop: uv_loop_init");
         }
         async = new uv_async_t;
-        rc = uv_async_init(loop.get(), async, &Thread::on_async);
+        rc = uv_async_init(loop.get(), async, &LoopOwner::on_async);
         if (rc != 0) {
             delete async;
             async = nullptr;
@@ -98,7 +98,8 @@ class BackgroundLoop::Thread {
   private:
     static void on_async(uv_async_t* handle);
     void drain() noexcept;
-    void shutdown(Scope& scope) noexcept;
+    void shutdown(Scope& scope, Clock::time_point deadline) noexcept;
+    void settle_spawned(Clock::time_point deadline) noexcept;
     void close_async() noexcept;
     void finish_loop() noexcept;
     void leak_loop() noexcept;
@@ -108,11 +109,11 @@ class BackgroundLoop::Thread {
     std::vector<std::unique_ptr<detail::Job>> batch_;
 };
 
-void BackgroundLoop::Thread::on_async(uv_async_t* handle) {
-    static_cast<Thread*>(handle->data)->drain();
+void BackgroundLoop::LoopOwner::on_async(uv_async_t* handle) {
+    static_cast<LoopOwner*>(handle->data)->drain();
 }
 
-void BackgroundLoop::Thread::drain() noexcept {
+void BackgroundLoop::LoopOwner::drain() noexcept {
     // uv_async_send coalesces wake-ups, and libuv clears the pending flag before calling this:
     // a job posted after take() sends again, so none is left behind.
     bool stopping = mailbox->take(batch_);
@@ -136,18 +137,26 @@ void BackgroundLoop::Thread::drain() noexcept {
     }
 }
 
-void BackgroundLoop::Thread::main() noexcept {
+void BackgroundLoop::LoopOwner::main() noexcept {
+    Clock::time_point deadline = Clock::now();
     try {
         Scope scope(loop.get());
         scope_ = &scope;
         // uv_run returns on uv_stop, called once stop was requested (user code calling
         // uv_stop on this loop must not end it early).
         while (!stop_seen_) uv_run(loop.get(), UV_RUN_DEFAULT);
-        shutdown(scope);
+        deadline = Clock::now() + options.shutdown_grace;
+        shutdown(scope, deadline);
         scope_ = nullptr;
     } catch (const std::exception& e) {
         log(LogLevel::error, "BackgroundLoop thread: ", e.what());
     }
+    // Objects kept for the loop's lifetime, newest first (they may refer to older ones), after
+    // the tasks that may use them. Their destructors may start work with uvgena::spawn (a
+    // dropped Subscription's lenient UNSUBSCRIBE): it gets what is left of the grace period,
+    // then is destroyed like the rest, before the handles are closed.
+    while (!kept.empty()) kept.pop_back();
+    settle_spawned(deadline);
     try {
         // Tasks spawned with uvgena::spawn(loop) that outlived the grace period.
         detail::LoopRef ctx(loop.get());
@@ -155,30 +164,31 @@ void BackgroundLoop::Thread::main() noexcept {
     } catch (const std::exception& e) {
         log(LogLevel::error, "BackgroundLoop thread: ", e.what());
     }
-    // Objects kept for the loop's lifetime, newest first (they may refer to older ones).
-    while (!kept.empty()) kept.pop_back();
     close_async();
     finish_loop();
 }
 
 namespace {
 
-Task<void> join_all(uv_loop_t* loop, Scope* scope) {
-    co_await scope->join();
+Task<void> join_spawned(uv_loop_t* loop) {
     detail::LoopRef ctx(loop);
     co_await detail::JoinAwaiter(&ctx->spawned());
 }
 
+Task<void> join_all(uv_loop_t* loop, Scope* scope) {
+    co_await scope->join();
+    co_await join_spawned(loop);
+}
+
 }  // namespace
 
-void BackgroundLoop::Thread::shutdown(Scope& scope) noexcept {
+void BackgroundLoop::LoopOwner::shutdown(Scope& scope, Clock::time_point deadline) noexcept {
     // Every task sees its stop token; each may still do asynchronous cleanup (a lenient
     // UNSUBSCRIBE) under a token of its own, within the grace period.
     scope.request_stop();
     try {
         request_stop_spawned(loop.get());
-        uvgena::run(loop.get(),
-                    with_timeout(loop.get(), join_all(loop.get(), &scope), options.shutdown_grace));
+        uvgena::run(loop.get(), with_deadline(loop.get(), join_all(loop.get(), &scope), deadline));
     } catch (const std::system_error& e) {
         if (is_timeout(e.code())) {
             log(LogLevel::warning, "BackgroundLoop::stop: ", scope.size(),
@@ -191,14 +201,34 @@ void BackgroundLoop::Thread::shutdown(Scope& scope) noexcept {
     }
 }
 
-void BackgroundLoop::Thread::close_async() noexcept {
+void BackgroundLoop::LoopOwner::settle_spawned(Clock::time_point deadline) noexcept {
+    try {
+        detail::LoopRef ctx(loop.get());
+        if (ctx->spawned().size() == 0) return;
+        // Not stopped: the work was started on purpose (an UNSUBSCRIBE), and is bounded by
+        // the deadline alone.
+        uvgena::run(loop.get(), with_deadline(loop.get(), join_spawned(loop.get()), deadline));
+    } catch (const std::system_error& e) {
+        if (is_timeout(e.code())) {
+            log(LogLevel::warning,
+                "BackgroundLoop::stop: work started by objects kept until stop still running "
+                "after the shutdown grace period; destroying it");
+        } else {
+            log(LogLevel::error, "BackgroundLoop::stop: ", e.what());
+        }
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "BackgroundLoop::stop: ", e.what());
+    }
+}
+
+void BackgroundLoop::LoopOwner::close_async() noexcept {
     if (async == nullptr) return;
     uv_close(reinterpret_cast<uv_handle_t*>(async),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
     async = nullptr;
 }
 
-void BackgroundLoop::Thread::finish_loop() noexcept {
+void BackgroundLoop::LoopOwner::finish_loop() noexcept {
     uv_loop_t* l = loop.get();
     // Close callbacks and cancelled requests complete within a few turns; a handle that is
     // still active now belongs to code that never closed it.
@@ -235,7 +265,7 @@ void BackgroundLoop::Thread::finish_loop() noexcept {
     }
 }
 
-void BackgroundLoop::Thread::leak_loop() noexcept {
+void BackgroundLoop::LoopOwner::leak_loop() noexcept {
     // Kept reachable from a registry that is never destroyed, so that leak checkers
     // (LeakSanitizer, valgrind) see memory held on purpose rather than lost.
     static std::mutex kept_mutex;
@@ -250,21 +280,21 @@ void BackgroundLoop::Thread::leak_loop() noexcept {
 }
 
 BackgroundLoop::BackgroundLoop(BackgroundLoopOptions options)
-    : thread_state_(std::make_shared<Thread>(options)) {
-    thread_state_->init();
+    : owner_(std::make_shared<LoopOwner>(options)) {
+    owner_->init();
     try {
-        thread_ = std::thread([self = thread_state_] { self->main(); });
+        thread_ = std::thread([self = owner_] { self->main(); });
     } catch (...) {
-        thread_state_->abort_init();
+        owner_->abort_init();
         throw;
     }
     poster_ =
-        detail::LoopPoster(thread_state_->mailbox, thread_.get_id(), thread_state_->loop.get());
+        detail::LoopPoster(owner_->mailbox, thread_.get_id(), owner_->loop.get());
 }
 
 BackgroundLoop::~BackgroundLoop() {
     if (in_loop_thread()) {
-        thread_state_->mailbox->request_stop();
+        owner_->mailbox->request_stop();
         std::lock_guard lock(join_mutex_);
         if (thread_.joinable()) thread_.detach();
         return;
@@ -273,7 +303,7 @@ BackgroundLoop::~BackgroundLoop() {
 }
 
 void BackgroundLoop::stop() {
-    thread_state_->mailbox->request_stop();
+    owner_->mailbox->request_stop();
     if (in_loop_thread()) return;
     std::lock_guard lock(join_mutex_);
     if (thread_.joinable()) thread_.join();
@@ -284,7 +314,7 @@ void BackgroundLoop::keep_until_stop(std::shared_ptr<void> object) {
         throw Error(make_error_code(errc::wrong_thread),
                     "BackgroundLoop::keep_until_stop outside the loop thread");
     }
-    thread_state_->kept.push_back(std::move(object));
+    owner_->kept.push_back(std::move(object));
 }
 
 void detail::LoopPoster::post(std::unique_ptr<Job>& job) const {

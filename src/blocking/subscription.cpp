@@ -13,10 +13,13 @@ namespace detail {
 struct BlockingSubShared {
     BlockingSubShared(std::size_t capacity, Overflow policy) : events(capacity, policy) {}
 
-    // Ends the stream (loop thread), with the error that ended the subscription, if any.
+    // Ends the stream (loop thread), with the error that ended the subscription, if any. Only
+    // the first call counts.
     void finish(std::exception_ptr error) {
         {
             std::lock_guard lock(mutex);
+            if (finished) return;
+            finished = true;
             end_error = std::move(error);
         }
         events.close();
@@ -39,14 +42,7 @@ struct BlockingSubShared {
         try {
             std::rethrow_exception(error);
         } catch (const std::system_error& e) {
-            std::string what = e.what();
-            std::string suffix = ": " + e.code().message();
-            if (what.size() >= suffix.size() &&
-                what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
-                what.resize(what.size() - suffix.size());
-            } else if (what == e.code().message()) {
-                what.clear();
-            }
+            std::string what = context_of(e);
             return std::make_exception_ptr(what.empty() ? Error(e.code()) : Error(e.code(), what));
         } catch (...) {
             return error;
@@ -56,12 +52,24 @@ struct BlockingSubShared {
     BlockingQueue<gena::Event> events;
     std::mutex mutex;
     std::exception_ptr end_error;
+    bool finished = false;
 };
 
 // The loop side of a blocking subscription: owns the Subscription. Loop thread only; the
 // handle holds only a weak reference, locked in jobs on the loop thread, so the Subscription
 // is always destroyed there.
 struct LoopSubscription {
+    LoopSubscription() = default;
+    LoopSubscription(const LoopSubscription&) = delete;
+    LoopSubscription& operator=(const LoopSubscription&) = delete;
+    // Ends the handle's stream if the pump did not: its frame was destroyed because the
+    // BackgroundLoop's shutdown grace ran out during the lenient UNSUBSCRIBE (or before the
+    // pump started). A reader blocked in get() without a time limit must wake up; the stream
+    // ends without an error, as when the UNSUBSCRIBE finishes within the grace.
+    ~LoopSubscription() {
+        if (shared) shared->finish(nullptr);
+    }
+
     // Hands one event to the callback (here or queued) or to the queue.
     void deliver(gena::Event event) {
         if (callback && callback_queue) {
@@ -257,7 +265,7 @@ EventualResult<void> BlockingSubscription::renew(
         auto ls = w.lock();
         if (!ls) throw Error(make_error_code(errc::closed), "blocking subscription ended");
         co_await ls->subscription.renew(requested_timeout);
-    });
+    }).describe("BlockingSubscription::renew");
 }
 
 EventualResult<void> BlockingSubscription::unsubscribe(bool strict) {
@@ -265,7 +273,7 @@ EventualResult<void> BlockingSubscription::unsubscribe(bool strict) {
         auto ls = w.lock();
         if (!ls) co_return;  // already ended
         co_await ls->subscription.unsubscribe(strict);
-    });
+    }).describe("BlockingSubscription::unsubscribe");
 }
 
 void BlockingSubscription::set_callback(gena::EventCallback callback) {
@@ -297,6 +305,7 @@ EventualResult<BlockingSubscription> BackgroundLoop::subscribe(std::string event
 
 EventualResult<BlockingSubscription> BackgroundLoop::subscribe(
     std::string event_url, gena::SubscribeOptions options, gena::SubscriptionHandlers handlers) {
+    std::string what = "BackgroundLoop::subscribe " + event_url;
     return run([url = std::move(event_url), options, handlers = std::move(handlers),
                 poster = poster_](detail::LoopSide side) mutable -> Task<BlockingSubscription> {
         Overflow policy =
@@ -314,7 +323,7 @@ EventualResult<BlockingSubscription> BackgroundLoop::subscribe(
             co_await gena::subscribe(side.loop, std::move(url), options, std::move(handlers));
         side.scope->spawn(detail::pump(ls));
         co_return BlockingSubscription(std::move(poster), ls, std::move(shared));
-    });
+    }).describe(std::move(what));
 }
 
 }  // namespace uvgena

@@ -55,6 +55,18 @@ std::error_code make_error_code(errc e) noexcept {
 
 std::error_code uv_error(int status) noexcept { return {status, uv_category()}; }
 
+std::string context_of(const std::system_error& e) {
+    std::string what = e.what();
+    std::string message = e.code().message();
+    if (what == message) return {};
+    std::string suffix = ": " + message;
+    if (what.size() >= suffix.size() &&
+        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        what.resize(what.size() - suffix.size());
+    }
+    return what;
+}
+
 void throw_error(std::error_code code, const std::string& context) {
     if (context.empty()) throw Error(code);
     throw Error(code, context);

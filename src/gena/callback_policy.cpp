@@ -16,23 +16,17 @@ struct RawIp {
     std::size_t size = 0;
 };
 
-RawIp raw_of(const SocketAddress& a) noexcept {
+RawIp raw_of(const SocketAddress& address) noexcept {
     RawIp r;
+    SocketAddress a = address.unmapped();
     if (a.is_ipv4()) {
         const auto* sin = reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr());
         std::memcpy(r.bytes.data(), &sin->sin_addr, 4);
         r.size = 4;
     } else if (a.is_ipv6()) {
         const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr());
-        const unsigned char* b = reinterpret_cast<const unsigned char*>(&sin6->sin6_addr);
-        static constexpr unsigned char mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (std::memcmp(b, mapped_prefix, 12) == 0) {
-            std::memcpy(r.bytes.data(), b + 12, 4);
-            r.size = 4;
-        } else {
-            std::memcpy(r.bytes.data(), b, 16);
-            r.size = 16;
-        }
+        std::memcpy(r.bytes.data(), &sin6->sin6_addr, 16);
+        r.size = 16;
     }
     return r;
 }

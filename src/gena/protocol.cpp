@@ -8,21 +8,12 @@
 #include <limits>
 #include <random>
 
+#include "uvgena/core/strings.hpp"
+
 namespace uvgena::gena {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string_view trim(std::string_view s) noexcept {
-    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && space(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
-    return s.size() >= prefix.size() && http::iequals(s.substr(0, prefix.size()), prefix);
-}
 
 bool all_digits(std::string_view s) noexcept {
     if (s.empty()) return false;

@@ -14,20 +14,9 @@ namespace uvgena::http {
 namespace {
 
 using std::chrono::milliseconds;
+using uvgena::detail::StopForwarder;
 
 std::string describe(milliseconds d) { return std::to_string(d.count()) + " ms"; }
-
-// The context of a system_error: what() is "context: message", and rethrowing it with
-// what() as the context would print the message twice.
-std::string context_of(const std::system_error& e) {
-    std::string what = e.what();
-    std::string suffix = ": " + e.code().message();
-    if (what.size() > suffix.size() &&
-        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        what.resize(what.size() - suffix.size());
-    }
-    return what;
-}
 
 // Connects to the first address that accepts, within the connect timeout for all of them.
 Task<TcpStream> connect_any(uv_loop_t* loop, std::vector<SocketAddress> addresses,
@@ -100,20 +89,14 @@ Task<Response> exchange(uv_loop_t* loop, std::vector<SocketAddress> addresses, R
     }
 }
 
-// Forwards a stop request from one token to a source.
-struct Forward {
-    std::stop_source* target;
-    void operator()() const noexcept { target->request_stop(); }
-};
-
 // Runs `work` under the total timeout and the options' extra stop token, and names the
 // timeout in the error.
 Task<Response> bounded(uv_loop_t* loop, Task<Response> work, const ClientOptions& options,
                        std::string what) {
     std::stop_source source;
     std::stop_token outer = co_await current_stop_token();
-    std::stop_callback<Forward> from_outer(outer, Forward{&source});
-    std::stop_callback<Forward> from_options(options.stop, Forward{&source});
+    std::stop_callback<StopForwarder> from_outer(outer, StopForwarder{&source});
+    std::stop_callback<StopForwarder> from_options(options.stop, StopForwarder{&source});
     Clock::time_point deadline = Clock::now() + options.timeout;
     try {
         co_return co_await with_stop_token(with_deadline(loop, std::move(work), deadline),
@@ -128,9 +111,32 @@ Task<Response> bounded(uv_loop_t* loop, Task<Response> work, const ClientOptions
     }
 }
 
-Task<std::vector<SocketAddress>> addresses_of(uv_loop_t* loop, const Url& url) {
+Task<Response> request_url(uv_loop_t* loop, std::string method, Url url, Headers headers,
+                           std::string body, ClientOptions options) {
+    if (url.scheme != "http") {
+        throw Error(make_error_code(errc::bad_url),
+                    "only http URLs are supported, not " + url.to_string());
+    }
+    Request request;
+    request.method = std::move(method);
+    request.target = url.target();
+    request.headers = std::move(headers);
+    if (!request.headers.contains("host")) request.headers.add("Host", url.host_header());
+    request.body = std::move(body);
+    std::vector<SocketAddress> addresses = co_await resolve_url(loop, url);
+    co_return co_await exchange(loop, std::move(addresses), std::move(request), options);
+}
+
+}  // namespace
+
+std::optional<SocketAddress> literal_address(const Url& url) {
     std::string ip = url.zone.empty() ? url.host : url.host + "%" + url.zone;
-    if (auto literal = SocketAddress::try_parse(ip, url.port)) co_return std::vector{*literal};
+    if (auto literal = SocketAddress::try_parse(ip, url.port)) return *literal;
+    return std::nullopt;
+}
+
+Task<std::vector<SocketAddress>> resolve_url(uv_loop_t* loop, const Url& url) {
+    if (auto literal = literal_address(url)) co_return std::vector{*literal};
     if (url.is_ipv6()) {
         throw Error(make_error_code(errc::bad_url), "invalid IPv6 address " + url.host);
     }
@@ -146,24 +152,6 @@ Task<std::vector<SocketAddress>> addresses_of(uv_loop_t* loop, const Url& url) {
     }
     co_return found;
 }
-
-Task<Response> request_url(uv_loop_t* loop, std::string method, Url url, Headers headers,
-                           std::string body, ClientOptions options) {
-    if (url.scheme != "http") {
-        throw Error(make_error_code(errc::bad_url),
-                    "only http URLs are supported, not " + url.to_string());
-    }
-    Request request;
-    request.method = std::move(method);
-    request.target = url.target();
-    request.headers = std::move(headers);
-    if (!request.headers.contains("host")) request.headers.add("Host", url.host_header());
-    request.body = std::move(body);
-    std::vector<SocketAddress> addresses = co_await addresses_of(loop, url);
-    co_return co_await exchange(loop, std::move(addresses), std::move(request), options);
-}
-
-}  // namespace
 
 Task<Response> request(uv_loop_t* loop, std::string method, Url url, Headers headers,
                        std::string body, ClientOptions options) {

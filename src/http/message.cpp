@@ -4,34 +4,14 @@
 #include <array>
 #include <charconv>
 
+#include "http/token.hpp"
 #include "uvgena/core/error.hpp"
 #include "uvgena/http/error.hpp"
 
 namespace uvgena::http {
 namespace {
 
-constexpr char lower(char c) noexcept {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// tchar of RFC 9110 5.6.2, as a table: header names and methods are checked byte by byte.
-constexpr std::array<bool, 256> make_token_table() {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-constexpr std::array<bool, 256> kToken = make_token_table();
-
-bool is_token(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (char c : s) {
-        if (!kToken[static_cast<unsigned char>(c)]) return false;
-    }
-    return true;
-}
+using detail::is_token;
 
 // A field value may hold HTAB, visible ASCII, space and obs-text, never other controls:
 // a CR or LF here would let a caller's value inject header lines.
@@ -104,21 +84,10 @@ std::size_t fields_size(const Headers& headers) noexcept {
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
-    }
-    return true;
-}
-
 bool has_token(std::string_view list, std::string_view token) noexcept {
     while (!list.empty()) {
         std::size_t comma = list.find(',');
-        std::string_view item = list.substr(0, comma);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-        if (iequals(item, token)) return true;
+        if (iequals(trim(list.substr(0, comma)), token)) return true;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
     }

@@ -5,27 +5,18 @@
 #include <array>
 #include <cstring>
 
+#include "http/token.hpp"
 #include "uvgena/http/error.hpp"
 
 namespace uvgena::http::detail {
 namespace {
 
-// tchar of RFC 9110 5.6.2. llhttp built without LLHTTP_STRICT_MODE (Debian's, and most
+// Only tchars (RFC 9110 5.6.2). llhttp built without LLHTTP_STRICT_MODE (Debian's, and most
 // system copies) accepts spaces in field names, empty names and obs-fold; a proxy in front
 // of us may read those differently, so they are refused here whatever llhttp's build.
-constexpr std::array<bool, 256> make_token_table() {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}
-constexpr std::array<bool, 256> kToken = make_token_table();
-
 bool all_token(const char* at, std::size_t len) noexcept {
     for (std::size_t i = 0; i < len; ++i) {
-        if (!kToken[static_cast<unsigned char>(at[i])]) return false;
+        if (!is_token_char(at[i])) return false;
     }
     return true;
 }

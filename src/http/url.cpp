@@ -211,6 +211,21 @@ Url Url::parse(std::string_view text) {
     return std::move(url).value();
 }
 
+std::string url_host(std::string_view host) {
+    if (host.empty() || host.front() == '[' || host.find(':') == std::string_view::npos) {
+        return std::string(host);
+    }
+    std::string out = "[";
+    std::size_t percent = host.find('%');
+    out += host.substr(0, percent);
+    if (percent != std::string_view::npos) {
+        out += "%25";
+        out += host.substr(percent + 1);
+    }
+    out += ']';
+    return out;
+}
+
 bool Url::is_ipv6() const noexcept { return host.find(':') != std::string::npos; }
 
 std::string Url::target() const {

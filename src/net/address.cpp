@@ -187,6 +187,20 @@ std::uint32_t SocketAddress::scope_id() const noexcept {
     return is_ipv6() ? as_in6(storage_)->sin6_scope_id : 0;
 }
 
+bool SocketAddress::is_ipv4_mapped() const noexcept {
+    return is_ipv6() && IN6_IS_ADDR_V4MAPPED(&as_in6(storage_)->sin6_addr);
+}
+
+SocketAddress SocketAddress::unmapped() const noexcept {
+    if (!is_ipv4_mapped()) return *this;
+    SocketAddress a;
+    sockaddr_in* in = as_in(a.storage_);
+    in->sin_family = AF_INET;
+    std::memcpy(&in->sin_addr, &as_in6(storage_)->sin6_addr.s6_addr[12], 4);
+    in->sin_port = as_in6(storage_)->sin6_port;
+    return a;
+}
+
 std::string SocketAddress::ip() const {
     char text[INET6_ADDRSTRLEN] = {};
     if (is_ipv4()) {

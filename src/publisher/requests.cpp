@@ -3,6 +3,7 @@
 #include "publisher/publisher_impl.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/core/strings.hpp"
+#include "uvgena/http/client.hpp"
 
 namespace uvgena::gena {
 
@@ -67,8 +68,7 @@ http::Response Publisher::Impl::subscribe(Service::Impl& service, SubscriptionDe
                         options.allowed_callback_networks};
     std::vector<detail::Target> targets;
     for (http::Url& url : decision.callbacks) {
-        std::string ip = url.zone.empty() ? url.host : url.host + "%" + url.zone;
-        auto address = SocketAddress::try_parse(ip, url.port);
+        std::optional<SocketAddress> address = http::literal_address(url);
         if (!address || !callback_allowed(*address, check)) {
             log(LogLevel::warning, "gena publisher: CALLBACK ", url.to_string(), " from ",
                 context.peer.ip(), " refused: ",

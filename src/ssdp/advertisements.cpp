@@ -163,13 +163,8 @@ struct AdvertisementListener::State {
     Scope scope;
 
     void on_datagram(const UdpPacket& packet) {
-        auto datagram = parse_datagram(packet.data);
-        if (!datagram) {
-            ++malformed;
-            log(LogLevel::debug, "ssdp: skipped a datagram from ", packet.sender, ": ",
-                datagram.error().message());
-            return;
-        }
+        auto datagram = detail::parse_received(packet, malformed);
+        if (!datagram) return;
         if (datagram->kind != Kind::notify) return;  // searches of other control points
         auto notify = read_notify(*datagram);
         if (!notify) {

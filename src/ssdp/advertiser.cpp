@@ -11,6 +11,7 @@
 #include "uvgena/net/udp.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/ssdp/discovery.hpp"
+#include "uvgena/http/url.hpp"
 
 namespace uvgena::ssdp {
 
@@ -181,11 +182,8 @@ struct Advertiser::State {
     }
 
     void on_datagram(UdpSocket* socket, const UdpPacket& packet) {
-        auto datagram = parse_datagram(packet.data);
-        if (!datagram) {
-            ++malformed;
-            return;
-        }
+        auto datagram = detail::parse_received(packet, malformed);
+        if (!datagram) return;
         if (datagram->kind != Kind::search) return;  // other devices' advertisements
         auto search = read_search(*datagram, true);
         if (!search) {
@@ -263,7 +261,7 @@ Advertiser Advertiser::start(uv_loop_t* loop, AdvertiserOptions options) {
     for (detail::GroupSender& sender : detail::open_group_senders(loop, groups, options.ttl)) {
         State::Endpoint ep{std::move(sender), options.location};
         if (auto at = ep.location.find("{ip}"); at != std::string::npos) {
-            ep.location.replace(at, 4, detail::url_host(ep.interface.address));
+            ep.location.replace(at, 4, http::url_host(ep.interface.address.ip()));
         }
         state->endpoints.push_back(std::move(ep));
     }

@@ -43,13 +43,8 @@ struct Search::State {
     }
 
     void on_datagram(const UdpPacket& packet, const Endpoint& ep) {
-        auto datagram = parse_datagram(packet.data);
-        if (!datagram) {
-            ++malformed;
-            log(LogLevel::debug, "ssdp: skipped a datagram from ", packet.sender, ": ",
-                datagram.error().message());
-            return;
-        }
+        auto datagram = detail::parse_received(packet, malformed);
+        if (!datagram) return;
         // Our own M-SEARCH comes back when multicast loops; other hosts' searches and
         // advertisements reach this port only by accident. None of them is an answer.
         if (datagram->kind != Kind::response) return;
@@ -210,7 +205,7 @@ Task<DeviceDescription> fetch_description(uv_loop_t* loop, std::string location,
     } catch (const Error& e) {
         // The http layer names the host; the caller wants the description's URL.
         if (std::string_view(e.what()).find(location) != std::string_view::npos) throw;
-        throw Error(e.code(), "fetch description " + location + ": " + detail::context_of(e));
+        throw Error(e.code(), "fetch description " + location + ": " + context_of(e));
     }
     if (response.status < 200 || response.status > 299) {
         // The status category's message says "HTTP 404 Not Found".

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "http/token.hpp"
 #include "uvgena/core/strings.hpp"
 
 namespace uvgena::ssdp {
@@ -29,11 +30,7 @@ public:
     }
 };
 
-bool is_token_char(char c) {
-    // RFC 9110 tchar.
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+using http::detail::is_token_char;
 
 // Splits off the next line, accepting CRLF or a bare LF.
 bool next_line(std::string_view& rest, std::string_view& line) {

@@ -27,11 +27,8 @@ struct MulticastEventListener::State {
     Scope scope;
 
     void on_datagram(UdpPacket& packet) {
-        auto datagram = parse_datagram(packet.data);
-        if (!datagram) {
-            ++malformed;
-            return;
-        }
+        auto datagram = detail::parse_received(packet, malformed);
+        if (!datagram) return;
         auto event = read_multicast_event(*datagram);
         if (!event) {
             ++malformed;

@@ -53,13 +53,6 @@ std::vector<NetworkInterface> multicast_addresses(std::string_view name, int fam
     return out;
 }
 
-std::string url_host(const SocketAddress& address) {
-    std::string ip = address.ip();
-    if (!address.is_ipv6()) return ip;
-    if (auto percent = ip.find('%'); percent != std::string::npos) ip.replace(percent, 1, "%25");
-    return "[" + ip + "]";
-}
-
 std::vector<GroupSender> open_group_senders(uv_loop_t* loop, const GroupSpec& spec, int ttl) {
     std::vector<GroupSender> out;
     auto open_family = [&](int family) {
@@ -130,6 +123,17 @@ std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& sp
     return sockets;
 }
 
+std::optional<Datagram> parse_received(const UdpPacket& packet, std::size_t& malformed) {
+    auto datagram = parse_datagram(packet.data);
+    if (!datagram) {
+        ++malformed;
+        log(LogLevel::debug, "ssdp: skipped a datagram from ", packet.sender, ": ",
+            datagram.error().message());
+        return std::nullopt;
+    }
+    return std::move(*datagram);
+}
+
 std::string rfc1123_now() {
     std::time_t t = std::time(nullptr);
     std::tm tm{};
@@ -142,16 +146,6 @@ std::string rfc1123_now() {
                   tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
                   tm.tm_sec);
     return buf;
-}
-
-std::string context_of(const std::system_error& e) {
-    std::string what = e.what();
-    std::string suffix = ": " + e.code().message();
-    if (what.size() > suffix.size() &&
-        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        what.resize(what.size() - suffix.size());
-    }
-    return what;
 }
 
 std::string udn_of(std::string_view usn) {

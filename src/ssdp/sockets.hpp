@@ -4,12 +4,14 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
 
 #include "uvgena/net/udp.hpp"
+#include "uvgena/ssdp/message.hpp"
 
 namespace uvgena::ssdp::detail {
 
@@ -32,10 +34,6 @@ struct GroupSpec {
 /// address of this family; throws like multicast_interfaces when `name` matches nothing.
 std::vector<NetworkInterface> multicast_addresses(std::string_view name, int family);
 
-/// The host part of a URL for `address`: the IP, bracketed for IPv6, with a zone spelled
-/// "%25" as RFC 6874 wants ("[fe80::1%25eth0]").
-std::string url_host(const SocketAddress& address);
-
 /// A socket that sends to a multicast group out of one interface.
 struct GroupSender {
     UdpSocket socket;            ///< Bound to the interface's address (any port).
@@ -54,12 +52,12 @@ std::vector<GroupSender> open_group_senders(uv_loop_t* loop, const GroupSpec& sp
 /// if no interface could join.
 std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& spec);
 
+/// The datagram in `packet`, or empty when it does not parse: then `malformed` is counted and
+/// the reason logged at debug level. The first step of every SSDP receiver.
+std::optional<Datagram> parse_received(const UdpPacket& packet, std::size_t& malformed);
+
 /// The current time as an RFC 1123 date ("Sun, 06 Nov 1994 08:49:37 GMT").
 std::string rfc1123_now();
-
-/// The context part of a system_error's what() ("context: message" without the message),
-/// for rethrowing with more context without repeating the message.
-std::string context_of(const std::system_error& e);
 
 /// The UDN of a USN ("uuid:X" of "uuid:X::urn:..."), or the whole USN if it has none.
 std::string udn_of(std::string_view usn);

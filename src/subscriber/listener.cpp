@@ -13,6 +13,7 @@
 #include "uvgena/core/strings.hpp"
 #include "uvgena/gena/protocol.hpp"
 #include "uvgena/http/error.hpp"
+#include "uvgena/http/url.hpp"
 
 namespace uvgena::gena {
 namespace detail {
@@ -24,24 +25,9 @@ constexpr std::string_view kPathPrefix = "/uvgena/";
 
 // The IP of an address for comparisons: IPv4-mapped IPv6 ("::ffff:10.0.0.1", as a dual-stack
 // socket reports IPv4 peers) becomes the IPv4 form.
-std::string plain_ip(const SocketAddress& address) {
-    std::string ip = address.ip();
-    constexpr std::string_view mapped = "::ffff:";
-    if (ip.size() > mapped.size() && istarts_with(ip, mapped) &&
-        ip.find('.') != std::string::npos) {
-        ip.erase(0, mapped.size());
-    }
-    return ip;
-}
+std::string plain_ip(const SocketAddress& address) { return address.unmapped().ip(); }
 
-// An IP or name ready for a URL: IPv6 literals bracketed, zones dropped (a zone only means
-// something on the host that wrote it; the device reaches us on its own link).
-std::string url_host(std::string host) {
-    if (!host.empty() && host.front() == '[') return host;
-    if (host.find(':') == std::string::npos) return host;
-    if (auto pct = host.find('%'); pct != std::string::npos) host.erase(pct);
-    return "[" + host + "]";
-}
+using http::url_host;
 
 Task<http::Response> handle_task(ListenerImpl* self, const http::Request& request,
                                  const http::RequestContext& context);

@@ -58,33 +58,12 @@ http::ClientOptions client_options(milliseconds timeout) {
 // The addresses of the device: an IP literal directly, else a name lookup.
 Task<SocketAddress> device_address_of(uv_loop_t* loop, const http::Url& url,
                                       const std::string& context) {
-    std::string ip = url.zone.empty() ? url.host : url.host + "%" + url.zone;
-    if (auto literal = SocketAddress::try_parse(ip, url.port)) co_return *literal;
-    std::vector<SocketAddress> found;
     try {
-        found = co_await uvgena::resolve(loop, url.host, url.port);
+        co_return (co_await http::resolve_url(loop, url)).front();
     } catch (const Error& e) {
         if (is_cancelled(e.code())) throw;
-        throw Error(make_error_code(http::errc::resolve_failed),
-                    context + ": cannot resolve " + url.host);
+        throw Error(e.code(), context + ": cannot resolve " + url.host);
     }
-    if (found.empty()) {
-        throw Error(make_error_code(http::errc::resolve_failed),
-                    context + ": no address for " + url.host);
-    }
-    co_return found.front();
-}
-
-// The context of an error: what() without the ": <message>" that system_error appends, so
-// that an error made again from it does not repeat the message.
-std::string context_of(const Error& e) {
-    std::string what = e.what();
-    std::string suffix = ": " + e.code().message();
-    if (what.size() >= suffix.size() &&
-        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        what.resize(what.size() - suffix.size());
-    }
-    return what;
 }
 
 }  // namespace
@@ -789,7 +768,7 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
     if (!failure) co_return;
     if (failure->code() == errc::precondition_failed &&
         state->phase != detail::SubscriptionCore::Phase::ended) {
-        state->lost(failure->code(), detail::context_of(*failure));
+        state->lost(failure->code(), context_of(*failure));
     }
     throw *failure;
 }

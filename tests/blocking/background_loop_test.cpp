@@ -72,6 +72,20 @@ Task<void> wait_forever(uv_loop_t* loop) {
     co_await sleep_for(loop, std::chrono::hours(1));
 }
 
+// Sleeps `d`, then sets `done`.
+Task<void> sleep_then_set(uv_loop_t* loop, std::chrono::milliseconds d,
+                          std::shared_ptr<std::atomic<bool>> done) {
+    co_await sleep_for(loop, d);
+    done->store(true);
+}
+
+// Starts work of its own when destroyed, as a dropped Subscription starts its UNSUBSCRIBE.
+struct SpawnsWhenDestroyed {
+    uv_loop_t* loop;
+    std::shared_ptr<std::atomic<bool>> done;
+    ~SpawnsWhenDestroyed() { spawn(loop, sleep_then_set(loop, 20ms, done)); }
+};
+
 }  // namespace
 
 TEST_SUITE("blocking.background_loop") {
@@ -196,6 +210,24 @@ TEST_SUITE("blocking.background_loop") {
         CHECK(result.wait(10s) == 9);
         // The event dies on the loop thread, like every library object.
         bg.run([e = std::move(event)]() mutable { e.reset(); }).wait();
+    }
+
+    TEST_CASE("a wait that times out names the work it was waiting for, when described") {
+        uvtest::Watchdog watchdog(20s);
+        BackgroundLoop bg;
+        auto named = bg.run(wait_forever(bg.loop())).describe("the device's answer");
+        try {
+            named.wait(1ms);
+            FAIL("no timeout");
+        } catch (const Error& e) {
+            CHECK(e.code() == make_error_code(errc::timed_out));
+            CHECK(std::string(e.what()).find("for the device's answer: no outcome within 1 ms") !=
+                  std::string::npos);
+        }
+        auto anonymous = bg.run(wait_forever(bg.loop()));
+        CHECK(code_of([&] { anonymous.wait(1ms); }) == make_error_code(errc::timed_out));
+        named.cancel();
+        anonymous.cancel();
     }
 
     TEST_CASE("exceptions cross threads with their type, code and message") {
@@ -434,6 +466,26 @@ TEST_SUITE("blocking.background_loop") {
                   make_error_code(errc::wrong_thread));
         }
         CHECK(destroyed_on->try_get() == loop_thread);
+    }
+
+    TEST_CASE("work that a kept object starts when destroyed runs within the grace period") {
+        // Regression (issue 17, suspected teardown item): kept objects were destroyed after the
+        // spawned tasks, so work they spawned then never ran; its timer was force-closed
+        // ("left open") and the loop leaked.
+        uvtest::Watchdog watchdog(20s);
+        LogCapture logs;
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        {
+            BackgroundLoop bg;
+            bg.run([&bg, done](uv_loop_t* loop) {
+                    // No temporary: its destructor would spawn too.
+                  bg.keep_until_stop(
+                      std::shared_ptr<SpawnsWhenDestroyed>(new SpawnsWhenDestroyed{loop, done}));
+              }).wait();
+        }
+        CHECK(done->load());
+        CHECK_FALSE(logs.contains("left open"));
+        CHECK_FALSE(logs.contains("leaked"));
     }
 
     TEST_CASE("an exception nobody waited for is logged when its result is dropped") {

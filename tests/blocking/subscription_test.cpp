@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,7 +23,7 @@ namespace {
 // 127.0.0.1 on the subscriber's loop: every test talks over loopback only.
 class Fixture {
   public:
-    Fixture() {
+    explicit Fixture(BackgroundLoopOptions bg_options = {}) : bg(bg_options) {
         device = device_loop.run([](uv_loop_t* loop) { return std::make_unique<TestDevice>(loop); })
                      .wait(10s);
         // The listener lives on the subscriber's loop and dies there, when it stops.
@@ -275,5 +276,76 @@ TEST_SUITE("blocking.subscription") {
         CHECK_THROWS_AS(sub.renew().wait(10s), Error);
         CHECK_THROWS_AS((void)sub.events().get(10s), Error);
         CHECK(sub.events().ended());
+    }
+
+    TEST_CASE("the event stream ends when the shutdown grace runs out during the lenient "
+              "unsubscribe") {
+        // Regression (issue 17, bug 4): the pump closed the queue only when it finished, so a
+        // pump destroyed by the grace's end left a reader blocked in get() for ever. On the
+        // old code the watchdog ends this test.
+        uvtest::Watchdog watchdog(30s);
+        Fixture f(BackgroundLoopOptions{.shutdown_grace = 100ms});
+        auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
+        REQUIRE(sub.events().get(10s));
+        // The device's loop thread is held: the UNSUBSCRIBE gets no answer within the grace.
+        std::promise<void> release;
+        std::promise<void> entered;
+        auto held = f.device_loop.run([gate = release.get_future().share(), &entered] {
+            entered.set_value();
+            gate.wait();
+        });
+        entered.get_future().wait();
+        std::promise<std::optional<Event>> got;
+        std::future<std::optional<Event>> read = got.get_future();
+        std::thread reader([&sub, &got] { got.set_value(sub.events().get()); });
+        f.bg.stop();
+        reader.join();
+        CHECK_FALSE(read.get().has_value());
+        CHECK(sub.events().ended());
+        CHECK_FALSE(sub.is_subscribed());
+        release.set_value();
+        held.wait(10s);
+    }
+
+    TEST_CASE("a Subscription kept until stop sends its UNSUBSCRIBE when the loop stops") {
+        // Its destructor spawns the UNSUBSCRIBE after the loop's tasks ended (issue 17,
+        // suspected teardown item): that work is now given the rest of the grace period.
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        f.bg.run([&f](uv_loop_t* loop) -> Task<void> {
+                auto sub = std::make_shared<Subscription>(
+                    co_await gena::subscribe(loop, f.url, f.options()));
+                f.bg.keep_until_stop(std::move(sub));
+            })
+            .wait(10s);
+        CHECK(f.on_device([](TestDevice& d) { return d.subscriptions.size(); }) == 1);
+        f.bg.stop();
+        CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 1);
+        CHECK(f.on_device([](TestDevice& d) { return d.subscriptions.size(); }) == 0);
+    }
+
+    TEST_CASE("a subscribe whose wait times out says which URL it was waiting for") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        // The device's loop thread is held: the SUBSCRIBE gets no answer.
+        std::promise<void> release;
+        std::promise<void> entered;
+        auto held = f.device_loop.run([gate = release.get_future().share(), &entered] {
+            entered.set_value();
+            gate.wait();
+        });
+        entered.get_future().wait();
+        auto pending = f.bg.subscribe(f.url, f.options());
+        try {
+            (void)pending.wait(50ms);
+            FAIL("no timeout");
+        } catch (const Error& e) {
+            CHECK(e.code() == make_error_code(errc::timed_out));
+            CHECK(std::string(e.what()).find("subscribe " + f.url) != std::string::npos);
+        }
+        pending.cancel();
+        release.set_value();
+        held.wait(10s);
+        CHECK_THROWS_AS((void)pending.wait(10s), Error);
     }
 }

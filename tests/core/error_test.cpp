@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <string>
+#include <system_error>
 
 TEST_SUITE("core.error") {
     TEST_CASE("libuv codes keep their value and compare to generic conditions") {
@@ -53,5 +54,15 @@ TEST_SUITE("core.error") {
         CHECK(ok_void.ok());
         uvgena::Result<void> bad_void = uvgena::fail(uvgena::uv_error(UV_EPIPE));
         CHECK_THROWS_AS(bad_void.value(), uvgena::Error);
+    }
+
+    TEST_CASE("context_of gives what() without the message system_error appends") {
+        auto code = uvgena::make_error_code(uvgena::errc::closed);
+        CHECK(uvgena::context_of(uvgena::Error(code, "read from 10.0.0.1:80")) ==
+              "read from 10.0.0.1:80");
+        // An error made without context has none (not the message, which would repeat).
+        CHECK(uvgena::context_of(uvgena::Error(code)).empty());
+        // A context that reads like the message is still a context.
+        CHECK(uvgena::context_of(uvgena::Error(code, "closed")) == "closed");
     }
 }

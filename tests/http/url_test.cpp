@@ -143,4 +143,16 @@ TEST_SUITE("http.url") {
         CHECK_THROWS_AS(resolve(base, "mailto:x"), uvgena::Error);
         CHECK_FALSE(resolve_reference("relative/only", "g").ok());
     }
+
+    TEST_CASE("url_host brackets IPv6 literals and keeps their zone as %25") {
+        CHECK(url_host("fe80::1%eth0") == "[fe80::1%25eth0]");
+        CHECK(url_host("fd75:7667::1") == "[fd75:7667::1]");
+        CHECK(url_host("10.0.0.2") == "10.0.0.2");
+        CHECK(url_host("device.local") == "device.local");
+        CHECK(url_host("[::1]") == "[::1]");
+        // What it writes, the URL parser reads back with the same host and zone.
+        Url u = Url::parse("http://" + url_host("fe80::1%eth0") + ":1400/cb");
+        CHECK(u.host == "fe80::1");
+        CHECK(u.zone == "eth0");
+    }
 }

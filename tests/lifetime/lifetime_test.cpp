@@ -158,46 +158,10 @@ struct CaseSpec {
     const char* known_bug = nullptr;  // skipped until the fix of that bug of issue 17 is merged
 };
 
-bool before(const std::vector<Obj>& order, Obj a, Obj b) {
-    auto ia = std::find(order.begin(), order.end(), a);
-    auto ib = std::find(order.begin(), order.end(), b);
-    return ia < ib;
-}
-
-// Cases that hit a bug of issue 17 that another branch fixes. Enabled after the merge.
-const char* known_bug(Op op, Step step, const std::vector<Obj>& order) {
-    // Bug 3: destroying an EventListener or a Publisher while its stop() waits for a
-    // connection that is mid-request frees the http::Server under the suspended
-    // Impl::stop (server.cpp:411). Enabled after merge of the fix for bug 3.
-    bool mid_request = step == Step::mid_headers || step == Step::headers_only ||
-                       step == Step::half_body;
-    if (mid_request && op == Op::listener_drain && before(order, Obj::listener, Obj::task)) {
-        return "bug 3";
-    }
-    // listener_stop: when the stalled UNSUBSCRIBE fails at once (close_mid), stop() reaches
-    // the server's drain, with the NOTIFY connection still being torn down, before the
-    // destruction: the same fault, depending on timing.
-    if (step == Step::close_mid && op == Op::listener_stop &&
-        before(order, Obj::listener, Obj::task)) {
-        return "bug 3";
-    }
-    if (mid_request && op == Op::publisher_subscribe &&
-        before(order, Obj::publisher, Obj::stopper)) {
-        return "bug 3";
-    }
-    // Bug 4: the blocking subscription's pump is destroyed when the shutdown grace runs out
-    // (its lenient UNSUBSCRIBE is stalled) without closing the queue: a thread in
-    // events().get() waits forever. Enabled after merge of the fix for bug 4.
-    if (op == Op::bl_renew && step != Step::close_mid) return "bug 4";
-    // Suspected item 4 of issue 17, confirmed here (reported, not fixed on this branch:
-    // src/blocking/ belongs to the fix of bug 4): objects given to keep_until_stop are
-    // destroyed after the loop's tasks were joined (background_loop.cpp, Thread::main); a
-    // kept Subscription then spawns its UNSUBSCRIBE, which nothing runs, and finish_loop
-    // force-closes the listener's and the task's handles and leaks the loop. Enabled after
-    // merge of the fix for that item.
-    if (op == Op::bl_keep) return "suspect 4 (keep_until_stop)";
-    return nullptr;
-}
+// Cases that hit a bug of issue 17 were skipped here until its fix was merged (bugs 2, 3, 4
+// and the keep_until_stop item): all are fixed now, so no case is skipped. A bug found later
+// is named here, with the rows it skips, until its fix lands.
+const char* known_bug(Op, Step, const std::vector<Obj>&) { return nullptr; }
 
 #ifdef UVGENA_LIFETIME_NET
 constexpr Op kOps[] = {Op::search, Op::discover, Op::adv_listener};

@@ -88,4 +88,16 @@ TEST_SUITE("co.address") {
         out << SocketAddress::ipv4_any(80);
         CHECK(out.str() == "0.0.0.0:80");
     }
+
+    TEST_CASE("an IPv4-mapped IPv6 address unmaps to its IPv4 form, port kept") {
+        auto mapped = SocketAddress::parse("::ffff:10.0.0.1", 1400);
+        CHECK(mapped.is_ipv4_mapped());
+        CHECK(mapped.unmapped() == SocketAddress::parse("10.0.0.1", 1400));
+        // Anything else is left as it is, including IPv4-compatible and plain IPv6 addresses.
+        for (const char* ip : {"10.0.0.1", "::1", "::10.0.0.1", "fe80::1%7", "2001:db8::ffff:1"}) {
+            auto a = SocketAddress::parse(ip, 80);
+            CHECK_FALSE(a.is_ipv4_mapped());
+            CHECK(a.unmapped() == a);
+        }
+    }
 }

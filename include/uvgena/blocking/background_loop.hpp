@@ -367,7 +367,8 @@ class BackgroundLoop {
     /// Keeps `object` alive until the loop stops, then destroys it on the loop thread, after
     /// every task ended and before the handles are closed: the owner of loop-thread objects
     /// that must outlive many calls (an EventListener given to several subscriptions, say).
-    /// Call it on the loop thread (inside run()); elsewhere it throws
+    /// Work its destructor starts with uvgena::spawn (a dropped Subscription's UNSUBSCRIBE)
+    /// runs in what is left of the shutdown grace period. Call it on the loop thread (inside run()); elsewhere it throws
     /// Error(errc::wrong_thread).
     void keep_until_stop(std::shared_ptr<void> object);
 
@@ -375,9 +376,12 @@ class BackgroundLoop {
     const detail::LoopPoster& poster() const noexcept { return poster_; }
 
   private:
-    class Thread;
+    // Owns the uv loop, its wake-up handle, the mailbox and the kept objects, and runs the
+    // loop on thread_; shared with that thread, so that a loop destroyed from its own thread
+    // can finish detached (defined in background_loop.cpp).
+    class LoopOwner;
 
-    std::shared_ptr<Thread> thread_state_;
+    std::shared_ptr<LoopOwner> owner_;
     detail::LoopPoster poster_;
     std::thread thread_;
     std::mutex join_mutex_;

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <stop_token>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -62,6 +63,10 @@ class ResultStateBase : public std::enable_shared_from_this<ResultStateBase> {
     void fail(std::error_code code, const char* context) noexcept;
     /// True once completed (loop thread: no lock needed for the writer).
     bool completed_on_loop() const noexcept { return completed_on_loop_; }
+
+    /// What the work is, for the messages of the waiting side ("subscribe http://..."). Set
+    /// and read by the thread that holds the EventualResult only (the loop never reads it).
+    std::string description;
 
   protected:
     /// Marks completion; call with `mutex_` held, then notify `cv_` after unlocking.
@@ -182,10 +187,26 @@ class [[nodiscard]] EventualResult {
         auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
         if (!state_->wait_ready_until(deadline)) {
-            throw Error(make_error_code(errc::timed_out), "EventualResult::wait");
+            throw Error(make_error_code(errc::timed_out),
+                        "EventualResult::wait" +
+                            (state_->description.empty() ? std::string()
+                                                         : " for " + state_->description) +
+                            ": no outcome within " +
+                            std::to_string(
+                                std::chrono::ceil<std::chrono::milliseconds>(timeout).count()) +
+                            " ms");
         }
         return state_->take();
     }
+
+    /// Names the work (e.g. "subscribe http://10.0.0.2:1400/evt") for the message of a wait()
+    /// that times out, which otherwise cannot say what it was waiting for. Returns *this.
+    EventualResult& describe(std::string what) & {
+        if (state_) state_->description = std::move(what);
+        return *this;
+    }
+    /// Same, on a temporary: `bg.run(f).describe("...")`.
+    EventualResult&& describe(std::string what) && { return std::move(describe(std::move(what))); }
 
     /// Asks the loop to cancel the work, from any thread; best effort, like crochet's cancel.
     /// Work that has not started yet never starts and ends with Error(errc::cancelled); a

@@ -15,8 +15,8 @@
 #include <optional>
 #include <utility>
 
-#include "uvgena/co/channel.hpp"
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/overflow.hpp"
 
 namespace uvgena {
 

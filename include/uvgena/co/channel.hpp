@@ -13,15 +13,9 @@
 #include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/overflow.hpp"
 
 namespace uvgena {
-
-/// What a bounded channel does when `push` finds it full.
-enum class Overflow {
-    wait,         ///< push() refuses (returns false, counts a drop); use push_wait() to wait.
-    drop_oldest,  ///< The oldest buffered item is dropped (counted) to make room.
-    reject_new,   ///< The new item is refused (returns false, counted).
-};
 
 template <typename T>
 class Channel;

@@ -45,6 +45,11 @@ public:
     explicit Error(std::error_code code) : std::system_error(code) {}
 };
 
+/// The context part of a system_error's what(): what() without the ": <message>" that
+/// std::system_error appends, and empty when what() is the message alone. For rethrowing an
+/// error with more context without printing its message twice.
+std::string context_of(const std::system_error& e);
+
 /// Throws `Error(code, context)`.
 [[noreturn]] void throw_error(std::error_code code, const std::string& context = {});
 

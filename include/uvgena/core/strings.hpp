@@ -30,10 +30,18 @@ constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcep
 /// True for the optional whitespace of HTTP (space and horizontal tab).
 constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
-/// Removes leading and trailing spaces and tabs.
+/// True for the whitespace that trim() removes: space, tab, CR and LF (XML's whitespace, and
+/// HTTP's optional whitespace plus the line ends a lenient line splitter may leave).
+constexpr bool is_trim_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/// Removes leading and trailing spaces, tabs, CRs and LFs. One set for every caller: header
+/// values never hold CR or LF (the parsers refuse them), so the wider set changes nothing
+/// there, while XML text (GENA values, description fields) and SSDP lines need it.
 constexpr std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+    while (!s.empty() && is_trim_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_trim_space(s.back())) s.remove_suffix(1);
     return s;
 }
 

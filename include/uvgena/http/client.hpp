@@ -22,6 +22,7 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "uvgena/net/address.hpp"
 #include "uvgena/co/task.hpp"
@@ -70,5 +71,14 @@ Task<Result<Response>> try_request(uv_loop_t* loop, std::string method, Url url,
 /// Failures as in `request`, returned instead of thrown.
 Task<Result<Response>> try_send(uv_loop_t* loop, SocketAddress address, Request request,
                                 ClientOptions options = {});
+
+/// The address (host and port) of `url` when its host is an IP literal, zone included;
+/// empty for a name. No lookup: for URLs that must name an address (a GENA CALLBACK).
+std::optional<SocketAddress> literal_address(const Url& url);
+
+/// The addresses of `url`'s host and port: the IP literal at once, else a name lookup, in the
+/// resolver's order. Throws Error: errc::bad_url for an IPv6 literal that does not parse,
+/// errc::resolve_failed when the lookup fails or finds nothing, errc::cancelled when stopped.
+Task<std::vector<SocketAddress>> resolve_url(uv_loop_t* loop, const Url& url);
 
 }  // namespace uvgena::http

@@ -13,6 +13,7 @@
 #include <system_error>
 #include <vector>
 
+#include "uvgena/core/strings.hpp"
 #include "uvgena/http/status.hpp"
 
 namespace uvgena::http {
@@ -23,8 +24,9 @@ struct Field {
     std::string value;  ///< Field value without surrounding whitespace.
 };
 
-/// True if `a` and `b` are equal ignoring ASCII case (header names, tokens).
-bool iequals(std::string_view a, std::string_view b) noexcept;
+/// True if `a` and `b` are equal ignoring ASCII case (header names, tokens): the one of
+/// core/strings.hpp, named here too for the code that has always called http::iequals.
+using uvgena::iequals;
 
 /// True if the comma-separated list `list` contains `token`, ignoring ASCII case and
 /// surrounding whitespace (e.g. `Connection: keep-alive, Upgrade` contains "upgrade").

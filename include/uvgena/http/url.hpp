@@ -48,6 +48,13 @@ struct Url {
     friend bool operator==(const Url&, const Url&) = default;
 };
 
+/// The host part of a URL for `host`, an IP as SocketAddress::ip() prints it or a name:
+/// IPv6 literals bracketed with their zone spelled "%25" as RFC 6874 wants
+/// ("fe80::1%eth0" -> "[fe80::1%25eth0]"); IPv4, names and already bracketed hosts unchanged.
+/// The zone is kept: without it a link-local address is reachable by no one, and this
+/// library's own URL parser and Publisher read it back.
+std::string url_host(std::string_view host);
+
 /// Default port of a scheme ("http" 80, "https" 443), 0 if unknown.
 std::uint16_t default_port(std::string_view scheme) noexcept;
 

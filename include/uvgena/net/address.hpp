@@ -56,6 +56,12 @@ class SocketAddress {
     void set_port(std::uint16_t port) noexcept;
     /// IPv6 scope id (0 for IPv4).
     std::uint32_t scope_id() const noexcept;
+    /// True for an IPv4-mapped IPv6 address (::ffff:a.b.c.d), the form in which a dual-stack
+    /// socket reports IPv4 peers.
+    bool is_ipv4_mapped() const noexcept;
+    /// The IPv4 address (same port) of an IPv4-mapped one; any other address unchanged: for
+    /// comparing and printing addresses whatever the family of the socket that saw them.
+    SocketAddress unmapped() const noexcept;
 
     /// The IP alone: "1.2.3.4", "::1", "fe80::1%eth0" (scope by name when it has one).
     std::string ip() const;
