@@ -3,9 +3,12 @@
 
 1. No include goes to a higher layer: a file in include/uvgena/<L>/ or src/<L>/ includes
    only headers of <L> or of a layer below it (the order is LAYERS below).
-2. No include cycle among the library's files, nor among its modules (a module is a header
-   with its source: include/uvgena/co/scope.hpp + src/co/scope.cpp), so that a source never
-   includes a header that includes its own header back.
+2. No include cycle among the library's files, nor among its modules, so that a source never
+   includes a header that includes its own header back. A module is a header with its
+   source (include/uvgena/co/scope.hpp + src/co/scope.cpp); where several files of a layer
+   share a private internal interface, a src/<layer>/*_impl.hpp, the files that include it
+   and it are one module (one module split into files by job, its state behind that one
+   internal interface: src/subscriber/subscription_impl.hpp, src/publisher/publisher_impl.hpp).
 3. The gena layer is sans-IO: no libuv call (uv_...) and no socket call in src/gena/ or
    include/uvgena/gena/, and no #include <uv.h> there.
 4. No layer includes the CLI, and the library does not include the demo renderer.
@@ -128,10 +131,32 @@ def main():
             stem = "src" + stem[len("include" + os.sep + "uvgena"):]
         return stem
 
+    # Union of the modules that share an internal interface (*_impl.hpp under src/).
+    parent = {}
+
+    def find(m):
+        while parent.get(m, m) != m:
+            m = parent[m]
+        return m
+
+    def union(a, b):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    for path, edges in graph.items():
+        for e in edges:
+            if e.startswith("src" + os.sep) and e.endswith("_impl.hpp") and \
+                    layer_of(e) == layer_of(path):
+                union(module(e), module(path))
+
+    def unit(path):
+        return find(module(path))
+
     module_graph = {}
     for path, edges in graph.items():
-        m = module(path)
-        module_graph.setdefault(m, set()).update(module(e) for e in edges if module(e) != m)
+        m = unit(path)
+        module_graph.setdefault(m, set()).update(unit(e) for e in edges if unit(e) != m)
     graph.clear()
     graph.update({k: sorted(v) for k, v in module_graph.items()})
     state.clear()

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "uvgena/blocking/background_loop.hpp"
+#include "uvgena/blocking/mailbox.hpp"
 #include "uvgena/core/log.hpp"
 
 namespace uvgena::detail {

@@ -7,7 +7,6 @@
 #include <utility>
 
 #include "publisher/publisher_impl.hpp"
-#include "publisher/test_access.hpp"
 #include "uvgena/core/error.hpp"
 #include "uvgena/core/log.hpp"
 
@@ -261,14 +260,6 @@ const PublisherOptions& Publisher::options() const noexcept {
 
 uv_loop_t* Publisher::loop() const noexcept {
     return impl_->loop;
-}
-
-bool detail::PublisherTestAccess::set_next_seq(Publisher& publisher, std::string_view sid,
-                                               std::uint32_t seq) {
-    auto it = publisher.impl_->by_sid.find(std::string(sid));
-    if (it == publisher.impl_->by_sid.end()) return false;
-    it->second->next_seq = seq;
-    return true;
 }
 
 }  // namespace uvgena::gena
