@@ -17,7 +17,9 @@
 //   intact;
 // - bytes that are not UTF-8 are passed through unchanged (values are byte strings);
 // - <!DOCTYPE> / <!ENTITY> are refused (errc::xml_doctype_refused); nesting is bounded by
-//   tinyxml2's depth limit (errc::xml_too_deep); the body size by ParseOptions.
+//   tinyxml2's depth limit (errc::xml_too_deep); the body size by ParseOptions; attributes
+//   per element and elements per document by max_xml_attributes_per_element and
+//   max_xml_elements (below), so that reading any body costs time linear in its size.
 #pragma once
 
 #include <cstddef>
@@ -189,6 +191,20 @@ struct DidlLite {
 /// conventional namespace. Fails with errc::not_didl when the root is not <DIDL-Lite> or the
 /// text is empty, errc::xml_malformed when it does not parse even after the repair pass.
 Result<DidlLite> parse_didl(std::string_view xml);
+
+/// Most attributes one element of any document read here (property set, LastChange,
+/// DIDL-Lite) may have; beyond, the document fails with errc::xml_too_many_attributes.
+/// Why a bound: tinyxml2 checks each new attribute against all earlier ones of its element,
+/// so an element's cost grows with the square of its attribute count (90,000 attributes
+/// in a 979 KB body took 6 s). Real devices write at most about 30 (a Sonos
+/// ZoneGroupMember; a DIDL-Lite <res> about 12). The bound is checked before either reader
+/// (uvgena's scanner or tinyxml2) builds anything, so both refuse the same documents.
+inline constexpr std::size_t max_xml_attributes_per_element = 256;
+/// Most elements one document read here may have; beyond, errc::xml_too_many_elements.
+/// Bounds the memory and the work per body (a 1 MiB body of empty elements would otherwise
+/// be 260,000 of them). Real bodies have at most a few thousand (a LastChange with many
+/// instances, a large Sonos ZoneGroupState).
+inline constexpr std::size_t max_xml_elements = 65536;
 
 /// Limits and choices for PropertySet::parse.
 struct ParseOptions {
