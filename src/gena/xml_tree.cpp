@@ -137,7 +137,10 @@ char named_entity(std::string_view s, std::size_t i, std::size_t& after) noexcep
 /// attribute at its closing quote; where a tag stops making sense the counting of its
 /// attributes stops (the parser will refuse it). On every document the scanner reads, the
 /// counts are the scanner's, and the first bound exceeded is the one the scanner reports.
-/// One pass, no allocation.
+/// Once TINYXML2_MAX_ELEMENT_DEPTH elements are open, tinyxml2 has failed with its depth
+/// error by that point (an element's content is parsed one level deeper), so the counting
+/// stops and xml_too_deep stays the answer for deep documents, as before. One pass, no
+/// allocation.
 std::error_code check_bounds(std::string_view s) noexcept {
     // tinyxml2 reads a C string: nothing after a NUL exists for it.
     if (const void* nul = std::memchr(s.data(), '\0', s.size())) {
@@ -145,6 +148,7 @@ std::error_code check_bounds(std::string_view s) noexcept {
     }
     const std::size_t n = s.size();
     std::size_t elements = 0;
+    int open = 0;  // elements whose start tag ended with '>' minus end tags
     std::size_t i = 0;
     auto skip_past = [&](std::string_view end, std::size_t from) {
         auto at = s.find(end, from);
@@ -180,7 +184,11 @@ std::error_code check_bounds(std::string_view s) noexcept {
             }
             continue;
         }
-        if (!skip_name()) continue;  // an end tag, or a '<' that starts nothing
+        if (s[i] == '/') {
+            if (open > 0) --open;
+            continue;
+        }
+        if (!skip_name()) continue;  // a '<' that starts nothing
         if (++elements > max_xml_elements) return errc::xml_too_many_elements;
         std::size_t attributes = 0;
         for (;;) {
@@ -199,6 +207,7 @@ std::error_code check_bounds(std::string_view s) noexcept {
             }
             i = close + 1;
         }
+        if (i < n && s[i] == '>' && ++open >= TINYXML2_MAX_ELEMENT_DEPTH) return {};
     }
     return {};
 }
