@@ -147,7 +147,7 @@ std::error_code check_bounds(std::string_view s) noexcept {
         s = s.substr(0, static_cast<std::size_t>(static_cast<const char*>(nul) - s.data()));
     }
     const std::size_t n = s.size();
-    std::size_t elements = 0;
+    std::size_t elements = 0, all_attributes = 0;
     int open = 0;  // elements whose start tag ended with '>' minus end tags
     std::size_t i = 0;
     auto skip_past = [&](std::string_view end, std::size_t from) {
@@ -202,7 +202,8 @@ std::error_code check_bounds(std::string_view s) noexcept {
             char quote = s[i++];
             auto close = s.find(quote, i);
             if (close == std::string_view::npos) return {};  // unterminated: refused anyway
-            if (++attributes > max_xml_attributes_per_element) {
+            if (++attributes > max_xml_attributes_per_element ||
+                ++all_attributes > max_xml_attributes) {
                 return errc::xml_too_many_attributes;
             }
             i = close + 1;
@@ -519,7 +520,8 @@ XmlTree::Scan XmlTree::scan(std::string_view s) {
             if (close == std::string_view::npos) return Scan::declined;
             // Counted where check_bounds counts it, so that both report the same bound.
             std::size_t count = attributes_.size() - element.attr_begin;
-            if (count + 1 > max_xml_attributes_per_element) {
+            if (count + 1 > max_xml_attributes_per_element ||
+                attributes_.size() + 1 > max_xml_attributes) {
                 refusal_ = errc::xml_too_many_attributes;
                 return Scan::refused;
             }

@@ -4,6 +4,7 @@
 // before the bounds, the 90,000-attribute body parsed "fine" after 6 s of CPU.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "uvgena/gena/event_body.hpp"
@@ -49,7 +50,7 @@ TEST_SUITE("gena.body_bounds") {
             auto r = PropertySet::parse(body);
             REQUIRE_FALSE(r.ok());
             CHECK(r.error() == errc::xml_too_many_attributes);
-            CHECK(r.error().message() == "XML element with too many attributes");
+            CHECK(r.error().message() == "XML element or document with too many attributes");
         }
     }
 
@@ -142,6 +143,28 @@ TEST_SUITE("gena.body_bounds") {
         for (bool scanner : {true, false}) {
             set_xml_scanner(scanner);
             CHECK(PropertySet::parse(deep).error() == errc::xml_too_deep);
+        }
+    }
+}
+
+TEST_SUITE("gena.body_bounds") {
+    TEST_CASE("attributes: the bound per document is exactly max_xml_attributes") {
+        ScannerSwitch restore;
+        // ps() has one attribute (xmlns:e); the rest in elements of 128 attributes.
+        std::string at, over;
+        std::size_t left = max_xml_attributes - 1;
+        while (left > 0) {
+            std::size_t n = std::min<std::size_t>(left, 128);
+            at += many_attributes(n);
+            left -= n;
+        }
+        over = at + "<Y z=\"1\"/>";
+        for (bool scanner : {true, false}) {
+            CAPTURE(scanner);
+            set_xml_scanner(scanner);
+            CHECK(PropertySet::parse(ps("<A>" + at + "</A>")).ok());
+            CHECK(PropertySet::parse(ps("<A>" + over + "</A>")).error() ==
+                  errc::xml_too_many_attributes);
         }
     }
 }

@@ -40,7 +40,7 @@ enum class errc {
     bad_method,            ///< Not a method this function handles.
     repeated_header,       ///< NT, NTS, SID or SEQ sent more than once (ambiguous: which wins?).
     // --- event bodies, continued (appended so that the values above stay the same) ------
-    xml_too_many_attributes,  ///< An element has more than max_xml_attributes_per_element.
+    xml_too_many_attributes,  ///< Over max_xml_attributes_per_element / max_xml_attributes.
     xml_too_many_elements,    ///< A document has more than max_xml_elements elements.
 };
 
