@@ -62,8 +62,7 @@ TEST_SUITE("gena.body_bounds") {
             auto at = PropertySet::parse(ps(many_attributes(max_xml_attributes_per_element)));
             REQUIRE(at.ok());
             CHECK(at->variables().get("X") == "");
-            auto over =
-                PropertySet::parse(ps(many_attributes(max_xml_attributes_per_element + 1)));
+            auto over = PropertySet::parse(ps(many_attributes(max_xml_attributes_per_element + 1)));
             CHECK(over.error() == errc::xml_too_many_attributes);
         }
     }
@@ -128,8 +127,8 @@ TEST_SUITE("gena.body_bounds") {
     TEST_CASE("attributes in comments, CDATA and declarations are not counted") {
         ScannerSwitch restore;
         std::string big = many_attributes(max_xml_attributes_per_element + 1);
-        std::string body = "<?xml version=\"1.0\"?>" +
-                           ps("<A><!--" + big + "--><![CDATA[" + big + "]]></A>");
+        std::string body =
+            "<?xml version=\"1.0\"?>" + ps("<A><!--" + big + "--><![CDATA[" + big + "]]></A>");
         for (bool scanner : {true, false}) {
             set_xml_scanner(scanner);
             CHECK(PropertySet::parse(body).ok());

@@ -202,7 +202,7 @@ Result<DidlLite> parse_didl(std::string_view xml);
 /// reader builds anything (the scanner as it reads, a counting pass before tinyxml2) and
 /// count the same way, so both readers refuse the same documents; a NOTIFY whose body is
 /// refused is still delivered, with Event::parse_error set. With them, the worst 1 MiB body
-/// costs about 40 ms (bench/pathological_body_bench). Real devices stay far below: at most
+/// found costs about 25 ms (bench/pathological_body_bench). Real devices stay far below: at most
 /// about 30 attributes on an element (a Sonos ZoneGroupMember; a DIDL-Lite <res> about 12),
 /// a few hundred to a few thousand elements and attributes in a body.
 ///
@@ -210,9 +210,9 @@ Result<DidlLite> parse_didl(std::string_view xml);
 inline constexpr std::size_t max_xml_attributes_per_element = 256;
 /// Most attributes one document may have, all elements together; beyond,
 /// errc::xml_too_many_attributes.
-inline constexpr std::size_t max_xml_attributes = 32768;
+inline constexpr std::size_t max_xml_attributes = 16384;
 /// Most elements one document may have; beyond, errc::xml_too_many_elements.
-inline constexpr std::size_t max_xml_elements = 32768;
+inline constexpr std::size_t max_xml_elements = 16384;
 
 /// Limits and choices for PropertySet::parse.
 struct ParseOptions {
