@@ -33,6 +33,7 @@ mkdir -p "$logs"
 programs=(
     "runtime_bench|40|bench/runtime_bench --benchmark_min_time=0.05"
     "gena_parse_bench|40|bench/gena_parse_bench --benchmark_min_time=0.02"
+    "pathological_body_bench|60|bench/pathological_body_bench --rounds 7"
     "http_bench|45|bench/http_bench --seconds 1 --rounds 4"
     "notify_ingest_bench|120|bench/notify_ingest_bench --seconds 0.7 --rounds 4"
     "fanout_bench|20|bench/fanout_bench --subscribers 1000"

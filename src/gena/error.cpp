@@ -34,6 +34,8 @@ public:
             case errc::bad_timeout: return "TIMEOUT header invalid";
             case errc::bad_method: return "unexpected HTTP method";
             case errc::repeated_header: return "a GENA header field sent more than once";
+            case errc::xml_too_many_attributes: return "XML element or document with too many attributes";
+            case errc::xml_too_many_elements: return "XML document with too many elements";
         }
         return "unknown gena error " + std::to_string(value);
     }

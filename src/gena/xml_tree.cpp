@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "uvgena/gena/error.hpp"
+#include "uvgena/gena/event_body.hpp"
 #include "uvgena/gena/xml_scanner.hpp"
 
 namespace uvgena::gena {
@@ -126,6 +127,90 @@ char named_entity(std::string_view s, std::size_t i, std::size_t& after) noexcep
         case 'a': return is("amp;") ? '&' : is("apos;") ? '\'' : '\0';
         default: return '\0';
     }
+}
+
+/// The bounds on attributes per element and elements per document, checked on `s` before
+/// tinyxml2 sees it (its duplicate-attribute check costs the square of an element's
+/// attribute count). Reads the markup as tinyxml2 and the scanner do (text up to '<',
+/// `<?...?>`, `<!--...-->`, `<![CDATA[...]]>`, `<!...>`, start tags of name and
+/// name="value" / name='value' attributes), counting an element at its name and an
+/// attribute at its closing quote; where a tag stops making sense the counting of its
+/// attributes stops (the parser will refuse it). On every document the scanner reads, the
+/// counts are the scanner's, and the first bound exceeded is the one the scanner reports.
+/// Once TINYXML2_MAX_ELEMENT_DEPTH elements are open, tinyxml2 has failed with its depth
+/// error by that point (an element's content is parsed one level deeper), so the counting
+/// stops and xml_too_deep stays the answer for deep documents, as before. One pass, no
+/// allocation.
+std::error_code check_bounds(std::string_view s) noexcept {
+    // tinyxml2 reads a C string: nothing after a NUL exists for it.
+    if (const void* nul = std::memchr(s.data(), '\0', s.size())) {
+        s = s.substr(0, static_cast<std::size_t>(static_cast<const char*>(nul) - s.data()));
+    }
+    const std::size_t n = s.size();
+    std::size_t elements = 0, all_attributes = 0;
+    int open = 0;  // elements whose start tag ended with '>' minus end tags
+    std::size_t i = 0;
+    auto skip_past = [&](std::string_view end, std::size_t from) {
+        auto at = s.find(end, from);
+        i = at == std::string_view::npos ? n : at + end.size();
+    };
+    auto skip_space = [&] {
+        while (i < n && is_space(s[i])) ++i;
+    };
+    auto skip_name = [&] {
+        if (i >= n || !is_name_start(s[i])) return false;
+        ++i;
+        while (i < n && is_name_char(s[i])) ++i;
+        return true;
+    };
+    while (i < n) {
+        const void* lt = std::memchr(s.data() + i, '<', n - i);
+        if (lt == nullptr) break;
+        std::size_t at = static_cast<std::size_t>(static_cast<const char*>(lt) - s.data());
+        i = at + 1;
+        if (i >= n) break;
+        std::string_view rest = s.substr(at);
+        if (s[i] == '?') {
+            skip_past("?>", at + 2);
+            continue;
+        }
+        if (s[i] == '!') {
+            if (rest.substr(0, 4) == "<!--") {
+                skip_past("-->", at + 4);
+            } else if (rest.substr(0, 9) == "<![CDATA[") {
+                skip_past("]]>", at + 9);
+            } else {
+                skip_past(">", at + 2);
+            }
+            continue;
+        }
+        if (s[i] == '/') {
+            if (open > 0) --open;
+            continue;
+        }
+        if (!skip_name()) continue;  // a '<' that starts nothing
+        if (++elements > max_xml_elements) return errc::xml_too_many_elements;
+        std::size_t attributes = 0;
+        for (;;) {
+            skip_space();
+            if (!skip_name()) break;  // '>', '/>' or an error
+            skip_space();
+            if (i >= n || s[i] != '=') break;
+            ++i;
+            skip_space();
+            if (i >= n || (s[i] != '"' && s[i] != '\'')) break;
+            char quote = s[i++];
+            auto close = s.find(quote, i);
+            if (close == std::string_view::npos) return {};  // unterminated: refused anyway
+            if (++attributes > max_xml_attributes_per_element ||
+                ++all_attributes > max_xml_attributes) {
+                return errc::xml_too_many_attributes;
+            }
+            i = close + 1;
+        }
+        if (i < n && s[i] == '>' && ++open >= TINYXML2_MAX_ELEMENT_DEPTH) return {};
+    }
+    return {};
 }
 
 }  // namespace
@@ -312,15 +397,20 @@ bool XmlTree::decode(std::string_view raw, bool entities, std::string_view& out)
     return true;
 }
 
-bool XmlTree::scan(std::string_view s) {
+XmlTree::Scan XmlTree::scan(std::string_view s) {
     constexpr int max_depth = 64;  // deeper documents go to tinyxml2 and its own limit
-    if (s.size() >= none / 2) return false;
-    if (std::memchr(s.data(), '\0', s.size()) != nullptr) return false;
+    // Up to this many attributes an element's duplicates are found by comparing each with
+    // the earlier ones; beyond, by sorting the names once at the end of the tag (the
+    // comparisons would cost the square of the count).
+    constexpr std::size_t few_attributes = 16;
+    if (s.size() >= none / 2) return Scan::declined;
+    if (std::memchr(s.data(), '\0', s.size()) != nullptr) return Scan::declined;
     decode_limit_ = s.size();
     std::uint32_t open[max_depth];
     std::uint32_t last_child[max_depth + 1];
     last_child[0] = none;
     int depth = 0;
+    std::size_t elements = 0;
     bool prolog = true;  // only declarations so far at the document level
     const std::size_t n = s.size();
     std::size_t i = 0;
@@ -336,113 +426,137 @@ bool XmlTree::scan(std::string_view s) {
         return true;
     };
 
-    if (s.substr(0, 3) == "\xEF\xBB\xBF") return false;
+    if (s.substr(0, 3) == "\xEF\xBB\xBF") return Scan::declined;
     while (i < n) {
         if (s[i] != '<') {
             auto lt = s.find('<', i);
             std::string_view run = s.substr(i, lt == std::string_view::npos ? n - i : lt - i);
             if (!all_space(run)) {
                 // Text: only inside an element, and it must be followed by markup.
-                if (depth == 0 || lt == std::string_view::npos) return false;
+                if (depth == 0 || lt == std::string_view::npos) return Scan::declined;
                 Node text;
                 text.is_text = true;
-                if (!decode(run, true, text.text)) return false;
+                if (!decode(run, true, text.text)) return Scan::declined;
                 add_node(open[depth - 1], last_child[depth], text);
             }
             if (lt == std::string_view::npos) break;
             i = lt;
             continue;
         }
-        if (i + 1 >= n) return false;
+        if (i + 1 >= n) return Scan::declined;
         char next = s[i + 1];
         if (next == '/') {  // an end tag: exactly </name> or </name >
-            if (depth == 0) return false;
+            if (depth == 0) return Scan::declined;
             i += 2;
             std::string_view name;
-            if (!read_name(name) || name != nodes_[open[depth - 1]].name) return false;
+            if (!read_name(name) || name != nodes_[open[depth - 1]].name) return Scan::declined;
             skip_space();
-            if (i >= n || s[i] != '>') return false;
+            if (i >= n || s[i] != '>') return Scan::declined;
             ++i;
             --depth;
             continue;
         }
         if (next == '?') {  // a declaration: only before everything else
-            if (depth != 0 || !prolog) return false;
+            if (depth != 0 || !prolog) return Scan::declined;
             auto end = s.find("?>", i + 2);
-            if (end == std::string_view::npos) return false;
+            if (end == std::string_view::npos) return Scan::declined;
             i = end + 2;
             continue;
         }
         if (next == '!') {
             if (s.substr(i, 4) == "<!--") {
                 auto end = s.find("-->", i + 4);
-                if (end == std::string_view::npos) return false;
+                if (end == std::string_view::npos) return Scan::declined;
                 i = end + 3;
                 prolog = false;
                 continue;
             }
             if (s.substr(i, 9) == "<![CDATA[" && depth > 0) {
                 auto end = s.find("]]>", i + 9);
-                if (end == std::string_view::npos) return false;
+                if (end == std::string_view::npos) return Scan::declined;
                 Node text;
                 text.is_text = true;
-                if (!decode(s.substr(i + 9, end - i - 9), false, text.text)) return false;
+                if (!decode(s.substr(i + 9, end - i - 9), false, text.text)) return Scan::declined;
                 add_node(open[depth - 1], last_child[depth], text);
                 i = end + 3;
                 continue;
             }
-            return false;  // DOCTYPE, ENTITY and the like: tinyxml2 decides
+            return Scan::declined;  // DOCTYPE, ENTITY and the like: tinyxml2 decides
         }
         // A start tag.
-        if (depth == 0 && root_ != none) return false;  // a second root
+        if (depth == 0 && root_ != none) return Scan::declined;  // a second root
         prolog = false;
         ++i;
         Node element;
-        if (!read_name(element.name)) return false;
+        if (!read_name(element.name)) return Scan::declined;
+        if (++elements > max_xml_elements) {
+            refusal_ = errc::xml_too_many_elements;
+            return Scan::refused;
+        }
         element.attr_begin = static_cast<std::uint32_t>(attributes_.size());
         bool empty_element = false;
         for (;;) {
             skip_space();
-            if (i >= n) return false;
+            if (i >= n) return Scan::declined;
             if (s[i] == '>') {
                 ++i;
                 break;
             }
             if (s[i] == '/') {
-                if (i + 1 >= n || s[i + 1] != '>') return false;
+                if (i + 1 >= n || s[i + 1] != '>') return Scan::declined;
                 i += 2;
                 empty_element = true;
                 break;
             }
             XmlAttribute attr;
-            if (!read_name(attr.name)) return false;
+            if (!read_name(attr.name)) return Scan::declined;
             skip_space();
-            if (i >= n || s[i] != '=') return false;
+            if (i >= n || s[i] != '=') return Scan::declined;
             ++i;
             skip_space();
-            if (i >= n || (s[i] != '"' && s[i] != '\'')) return false;
+            if (i >= n || (s[i] != '"' && s[i] != '\'')) return Scan::declined;
             char quote = s[i++];
             auto close = s.find(quote, i);
-            if (close == std::string_view::npos) return false;
-            if (s.substr(i, close - i).find('<') != std::string_view::npos) return false;
-            if (!decode(s.substr(i, close - i), true, attr.value)) return false;
+            if (close == std::string_view::npos) return Scan::declined;
+            // Counted where check_bounds counts it, so that both report the same bound.
+            std::size_t count = attributes_.size() - element.attr_begin;
+            if (count + 1 > max_xml_attributes_per_element ||
+                attributes_.size() + 1 > max_xml_attributes) {
+                refusal_ = errc::xml_too_many_attributes;
+                return Scan::refused;
+            }
+            if (s.substr(i, close - i).find('<') != std::string_view::npos) return Scan::declined;
+            if (!decode(s.substr(i, close - i), true, attr.value)) return Scan::declined;
             i = close + 1;
-            for (auto k = element.attr_begin; k < attributes_.size(); ++k) {
-                if (attributes_[k].name == attr.name) return false;  // tinyxml2: an error
+            if (count < few_attributes) {
+                for (auto k = element.attr_begin; k < attributes_.size(); ++k) {
+                    // A duplicate is an error for tinyxml2: let it report it.
+                    if (attributes_[k].name == attr.name) return Scan::declined;
+                }
             }
             attributes_.push_back(attr);
         }
         element.attr_end = static_cast<std::uint32_t>(attributes_.size());
+        if (element.attr_end - element.attr_begin > few_attributes) {
+            names_.clear();
+            for (auto k = element.attr_begin; k < element.attr_end; ++k) {
+                names_.push_back(attributes_[k].name);
+            }
+            std::sort(names_.begin(), names_.end());
+            if (std::adjacent_find(names_.begin(), names_.end()) != names_.end()) {
+                return Scan::declined;
+            }
+        }
         std::uint32_t parent = depth > 0 ? open[depth - 1] : none;
         auto index = add_node(parent, last_child[depth], element);
         if (depth == 0) root_ = index;
         if (!empty_element) {
-            if (depth + 1 > max_depth) return false;
+            if (depth + 1 > max_depth) return Scan::declined;
             open[depth++] = index;
             last_child[depth] = none;
         }
     }
-    return depth == 0 && root_ != none;
+    return depth == 0 && root_ != none ? Scan::accepted : Scan::declined;
 }
 
 void XmlTree::convert(const tinyxml2::XMLElement* e, std::uint32_t parent,
@@ -471,11 +585,21 @@ void XmlTree::convert(const tinyxml2::XMLElement* e, std::uint32_t parent,
 
 std::error_code XmlTree::parse(std::string_view text) {
     clear();
-    if (xml_scanner() && scan(text)) {
-        scanned_ = true;
-        return {};
+    if (xml_scanner()) {
+        switch (scan(text)) {
+            case Scan::accepted: scanned_ = true; return {};
+            case Scan::refused: {
+                std::error_code refusal = refusal_;
+                clear();
+                return refusal;
+            }
+            case Scan::declined: break;
+        }
     }
     clear();
+    // Before tinyxml2 builds anything: the scanner declines documents without reading them
+    // to the end, and tinyxml2's work on an element grows with the square of its attributes.
+    if (auto ec = check_bounds(text)) return ec;
     if (!doc_) doc_ = std::make_unique<tinyxml2::XMLDocument>();
     tinyxml2::XMLError err = doc_->Parse(text.data(), text.size());
     switch (err) {

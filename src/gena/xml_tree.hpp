@@ -16,6 +16,13 @@
 // deep nesting, any syntax error) declines, and the same text goes to tinyxml2, whose tree is
 // converted. So errors, repairs and tinyxml2's leniencies stay exactly as before; tests and a
 // fuzz target compare both paths on every input.
+//
+// Bounded work: the bounds on attributes per element and elements per document
+// (event_body.hpp) are checked by the scanner as it reads and, for a document it declines
+// or when it is off, by one counting pass before tinyxml2 (whose duplicate-attribute check
+// is quadratic per element). Both count the same way, so a document is refused for a bound
+// whichever reader is chosen. The scanner finds duplicates of a many-attribute element by
+// sorting its names, so its own work stays linear too.
 #pragma once
 
 #include <cstddef>
@@ -76,8 +83,11 @@ public:
     XmlTree(const XmlTree&) = delete;
     XmlTree& operator=(const XmlTree&) = delete;
 
-    /// Parses `text` (its bytes must outlive the reading of the tree). Errors as
-    /// parse_document: xml_malformed, xml_too_deep, xml_doctype_refused.
+    /// Parses `text` (its bytes must outlive the reading of the tree). Errors:
+    /// xml_malformed, xml_too_deep, xml_doctype_refused, and xml_too_many_attributes /
+    /// xml_too_many_elements beyond max_xml_attributes_per_element / max_xml_elements
+    /// (event_body.hpp), refused alike whichever reader is chosen, before tinyxml2 runs.
+    /// Costs time linear in the size of `text`.
     std::error_code parse(std::string_view text);
     /// The same on a text the tree keeps (for texts made on the fly, e.g. repaired ones).
     std::error_code parse_owned(std::string text);
@@ -99,14 +109,20 @@ private:
         bool is_text = false;
     };
 
+    /// What the scanner made of a document: a tree, not its subset (tinyxml2's turn), or a
+    /// bound exceeded (refusal_ says which; tinyxml2 is not tried).
+    enum class Scan { accepted, declined, refused };
+
     void clear();
-    bool scan(std::string_view text);
+    Scan scan(std::string_view text);
     bool decode(std::string_view raw, bool entities, std::string_view& out);
     std::uint32_t add_node(std::uint32_t parent, std::uint32_t& last_child, Node node);
     void convert(const tinyxml2::XMLElement* e, std::uint32_t parent, std::uint32_t& last_child);
 
     std::vector<Node> nodes_;
     std::vector<XmlAttribute> attributes_;
+    std::vector<std::string_view> names_;  // scratch: one element's attribute names, sorted
+    std::error_code refusal_;
     std::unique_ptr<char[]> decoded_;  // decoded texts; sized once per parse, never moves
     std::size_t decoded_size_ = 0, decoded_capacity_ = 0, decode_limit_ = 0;
     std::string owned_;

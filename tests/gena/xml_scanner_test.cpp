@@ -121,11 +121,54 @@ std::vector<std::string> edge_cases() {
     return v;
 }
 
+/// `n` attributes a0..a(n-1) (then `extra`) on one element <X>.
+std::string attributes(std::size_t n, const std::string& extra = {}) {
+    std::string s = "<X";
+    for (std::size_t i = 0; i < n; ++i) s += " a" + std::to_string(i) + "=\"" + "\"";
+    return s + extra + "/>";
+}
+
+/// Inputs at the bounds on attributes per element and elements per document.
+std::vector<std::string> bound_cases() {
+    const std::size_t max = max_xml_attributes_per_element;
+    std::string siblings;
+    for (std::size_t i = 0; i < max_xml_elements - 3; ++i) siblings += "<b/>";
+    return {
+        ps(attributes(16)), ps(attributes(16, " a3=\"\"")), ps(attributes(17)),
+        ps(attributes(17, " a0=\"\"")), ps(attributes(max - 1, " a0='x'")),
+        ps(attributes(max)), ps(attributes(max + 1)), ps(attributes(max, " a1=\"x\"")),
+        ps(attributes(max + 1) + "<Y>&nbsp;</Y>"), ps(attributes(max + 1) + "<Y>"),
+        ps(attributes(max) + attributes(max)), "<!DOCTYPE x>" + ps(attributes(max + 1)),
+        ps("<A><!--" + attributes(max + 1) + "--></A>"),
+        ps("<A><![CDATA[" + attributes(max + 1) + "]]></A>"),
+        ps("<A>" + nested(70) + attributes(max + 1) + "</A>"),
+        ps("<A>" + siblings + "</A>"), ps("<A>" + siblings + "<b/></A>"),
+        ps("<A>" + siblings + "<b>&nbsp;</b></A>"),
+        ps("<LastChange>&lt;Event&gt;" + escape_xml(attributes(max + 1)) +
+           "&lt;/Event&gt;</LastChange>"),
+    };
+}
+
 }  // namespace
 
 TEST_SUITE("gena.xml_scanner") {
     TEST_CASE("the scanner and tinyxml2 give the same results on hand-made edge cases") {
         for (const auto& input : edge_cases()) check_same(input);
+    }
+
+    TEST_CASE("the scanner and tinyxml2 refuse the same documents for a bound") {
+        for (const auto& input : bound_cases()) {
+            check_same(input);
+            ScannerSwitch restore;
+            set_xml_scanner(true);
+            auto with_scanner = PropertySet::parse(input);
+            set_xml_scanner(false);
+            auto with_tinyxml2 = PropertySet::parse(input);
+            CHECK(with_scanner.ok() == with_tinyxml2.ok());
+            if (!with_scanner.ok() && !with_tinyxml2.ok()) {
+                CHECK(with_scanner.error() == with_tinyxml2.error());
+            }
+        }
     }
 
     TEST_CASE("the scanner and tinyxml2 agree on every captured device body, cut anywhere") {

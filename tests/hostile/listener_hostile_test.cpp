@@ -509,14 +509,28 @@ TEST_SUITE("hostile.listener") {
             REQUIRE(e3);
             CHECK_FALSE(e3->parse_error);
             CHECK(e3->variables().at("V") == "v");
-            // Many properties: 20 000 variables, all kept in order.
+            // Many properties: 8 000 variables (16 002 elements, under max_xml_elements), all
+            // kept in order.
             std::string many;
-            for (int i = 0; i < 20000; ++i) many += "<e:property><V>" + std::to_string(i) + "</V></e:property>";
+            for (int i = 0; i < 8000; ++i) many += "<e:property><V>" + std::to_string(i) + "</V></e:property>";
             auto e4 = co_await send(propertyset(many));
             REQUIRE(e4);
             CHECK_FALSE(e4->parse_error);
-            CHECK(e4->variables().size() == 20000);
-            CHECK(e4->variables().at("V") == "19999");
+            CHECK(e4->variables().size() == 8000);
+            CHECK(e4->variables().at("V") == "7999");
+            // 20 000 variables (40 002 elements) are beyond the bound: a flagged event.
+            many.clear();
+            for (int i = 0; i < 20000; ++i) many += "<e:property><V>" + std::to_string(i) + "</V></e:property>";
+            auto e5 = co_await send(propertyset(many));
+            REQUIRE(e5);
+            CHECK(e5->parse_error == gena::errc::xml_too_many_elements);
+            CHECK(e5->variables().empty());
+            // 90 000 attributes on one element (the 6 s stall of issue 18): a flagged event.
+            std::string attrs = "<e:property><V";
+            for (int i = 0; i < 90000; ++i) attrs += " a" + std::to_string(i) + "=\"\"";
+            auto e6 = co_await send(propertyset(attrs + ">v</V></e:property>"));
+            REQUIRE(e6);
+            CHECK(e6->parse_error == gena::errc::xml_too_many_attributes);
         });
     }
 

@@ -39,6 +39,9 @@ enum class errc {
     bad_timeout,           ///< A TIMEOUT header that cannot be read.
     bad_method,            ///< Not a method this function handles.
     repeated_header,       ///< NT, NTS, SID or SEQ sent more than once (ambiguous: which wins?).
+    // --- event bodies, continued (appended so that the values above stay the same) ------
+    xml_too_many_attributes,  ///< Over max_xml_attributes_per_element / max_xml_attributes.
+    xml_too_many_elements,    ///< A document has more than max_xml_elements elements.
 };
 
 /// Category of `errc` (name "uvgena.gena").
