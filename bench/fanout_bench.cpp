@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "uvgena/co/co.hpp"
-#include "uvgena/subscriber/listener.hpp"
 #include "uvgena/publisher/publisher.hpp"
+#include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;
@@ -180,24 +180,26 @@ Task<int> bench(uv_loop_t* loop, int n, int changes, double base_ms) {
         }
         double ms = static_cast<double>(shared.last_rx - t0) / 1e6;
         worst_ms = std::max(worst_ms, ms);
-        std::printf("change %d: %llu of %d subscribers received it, the last after %.1f ms "
-                    "(%.0f NOTIFY/s); wrong SEQ or value: %llu\n",
-                    k, static_cast<unsigned long long>(shared.got_change), n, ms,
-                    ms > 0 ? n / ms * 1000 : 0, static_cast<unsigned long long>(shared.wrong));
+        std::printf(
+            "change %d: %llu of %d subscribers received it, the last after %.1f ms "
+            "(%.0f NOTIFY/s); wrong SEQ or value: %llu\n",
+            k, static_cast<unsigned long long>(shared.got_change), n, ms,
+            ms > 0 ? n / ms * 1000 : 0, static_cast<unsigned long long>(shared.wrong));
         if (shared.got_change != static_cast<std::uint64_t>(n)) ++missed;
     }
     std::printf("baseline: %d NOTIFYs raw libuv -> libuv+llhttp, 128 concurrent: %.1f ms\n", n,
                 base_ms);
-    std::printf("RESULT fan-out %d subscribers: time to last|%.1f|%.1f|%.3f|value<=1000|ms "
-                "(worst of %d changes; baseline raw libuv)\n",
-                n, worst_ms, base_ms, base_ms > 0 ? worst_ms / base_ms : 0, changes);
+    std::printf(
+        "RESULT fan-out %d subscribers: time to last|%.1f|%.1f|%.3f|value<=1000|ms "
+        "(worst of %d changes; baseline raw libuv)\n",
+        n, worst_ms, base_ms, base_ms > 0 ? worst_ms / base_ms : 0, changes);
     std::printf("RESULT fan-out NOTIFY/s|%.0f|%.0f|%.3f|info|NOTIFY/s\n",
                 worst_ms > 0 ? n / worst_ms * 1000 : 0, base_ms > 0 ? n / base_ms * 1000 : 0,
                 base_ms > 0 ? base_ms / worst_ms : 0);
-    std::printf("RESULT fan-out lost+wrong events|%d|0|-|value<=0|events (changes not fully "
-                "delivered + wrong SEQ/value: %llu)\n",
-                missed + static_cast<int>(shared.wrong),
-                static_cast<unsigned long long>(shared.wrong));
+    std::printf(
+        "RESULT fan-out lost+wrong events|%d|0|-|value<=0|events (changes not fully "
+        "delivered + wrong SEQ/value: %llu)\n",
+        missed + static_cast<int>(shared.wrong), static_cast<unsigned long long>(shared.wrong));
     for (auto& s : subs) co_await s.unsubscribe(false);
     co_await consumers.join();
     co_await listener.stop();

@@ -47,7 +47,9 @@ std::string dir_from_env(const char* name, const char* fallback) {
     return v && *v ? v : fallback;
 }
 
-std::string http_body(const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); }
+std::string http_body(const std::string& raw) {
+    return raw.substr(raw.find("\r\n\r\n") + 4);
+}
 
 struct Bodies {
     std::string propset, lastchange, avt, topology;
@@ -143,7 +145,7 @@ void run(benchmark::State& state, const std::string* body) {
 
 /// Console output plus a ratio table at the end.
 class RatioReporter : public benchmark::ConsoleReporter {
-public:
+  public:
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
         for (const auto& r : runs) {
@@ -153,8 +155,8 @@ public:
     }
     void Finalize() override {
         ConsoleReporter::Finalize();
-        std::printf("\n%-16s %14s %14s %14s %8s\n", "body", "bytes", "uvgena ev/s",
-                    "tinyxml2 ev/s", "ratio");
+        std::printf("\n%-16s %14s %14s %14s %8s\n", "body", "bytes", "uvgena ev/s", "tinyxml2 ev/s",
+                    "ratio");
         for (const char* name : {"propset_355B", "lastchange_1K", "avt_5.9K", "topology_20K"}) {
             double ours = rate("uvgena/" + std::string(name));
             double base = rate("baseline_tinyxml2/" + std::string(name));
@@ -171,7 +173,7 @@ public:
     }
     std::map<std::string, std::size_t> sizes_;
 
-private:
+  private:
     /// The median of repetitions when there are some, else the single run.
     double rate(const std::string& name) {
         auto it = rates_.find(name + "_median");
@@ -195,11 +197,10 @@ int main(int argc, char** argv) {
         reporter.sizes_[e.name] = e.body->size();
         benchmark::RegisterBenchmark((std::string("baseline_tinyxml2/") + e.name).c_str(),
                                      run<baseline_parse>, e.body);
-        benchmark::RegisterBenchmark((std::string("uvgena/") + e.name).c_str(),
-                                     run<uvgena_parse>, e.body);
+        benchmark::RegisterBenchmark((std::string("uvgena/") + e.name).c_str(), run<uvgena_parse>,
+                                     e.body);
     }
-    benchmark::RegisterBenchmark("uvgena_with_didl/avt_5.9K", run<uvgena_parse_with_didl>,
-                                 &b.avt);
+    benchmark::RegisterBenchmark("uvgena_with_didl/avt_5.9K", run<uvgena_parse_with_didl>, &b.avt);
     // Interleaved repetitions and medians: the machine may be shared and noisy.
     std::vector<char*> args(argv, argv + argc);
     std::string reps = "--benchmark_repetitions=5", agg = "--benchmark_report_aggregates_only=true";

@@ -19,10 +19,10 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -112,8 +112,8 @@ void client_closed(uv_handle_t* handle) {
 }
 
 void client_send(ClientConn* c) {
-    uv_buf_t buf = uv_buf_init(c->gen->request.data(),
-                               static_cast<unsigned>(c->gen->request.size()));
+    uv_buf_t buf =
+        uv_buf_init(c->gen->request.data(), static_cast<unsigned>(c->gen->request.size()));
     llhttp_init(&c->parser, HTTP_RESPONSE, &c->gen->settings);
     c->parser.data = c;
     c->complete = false;
@@ -217,9 +217,9 @@ double generate_load(std::uint16_t port, Mode mode, const Config& config, std::u
                 t,
                 [](uv_timer_t* t2) {
                     auto* w2 = static_cast<Window*>(t2->data);
-                    double elapsed = std::chrono::duration<double>(
-                                         std::chrono::steady_clock::now() - w2->start)
-                                         .count();
+                    double elapsed =
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - w2->start)
+                            .count();
                     w2->rps = static_cast<double>(w2->gen->responses - w2->start_count) / elapsed;
                     w2->gen->stopping = true;
                     uv_stop(t2->loop);
@@ -313,9 +313,8 @@ void baseline_accept(uv_stream_t* listener, int status) {
     uv_tcp_init(listener->loop, &c->tcp);
     c->tcp.data = c;
     if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-        uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) {
-            delete static_cast<BaselineConn*>(h->data);
-        });
+        uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp),
+                 [](uv_handle_t* h) { delete static_cast<BaselineConn*>(h->data); });
         return;
     }
     server->conns.push_back(c);
@@ -337,11 +336,11 @@ void baseline_accept(uv_stream_t* listener, int status) {
 // ---------------------------------------------------------------------------------------
 
 struct Report {
-    double rps = 0;                  // measured by the generator
-    std::uint64_t errors = 0;        // failed connections or responses seen by the generator
-    double server_us_per_request = 0;  // server process CPU (user+sys) per request it served
+    double rps = 0;                         // measured by the generator
+    std::uint64_t errors = 0;               // failed connections or responses seen by the generator
+    double server_us_per_request = 0;       // server process CPU (user+sys) per request it served
     double server_user_us_per_request = 0;  // the user-space part of it
-    std::uint64_t served = 0;        // requests the server answered in the whole run
+    std::uint64_t served = 0;               // requests the server answered in the whole run
 };
 
 double cpu_seconds(bool user_only = false) {
@@ -448,10 +447,8 @@ Report run_uvgena(Mode mode, const Config& config) {
         options.address = uvgena::SocketAddress::ipv4_loopback(0);
         uvgena::http::Server server(
             &loop,
-            [](const uvgena::http::Request&,
-               const uvgena::http::RequestContext&) -> uvgena::Task<uvgena::http::Response> {
-                co_return uvgena::http::Response{};
-            },
+            [](const uvgena::http::Request&, const uvgena::http::RequestContext&)
+                -> uvgena::Task<uvgena::http::Response> { co_return uvgena::http::Response{}; },
             options);
         server.listen();
         PipeReader reader;
@@ -525,20 +522,23 @@ int main(int argc, char** argv) {
         double cpu_ratio = uvgena_cpu > 0 ? base_cpu / uvgena_cpu : 0;
         below_target = below_target || ratio < 0.85;
         const char* name = mode == Mode::keep_alive ? "keep-alive" : "close";
-        std::printf("%-10s req/s:      baseline (libuv+llhttp) %8.0f | uvgena http::Server %8.0f"
-                    " | ratio %.2f | errors %llu/%llu\n",
-                    name, best_base.rps, best_uvgena.rps, ratio,
-                    static_cast<unsigned long long>(best_base.errors),
-                    static_cast<unsigned long long>(best_uvgena.errors));
-        std::printf("%-10s server CPU: baseline %6.1f us/request (user %4.1f) | uvgena %6.1f"
-                    " us/request (user %4.1f) | efficiency ratio %.2f\n",
-                    name, base_cpu, base_user, uvgena_cpu, uvgena_user, cpu_ratio);
+        std::printf(
+            "%-10s req/s:      baseline (libuv+llhttp) %8.0f | uvgena http::Server %8.0f"
+            " | ratio %.2f | errors %llu/%llu\n",
+            name, best_base.rps, best_uvgena.rps, ratio,
+            static_cast<unsigned long long>(best_base.errors),
+            static_cast<unsigned long long>(best_uvgena.errors));
+        std::printf(
+            "%-10s server CPU: baseline %6.1f us/request (user %4.1f) | uvgena %6.1f"
+            " us/request (user %4.1f) | efficiency ratio %.2f\n",
+            name, base_cpu, base_user, uvgena_cpu, uvgena_user, cpu_ratio);
         // Machine-readable lines for scripts/bench.sh: figure|value|baseline|ratio|target|unit.
         std::printf("RESULT http server %s req/s|%.0f|%.0f|%.3f|ratio>=0.85|req/s\n", name,
                     best_uvgena.rps, best_base.rps, ratio);
-        std::printf("RESULT http server %s CPU/request|%.2f|%.2f|%.3f|info|us (ratio = "
-                    "baseline / uvgena)\n",
-                    name, uvgena_cpu, base_cpu, cpu_ratio);
+        std::printf(
+            "RESULT http server %s CPU/request|%.2f|%.2f|%.3f|info|us (ratio = "
+            "baseline / uvgena)\n",
+            name, uvgena_cpu, base_cpu, cpu_ratio);
     }
     std::printf("target: ratio >= 0.85 in both modes: %s\n", below_target ? "MISSED" : "met");
     // For `perf stat -i` (parent only): instructions per request = counter / this.

@@ -71,7 +71,9 @@ struct Conn {
 
 llhttp_settings_t g_settings;
 
-void on_closed(uv_handle_t* h) { delete static_cast<Conn*>(h->data); }
+void on_closed(uv_handle_t* h) {
+    delete static_cast<Conn*>(h->data);
+}
 
 void close_conn(Conn* c) {
     if (c->closing) return;
@@ -83,10 +85,14 @@ void take_header(Conn* c) {
     if (c->field.empty()) return;
     std::string& f = c->field;
     for (char& ch : f) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (f == "nt") c->nt = c->value;
-    else if (f == "nts") c->nts = c->value;
-    else if (f == "sid") c->sid = c->value;
-    else if (f == "seq") c->seq = c->value;
+    if (f == "nt")
+        c->nt = c->value;
+    else if (f == "nts")
+        c->nts = c->value;
+    else if (f == "sid")
+        c->sid = c->value;
+    else if (f == "seq")
+        c->seq = c->value;
     c->field.clear();
     c->value.clear();
 }
@@ -162,8 +168,8 @@ bool parse_body(const std::string& body) {
                 if (!event) return false;
                 for (auto* inst = event->FirstChildElement(); inst;
                      inst = inst->NextSiblingElement()) {
-                    g_stats.sink += std::strlen(inst->Attribute("val") ? inst->Attribute("val")
-                                                                        : "");
+                    g_stats.sink +=
+                        std::strlen(inst->Attribute("val") ? inst->Attribute("val") : "");
                     for (auto* v = inst->FirstChildElement(); v; v = v->NextSiblingElement()) {
                         const char* val = v->Attribute("val");
                         g_stats.sink += std::strlen(v->Name()) + (val ? std::strlen(val) : 0);
@@ -198,13 +204,13 @@ void answer(Conn* c, int status) {
     static const std::string ok_close =
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     static const std::string bad = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
-    static const std::string gone =
-        "HTTP/1.1 412 Precondition Failed\r\nContent-Length: 0\r\n\r\n";
+    static const std::string gone = "HTTP/1.1 412 Precondition Failed\r\nContent-Length: 0\r\n\r\n";
     const std::string* text = status == 200
                                   ? (llhttp_should_keep_alive(&c->parser) ? &ok : &ok_close)
-                                  : status == 412 ? &gone : &bad;
-    uv_buf_t buf = uv_buf_init(const_cast<char*>(text->data()),
-                               static_cast<unsigned>(text->size()));
+                              : status == 412 ? &gone
+                                              : &bad;
+    uv_buf_t buf =
+        uv_buf_init(const_cast<char*>(text->data()), static_cast<unsigned>(text->size()));
     auto* req = new uv_write_t;
     req->data = c;
     if (uv_write(req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1, write_done) < 0) {
@@ -284,7 +290,9 @@ void walk_close(uv_handle_t* h, void*) {
     }
 }
 
-void on_signal(uv_signal_t*, int) { uv_walk(g_loop, walk_close, nullptr); }
+void on_signal(uv_signal_t*, int) {
+    uv_walk(g_loop, walk_close, nullptr);
+}
 
 std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
     if (v.empty()) return 0;
@@ -335,15 +343,16 @@ int main(int argc, char** argv) {
                  static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     std::uint32_t p50 = percentile(g_stats.latency_us, 0.5);
     std::uint32_t p99 = percentile(g_stats.latency_us, 0.99);
-    std::printf("received=%llu seq_errors=%llu bad=%llu unknown=%llu xml_errors=%llu cpu_s=%.4f "
-                "first_rx_ns=%llu last_rx_ns=%llu p50_us=%u p99_us=%u sink=%zu\n",
-                static_cast<unsigned long long>(g_stats.received),
-                static_cast<unsigned long long>(g_stats.seq_errors),
-                static_cast<unsigned long long>(g_stats.bad),
-                static_cast<unsigned long long>(g_stats.unknown),
-                static_cast<unsigned long long>(g_stats.xml_errors), cpu,
-                static_cast<unsigned long long>(g_stats.first_rx),
-                static_cast<unsigned long long>(g_stats.last_rx), p50, p99, g_stats.sink);
+    std::printf(
+        "received=%llu seq_errors=%llu bad=%llu unknown=%llu xml_errors=%llu cpu_s=%.4f "
+        "first_rx_ns=%llu last_rx_ns=%llu p50_us=%u p99_us=%u sink=%zu\n",
+        static_cast<unsigned long long>(g_stats.received),
+        static_cast<unsigned long long>(g_stats.seq_errors),
+        static_cast<unsigned long long>(g_stats.bad),
+        static_cast<unsigned long long>(g_stats.unknown),
+        static_cast<unsigned long long>(g_stats.xml_errors), cpu,
+        static_cast<unsigned long long>(g_stats.first_rx),
+        static_cast<unsigned long long>(g_stats.last_rx), p50, p99, g_stats.sink);
     uv_loop_close(g_loop);
     return 0;
 }

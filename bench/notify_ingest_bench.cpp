@@ -25,8 +25,8 @@
 #include <uv.h>
 
 #include <algorithm>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -40,9 +40,9 @@
 #include <vector>
 
 #include "uvgena/co/co.hpp"
+#include "uvgena/http/server.hpp"
 #include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
-#include "uvgena/http/server.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
@@ -190,9 +190,21 @@ int free_port() {
 std::vector<std::string> loadgen_args(const Config& c, int port, const std::string& targets,
                                       const std::string& body, const std::string& mode,
                                       double rate) {
-    return {c.bindir + "/notify_loadgen", "--port", std::to_string(port), "--targets", targets,
-            "--mode", mode, "--body", body, "--seconds", std::to_string(c.seconds), "--rate",
-            std::to_string(rate), "--slots", std::to_string(c.slots)};
+    return {c.bindir + "/notify_loadgen",
+            "--port",
+            std::to_string(port),
+            "--targets",
+            targets,
+            "--mode",
+            mode,
+            "--body",
+            body,
+            "--seconds",
+            std::to_string(c.seconds),
+            "--rate",
+            std::to_string(rate),
+            "--slots",
+            std::to_string(c.slots)};
 }
 
 /// What one receiver achieved in one run.
@@ -202,7 +214,7 @@ struct Outcome {
     double rate = 0;          // events delivered per second
     double cpu_per_100k = 0;  // CPU seconds of the receiver per 100k events
     double p50_us = 0, p99_us = 0;
-    double time_wait_at_start = -1;  // sockets in TIME_WAIT when the run began
+    double time_wait_at_start = -1;        // sockets in TIME_WAIT when the run began
     double connect_us = 0, answer_us = 0;  // the generator's mean time to connect, to be answered
 };
 
@@ -218,8 +230,8 @@ Task<Outcome> run_baseline(uv_loop_t* loop, const Config& c, const std::string& 
                                std::to_string(port), "--targets", targets},
                               server_out);
     auto gen = start_child(loop, loadgen_args(c, port, targets, body, mode, rate), gen_out);
-    co_await wait_exit(loop, gen, std::chrono::milliseconds(
-                                      static_cast<long>(c.seconds * 1000) + 20'000));
+    co_await wait_exit(loop, gen,
+                       std::chrono::milliseconds(static_cast<long>(c.seconds * 1000) + 20'000));
     if (server->pid > 0 && !server->exited) uv_kill(server->pid, SIGTERM);
     co_await wait_exit(loop, server, 10s);
     auto g = parse_kv(read_file(gen_out));
@@ -299,8 +311,8 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
             http::Response r;
             if (req.method == "SUBSCRIBE") {
                 auto sid = req.headers.get("sid");
-                r.headers.set("SID", sid ? std::string(*sid)
-                                         : "uuid:bench-" + std::to_string(next_sid++));
+                r.headers.set("SID",
+                              sid ? std::string(*sid) : "uuid:bench-" + std::to_string(next_sid++));
                 r.headers.set("TIMEOUT", "Second-3600");
             }
             co_return r;
@@ -337,8 +349,8 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     double cpu0 = cpu_seconds();
     auto gen = start_child(loop, loadgen_args(c, listener.port(), targets, body, mode, rate),
                            c.tmpdir + "/gen.out");
-    co_await wait_exit(loop, gen, std::chrono::milliseconds(
-                                      static_cast<long>(c.seconds * 1000) + 20'000));
+    co_await wait_exit(loop, gen,
+                       std::chrono::milliseconds(static_cast<long>(c.seconds * 1000) + 20'000));
     auto g = parse_kv(read_file(c.tmpdir + "/gen.out"));
     // Let the consumers drain what was answered but not yet delivered.
     for (int i = 0; i < 2000 && static_cast<double>(consumed.received) < g["ok"]; ++i) {
@@ -377,12 +389,12 @@ std::string baseline_targets(const Config& c) {
 }
 
 void print_outcome(const char* who, const Outcome& o) {
-    std::printf("  %-22s %9.0f ev/s  sent %7.0f answered-200 %7.0f received %7.0f  lost %.0f  "
-                "seq errors %.0f  errors %.0f  CPU %.3f s/100k  p50 %.0f us p99 %.0f us  "
-                "TIME_WAIT at start %.0f  generator: connect %.0f us, answered in %.0f us\n",
-                who, o.rate, o.sent, o.ok, o.received, o.lost, o.seq_errors, o.errors,
-                o.cpu_per_100k, o.p50_us, o.p99_us, o.time_wait_at_start, o.connect_us,
-                o.answer_us);
+    std::printf(
+        "  %-22s %9.0f ev/s  sent %7.0f answered-200 %7.0f received %7.0f  lost %.0f  "
+        "seq errors %.0f  errors %.0f  CPU %.3f s/100k  p50 %.0f us p99 %.0f us  "
+        "TIME_WAIT at start %.0f  generator: connect %.0f us, answered in %.0f us\n",
+        who, o.rate, o.sent, o.ok, o.received, o.lost, o.seq_errors, o.errors, o.cpu_per_100k,
+        o.p50_us, o.p99_us, o.time_wait_at_start, o.connect_us, o.answer_us);
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -452,10 +464,11 @@ Task<int> bench(uv_loop_t* loop, Config c) {
                             name.c_str(), ul.p99_us, bl.p99_us,
                             bl.p99_us > 0 ? ul.p99_us / bl.p99_us : 0);
                 double bad_l = ul.lost + ul.seq_errors + std::max(0.0, ul.sent - ul.ok);
-                std::printf("RESULT %s @50%% lost+reordered (sent %.0f)|%.0f|%.0f|-|value<=0|"
-                            "events\n",
-                            name.c_str(), ul.sent, bad_l,
-                            bl.lost + bl.seq_errors + std::max(0.0, bl.sent - bl.ok));
+                std::printf(
+                    "RESULT %s @50%% lost+reordered (sent %.0f)|%.0f|%.0f|-|value<=0|"
+                    "events\n",
+                    name.c_str(), ul.sent, bad_l,
+                    bl.lost + bl.seq_errors + std::max(0.0, bl.sent - bl.ok));
             }
             std::fflush(stdout);
         }
@@ -470,13 +483,20 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         bool has = i + 1 < argc;
-        if (a == "--seconds" && has) c.seconds = std::atof(argv[++i]);
-        else if (a == "--subs" && has) c.subs = std::atoi(argv[++i]);
-        else if (a == "--slots" && has) c.slots = std::atoi(argv[++i]);
-        else if (a == "--bodies" && has) c.bodies = split(argv[++i]);
-        else if (a == "--modes" && has) c.modes = split(argv[++i]);
-        else if (a == "--rounds" && has) c.rounds = std::atoi(argv[++i]);
-        else if (a == "--no-latency") c.latency = false;
+        if (a == "--seconds" && has)
+            c.seconds = std::atof(argv[++i]);
+        else if (a == "--subs" && has)
+            c.subs = std::atoi(argv[++i]);
+        else if (a == "--slots" && has)
+            c.slots = std::atoi(argv[++i]);
+        else if (a == "--bodies" && has)
+            c.bodies = split(argv[++i]);
+        else if (a == "--modes" && has)
+            c.modes = split(argv[++i]);
+        else if (a == "--rounds" && has)
+            c.rounds = std::atoi(argv[++i]);
+        else if (a == "--no-latency")
+            c.latency = false;
         else if (a == "--time-slice-us" && has)
             set_time_slice(std::chrono::microseconds(std::atol(argv[++i])));
     }

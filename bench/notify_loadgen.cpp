@@ -41,11 +41,20 @@ std::string escape(const std::string& xml) {
     std::string out;
     for (char c : xml) {
         switch (c) {
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '&': out += "&amp;"; break;
-            case '"': out += "&quot;"; break;
-            default: out += c;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '&':
+                out += "&amp;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -61,9 +70,10 @@ std::string body_rest(const std::string& kind) {
     std::string rest = kAfterStamp;
     if (kind == "small") {
         // About 300 bytes: a RenderingControl-like event without LastChange.
-        rest += "<e:property><Volume>23</Volume></e:property><e:property><Mute>0</Mute>"
-                "</e:property><e:property><Loudness>1</Loudness></e:property>"
-                "<e:property><PresetNameList>FactoryDefaults</PresetNameList></e:property>";
+        rest +=
+            "<e:property><Volume>23</Volume></e:property><e:property><Mute>0</Mute>"
+            "</e:property><e:property><Loudness>1</Loudness></e:property>"
+            "<e:property><PresetNameList>FactoryDefaults</PresetNameList></e:property>";
     } else if (kind == "lastchange") {
         // About 1.5 KB: an AVTransport LastChange.
         std::string lc =
@@ -92,8 +102,10 @@ std::string body_rest(const std::string& kind) {
                    "01400\" ID=\"RINCON_000E58" + std::to_string(100000 + g) +
                    "01400:" + std::to_string(g) + "\"><ZoneGroupMember UUID=\"RINCON_000E58" +
                    std::to_string(100000 + g) + "01400\" Location=\"http://192.168.1." +
-                   std::to_string(g % 250) + ":1400/xml/device_description.xml\" ZoneName=\""
-                   "Room " + std::to_string(g) + "\" SoftwareVersion=\"63.2-88230\"/></ZoneGroup>";
+                   std::to_string(g % 250) +
+                   ":1400/xml/device_description.xml\" ZoneName=\""
+                   "Room " +
+                   std::to_string(g) + "\" SoftwareVersion=\"63.2-88230\"/></ZoneGroup>";
         }
         zgs += "</ZoneGroups></ZoneGroupState>";
         rest += "<e:property><ZoneGroupState>" + escape(zgs) + "</ZoneGroupState></e:property>";
@@ -149,7 +161,9 @@ struct Gen {
 
 void send_next(Slot* s);
 
-void on_close_free(uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); }
+void on_close_free(uv_handle_t* h) {
+    delete reinterpret_cast<uv_tcp_t*>(h);
+}
 
 void drop_connection(Slot* s) {
     if (s->tcp) {
@@ -430,13 +444,13 @@ int main(int argc, char** argv) {
     if (g.rate > 0) uv_close(reinterpret_cast<uv_handle_t*>(&g.pacer), nullptr);
     uv_run(g.loop, UV_RUN_DEFAULT);
     std::uint64_t answered = g.ok + g.errors;
-    std::printf("sent=%llu ok=%llu errors=%llu start_ns=%llu end_ns=%llu body_bytes=%zu "
-                "connect_us=%.1f answer_us=%.1f\n",
-                static_cast<unsigned long long>(g.sent), static_cast<unsigned long long>(g.ok),
-                static_cast<unsigned long long>(g.errors),
-                static_cast<unsigned long long>(g.start), static_cast<unsigned long long>(g.end),
-                std::strlen(kPrefix) + 20 + g.rest.size(),
-                g.connects > 0 ? static_cast<double>(g.connect_ns) / 1e3 / g.connects : 0.0,
-                answered > 0 ? static_cast<double>(g.answer_ns) / 1e3 / answered : 0.0);
+    std::printf(
+        "sent=%llu ok=%llu errors=%llu start_ns=%llu end_ns=%llu body_bytes=%zu "
+        "connect_us=%.1f answer_us=%.1f\n",
+        static_cast<unsigned long long>(g.sent), static_cast<unsigned long long>(g.ok),
+        static_cast<unsigned long long>(g.errors), static_cast<unsigned long long>(g.start),
+        static_cast<unsigned long long>(g.end), std::strlen(kPrefix) + 20 + g.rest.size(),
+        g.connects > 0 ? static_cast<double>(g.connect_ns) / 1e3 / g.connects : 0.0,
+        answered > 0 ? static_cast<double>(g.answer_ns) / 1e3 / answered : 0.0);
     return 0;
 }

@@ -56,8 +56,8 @@
 
 #include "uvgena/co/co.hpp"
 #include "uvgena/core/log.hpp"
-#include "uvgena/subscriber/listener.hpp"
 #include "uvgena/publisher/publisher.hpp"
+#include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;

@@ -15,8 +15,8 @@
 #include <iostream>
 #include <string>
 
-#include "uvgena/co/co.hpp"
 #include "demo_device.hpp"
+#include "uvgena/co/co.hpp"
 #include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
@@ -82,7 +82,8 @@ Task<void> demo(uv_loop_t* loop, std::chrono::milliseconds run_for, std::stop_to
     EventListener listener(loop, listener_options);
     {
         Scope watchers(loop);
-        watchers.spawn(watch(loop, listener, device.rendering_control_event_url(), "RenderingControl"));
+        watchers.spawn(
+            watch(loop, listener, device.rendering_control_event_url(), "RenderingControl"));
         watchers.spawn(watch(loop, listener, device.av_transport_event_url(), "AVTransport"));
         try {
             co_await with_stop_token(

@@ -9,7 +9,8 @@ uvgena::Task<> print_events(uv_loop_t* loop, std::string url) {
     auto sub = co_await uvgena::subscribe(loop, url, {.auto_renew = true});
     while (auto event = co_await sub.events().next()) {
         std::cout << "SEQ " << event->seq << '\n';
-        for (const auto& v : event->variables()) std::cout << "  " << v.name << " = " << v.value << '\n';
+        for (const auto& v : event->variables())
+            std::cout << "  " << v.name << " = " << v.value << '\n';
     }
 }
 

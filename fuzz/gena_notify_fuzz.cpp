@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)gena::parse_callback(bytes);
     (void)gena::parse_callback(bytes, 2, 64, 256);
 
-    http::RequestParser parser(http::ParserLimits{.max_header_bytes = 4096, .max_body_bytes = 4096});
+    http::RequestParser parser(
+        http::ParserLimits{.max_header_bytes = 4096, .max_body_bytes = 4096});
     http::FeedResult r = parser.feed(bytes);
     if (r.event == http::ParseEvent::need_more) r = parser.finish();
     if (r.event != http::ParseEvent::message) return 0;
@@ -29,8 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)gena::make_notify_response(notify);
     gena::SubscriptionPolicy policy;
     gena::SubscriptionDecision sub = gena::check_subscription_request(request, policy, known);
-    if (sub.accepted()) (void)gena::make_subscribe_response("uuid:x", sub.timeout);
-    else (void)gena::make_error_response(sub.status);
+    if (sub.accepted())
+        (void)gena::make_subscribe_response("uuid:x", sub.timeout);
+    else
+        (void)gena::make_error_response(sub.status);
     for (const auto& field : request.headers) {
         (void)gena::parse_timeout(field.value);
         (void)gena::parse_seq(field.value);

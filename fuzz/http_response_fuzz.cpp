@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     unsigned split_seed = data[0];
     std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
-    http::ResponseParser parser(http::ParserLimits{.max_header_bytes = 2048, .max_body_bytes = 4096});
+    http::ResponseParser parser(
+        http::ParserLimits{.max_header_bytes = 2048, .max_body_bytes = 4096});
     if (split_seed & 1u) parser.set_request_method("HEAD");
     auto examine = [](const http::Response& response) {
         (void)response.keep_alive();

@@ -90,8 +90,9 @@ std::string scpd(const std::vector<Action>& actions, const std::vector<StateVari
             out += "</allowedValueList>";
         }
         if (v.name == "Volume") {
-            out += "<allowedValueRange><minimum>0</minimum><maximum>100</maximum>"
-                   "<step>1</step></allowedValueRange>";
+            out +=
+                "<allowedValueRange><minimum>0</minimum><maximum>100</maximum>"
+                "<step>1</step></allowedValueRange>";
         }
         out += "</stateVariable>";
     }
@@ -137,7 +138,9 @@ std::string av_transport_scpd() {
         },
         {
             {"LastChange", "string", true, {}},
-            {"TransportState", "string", false,
+            {"TransportState",
+             "string",
+             false,
              {"STOPPED", "PLAYING", "PAUSED_PLAYBACK", "TRANSITIONING", "NO_MEDIA_PRESENT"}},
             {"TransportStatus", "string", false, {"OK", "ERROR_OCCURRED"}},
             {"TransportPlaySpeed", "string", false, {"1"}},
@@ -185,13 +188,15 @@ std::optional<SoapCall> parse_soap(std::string_view body) {
     const tinyxml2::XMLElement* envelope = doc.RootElement();
     if (envelope == nullptr || local_name(envelope->Name()) != "Envelope") return std::nullopt;
     const tinyxml2::XMLElement* soap_body = child(envelope, "Body");
-    const tinyxml2::XMLElement* call = soap_body == nullptr ? nullptr : soap_body->FirstChildElement();
+    const tinyxml2::XMLElement* call =
+        soap_body == nullptr ? nullptr : soap_body->FirstChildElement();
     if (call == nullptr) return std::nullopt;
     SoapCall out;
     out.action = std::string(local_name(call->Name()));
     for (auto* arg = call->FirstChildElement(); arg != nullptr; arg = arg->NextSiblingElement()) {
         const char* text = arg->GetText();
-        out.arguments.emplace_back(std::string(local_name(arg->Name())), text == nullptr ? "" : text);
+        out.arguments.emplace_back(std::string(local_name(arg->Name())),
+                                   text == nullptr ? "" : text);
     }
     return out;
 }
@@ -254,9 +259,8 @@ std::string track_uri(std::string_view base, const DemoTrack& t) {
 
 }  // namespace
 
-std::string demo_track_didl(std::string_view title, std::string_view artist,
-                            std::string_view album, std::string_view duration,
-                            std::string_view uri) {
+std::string demo_track_didl(std::string_view title, std::string_view artist, std::string_view album,
+                            std::string_view duration, std::string_view uri) {
     std::string out =
         "<DIDL-Lite xmlns=\"urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/\" "
         "xmlns:dc=\"http://purl.org/dc/elements/1.1/\" "
@@ -269,8 +273,9 @@ std::string demo_track_didl(std::string_view title, std::string_view artist,
     append_escaped_xml(out, artist);
     out += "</upnp:artist><upnp:album>";
     append_escaped_xml(out, album);
-    out += "</upnp:album><upnp:class>object.item.audioItem.musicTrack</upnp:class>"
-           "<res protocolInfo=\"http-get:*:audio/flac:*\" duration=\"";
+    out +=
+        "</upnp:album><upnp:class>object.item.audioItem.musicTrack</upnp:class>"
+        "<res protocolInfo=\"http-get:*:audio/flac:*\" duration=\"";
     append_escaped_xml(out, duration);
     out += "\">";
     append_escaped_xml(out, uri);
@@ -347,11 +352,12 @@ struct DemoDevice::Impl {
             "<device><deviceType>urn:schemas-upnp-org:device:MediaRenderer:1</deviceType>"
             "<friendlyName>";
         append_escaped_xml(out, options.friendly_name);
-        out += "</friendlyName><manufacturer>uvgena</manufacturer>"
-               "<manufacturerURL>https://github.com/uvgena</manufacturerURL>"
-               "<modelDescription>Simulated renderer for the uvgena demo</modelDescription>"
-               "<modelName>uvgena demo renderer</modelName><modelNumber>1</modelNumber>"
-               "<UDN>";
+        out +=
+            "</friendlyName><manufacturer>uvgena</manufacturer>"
+            "<manufacturerURL>https://github.com/uvgena</manufacturerURL>"
+            "<modelDescription>Simulated renderer for the uvgena demo</modelDescription>"
+            "<modelName>uvgena demo renderer</modelName><modelNumber>1</modelNumber>"
+            "<UDN>";
         append_escaped_xml(out, options.udn);
         out += "</UDN><serviceList>";
         auto service = [&out](std::string_view type, std::string_view name) {
@@ -480,7 +486,8 @@ struct DemoDevice::Impl {
         };
         if (rendering) {
             if (call->action == "GetVolume") {
-                return soap_response(type, "GetVolume", {{"CurrentVolume", std::to_string(volume)}});
+                return soap_response(type, "GetVolume",
+                                     {{"CurrentVolume", std::to_string(volume)}});
             }
             if (call->action == "SetVolume") {
                 auto v = number("DesiredVolume");
@@ -545,7 +552,9 @@ struct DemoDevice::Impl {
 DemoDevice::DemoDevice(uv_loop_t* loop, DemoDeviceOptions options)
     : impl_(std::make_shared<Impl>(loop, std::move(options))) {}
 
-DemoDevice::~DemoDevice() { impl_->close_now(); }
+DemoDevice::~DemoDevice() {
+    impl_->close_now();
+}
 
 void DemoDevice::start() {
     if (impl_->started) {
@@ -557,8 +566,9 @@ void DemoDevice::start() {
     Impl* impl = impl_.get();
     auto server = std::make_unique<http::Server>(
         impl_->loop,
-        impl_->publisher->handler(
-            [impl](const http::Request& r, const http::RequestContext&) { return impl->handle(r); }),
+        impl_->publisher->handler([impl](const http::Request& r, const http::RequestContext&) {
+            return impl->handle(r);
+        }),
         so);
     server->listen();
     impl_->server = std::move(server);
@@ -580,7 +590,9 @@ Task<void> DemoDevice::stop(std::chrono::milliseconds grace) {
     if (impl->publisher) co_await impl->publisher->stop(grace);
 }
 
-std::string DemoDevice::base_url() const { return impl_->base_url(); }
+std::string DemoDevice::base_url() const {
+    return impl_->base_url();
+}
 
 std::string DemoDevice::description_url() const {
     return impl_->base_url() + std::string(description_path);
@@ -594,23 +606,41 @@ std::string DemoDevice::av_transport_event_url() const {
     return impl_->base_url() + std::string(av_transport_event);
 }
 
-const std::string& DemoDevice::udn() const noexcept { return impl_->options.udn; }
+const std::string& DemoDevice::udn() const noexcept {
+    return impl_->options.udn;
+}
 
-std::string DemoDevice::description() const { return impl_->description(); }
+std::string DemoDevice::description() const {
+    return impl_->description();
+}
 
-void DemoDevice::tick() { impl_->tick(); }
+void DemoDevice::tick() {
+    impl_->tick();
+}
 
-std::uint64_t DemoDevice::ticks() const noexcept { return impl_->ticks; }
+std::uint64_t DemoDevice::ticks() const noexcept {
+    return impl_->ticks;
+}
 
-int DemoDevice::volume() const noexcept { return impl_->volume; }
+int DemoDevice::volume() const noexcept {
+    return impl_->volume;
+}
 
-void DemoDevice::set_volume(int volume) { impl_->set_volume(volume); }
+void DemoDevice::set_volume(int volume) {
+    impl_->set_volume(volume);
+}
 
-bool DemoDevice::muted() const noexcept { return impl_->mute; }
+bool DemoDevice::muted() const noexcept {
+    return impl_->mute;
+}
 
-void DemoDevice::set_mute(bool mute) { impl_->set_mute(mute); }
+void DemoDevice::set_mute(bool mute) {
+    impl_->set_mute(mute);
+}
 
-const std::string& DemoDevice::transport_state() const noexcept { return impl_->transport_state; }
+const std::string& DemoDevice::transport_state() const noexcept {
+    return impl_->transport_state;
+}
 
 void DemoDevice::set_transport_state(std::string state) {
     impl_->set_transport_state(std::move(state));
@@ -620,8 +650,12 @@ void DemoDevice::set_track(std::string uri, std::string didl_metadata) {
     impl_->set_track(std::move(uri), std::move(didl_metadata), "0:00:00");
 }
 
-Publisher& DemoDevice::publisher() noexcept { return *impl_->publisher; }
+Publisher& DemoDevice::publisher() noexcept {
+    return *impl_->publisher;
+}
 
-http::Server* DemoDevice::server() noexcept { return impl_->server.get(); }
+http::Server* DemoDevice::server() noexcept {
+    return impl_->server.get();
+}
 
 }  // namespace uvgena::gena

@@ -14,8 +14,8 @@
 #include <memory>
 #include <string>
 
-#include "uvgena/net/address.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/net/address.hpp"
 #include "uvgena/publisher/publisher.hpp"
 
 namespace uvgena::gena {
@@ -41,7 +41,7 @@ struct DemoDeviceOptions {
 /// A simulated renderer: an http::Server with a Publisher and the device's documents.
 /// Not copyable or movable. Loop thread only.
 class DemoDevice {
-public:
+  public:
     /// Event path of RenderingControl.
     static constexpr std::string_view rendering_control_event = "/RenderingControl/event";
     /// Event path of AVTransport.
@@ -102,15 +102,14 @@ public:
     /// The server (address, stats); nullptr before start().
     http::Server* server() noexcept;
 
-private:
+  private:
     struct Impl;
     // Shared with a stop() in flight, which may outlive the device.
     std::shared_ptr<Impl> impl_;
 };
 
 /// A DIDL-Lite document for one music track (title, artist, album, duration, resource URI).
-std::string demo_track_didl(std::string_view title, std::string_view artist,
-                            std::string_view album, std::string_view duration,
-                            std::string_view uri);
+std::string demo_track_didl(std::string_view title, std::string_view artist, std::string_view album,
+                            std::string_view duration, std::string_view uri);
 
 }  // namespace uvgena::gena

@@ -5,16 +5,16 @@
 // docs/ARCHITECTURE.md describes the layers; docs/LIFETIME.md the lifetime rules.
 #pragma once
 
+#include "uvgena/blocking/blocking.hpp"
+#include "uvgena/co/co.hpp"
 #include "uvgena/core/error.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/core/overflow.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/core/version.hpp"
-#include "uvgena/co/co.hpp"
-#include "uvgena/net/net.hpp"
-#include "uvgena/http/http.hpp"
 #include "uvgena/gena/gena.hpp"
+#include "uvgena/http/http.hpp"
+#include "uvgena/net/net.hpp"
+#include "uvgena/publisher/publisher.hpp"
 #include "uvgena/ssdp/ssdp.hpp"
 #include "uvgena/subscriber/subscriber.hpp"
-#include "uvgena/publisher/publisher.hpp"
-#include "uvgena/blocking/blocking.hpp"

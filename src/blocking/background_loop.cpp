@@ -8,7 +8,6 @@
 
 namespace uvgena {
 
-
 // The loop-thread side of a BackgroundLoop. It owns the loop and lives as long as either the
 // BackgroundLoop or its thread (a loop destroyed from its own thread finishes detached).
 class BackgroundLoop::LoopOwner {
@@ -248,8 +247,7 @@ BackgroundLoop::BackgroundLoop(BackgroundLoopOptions options)
         owner_->abort_init();
         throw;
     }
-    poster_ =
-        detail::LoopPoster(owner_->mailbox, thread_.get_id(), owner_->loop.get());
+    poster_ = detail::LoopPoster(owner_->mailbox, thread_.get_id(), owner_->loop.get());
 }
 
 BackgroundLoop::~BackgroundLoop() {

@@ -261,19 +261,23 @@ std::optional<std::chrono::milliseconds> BlockingSubscription::time_left() const
 
 EventualResult<void> BlockingSubscription::renew(
     std::optional<std::chrono::seconds> requested_timeout) {
-    return poster_.run([w = loop_side_, requested_timeout]() -> Task<void> {
-        auto ls = w.lock();
-        if (!ls) throw Error(make_error_code(errc::closed), "blocking subscription ended");
-        co_await ls->subscription.renew(requested_timeout);
-    }).describe("BlockingSubscription::renew");
+    return poster_
+        .run([w = loop_side_, requested_timeout]() -> Task<void> {
+            auto ls = w.lock();
+            if (!ls) throw Error(make_error_code(errc::closed), "blocking subscription ended");
+            co_await ls->subscription.renew(requested_timeout);
+        })
+        .describe("BlockingSubscription::renew");
 }
 
 EventualResult<void> BlockingSubscription::unsubscribe(bool strict) {
-    return poster_.run([w = loop_side_, strict]() -> Task<void> {
-        auto ls = w.lock();
-        if (!ls) co_return;  // already ended
-        co_await ls->subscription.unsubscribe(strict);
-    }).describe("BlockingSubscription::unsubscribe");
+    return poster_
+        .run([w = loop_side_, strict]() -> Task<void> {
+            auto ls = w.lock();
+            if (!ls) co_return;  // already ended
+            co_await ls->subscription.unsubscribe(strict);
+        })
+        .describe("BlockingSubscription::unsubscribe");
 }
 
 void BlockingSubscription::set_callback(gena::EventCallback callback) {
@@ -308,22 +312,25 @@ EventualResult<BlockingSubscription> BackgroundLoop::subscribe(
     std::string what = "BackgroundLoop::subscribe " + event_url;
     return run([url = std::move(event_url), options, handlers = std::move(handlers),
                 poster = poster_](detail::LoopSide side) mutable -> Task<BlockingSubscription> {
-        Overflow policy =
-            options.overflow == Overflow::wait ? Overflow::reject_new : options.overflow;
-        auto shared = std::make_shared<detail::BlockingSubShared>(options.queue_capacity, policy);
-        auto ls = std::make_shared<detail::LoopSubscription>();
-        ls->shared = shared;
-        // A callback given in the handlers runs on the loop thread, through the pump, so that
-        // set_callback can change it later.
-        if (handlers.on_event) {
-            ls->callback = std::make_shared<gena::EventCallback>(std::move(handlers.on_event));
-            handlers.on_event = {};
-        }
-        ls->subscription =
-            co_await gena::subscribe(side.loop, std::move(url), options, std::move(handlers));
-        side.scope->spawn(detail::pump(ls));
-        co_return BlockingSubscription(std::move(poster), ls, std::move(shared));
-    }).describe(std::move(what));
+               Overflow policy =
+                   options.overflow == Overflow::wait ? Overflow::reject_new : options.overflow;
+               auto shared =
+                   std::make_shared<detail::BlockingSubShared>(options.queue_capacity, policy);
+               auto ls = std::make_shared<detail::LoopSubscription>();
+               ls->shared = shared;
+               // A callback given in the handlers runs on the loop thread, through the pump, so
+               // that set_callback can change it later.
+               if (handlers.on_event) {
+                   ls->callback =
+                       std::make_shared<gena::EventCallback>(std::move(handlers.on_event));
+                   handlers.on_event = {};
+               }
+               ls->subscription = co_await gena::subscribe(side.loop, std::move(url), options,
+                                                           std::move(handlers));
+               side.scope->spawn(detail::pump(ls));
+               co_return BlockingSubscription(std::move(poster), ls, std::move(shared));
+           })
+        .describe(std::move(what));
 }
 
 }  // namespace uvgena

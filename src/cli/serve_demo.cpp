@@ -13,10 +13,10 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "demo_device.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
-#include "demo_device.hpp"
 #include "uvgena/ssdp/advertiser.hpp"
 
 namespace uvgena::cli {
@@ -39,7 +39,9 @@ struct ServeDemoArgs {
     std::optional<unsigned> ssdp_response_delay;
 };
 
-Task<void> sleep_task(uv_loop_t* loop, std::chrono::milliseconds d) { co_await sleep_for(loop, d); }
+Task<void> sleep_task(uv_loop_t* loop, std::chrono::milliseconds d) {
+    co_await sleep_for(loop, d);
+}
 
 // Serves until the duration is over or a signal arrives, then says byebye (if advertised)
 // and stops the device cleanly.
@@ -92,7 +94,8 @@ ssdp::AdvertiserOptions advertiser_options(const gena::DemoDevice& device,
     o.ttl = args.ssdp_ttl;
     o.max_age = std::chrono::seconds(args.ssdp_max_age);
     if (args.ssdp_alive_interval) {
-        o.alive_interval = std::chrono::milliseconds(std::chrono::seconds(*args.ssdp_alive_interval));
+        o.alive_interval =
+            std::chrono::milliseconds(std::chrono::seconds(*args.ssdp_alive_interval));
     }
     if (args.ssdp_response_delay) {
         o.max_response_delay = std::chrono::milliseconds(*args.ssdp_response_delay);

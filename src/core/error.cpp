@@ -6,25 +6,33 @@ namespace uvgena {
 namespace {
 
 class UvgenaCategory final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "uvgena"; }
     std::string message(int value) const override {
         switch (static_cast<errc>(value)) {
-            case errc::cancelled: return "operation cancelled";
-            case errc::timed_out: return "operation timed out";
-            case errc::closed: return "closed";
-            case errc::loop_drained: return "event loop drained while the task was suspended";
-            case errc::invalid_argument: return "invalid argument";
-            case errc::wrong_thread: return "blocking call on the loop's own thread";
-            case errc::queue_full: return "queue full";
-            case errc::not_running: return "not running";
+            case errc::cancelled:
+                return "operation cancelled";
+            case errc::timed_out:
+                return "operation timed out";
+            case errc::closed:
+                return "closed";
+            case errc::loop_drained:
+                return "event loop drained while the task was suspended";
+            case errc::invalid_argument:
+                return "invalid argument";
+            case errc::wrong_thread:
+                return "blocking call on the loop's own thread";
+            case errc::queue_full:
+                return "queue full";
+            case errc::not_running:
+                return "not running";
         }
         return "unknown uvgena error " + std::to_string(value);
     }
 };
 
 class UvCategory final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "libuv"; }
     std::string message(int value) const override {
         return std::string(uv_err_name(value)) + ": " + uv_strerror(value);
@@ -53,7 +61,9 @@ std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), uvgena_category()};
 }
 
-std::error_code uv_error(int status) noexcept { return {status, uv_category()}; }
+std::error_code uv_error(int status) noexcept {
+    return {status, uv_category()};
+}
 
 std::string context_of(const std::system_error& e) {
     std::string what = e.what();

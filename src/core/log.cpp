@@ -28,17 +28,26 @@ void set_log_sink(LogSink s) {
     sink() = std::move(s);
 }
 
-void set_log_level(LogLevel level) noexcept { g_level.store(level, std::memory_order_relaxed); }
+void set_log_level(LogLevel level) noexcept {
+    g_level.store(level, std::memory_order_relaxed);
+}
 
-LogLevel log_level() noexcept { return g_level.load(std::memory_order_relaxed); }
+LogLevel log_level() noexcept {
+    return g_level.load(std::memory_order_relaxed);
+}
 
 std::string_view to_string(LogLevel level) noexcept {
     switch (level) {
-        case LogLevel::debug: return "debug";
-        case LogLevel::info: return "info";
-        case LogLevel::warning: return "warning";
-        case LogLevel::error: return "error";
-        case LogLevel::off: return "off";
+        case LogLevel::debug:
+            return "debug";
+        case LogLevel::info:
+            return "info";
+        case LogLevel::warning:
+            return "warning";
+        case LogLevel::error:
+            return "error";
+        case LogLevel::off:
+            return "off";
     }
     return "?";
 }

@@ -4,7 +4,9 @@
 
 namespace uvgena {
 
-const char* version() noexcept { return UVGENA_VERSION_STRING; }
+const char* version() noexcept {
+    return UVGENA_VERSION_STRING;
+}
 
 const std::string& product_token() {
     static const std::string value = [] {

@@ -32,7 +32,8 @@ RawIp raw_of(const SocketAddress& address) noexcept {
 }
 
 bool same_ip(const RawIp& a, const RawIp& b) noexcept {
-    return a.size != 0 && a.size == b.size && std::memcmp(a.bytes.data(), b.bytes.data(), a.size) == 0;
+    return a.size != 0 && a.size == b.size &&
+           std::memcmp(a.bytes.data(), b.bytes.data(), a.size) == 0;
 }
 
 // True if `a` and `b` agree on the bits set in `mask` (all of the same size).
@@ -69,11 +70,11 @@ bool is_private_raw(const RawIp& r) noexcept {
     if (is_loopback_raw(r)) return true;
     if (r.size == 4) {
         const auto& b = r.bytes;
-        return b[0] == 10 || (b[0] == 172 && (b[1] & 0xF0) == 16) ||
-               (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254);
+        return b[0] == 10 || (b[0] == 172 && (b[1] & 0xF0) == 16) || (b[0] == 192 && b[1] == 168) ||
+               (b[0] == 169 && b[1] == 254);
     }
     if (r.size == 16) {
-        return (r.bytes[0] & 0xFE) == 0xFC ||                         // fc00::/7
+        return (r.bytes[0] & 0xFE) == 0xFC ||                        // fc00::/7
                (r.bytes[0] == 0xFE && (r.bytes[1] & 0xC0) == 0x80);  // fe80::/10
     }
     return false;
@@ -120,7 +121,9 @@ bool IpNetwork::contains(const SocketAddress& ip) const noexcept {
     return prefix_match(net, candidate, prefix);
 }
 
-bool is_private_address(const SocketAddress& ip) noexcept { return is_private_raw(raw_of(ip)); }
+bool is_private_address(const SocketAddress& ip) noexcept {
+    return is_private_raw(raw_of(ip));
+}
 
 bool callback_allowed(const SocketAddress& callback_ip, const CallbackCheck& check) noexcept {
     RawIp callback = raw_of(callback_ip);

@@ -83,7 +83,9 @@ const std::string& Variables::at(std::string_view name) const {
     throw_error(errc::no_such_variable, "state variable " + std::string(name));
 }
 
-void Variables::reserve(std::size_t n) { items_.reserve(n); }
+void Variables::reserve(std::size_t n) {
+    items_.reserve(n);
+}
 
 void Variables::add(std::string name, std::string value, std::string ns) {
     items_.push_back({std::move(name), std::move(value), std::move(ns)});
@@ -101,8 +103,8 @@ std::optional<std::string_view> find_attribute(const std::vector<Attribute>& att
 
 }  // namespace
 
-std::optional<std::string_view> LastChangeValue::attribute(std::string_view attr_name) const
-    noexcept {
+std::optional<std::string_view> LastChangeValue::attribute(
+    std::string_view attr_name) const noexcept {
     return find_attribute(attributes, attr_name);
 }
 
@@ -162,8 +164,8 @@ const DidlElement* DidlObject::find(std::string_view local_name) const noexcept 
     return nullptr;
 }
 
-const DidlElement* DidlObject::find(std::string_view ns, std::string_view local_name) const
-    noexcept {
+const DidlElement* DidlObject::find(std::string_view ns,
+                                    std::string_view local_name) const noexcept {
     for (const auto& e : elements) {
         if (e.name == local_name && e.ns == ns) return &e;
     }
@@ -322,9 +324,8 @@ Result<PropertySet> PropertySet::parse(std::string_view body, const ParseOptions
                 if (local == "LastChange") {
                     has_last_change = true;
                     // Some devices put the <Event> document unescaped inside LastChange.
-                    inline_event = value.find('<') == std::string::npos
-                                       ? var.first_child_element()
-                                       : detail::XmlElement{};
+                    inline_event = value.find('<') == std::string::npos ? var.first_child_element()
+                                                                        : detail::XmlElement{};
                 }
                 out.variables_.add(std::string(local), std::move(value), std::string(ns));
                 scope.pop(var_mark);
@@ -352,8 +353,7 @@ const Result<LastChange>& PropertySet::last_change() const noexcept {
 }
 
 std::optional<std::string_view> PropertySet::state(std::string_view name,
-                                                   std::string_view instance_id) const
-    noexcept {
+                                                   std::string_view instance_id) const noexcept {
     if (auto v = variables_.get(name)) return v;
     if (last_change_ && last_change_->ok()) {
         if (auto* inst = (*last_change_)->instance(instance_id)) return inst->get(name);
@@ -386,12 +386,23 @@ const Result<DidlLite>& PropertySet::didl(std::string_view name,
 void append_escaped_xml(std::string& out, std::string_view text) {
     for (char c : text) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&apos;"; break;
-            default: out.push_back(c);
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&apos;";
+                break;
+            default:
+                out.push_back(c);
         }
     }
 }
@@ -405,12 +416,18 @@ std::string escape_xml(std::string_view text) {
 
 namespace {
 
-bool is_alpha(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+}
 bool is_hex(char c) noexcept {
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
-bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 /// True if s[i] == '&' starts "&name;", "&#123;" or "&#x1F;".
 bool starts_reference(std::string_view s, std::size_t i) noexcept {

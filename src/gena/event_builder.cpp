@@ -16,7 +16,9 @@ void require_name(std::string_view name) {
 
 bool is_valid_variable_name(std::string_view name) noexcept {
     if (name.empty() || name.size() > 256) return false;
-    auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+    auto alpha = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    };
     if (!alpha(name.front())) return false;
     for (char c : name) {
         if (!alpha(c) && !(c >= '0' && c <= '9') && c != '.' && c != '-') return false;
@@ -32,8 +34,9 @@ std::string build_property_set(std::span<const NameValue> variables) {
     }
     std::string out;
     out.reserve(size);
-    out += "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-           "<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">";
+    out +=
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+        "<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">";
     for (const auto& v : variables) {
         out += "<e:property><";
         out += v.name;

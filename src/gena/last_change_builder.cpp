@@ -10,9 +10,9 @@ namespace {
 
 void require_name(std::string_view name) {
     if (!is_valid_variable_name(name)) {
-        throw_error(uvgena::errc::invalid_argument,
-                    "not a valid LastChange variable or attribute name: '" + std::string(name) +
-                        "'");
+        throw_error(
+            uvgena::errc::invalid_argument,
+            "not a valid LastChange variable or attribute name: '" + std::string(name) + "'");
     }
 }
 
@@ -39,13 +39,13 @@ std::size_t LastChangeState::find(const Instance& instance, std::string_view nam
     return npos;
 }
 
-void LastChangeState::set(std::string_view instance, std::string_view name,
-                          std::string_view value, std::initializer_list<NameValue> attributes) {
+void LastChangeState::set(std::string_view instance, std::string_view name, std::string_view value,
+                          std::initializer_list<NameValue> attributes) {
     set(instance, name, value, std::span<const NameValue>(attributes.begin(), attributes.size()));
 }
 
-void LastChangeState::set(std::string_view instance, std::string_view name,
-                          std::string_view value, std::span<const NameValue> attributes) {
+void LastChangeState::set(std::string_view instance, std::string_view name, std::string_view value,
+                          std::span<const NameValue> attributes) {
     require_name(name);
     for (const NameValue& a : attributes) {
         require_name(a.name);
@@ -124,9 +124,13 @@ std::string LastChangeState::take_changes() {
     return doc;
 }
 
-std::string LastChangeState::changes_document() const { return render(true); }
+std::string LastChangeState::changes_document() const {
+    return render(true);
+}
 
-std::string LastChangeState::full_document() const { return render(false); }
+std::string LastChangeState::full_document() const {
+    return render(false);
+}
 
 const std::string* LastChangeState::value(std::string_view instance, std::string_view name,
                                           std::initializer_list<NameValue> attributes) const {

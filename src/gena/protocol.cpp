@@ -3,7 +3,6 @@
 
 #include "uvgena/core/version.hpp"
 
-
 #include <charconv>
 #include <limits>
 #include <random>
@@ -110,7 +109,9 @@ Result<std::uint32_t> parse_seq(std::string_view value) {
     return static_cast<std::uint32_t>(v);
 }
 
-const std::string& default_user_agent() { return product_token(); }
+const std::string& default_user_agent() {
+    return product_token();
+}
 
 // --- subscriber side ---------------------------------------------------------------------
 
@@ -277,8 +278,7 @@ Result<std::vector<http::Url>> parse_callback(std::string_view header, std::size
 
 namespace {
 
-std::chrono::seconds clamp_timeout(const http::Headers& headers,
-                                   const SubscriptionPolicy& policy) {
+std::chrono::seconds clamp_timeout(const http::Headers& headers, const SubscriptionPolicy& policy) {
     std::chrono::seconds asked = policy.default_timeout;
     if (auto t = headers.get("TIMEOUT")) {
         if (auto parsed = parse_timeout(*t)) {

@@ -12,9 +12,9 @@ std::optional<SteadyClock::time_point> renewal_time(SteadyClock::time_point gran
     if (granted.infinite) return std::nullopt;
     fraction = std::clamp(fraction, 0.0, 1.0);
     auto total = duration_cast<SteadyClock::duration>(granted.seconds);
-    auto part = duration_cast<SteadyClock::duration>(
-        std::chrono::duration<double, SteadyClock::period>(static_cast<double>(total.count()) *
-                                                           fraction));
+    auto part =
+        duration_cast<SteadyClock::duration>(std::chrono::duration<double, SteadyClock::period>(
+            static_cast<double>(total.count()) * fraction));
     return granted_at + part;
 }
 

@@ -23,7 +23,9 @@ void set_xml_scanner(bool enabled) noexcept {
     g_scanner_enabled.store(enabled, std::memory_order_relaxed);
 }
 
-bool xml_scanner() noexcept { return g_scanner_enabled.load(std::memory_order_relaxed); }
+bool xml_scanner() noexcept {
+    return g_scanner_enabled.load(std::memory_order_relaxed);
+}
 
 namespace detail {
 
@@ -36,8 +38,8 @@ enum : std::uint8_t { space_class = 1, name_start_class = 2, name_class = 4 };
 constexpr std::array<std::uint8_t, 256> make_classes() {
     std::array<std::uint8_t, 256> t{};
     for (int c = 0; c < 256; ++c) {
-        bool start = c >= 128 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == ':' ||
-                     c == '_';
+        bool start =
+            c >= 128 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == ':' || c == '_';
         bool name = start || (c >= '0' && c <= '9') || c == '.' || c == '-';
         bool space = c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
         t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(
@@ -51,9 +53,15 @@ constexpr std::array<std::uint8_t, 256> char_classes = make_classes();
 constexpr bool in_class(char c, std::uint8_t cls) noexcept {
     return (char_classes[static_cast<unsigned char>(c)] & cls) != 0;
 }
-constexpr bool is_space(char c) noexcept { return in_class(c, space_class); }
-constexpr bool is_name_start(char c) noexcept { return in_class(c, name_start_class); }
-constexpr bool is_name_char(char c) noexcept { return in_class(c, name_class); }
+constexpr bool is_space(char c) noexcept {
+    return in_class(c, space_class);
+}
+constexpr bool is_name_start(char c) noexcept {
+    return in_class(c, name_start_class);
+}
+constexpr bool is_name_char(char c) noexcept {
+    return in_class(c, name_class);
+}
 
 bool all_space(std::string_view s) noexcept {
     return std::all_of(s.begin(), s.end(), [](char c) { return is_space(c); });
@@ -121,11 +129,16 @@ char named_entity(std::string_view s, std::size_t i, std::size_t& after) noexcep
         return true;
     };
     switch (rest.empty() ? '\0' : rest.front()) {
-        case 'l': return is("lt;") ? '<' : '\0';
-        case 'g': return is("gt;") ? '>' : '\0';
-        case 'q': return is("quot;") ? '"' : '\0';
-        case 'a': return is("amp;") ? '&' : is("apos;") ? '\'' : '\0';
-        default: return '\0';
+        case 'l':
+            return is("lt;") ? '<' : '\0';
+        case 'g':
+            return is("gt;") ? '>' : '\0';
+        case 'q':
+            return is("quot;") ? '"' : '\0';
+        case 'a':
+            return is("amp;") ? '&' : is("apos;") ? '\'' : '\0';
+        default:
+            return '\0';
     }
 }
 
@@ -218,7 +231,9 @@ std::error_code check_bounds(std::string_view s) noexcept {
 // --------------------------------------------------------------------------------------
 // XmlElement
 
-std::string_view XmlElement::name() const noexcept { return tree_->nodes_[index_].name; }
+std::string_view XmlElement::name() const noexcept {
+    return tree_->nodes_[index_].name;
+}
 
 XmlElement XmlElement::first_child_element() const noexcept {
     for (auto i = tree_->nodes_[index_].first_child; i != XmlTree::none;
@@ -366,10 +381,10 @@ bool XmlTree::decode(std::string_view raw, bool entities, std::string_view& out)
         // between them whole.
         while (i < raw.size()) {
             const void* amp = std::memchr(raw.data() + i, '&', raw.size() - i);
-            std::size_t run = amp != nullptr
-                                  ? static_cast<std::size_t>(static_cast<const char*>(amp) -
-                                                             (raw.data() + i))
-                                  : raw.size() - i;
+            std::size_t run =
+                amp != nullptr
+                    ? static_cast<std::size_t>(static_cast<const char*>(amp) - (raw.data() + i))
+                    : raw.size() - i;
             std::memcpy(q, raw.data() + i, run);
             q += run;
             i += run;
@@ -587,13 +602,16 @@ std::error_code XmlTree::parse(std::string_view text) {
     clear();
     if (xml_scanner()) {
         switch (scan(text)) {
-            case Scan::accepted: scanned_ = true; return {};
+            case Scan::accepted:
+                scanned_ = true;
+                return {};
             case Scan::refused: {
                 std::error_code refusal = refusal_;
                 clear();
                 return refusal;
             }
-            case Scan::declined: break;
+            case Scan::declined:
+                break;
         }
     }
     clear();
@@ -603,9 +621,12 @@ std::error_code XmlTree::parse(std::string_view text) {
     if (!doc_) doc_ = std::make_unique<tinyxml2::XMLDocument>();
     tinyxml2::XMLError err = doc_->Parse(text.data(), text.size());
     switch (err) {
-        case tinyxml2::XML_SUCCESS: break;
-        case tinyxml2::XML_ELEMENT_DEPTH_EXCEEDED: return errc::xml_too_deep;
-        default: return errc::xml_malformed;
+        case tinyxml2::XML_SUCCESS:
+            break;
+        case tinyxml2::XML_ELEMENT_DEPTH_EXCEEDED:
+            return errc::xml_too_deep;
+        default:
+            return errc::xml_malformed;
     }
     for (auto* n = doc_->FirstChild(); n != nullptr; n = n->NextSibling()) {
         // Only <!DOCTYPE ...> / <!ENTITY ...> / <!ELEMENT ...> become XMLUnknown at this level.

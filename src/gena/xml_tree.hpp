@@ -52,7 +52,7 @@ class XmlTree;
 
 /// An element of an XmlTree, or no element (false). Cheap to copy; valid while the tree is.
 class XmlElement {
-public:
+  public:
     XmlElement() = default;
     XmlElement(const XmlTree* tree, std::uint32_t index) noexcept : tree_(tree), index_(index) {}
 
@@ -70,14 +70,14 @@ public:
     /// Appends the concatenated direct text children (CDATA included).
     void append_text(std::string& out) const;
 
-private:
+  private:
     const XmlTree* tree_ = nullptr;
     std::uint32_t index_ = 0;
 };
 
 /// A parsed document. Views may point into the parsed text: keep it alive while reading.
 class XmlTree {
-public:
+  public:
     XmlTree();
     ~XmlTree();
     XmlTree(const XmlTree&) = delete;
@@ -98,7 +98,7 @@ public:
     /// Forgets the document, keeping the arrays of a small one for the next parse.
     void trim();
 
-private:
+  private:
     friend class XmlElement;
     static constexpr std::uint32_t none = 0xffffffffu;
     struct Node {
@@ -135,7 +135,7 @@ private:
 /// that reading an event does not allocate its arrays each time. Leases nest (a property
 /// set's tree is held while its LastChange is parsed).
 class XmlTreeLease {
-public:
+  public:
     XmlTreeLease();
     ~XmlTreeLease();
     XmlTreeLease(const XmlTreeLease&) = delete;
@@ -143,7 +143,7 @@ public:
     XmlTree& operator*() const noexcept { return *tree_; }
     XmlTree* operator->() const noexcept { return tree_.get(); }
 
-private:
+  private:
     std::unique_ptr<XmlTree> tree_;
 };
 

@@ -24,7 +24,7 @@ inline std::pair<std::string_view, std::string_view> split_qname(std::string_vie
 /// The xmlns declarations in scope while walking down an XmlTree. Views point into the
 /// document, which outlives the scope.
 class NsScope {
-public:
+  public:
     std::size_t mark() const noexcept { return size_; }
     void pop(std::size_t mark) noexcept {
         size_ = mark;
@@ -56,7 +56,7 @@ public:
         return std::nullopt;
     }
 
-private:
+  private:
     using Binding = std::pair<std::string_view, std::string_view>;
     static constexpr std::size_t inline_capacity = 12;
 

@@ -4,11 +4,11 @@
 #include <utility>
 #include <vector>
 
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/http/error.hpp"
 #include "uvgena/http/parser.hpp"
+#include "uvgena/net/tcp.hpp"
 
 namespace uvgena::http {
 namespace {
@@ -16,7 +16,9 @@ namespace {
 using std::chrono::milliseconds;
 using uvgena::detail::StopForwarder;
 
-std::string describe(milliseconds d) { return std::to_string(d.count()) + " ms"; }
+std::string describe(milliseconds d) {
+    return std::to_string(d.count()) + " ms";
+}
 
 // Connects to the first address that accepts, within the connect timeout for all of them.
 Task<TcpStream> connect_any(uv_loop_t* loop, std::vector<SocketAddress> addresses,
@@ -104,8 +106,8 @@ Task<Response> bounded(uv_loop_t* loop, Task<Response> work, const ClientOptions
     } catch (const Error& e) {
         // The connect timeout has its own message; this is the limit on the whole exchange.
         if (is_timeout(e.code()) && Clock::now() >= deadline) {
-            throw Error(e.code(), what + ": no complete response within " +
-                                      describe(options.timeout));
+            throw Error(e.code(),
+                        what + ": no complete response within " + describe(options.timeout));
         }
         throw;
     }
@@ -161,15 +163,15 @@ Task<Response> request(uv_loop_t* loop, std::string method, Url url, Headers hea
     co_return co_await bounded(loop, std::move(work), options, std::move(what));
 }
 
-Task<Response> request(uv_loop_t* loop, std::string method, std::string_view url,
-                       Headers headers, std::string body, ClientOptions options) {
+Task<Response> request(uv_loop_t* loop, std::string method, std::string_view url, Headers headers,
+                       std::string body, ClientOptions options) {
     Url parsed = Url::parse(url);
     co_return co_await request(loop, std::move(method), std::move(parsed), std::move(headers),
                                std::move(body), std::move(options));
 }
 
-Task<Result<Response>> try_request(uv_loop_t* loop, std::string method, Url url,
-                                   Headers headers, std::string body, ClientOptions options) {
+Task<Result<Response>> try_request(uv_loop_t* loop, std::string method, Url url, Headers headers,
+                                   std::string body, ClientOptions options) {
     try {
         co_return co_await request(loop, std::move(method), std::move(url), std::move(headers),
                                    std::move(body), std::move(options));

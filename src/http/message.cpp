@@ -127,7 +127,9 @@ std::vector<std::string_view> Headers::get_all(std::string_view name) const {
     return values;
 }
 
-bool Headers::contains(std::string_view name) const { return get(name).has_value(); }
+bool Headers::contains(std::string_view name) const {
+    return get(name).has_value();
+}
 
 std::size_t Headers::count(std::string_view name) const {
     return static_cast<std::size_t>(std::count_if(
@@ -151,9 +153,13 @@ bool operator==(const Headers& a, const Headers& b) noexcept {
     return true;
 }
 
-bool Request::keep_alive() const { return keep_alive_of(headers, version_major, version_minor); }
+bool Request::keep_alive() const {
+    return keep_alive_of(headers, version_major, version_minor);
+}
 
-bool Response::keep_alive() const { return keep_alive_of(headers, version_major, version_minor); }
+bool Response::keep_alive() const {
+    return keep_alive_of(headers, version_major, version_minor);
+}
 
 void serialize_into(std::string& out, const Request& r) {
     if (!is_token(r.method)) throw_error(make_error_code(errc::invalid_field), "request method");

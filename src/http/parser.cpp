@@ -31,7 +31,7 @@ bool has_line_break(const char* at, std::size_t len) noexcept {
 // Shared state machine of both parser types. llhttp calls back into it with fragments that
 // point into the caller's buffer, so every fragment is appended to the message at once.
 class ParserCore {
-public:
+  public:
     ParserCore(llhttp_type_t type, ParserLimits limits) : limits_(limits), type_(type) {
         llhttp_settings_init(&settings_);
         settings_.on_message_begin = &on_message_begin;
@@ -92,7 +92,8 @@ public:
         if (stage_ == Stage::idle) return {0, ParseEvent::need_more};
         // Only a response body delimited by the end of the connection may end here; llhttp
         // knows which responses are, and every request in progress is cut short.
-        llhttp_errno_t err = type_ == HTTP_RESPONSE ? llhttp_finish(&parser_) : HPE_INVALID_EOF_STATE;
+        llhttp_errno_t err =
+            type_ == HTTP_RESPONSE ? llhttp_finish(&parser_) : HPE_INVALID_EOF_STATE;
         if (err == HPE_PAUSED || ready_) return {0, ParseEvent::message};
         if (err == HPE_OK) err = HPE_INVALID_EOF_STATE;
         set_error_from(err);
@@ -125,7 +126,7 @@ public:
     bool headers_complete() const noexcept { return stage_ == Stage::body || ready_; }
     void skip_body(bool skip) noexcept { skip_body_ = skip; }
 
-private:
+  private:
     enum class Stage { idle, start_line, headers, body };
 
     // True if the last byte before `at` that is not SP or HTAB is ':', looking back into
@@ -315,9 +316,10 @@ private:
         std::size_t end = s.value_.size();
         while (end > 0 && (s.value_[end - 1] == ' ' || s.value_[end - 1] == '\t')) --end;
         s.value_.resize(end);
-        Headers& target = s.stage_ == Stage::body
-                              ? (s.type_ == HTTP_REQUEST ? s.request_.trailers : s.response_.trailers)
-                              : (s.type_ == HTTP_REQUEST ? s.request_.headers : s.response_.headers);
+        Headers& target =
+            s.stage_ == Stage::body
+                ? (s.type_ == HTTP_REQUEST ? s.request_.trailers : s.response_.trailers)
+                : (s.type_ == HTTP_REQUEST ? s.request_.headers : s.response_.headers);
         target.add(std::move(s.field_), std::move(s.value_));
         s.field_.clear();
         s.value_.clear();
@@ -406,10 +408,10 @@ private:
     std::error_code error_;
     std::size_t header_bytes_ = 0;
     Stage stage_ = Stage::idle;
-    const char* buffer_begin_ = nullptr;  // the input of the running llhttp_execute
-    char previous_tail_ = 0;           // see remember_tail
-    bool in_value_ = false;            // a value fragment arrived, the value is not complete
-    bool gap_has_break_ = false;       // a CR or LF was consumed after the last fragment
+    const char* buffer_begin_ = nullptr;    // the input of the running llhttp_execute
+    char previous_tail_ = 0;                // see remember_tail
+    bool in_value_ = false;                 // a value fragment arrived, the value is not complete
+    bool gap_has_break_ = false;            // a CR or LF was consumed after the last fragment
     const char* last_value_end_ = nullptr;  // end of the last value fragment, in this input
     bool ready_ = false;
     bool skip_body_ = false;
@@ -424,15 +426,33 @@ RequestParser::RequestParser(ParserLimits limits)
 RequestParser::~RequestParser() = default;
 RequestParser::RequestParser(RequestParser&&) noexcept = default;
 RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
-FeedResult RequestParser::feed(std::string_view data) { return core_->feed(data); }
-FeedResult RequestParser::finish() { return core_->finish(); }
-Request RequestParser::take() { return core_->take_request(); }
-void RequestParser::take_into(Request& request) { core_->take_request_into(request); }
-const Request& RequestParser::current() const noexcept { return core_->request(); }
-std::error_code RequestParser::error() const noexcept { return core_->error(); }
-bool RequestParser::in_message() const noexcept { return core_->in_message(); }
-bool RequestParser::headers_complete() const noexcept { return core_->headers_complete(); }
-void RequestParser::reset() { core_->reset(); }
+FeedResult RequestParser::feed(std::string_view data) {
+    return core_->feed(data);
+}
+FeedResult RequestParser::finish() {
+    return core_->finish();
+}
+Request RequestParser::take() {
+    return core_->take_request();
+}
+void RequestParser::take_into(Request& request) {
+    core_->take_request_into(request);
+}
+const Request& RequestParser::current() const noexcept {
+    return core_->request();
+}
+std::error_code RequestParser::error() const noexcept {
+    return core_->error();
+}
+bool RequestParser::in_message() const noexcept {
+    return core_->in_message();
+}
+bool RequestParser::headers_complete() const noexcept {
+    return core_->headers_complete();
+}
+void RequestParser::reset() {
+    core_->reset();
+}
 
 ResponseParser::ResponseParser(ParserLimits limits)
     : core_(std::make_unique<detail::ParserCore>(HTTP_RESPONSE, limits)) {}
@@ -442,12 +462,26 @@ ResponseParser& ResponseParser::operator=(ResponseParser&&) noexcept = default;
 void ResponseParser::set_request_method(std::string_view method) {
     core_->skip_body(iequals(method, "HEAD"));
 }
-FeedResult ResponseParser::feed(std::string_view data) { return core_->feed(data); }
-FeedResult ResponseParser::finish() { return core_->finish(); }
-Response ResponseParser::take() { return core_->take_response(); }
-const Response& ResponseParser::current() const noexcept { return core_->response(); }
-std::error_code ResponseParser::error() const noexcept { return core_->error(); }
-bool ResponseParser::in_message() const noexcept { return core_->in_message(); }
-void ResponseParser::reset() { core_->reset(); }
+FeedResult ResponseParser::feed(std::string_view data) {
+    return core_->feed(data);
+}
+FeedResult ResponseParser::finish() {
+    return core_->finish();
+}
+Response ResponseParser::take() {
+    return core_->take_response();
+}
+const Response& ResponseParser::current() const noexcept {
+    return core_->response();
+}
+std::error_code ResponseParser::error() const noexcept {
+    return core_->error();
+}
+bool ResponseParser::in_message() const noexcept {
+    return core_->in_message();
+}
+void ResponseParser::reset() {
+    core_->reset();
+}
 
 }  // namespace uvgena::http

@@ -9,10 +9,10 @@
 #include "co/once.hpp"
 #include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/http/error.hpp"
+#include "uvgena/net/tcp.hpp"
 
 namespace uvgena::http {
 namespace {
@@ -34,8 +34,8 @@ struct Connection {
     Connection* next = nullptr;
     TcpStream* stream = nullptr;
     Phase phase = Phase::headers;
-    bool in_request = false;  // a byte of a request arrived and its response is not written
-    bool used = false;        // a request byte ever arrived on this connection
+    bool in_request = false;     // a byte of a request arrived and its response is not written
+    bool used = false;           // a request byte ever arrived on this connection
     std::uint64_t deadline = 0;  // in the loop's time (uv_now), ms
 };
 
@@ -58,7 +58,11 @@ std::string error_response(int status) {
 
 struct Server::Impl {
     Impl(uv_loop_t* l, Handler h, ServerOptions o)
-        : loop(l), handler(std::move(h)), options(std::move(o)), drained(l), stop_once(l),
+        : loop(l),
+          handler(std::move(h)),
+          options(std::move(o)),
+          drained(l),
+          stop_once(l),
           scope(std::in_place, l) {
         head.prev = head.next = &head;
         milliseconds shortest = std::min({options.header_timeout, options.body_timeout,
@@ -208,8 +212,7 @@ struct Server::Impl {
                 co_await sleep_for(loop, sweep_interval);
                 std::uint64_t now = now_ms();
                 for (Connection* c = head.next; c != &head; c = c->next) {
-                    if (c->phase != Phase::handling && now >= c->deadline &&
-                        c->stream->is_open()) {
+                    if (c->phase != Phase::handling && now >= c->deadline && c->stream->is_open()) {
                         if (c->phase != Phase::lingering) ++stats.timeouts;
                         c->stream->close();
                     }
@@ -346,8 +349,8 @@ struct Server::Impl {
                             serialize_into(out, response, request.method != "HEAD");
                         } catch (const Error& e) {
                             ++stats.handler_errors;
-                            log(LogLevel::error, "http server: response to ", request.method,
-                                " ", request.target, " not serialisable: ", e.what());
+                            log(LogLevel::error, "http server: response to ", request.method, " ",
+                                request.target, " not serialisable: ", e.what());
                             out = error_response(500);
                             keep = false;
                             if (response.on_written) {
@@ -398,8 +401,8 @@ struct Server::Impl {
 
     // Sets the Connection field of `response`; true if the connection stays open.
     bool prepare(const Request& request, Response& response) const {
-        bool keep = !stopping && response.status != 417 && request.keep_alive() &&
-                    response.keep_alive();
+        bool keep =
+            !stopping && response.status != 417 && request.keep_alive() && response.keep_alive();
         if (!keep) {
             response.headers.set("Connection", "close");
         } else if (request.version_major == 1 && request.version_minor == 0) {
@@ -471,7 +474,9 @@ Server::Server(uv_loop_t* loop, Handler handler, ServerOptions options)
 
 // A stop() in flight may hold the Impl a while longer; close_now() ends everything it ran
 // now, so nothing the owner destroys next (what the handler refers to) is touched later.
-Server::~Server() { impl_->close_now(); }
+Server::~Server() {
+    impl_->close_now();
+}
 
 void Server::listen() {
     if (impl_->listening || impl_->stopped) {
@@ -489,14 +494,24 @@ Task<void> Server::stop(std::chrono::milliseconds grace) {
     return Impl::stop(impl_, grace);
 }
 
-bool Server::listening() const noexcept { return impl_->listening && !impl_->stopping; }
+bool Server::listening() const noexcept {
+    return impl_->listening && !impl_->stopping;
+}
 
-SocketAddress Server::local_address() const { return impl_->bound; }
+SocketAddress Server::local_address() const {
+    return impl_->bound;
+}
 
-std::uint16_t Server::port() const { return impl_->bound.port(); }
+std::uint16_t Server::port() const {
+    return impl_->bound.port();
+}
 
-std::size_t Server::connection_count() const noexcept { return impl_->count; }
+std::size_t Server::connection_count() const noexcept {
+    return impl_->count;
+}
 
-const ServerStats& Server::stats() const noexcept { return impl_->stats; }
+const ServerStats& Server::stats() const noexcept {
+    return impl_->stats;
+}
 
 }  // namespace uvgena::http

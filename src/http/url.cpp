@@ -7,8 +7,12 @@
 namespace uvgena::http {
 namespace {
 
-bool is_alpha(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+}
 bool is_hex(char c) noexcept {
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -184,8 +188,8 @@ Result<Url> Url::try_parse(std::string_view text, std::string* reason) {
     url.port = default_port(url.scheme);
     if (has_port && !port_text.empty()) {
         unsigned value = 0;
-        auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(),
-                                         value);
+        auto [end, ec] =
+            std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
         if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 ||
             value > 65535) {
             return bad_url(reason, text, "invalid port \"" + std::string(port_text) + "\"");
@@ -226,7 +230,9 @@ std::string url_host(std::string_view host) {
     return out;
 }
 
-bool Url::is_ipv6() const noexcept { return host.find(':') != std::string::npos; }
+bool Url::is_ipv6() const noexcept {
+    return host.find(':') != std::string::npos;
+}
 
 std::string Url::target() const {
     std::string t = path.empty() ? std::string("/") : path;

@@ -8,10 +8,10 @@
 #include "sockets.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/net/udp.hpp"
 #include "uvgena/core/log.hpp"
-#include "uvgena/ssdp/discovery.hpp"
 #include "uvgena/http/url.hpp"
+#include "uvgena/net/udp.hpp"
+#include "uvgena/ssdp/discovery.hpp"
 
 namespace uvgena::ssdp {
 
@@ -266,14 +266,14 @@ Advertiser Advertiser::start(uv_loop_t* loop, AdvertiserOptions options) {
         state->endpoints.push_back(std::move(ep));
     }
     if (state->endpoints.empty()) {
-        throw Error(make_error_code(uvgena::errc::invalid_argument),
-                    std::string("advertise: no ") +
-                        (options.ipv4 && options.ipv6 ? "IPv4 or IPv6"
-                         : options.ipv6               ? "IPv6"
-                                                      : "IPv4") +
-                        " network interface" +
-                        (options.interface.empty() ? std::string()
-                                                   : " named '" + options.interface + "'"));
+        throw Error(
+            make_error_code(uvgena::errc::invalid_argument),
+            std::string("advertise: no ") +
+                (options.ipv4 && options.ipv6 ? "IPv4 or IPv6"
+                 : options.ipv6               ? "IPv6"
+                                              : "IPv4") +
+                " network interface" +
+                (options.interface.empty() ? std::string() : " named '" + options.interface + "'"));
     }
     state->listeners = detail::open_group_listeners(loop, groups);
     for (UdpSocket& s : state->listeners) state->scope.spawn(State::receive_loop(state.get(), &s));

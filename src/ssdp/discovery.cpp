@@ -13,7 +13,9 @@
 
 namespace uvgena::ssdp {
 
-std::string default_product_token() { return product_token(); }
+std::string default_product_token() {
+    return product_token();
+}
 
 // ---------------------------------------------------------------------------------------
 // Search

@@ -10,21 +10,32 @@ namespace uvgena::ssdp {
 namespace {
 
 class SsdpCategory final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "ssdp"; }
     std::string message(int value) const override {
         switch (static_cast<errc>(value)) {
-            case errc::empty: return "empty datagram";
-            case errc::too_large: return "datagram exceeds size limits";
-            case errc::bad_start_line: return "malformed SSDP start line";
-            case errc::bad_header: return "malformed SSDP header line";
-            case errc::missing_header: return "required SSDP header missing";
-            case errc::bad_value: return "unreadable SSDP header value";
-            case errc::conflicting_header: return "conflicting duplicate SSDP header";
-            case errc::wrong_kind: return "SSDP datagram of another kind";
-            case errc::bad_body: return "SSDP body does not match its Content-Length";
-            case errc::bad_xml: return "device description is not well-formed XML";
-            case errc::bad_description: return "not a usable UPnP device description";
+            case errc::empty:
+                return "empty datagram";
+            case errc::too_large:
+                return "datagram exceeds size limits";
+            case errc::bad_start_line:
+                return "malformed SSDP start line";
+            case errc::bad_header:
+                return "malformed SSDP header line";
+            case errc::missing_header:
+                return "required SSDP header missing";
+            case errc::bad_value:
+                return "unreadable SSDP header value";
+            case errc::conflicting_header:
+                return "conflicting duplicate SSDP header";
+            case errc::wrong_kind:
+                return "SSDP datagram of another kind";
+            case errc::bad_body:
+                return "SSDP body does not match its Content-Length";
+            case errc::bad_xml:
+                return "device description is not well-formed XML";
+            case errc::bad_description:
+                return "not a usable UPnP device description";
         }
         return "unknown ssdp error " + std::to_string(value);
     }
@@ -137,7 +148,8 @@ void append_header(std::string& out, std::string_view name, std::string_view val
 void append_optional_ids(std::string& out, const Advertisement& ad) {
     if (ad.boot_id) append_header(out, "BOOTID.UPNP.ORG", std::to_string(*ad.boot_id));
     if (ad.config_id) append_header(out, "CONFIGID.UPNP.ORG", std::to_string(*ad.config_id));
-    if (ad.next_boot_id) append_header(out, "NEXTBOOTID.UPNP.ORG", std::to_string(*ad.next_boot_id));
+    if (ad.next_boot_id)
+        append_header(out, "NEXTBOOTID.UPNP.ORG", std::to_string(*ad.next_boot_id));
     if (ad.search_port) append_header(out, "SEARCHPORT.UPNP.ORG", std::to_string(*ad.search_port));
 }
 
@@ -160,7 +172,9 @@ const std::error_category& ssdp_category() noexcept {
     return category;
 }
 
-std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), ssdp_category()}; }
+std::error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), ssdp_category()};
+}
 
 std::optional<std::string_view> Datagram::get(std::string_view name) const {
     for (const auto& [n, v] : headers) {
@@ -173,7 +187,8 @@ Result<Datagram> parse_datagram(std::string_view bytes, const Limits& limits) {
     if (bytes.size() > limits.max_bytes) return fail(make_error_code(errc::too_large));
     // Some stacks pad datagrams with NULs or whitespace; only the text before them counts.
     while (!bytes.empty() && (bytes.back() == '\0')) bytes.remove_suffix(1);
-    while (!bytes.empty() && (bytes.front() == '\r' || bytes.front() == '\n')) bytes.remove_prefix(1);
+    while (!bytes.empty() && (bytes.front() == '\r' || bytes.front() == '\n'))
+        bytes.remove_prefix(1);
     if (trim(bytes).empty()) return fail(make_error_code(errc::empty));
 
     Datagram d;
@@ -229,7 +244,8 @@ Result<Datagram> parse_datagram(std::string_view bytes, const Limits& limits) {
             return fail(make_error_code(errc::bad_header));
         }
         auto value = trim(line.substr(colon + 1));
-        if (value.find('\0') != std::string_view::npos) return fail(make_error_code(errc::bad_header));
+        if (value.find('\0') != std::string_view::npos)
+            return fail(make_error_code(errc::bad_header));
         d.headers.emplace_back(std::string(name), std::string(value));
     }
     d.body = std::string(rest);
@@ -338,9 +354,10 @@ std::string build_notify(const Notify& n) {
         append_header(out, "LOCATION", n.location);
     }
     append_header(out, "NT", n.target);
-    append_header(out, "NTS", n.type == NotifyType::alive    ? "ssdp:alive"
-                              : n.type == NotifyType::byebye ? "ssdp:byebye"
-                                                             : "ssdp:update");
+    append_header(out, "NTS",
+                  n.type == NotifyType::alive    ? "ssdp:alive"
+                  : n.type == NotifyType::byebye ? "ssdp:byebye"
+                                                 : "ssdp:update");
     if (n.type == NotifyType::alive) append_header(out, "SERVER", n.server);
     append_header(out, "USN", n.usn);
     append_optional_ids(out, n);
@@ -369,12 +386,18 @@ bool target_matches(std::string_view search_target, std::string_view advertised)
 
 std::string_view to_string(EventLevel level) noexcept {
     switch (level) {
-        case EventLevel::emergency: return "upnp:/emergency";
-        case EventLevel::fault: return "upnp:/fault";
-        case EventLevel::warning: return "upnp:/warning";
-        case EventLevel::info: return "upnp:/info";
-        case EventLevel::debug: return "upnp:/debug";
-        case EventLevel::general: return "upnp:/general";
+        case EventLevel::emergency:
+            return "upnp:/emergency";
+        case EventLevel::fault:
+            return "upnp:/fault";
+        case EventLevel::warning:
+            return "upnp:/warning";
+        case EventLevel::info:
+            return "upnp:/info";
+        case EventLevel::debug:
+            return "upnp:/debug";
+        case EventLevel::general:
+            return "upnp:/general";
     }
     return "upnp:/general";
 }

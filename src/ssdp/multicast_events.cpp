@@ -4,8 +4,8 @@
 
 #include "sockets.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/udp.hpp"
 #include "uvgena/core/log.hpp"
+#include "uvgena/net/udp.hpp"
 
 namespace uvgena::ssdp {
 

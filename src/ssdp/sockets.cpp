@@ -70,7 +70,8 @@ std::vector<GroupSender> open_group_senders(uv_loop_t* loop, const GroupSpec& sp
                 // Link-local groups need the interface as their scope.
                 s.group = SocketAddress::parse(std::string(spec.group6) + "%" + ni.name, spec.port);
                 std::string upper(spec.group6);
-                for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+                for (char& c : upper)
+                    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
                 s.host = "[" + upper + "]:" + port;
             }
             s.interface = std::move(ni);
@@ -113,12 +114,12 @@ std::vector<UdpSocket> open_group_listeners(uv_loop_t* loop, const GroupSpec& sp
         throw Error(
             make_error_code(uvgena::errc::invalid_argument),
             "no interface could join the multicast group" +
-                (failures.empty()
-                     ? " (no usable interface" +
-                           (spec.interface.empty() ? std::string()
-                                                   : " named '" + std::string(spec.interface) + "'") +
-                           ")"
-                     : ": " + failures));
+                (failures.empty() ? " (no usable interface" +
+                                        (spec.interface.empty()
+                                             ? std::string()
+                                             : " named '" + std::string(spec.interface) + "'") +
+                                        ")"
+                                  : ": " + failures));
     }
     return sockets;
 }

@@ -25,7 +25,9 @@ constexpr std::string_view kPathPrefix = "/uvgena/";
 
 // The IP of an address for comparisons: IPv4-mapped IPv6 ("::ffff:10.0.0.1", as a dual-stack
 // socket reports IPv4 peers) becomes the IPv4 form.
-std::string plain_ip(const SocketAddress& address) { return address.unmapped().ip(); }
+std::string plain_ip(const SocketAddress& address) {
+    return address.unmapped().ip();
+}
 
 using http::url_host;
 
@@ -42,7 +44,9 @@ ListenerImpl::ListenerImpl(uv_loop_t* l, ListenerOptions o)
     next_id_ = ((std::uint64_t{rd()} << 20) ^ rd()) & ((std::uint64_t{1} << 52) - 1);
 }
 
-ListenerImpl::~ListenerImpl() { close_now(); }
+ListenerImpl::~ListenerImpl() {
+    close_now();
+}
 
 std::shared_ptr<ListenerImpl> ListenerImpl::shared_for(uv_loop_t* loop) {
     static std::mutex mutex;
@@ -150,7 +154,9 @@ std::uint64_t ListenerImpl::add(SubscriptionCore* state) {
     return id;
 }
 
-void ListenerImpl::remove(std::uint64_t id) noexcept { subs_.erase(id); }
+void ListenerImpl::remove(std::uint64_t id) noexcept {
+    subs_.erase(id);
+}
 
 std::shared_ptr<const SubConfig> ListenerImpl::intern(std::shared_ptr<SubConfig> config) {
     std::weak_ptr<const SubConfig>& slot = configs_[config->url_text];
@@ -181,8 +187,8 @@ std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local
         host = "127.0.0.1";
     }
     std::uint16_t port = options_.advertise_port != 0 ? options_.advertise_port
-                         : server_                   ? server_->port()
-                                                     : options_.port;
+                         : server_                    ? server_->port()
+                                                      : options_.port;
     std::string url = "http://";
     url += host;
     url += ':';
@@ -286,8 +292,9 @@ void ListenerImpl::release(std::shared_ptr<ListenerImpl>& listener) noexcept {
         // destroy it from the loop instead, after that task has moved on.
         try {
             uv_loop_t* loop = listener->loop_;
-            uvgena::spawn(loop, [](std::shared_ptr<ListenerImpl>) -> Task<void> { co_return; }(
-                                    std::move(listener)));
+            uvgena::spawn(loop, [](std::shared_ptr<ListenerImpl>) -> Task<void> {
+                co_return;
+            }(std::move(listener)));
             return;
         } catch (...) {
         }
@@ -304,9 +311,8 @@ http::Response ListenerImpl::handle(const http::Request& request,
             if (auto it = subs_.find(*id); it != subs_.end()) sub = it->second;
         }
     }
-    NotifyDecision decision = check_notify(request, [sub](std::string_view sid) {
-        return sub != nullptr && sub->admits(sid);
-    });
+    NotifyDecision decision = check_notify(
+        request, [sub](std::string_view sid) { return sub != nullptr && sub->admits(sid); });
     if (!decision.accepted()) {
         if (decision.status == 412) {
             ++stats_.unknown;
@@ -325,8 +331,7 @@ http::Response ListenerImpl::handle(const http::Request& request,
         ++stats_.unknown;
         ++stats_.wrong_source;
         log(LogLevel::warning, "uvgena: NOTIFY for ", decision.sid, " from ",
-            context.peer.to_string(), " refused: the device is ",
-            source->to_string());
+            context.peer.to_string(), " refused: the device is ", source->to_string());
         decision.status = 412;
         decision.reason = make_error_code(errc::unknown_sid);
         return make_notify_response(decision);
@@ -369,11 +374,17 @@ EventListener::~EventListener() {
     detail::ListenerImpl::release(impl_);
 }
 
-void EventListener::start() { impl_->start(); }
+void EventListener::start() {
+    impl_->start();
+}
 
-Task<void> EventListener::stop() { return impl_->stop(); }
+Task<void> EventListener::stop() {
+    return impl_->stop();
+}
 
-bool EventListener::running() const noexcept { return impl_->started_ && !impl_->stopped_; }
+bool EventListener::running() const noexcept {
+    return impl_->started_ && !impl_->stopped_;
+}
 
 std::uint16_t EventListener::port() const {
     return impl_->server() != nullptr ? impl_->server()->port() : 0;
@@ -383,7 +394,9 @@ SocketAddress EventListener::local_address() const {
     return impl_->server() != nullptr ? impl_->server()->local_address() : SocketAddress();
 }
 
-std::size_t EventListener::subscription_count() const noexcept { return impl_->subs_.size(); }
+std::size_t EventListener::subscription_count() const noexcept {
+    return impl_->subs_.size();
+}
 
 const ListenerStats& EventListener::stats() const noexcept {
     if (const http::Server* server = impl_->server(); server != nullptr) {
@@ -393,6 +406,8 @@ const ListenerStats& EventListener::stats() const noexcept {
     return impl_->stats_;
 }
 
-uv_loop_t* EventListener::loop() const noexcept { return impl_->loop_; }
+uv_loop_t* EventListener::loop() const noexcept {
+    return impl_->loop_;
+}
 
 }  // namespace uvgena::gena

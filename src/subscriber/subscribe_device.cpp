@@ -48,7 +48,7 @@ Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOp
 
 Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,
                                           gena::SubscribeOptions options,
-                                   gena::SubscriptionHandlers handlers) {
+                                          gena::SubscriptionHandlers handlers) {
     std::string url = co_await resolve_event_url(loop, std::move(target));
     co_return co_await gena::subscribe(loop, std::move(url), options, std::move(handlers));
 }

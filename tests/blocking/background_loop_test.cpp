@@ -478,7 +478,7 @@ TEST_SUITE("blocking.background_loop") {
         {
             BackgroundLoop bg;
             bg.run([&bg, done](uv_loop_t* loop) {
-                    // No temporary: its destructor would spawn too.
+                  // No temporary: its destructor would spawn too.
                   bg.keep_until_stop(
                       std::shared_ptr<SpawnsWhenDestroyed>(new SpawnsWhenDestroyed{loop, done}));
               }).wait();

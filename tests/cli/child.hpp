@@ -30,7 +30,7 @@ inline std::string cli_path() {
 
 /// A child process running the CLI: stdout through a pipe, stderr into a file.
 class Child {
-public:
+  public:
     explicit Child(std::vector<std::string> args) {
         args.insert(args.begin(), cli_path());
         char tmpl[] = "/tmp/uvgena-cli-stderr-XXXXXX";
@@ -117,7 +117,7 @@ public:
         return ss.str();
     }
 
-private:
+  private:
     pid_t pid_ = -1;
     int out_fd_ = -1;
     bool eof_ = false;

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "support/publisher_support.hpp"
 #include "child.hpp"
+#include "support/publisher_support.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/http/client.hpp"

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "support/test_loop.hpp"
-#include "uvgena/co/channel.hpp"
 #include "uvgena/co/async_event.hpp"
+#include "uvgena/co/channel.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
 

@@ -16,8 +16,8 @@
 #include "support/test_loop.hpp"
 #include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
+#include "uvgena/net/tcp.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;

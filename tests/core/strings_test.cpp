@@ -20,7 +20,7 @@ TEST_SUITE("core.strings") {
         CHECK(iequals("Content-Length", "content-LENGTH"));
         CHECK_FALSE(iequals("content-length", "content-lengths"));
         CHECK_FALSE(iequals("\xc3\x84", "\xc3\xa4"));  // non-ASCII bytes compared as they are
-        CHECK(http::iequals("NT", "nt"));               // the http spelling is the same function
+        CHECK(http::iequals("NT", "nt"));              // the http spelling is the same function
         CHECK(istarts_with("Second-1800", "second-"));
         CHECK_FALSE(istarts_with("Sec", "second-"));
     }

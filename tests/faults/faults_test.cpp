@@ -16,11 +16,11 @@
 #include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
-#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/publisher/publisher.hpp"
+#include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;

@@ -56,8 +56,7 @@ inline void dump_didl(std::string& out, const uvgena::Result<uvgena::gena::DidlL
     }
 }
 
-inline void dump_last_change(std::string& out,
-                             const uvgena::Result<uvgena::gena::LastChange>& lc) {
+inline void dump_last_change(std::string& out, const uvgena::Result<uvgena::gena::LastChange>& lc) {
     if (!lc) {
         out += "last-change-error " + lc.error().message() + "\n";
         return;

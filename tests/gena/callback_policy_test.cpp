@@ -4,15 +4,17 @@
 
 #include <vector>
 
-#include "uvgena/gena/last_change_builder.hpp"
 #include "uvgena/gena/event_body.hpp"
+#include "uvgena/gena/last_change_builder.hpp"
 
 using namespace uvgena;
 using namespace uvgena::gena;
 
 namespace {
 
-SocketAddress ip(const char* text) { return SocketAddress::parse(text, 0); }
+SocketAddress ip(const char* text) {
+    return SocketAddress::parse(text, 0);
+}
 
 // The interfaces of a typical host: loopback, a home LAN and an IPv6 link-local address.
 std::vector<InterfaceNetwork> home_interfaces() {
@@ -46,7 +48,8 @@ TEST_SUITE("gena.publisher_policy") {
     }
 
     TEST_CASE("same_host refuses every other address") {
-        CHECK_FALSE(allowed("192.168.1.21", "192.168.1.20", "192.168.1.10", CallbackScope::same_host));
+        CHECK_FALSE(
+            allowed("192.168.1.21", "192.168.1.20", "192.168.1.10", CallbackScope::same_host));
         CHECK_FALSE(allowed("8.8.8.8", "127.0.0.1", "127.0.0.1", CallbackScope::same_host));
     }
 
@@ -74,8 +77,10 @@ TEST_SUITE("gena.publisher_policy") {
 
     TEST_CASE("extra networks are allowed in addition; any allows everything") {
         std::vector<IpNetwork> extra{IpNetwork::parse("10.5.0.0/16").value()};
-        CHECK(allowed("10.5.3.3", "192.168.1.20", "192.168.1.10", CallbackScope::same_segment, extra));
-        CHECK_FALSE(allowed("10.6.3.3", "192.168.1.20", "192.168.1.10", CallbackScope::same_segment, extra));
+        CHECK(allowed("10.5.3.3", "192.168.1.20", "192.168.1.10", CallbackScope::same_segment,
+                      extra));
+        CHECK_FALSE(allowed("10.6.3.3", "192.168.1.20", "192.168.1.10", CallbackScope::same_segment,
+                            extra));
         CHECK(allowed("8.8.8.8", "203.0.113.7", "192.168.1.10", CallbackScope::any));
     }
 

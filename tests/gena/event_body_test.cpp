@@ -38,11 +38,11 @@ PropertySet parse_ok(std::string_view body) {
 
 TEST_SUITE("gena.event_body") {
     TEST_CASE("a property set gives its variables in order, matched by namespace not prefix") {
-        auto ps = parse_ok(
-            R"(<x:propertyset xmlns:x="urn:schemas-upnp-org:event-1-0">)"
-            R"(<x:property><SystemUpdateID>53</SystemUpdateID></x:property>)"
-            R"(<x:property><ContainerUpdateIDs>Q:0,52</ContainerUpdateIDs></x:property>)"
-            R"(</x:propertyset>)");
+        auto ps =
+            parse_ok(R"(<x:propertyset xmlns:x="urn:schemas-upnp-org:event-1-0">)"
+                     R"(<x:property><SystemUpdateID>53</SystemUpdateID></x:property>)"
+                     R"(<x:property><ContainerUpdateIDs>Q:0,52</ContainerUpdateIDs></x:property>)"
+                     R"(</x:propertyset>)");
         REQUIRE(ps.variables().size() == 2);
         CHECK(ps.variables()[0].name == "SystemUpdateID");
         CHECK(ps.variables()[0].value == "53");
@@ -69,8 +69,9 @@ TEST_SUITE("gena.event_body") {
     }
 
     TEST_CASE("repeated variables are kept, lookups give the last one") {
-        auto ps = parse_ok(property_set("<e:property><A>1</A></e:property>"
-                                        "<e:property><A>2</A><B>3</B></e:property>"));
+        auto ps =
+            parse_ok(property_set("<e:property><A>1</A></e:property>"
+                                  "<e:property><A>2</A><B>3</B></e:property>"));
         CHECK(ps.variables().size() == 3);
         CHECK(ps.variables().at("A") == "2");
         CHECK(ps.variables().at("B") == "3");
@@ -84,10 +85,10 @@ TEST_SUITE("gena.event_body") {
     }
 
     TEST_CASE("values keep whitespace, decode entities, and read CDATA") {
-        auto ps = parse_ok(property_set(
-            "<e:property><A>\n  x &amp; y &#x41;&#66;  \n</A></e:property>"
-            "<e:property><B><![CDATA[<raw & text>]]></B></e:property>"
-            "<e:property><C/></e:property>"));
+        auto ps =
+            parse_ok(property_set("<e:property><A>\n  x &amp; y &#x41;&#66;  \n</A></e:property>"
+                                  "<e:property><B><![CDATA[<raw & text>]]></B></e:property>"
+                                  "<e:property><C/></e:property>"));
         CHECK(ps.variables().at("A") == "\n  x & y AB  \n");
         CHECK(ps.variables().at("B") == "<raw & text>");
         CHECK(ps.variables().at("C").empty());
@@ -108,9 +109,9 @@ TEST_SUITE("gena.event_body") {
     }
 
     TEST_CASE("malformed documents give a parse error, never a crash") {
-        for (const char* bad : {"<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">",
-                                "<a><b></a>", "garbage", "<", "<e:property></e:propertyset>",
-                                "<?xml version=\"1.0\"?>"}) {
+        for (const char* bad :
+             {"<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">", "<a><b></a>", "garbage",
+              "<", "<e:property></e:propertyset>", "<?xml version=\"1.0\"?>"}) {
             INFO(bad);
             auto r = PropertySet::parse(bad);
             CHECK_FALSE(r.ok());
@@ -137,7 +138,8 @@ TEST_SUITE("gena.event_body") {
         CHECK((r.error() == errc::xml_doctype_refused || r.error() == errc::xml_malformed));
         auto simple = PropertySet::parse("<!DOCTYPE x>" + property_set(""));
         CHECK(simple.error() == errc::xml_doctype_refused);
-        auto nested = parse_ok(last_change_body("<!DOCTYPE Event><Event><InstanceID val=\"0\"/></Event>"));
+        auto nested =
+            parse_ok(last_change_body("<!DOCTYPE Event><Event><InstanceID val=\"0\"/></Event>"));
         CHECK(nested.last_change().error() == errc::xml_doctype_refused);
     }
 
@@ -152,8 +154,12 @@ TEST_SUITE("gena.event_body") {
     }
 
     TEST_CASE("bytes that are not UTF-8 pass through unchanged") {
-        auto ps = parse_ok(property_set("<e:property><Name>K\xFC" "che\xC3</Name></e:property>"));
-        CHECK(ps.variables().at("Name") == "K\xFC" "che\xC3");
+        auto ps =
+            parse_ok(property_set("<e:property><Name>K\xFC"
+                                  "che\xC3</Name></e:property>"));
+        CHECK(ps.variables().at("Name") ==
+              "K\xFC"
+              "che\xC3");
     }
 
     TEST_CASE("LastChange is parsed per instance, keeping channel attributes") {
@@ -187,7 +193,8 @@ TEST_SUITE("gena.event_body") {
 
     TEST_CASE("a LastChange value without val takes the element text; with both, val wins") {
         auto lc = parse_last_change(
-            "<Event xmlns=\"" + avt_ns + "\" xmlns:r=\"urn:schemas-rinconnetworks-com:metadata-1-0/\">"
+            "<Event xmlns=\"" + avt_ns +
+            "\" xmlns:r=\"urn:schemas-rinconnetworks-com:metadata-1-0/\">"
             "<InstanceID val=\"0\"><TransportState>PLAYING</TransportState>"
             "<r:SleepTimerGeneration val=\"3\">ignored</r:SleepTimerGeneration><Empty/>"
             "</InstanceID></Event>");
@@ -297,8 +304,9 @@ TEST_SUITE("gena.event_body") {
     }
 
     TEST_CASE("DIDL with undeclared dc/upnp prefixes falls back to their usual namespaces") {
-        auto d = parse_didl("<DIDL-Lite><item id=\"1\"><dc:title>T</dc:title>"
-                            "<upnp:class>object.item</upnp:class></item></DIDL-Lite>");
+        auto d = parse_didl(
+            "<DIDL-Lite><item id=\"1\"><dc:title>T</dc:title>"
+            "<upnp:class>object.item</upnp:class></item></DIDL-Lite>");
         // tinyxml2 does not check prefixes, so this parses; fields are still recognised.
         REQUIRE(d.ok());
         CHECK(d->objects.at(0).title == "T");
@@ -306,9 +314,10 @@ TEST_SUITE("gena.event_body") {
     }
 
     TEST_CASE("didl() reports missing variables, non-DIDL values and broken DIDL distinctly") {
-        auto ps = parse_ok(build_property_set(
-            {{"Empty", ""}, {"Text", "hello"}, {"Broken", "<DIDL-Lite><item></DIDL-Lite>"},
-             {"Html", "<html/>"}}));
+        auto ps = parse_ok(build_property_set({{"Empty", ""},
+                                               {"Text", "hello"},
+                                               {"Broken", "<DIDL-Lite><item></DIDL-Lite>"},
+                                               {"Html", "<html/>"}}));
         CHECK(ps.didl("Nope").error() == errc::no_such_variable);
         CHECK(ps.didl("Empty").error() == errc::not_didl);
         CHECK(ps.didl("Text").error() == errc::not_didl);
@@ -319,10 +328,12 @@ TEST_SUITE("gena.event_body") {
 
     TEST_CASE("DIDL inside LastChange is found per instance") {
         LastChangeBuilder lc(avt_ns);
-        lc.instance("0").set("CurrentTrackMetaData",
-                             "<DIDL-Lite><item id=\"a\"><dc:title>Zero</dc:title></item></DIDL-Lite>");
-        lc.instance("1").set("CurrentTrackMetaData",
-                             "<DIDL-Lite><item id=\"b\"><dc:title>One</dc:title></item></DIDL-Lite>");
+        lc.instance("0").set(
+            "CurrentTrackMetaData",
+            "<DIDL-Lite><item id=\"a\"><dc:title>Zero</dc:title></item></DIDL-Lite>");
+        lc.instance("1").set(
+            "CurrentTrackMetaData",
+            "<DIDL-Lite><item id=\"b\"><dc:title>One</dc:title></item></DIDL-Lite>");
         auto ps = parse_ok(last_change_body(lc.document()));
         CHECK(ps.didl("CurrentTrackMetaData")->objects.at(0).title == "Zero");
         CHECK(ps.didl("CurrentTrackMetaData", "1")->objects.at(0).title == "One");

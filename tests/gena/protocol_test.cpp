@@ -37,7 +37,9 @@ Request good_notify(const char* seq = "0") {
                    {"SEQ", seq}});
 }
 
-bool known(std::string_view sid) { return sid == "uuid:abc"; }
+bool known(std::string_view sid) {
+    return sid == "uuid:abc";
+}
 
 Response answer(int status, std::initializer_list<std::pair<const char*, const char*>> fields) {
     Response r;
@@ -56,7 +58,9 @@ Request device_request(const char* method,
     return r;
 }
 
-std::string data_dir() { return uvtest::env_dir("UVGENA_TEST_DATA") + "/gmediarender"; }
+std::string data_dir() {
+    return uvtest::env_dir("UVGENA_TEST_DATA") + "/gmediarender";
+}
 
 }  // namespace
 
@@ -84,8 +88,8 @@ TEST_SUITE("gena.protocol.headers") {
         CHECK(parse_seq(" 17 ").value() == 17u);
         CHECK(parse_seq("0000000000000000000042").value() == 42u);
         CHECK(parse_seq("4294967295").value() == 4294967295u);
-        for (const char* bad : {"", " ", "4294967296", "99999999999", "-1", "+1", "1.0", "0x10",
-                                "12 3"}) {
+        for (const char* bad :
+             {"", " ", "4294967296", "99999999999", "-1", "+1", "1.0", "0x10", "12 3"}) {
             INFO(bad);
             CHECK(parse_seq(bad).error() == errc::bad_seq);
         }
@@ -165,8 +169,8 @@ TEST_SUITE("gena.protocol.subscriber") {
         CHECK(a->timeout == Timeout{false, 120s});
         CHECK(a->source == TimeoutSource::granted);
 
-        auto inf = read_subscribe_response(answer(200, {{"SID", "s"}, {"TIMEOUT", "infinite"}}),
-                                           600s);
+        auto inf =
+            read_subscribe_response(answer(200, {{"SID", "s"}, {"TIMEOUT", "infinite"}}), 600s);
         CHECK(inf->timeout.infinite);
     }
 
@@ -176,8 +180,7 @@ TEST_SUITE("gena.protocol.subscriber") {
         CHECK(missing->source == TimeoutSource::missing);
         auto none = read_subscribe_response(answer(200, {{"SID", "s"}}), std::nullopt);
         CHECK(none->timeout == Timeout{false, 1800s});
-        auto bad = read_subscribe_response(answer(200, {{"SID", "s"}, {"TIMEOUT", "soon"}}),
-                                           300s);
+        auto bad = read_subscribe_response(answer(200, {{"SID", "s"}, {"TIMEOUT", "soon"}}), 300s);
         CHECK(bad->timeout == Timeout{false, 300s});
         CHECK(bad->source == TimeoutSource::malformed);
     }
@@ -199,8 +202,8 @@ TEST_SUITE("gena.protocol.subscriber") {
     }
 
     TEST_CASE("a renewal answer with another SID gives the new SID to adopt") {
-        auto a = read_subscribe_response(answer(200, {{"SID", "uuid:second"}, {"TIMEOUT", "Second-60"}}),
-                                         60s);
+        auto a = read_subscribe_response(
+            answer(200, {{"SID", "uuid:second"}, {"TIMEOUT", "Second-60"}}), 60s);
         CHECK(a->sid == "uuid:second");
     }
 
@@ -268,8 +271,8 @@ TEST_SUITE("gena.protocol.listener") {
         auto no_sid = notify({{"NT", "upnp:event"}, {"NTS", "upnp:propchange"}, {"SEQ", "0"}});
         CHECK(check_notify(no_sid, known).status == 412);
         CHECK(check_notify(no_sid, known).reason == errc::unknown_sid);
-        auto empty = notify(
-            {{"NT", "upnp:event"}, {"NTS", "upnp:propchange"}, {"SID", " "}, {"SEQ", "0"}});
+        auto empty =
+            notify({{"NT", "upnp:event"}, {"NTS", "upnp:propchange"}, {"SID", " "}, {"SEQ", "0"}});
         CHECK(check_notify(empty, known).status == 412);
         auto other = notify(
             {{"NT", "upnp:event"}, {"NTS", "upnp:propchange"}, {"SID", "uuid:zzz"}, {"SEQ", "0"}});
@@ -283,7 +286,8 @@ TEST_SUITE("gena.protocol.listener") {
     }
 
     TEST_CASE("a missing, non-numeric or out-of-range SEQ is 400") {
-        auto no_seq = notify({{"NT", "upnp:event"}, {"NTS", "upnp:propchange"}, {"SID", "uuid:abc"}});
+        auto no_seq =
+            notify({{"NT", "upnp:event"}, {"NTS", "upnp:propchange"}, {"SID", "uuid:abc"}});
         CHECK(check_notify(no_seq, known).status == 400);
         CHECK(check_notify(no_seq, known).reason == errc::bad_seq);
         for (const char* bad : {"x", "-1", "4294967296", ""}) {
@@ -379,8 +383,9 @@ TEST_SUITE("gena.protocol.device") {
             policy, any_sid);
         CHECK(def.timeout == 1800s);
         auto small = check_subscription_request(
-            device_request("SUBSCRIBE",
-                           {{"CALLBACK", "<http://h/>"}, {"NT", "upnp:event"}, {"TIMEOUT", "Second-5"}}),
+            device_request(
+                "SUBSCRIBE",
+                {{"CALLBACK", "<http://h/>"}, {"NT", "upnp:event"}, {"TIMEOUT", "Second-5"}}),
             policy, any_sid);
         CHECK(small.timeout == 60s);
         auto inf = check_subscription_request(
@@ -390,8 +395,9 @@ TEST_SUITE("gena.protocol.device") {
             policy, any_sid);
         CHECK(inf.timeout == 86400s);
         auto junk = check_subscription_request(
-            device_request("SUBSCRIBE",
-                           {{"CALLBACK", "<http://h/>"}, {"NT", "upnp:event"}, {"TIMEOUT", "junk"}}),
+            device_request(
+                "SUBSCRIBE",
+                {{"CALLBACK", "<http://h/>"}, {"NT", "upnp:event"}, {"TIMEOUT", "junk"}}),
             policy, any_sid);
         CHECK(junk.timeout == 1800s);
     }
@@ -447,14 +453,14 @@ TEST_SUITE("gena.protocol.device") {
         CHECK(check_subscription_request(device_request("UNSUBSCRIBE", {{"SID", "uuid:x"}}), policy,
                                          any_sid)
                   .status == 412);
-        CHECK(check_subscription_request(device_request("UNSUBSCRIBE", {}), policy, any_sid)
-                  .status == 412);
+        CHECK(
+            check_subscription_request(device_request("UNSUBSCRIBE", {}), policy, any_sid).status ==
+            412);
         CHECK(check_subscription_request(
                   device_request("UNSUBSCRIBE", {{"SID", "uuid:live"}, {"NT", "upnp:event"}}),
                   policy, any_sid)
                   .status == 400);
-        CHECK(check_subscription_request(device_request("GET", {}), policy, any_sid).status ==
-              405);
+        CHECK(check_subscription_request(device_request("GET", {}), policy, any_sid).status == 405);
     }
 
     TEST_CASE("responses and NOTIFY requests carry the UDA headers") {

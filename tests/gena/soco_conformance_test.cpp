@@ -97,16 +97,26 @@ void check_didl(const PropertySet& ps, const std::string& name, const json& expe
             CHECK(ours == (value.is_null() ? std::string{} : value.get<std::string>()));
         };
         if (key == "__didl__") continue;
-        if (key == "title") str(o.title);
-        else if (key == "creator") str(o.creator);
-        else if (key == "album") str(o.album);
-        else if (key == "album_art_uri") str(o.album_art_uri);
-        else if (key == "item_id") str(o.id);
-        else if (key == "parent_id") str(o.parent_id);
-        else if (key == "restricted") CHECK(o.restricted == value.get<bool>());
-        else if (key == "desc") str(text_of(o, "desc"));
-        else if (key == "stream_content") str(text_of(o, "streamContent"));
-        else if (key == "radio_show") str(text_of(o, "radioShowMd"));
+        if (key == "title")
+            str(o.title);
+        else if (key == "creator")
+            str(o.creator);
+        else if (key == "album")
+            str(o.album);
+        else if (key == "album_art_uri")
+            str(o.album_art_uri);
+        else if (key == "item_id")
+            str(o.id);
+        else if (key == "parent_id")
+            str(o.parent_id);
+        else if (key == "restricted")
+            CHECK(o.restricted == value.get<bool>());
+        else if (key == "desc")
+            str(text_of(o, "desc"));
+        else if (key == "stream_content")
+            str(text_of(o, "streamContent"));
+        else if (key == "radio_show")
+            str(text_of(o, "radioShowMd"));
         else if (key == "resources") {
             REQUIRE(o.resources.size() == value.size());
             for (std::size_t i = 0; i < value.size(); ++i) {
@@ -341,7 +351,8 @@ TEST_SUITE("gena.soco_conformance") {
         }
         {
             auto ps = parse("illegal control char");
-            CHECK(ps.variables().at("ZoneGroupName") == std::string("a\x01" "b"));
+            CHECK(ps.variables().at("ZoneGroupName") == std::string("a\x01"
+                                                                    "b"));
         }
     }
 }

@@ -13,11 +13,11 @@
 
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
+#include "uvgena/http/error.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
-#include "uvgena/http/error.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
@@ -33,14 +33,14 @@ namespace {
 
 // What the scripted device does with a request it has read completely.
 struct Script {
-    std::string subscribe_answer;   // raw bytes written to a SUBSCRIBE
-    bool answer_subscribe = true;   // false: read it, then never answer (until stopped)
+    std::string subscribe_answer;      // raw bytes written to a SUBSCRIBE
+    bool answer_subscribe = true;      // false: read it, then never answer (until stopped)
     bool close_after_partial = false;  // write half of the answer, then close
 };
 
 // A fake device on 127.0.0.1: answers SUBSCRIBE with the script, UNSUBSCRIBE with 200.
 class ScriptedDevice {
-public:
+  public:
     ScriptedDevice(uv_loop_t* loop, Script script)
         : script_(std::move(script)),
           listener_(TcpListener::bind(loop, SocketAddress::ipv4_loopback(0))),
@@ -48,7 +48,9 @@ public:
         scope_.spawn(accept_loop(this));
     }
 
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(listener_.port()) + "/event"; }
+    std::string url() const {
+        return "http://127.0.0.1:" + std::to_string(listener_.port()) + "/event";
+    }
     int subscribes = 0;
     int unsubscribes = 0;
 
@@ -58,7 +60,7 @@ public:
         co_await scope_.join();
     }
 
-private:
+  private:
     static Task<void> accept_loop(ScriptedDevice* self) {
         while (true) {
             TcpStream stream;
@@ -83,7 +85,8 @@ private:
             }
             if (request.starts_with("UNSUBSCRIBE")) {
                 ++self->unsubscribes;
-                co_await stream->write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                co_await stream->write(
+                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             } else if (request.starts_with("SUBSCRIBE")) {
                 ++self->subscribes;
                 const Script& s = self->script_;
@@ -91,7 +94,8 @@ private:
                     // Hold the connection without a byte of answer until stop() closes it.
                     (void)co_await stream->read(std::span<char>(buf));
                 } else if (s.close_after_partial) {
-                    co_await stream->write(s.subscribe_answer.substr(0, s.subscribe_answer.size() / 2));
+                    co_await stream->write(
+                        s.subscribe_answer.substr(0, s.subscribe_answer.size() / 2));
                 } else {
                     co_await stream->write(std::string_view(s.subscribe_answer));
                 }
@@ -117,8 +121,9 @@ ListenerOptions loopback() {
 
 std::string answer(const std::string& status_line, const std::string& headers,
                    const std::string& body = {}) {
-    return "HTTP/1.1 " + status_line + "\r\n" + headers + "Content-Length: " +
-           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    return "HTTP/1.1 " + status_line + "\r\n" + headers +
+           "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+           body;
 }
 
 // Subscribes to a device following `script`; returns the error code (empty on success,
@@ -150,7 +155,8 @@ std::error_code try_subscribe(Script script, gena::Timeout* granted = nullptr) {
 
 TEST_SUITE("hostile.client") {
     TEST_CASE("a 200 without SID fails subscribe with missing_sid") {
-        CHECK(try_subscribe({answer("200 OK", "TIMEOUT: Second-300\r\n")}) == gena::errc::missing_sid);
+        CHECK(try_subscribe({answer("200 OK", "TIMEOUT: Second-300\r\n")}) ==
+              gena::errc::missing_sid);
         CHECK(try_subscribe({answer("200 OK", "SID:   \r\nTIMEOUT: Second-300\r\n")}) ==
               gena::errc::missing_sid);
     }
@@ -158,12 +164,15 @@ TEST_SUITE("hostile.client") {
     TEST_CASE("a huge TIMEOUT is capped and a negative one is taken as the requested value") {
         gena::Timeout granted;
         CHECK_FALSE(try_subscribe(
-            {answer("200 OK", "SID: uuid:a\r\nTIMEOUT: Second-99999999999999999999\r\n")}, &granted));
+            {answer("200 OK", "SID: uuid:a\r\nTIMEOUT: Second-99999999999999999999\r\n")},
+            &granted));
         CHECK_FALSE(granted.infinite);
         CHECK(granted.seconds == std::chrono::seconds(2147483647));
-        CHECK_FALSE(try_subscribe({answer("200 OK", "SID: uuid:a\r\nTIMEOUT: Second--5\r\n")}, &granted));
+        CHECK_FALSE(
+            try_subscribe({answer("200 OK", "SID: uuid:a\r\nTIMEOUT: Second--5\r\n")}, &granted));
         CHECK(granted == gena::Timeout{false, 300s});
-        CHECK_FALSE(try_subscribe({answer("200 OK", "SID: uuid:a\r\nTIMEOUT: Second-0\r\n")}, &granted));
+        CHECK_FALSE(
+            try_subscribe({answer("200 OK", "SID: uuid:a\r\nTIMEOUT: Second-0\r\n")}, &granted));
         CHECK(granted == gena::Timeout{false, 300s});
     }
 
@@ -195,6 +204,7 @@ TEST_SUITE("hostile.client") {
     TEST_CASE("500, 503 and 412 answers fail subscribe with the matching GENA error") {
         CHECK(try_subscribe({answer("500 Internal Server Error", "")}) == gena::errc::server_error);
         CHECK(try_subscribe({answer("503 Service Unavailable", "")}) == gena::errc::server_error);
-        CHECK(try_subscribe({answer("412 Precondition Failed", "")}) == gena::errc::precondition_failed);
+        CHECK(try_subscribe({answer("412 Precondition Failed", "")}) ==
+              gena::errc::precondition_failed);
     }
 }

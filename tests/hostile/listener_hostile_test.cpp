@@ -17,11 +17,11 @@
 #include "support/gena_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
+#include "uvgena/http/server.hpp"
+#include "uvgena/net/tcp.hpp"
 #include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
-#include "uvgena/http/server.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
@@ -92,7 +92,8 @@ int first_status(const std::string& answer) {
 }
 
 std::string notify_head(const std::string& path, const std::string& sid, const std::string& seq) {
-    std::string h = "NOTIFY " + path + " HTTP/1.1\r\nHOST: 127.0.0.1\r\nNT: upnp:event\r\n"
+    std::string h = "NOTIFY " + path +
+                    " HTTP/1.1\r\nHOST: 127.0.0.1\r\nNT: upnp:event\r\n"
                     "NTS: upnp:propchange\r\n";
     if (!sid.empty()) h += "SID: " + sid + "\r\n";
     if (!seq.empty()) h += "SEQ: " + seq + "\r\n";
@@ -113,7 +114,10 @@ std::string propertyset(const std::string& inner) {
 
 Task<std::optional<Event>> next_event(uv_loop_t* loop, Subscription& sub) {
     co_return co_await with_timeout(
-        loop, [](Subscription& s) -> Task<std::optional<Event>> { co_return co_await s.events().next(); }(sub),
+        loop,
+        [](Subscription& s) -> Task<std::optional<Event>> {
+            co_return co_await s.events().next();
+        }(sub),
         10s);
 }
 
@@ -174,25 +178,27 @@ ListenerOptions loopback(std::size_t max_connections = 256,
 void with_bed(const std::function<Task<void>(Bed&)>& attack, std::size_t max_connections = 256,
               std::chrono::milliseconds header_timeout = 10s) {
     uvtest::TestLoop loop;
-    run(loop, [](uv_loop_t* l, const std::function<Task<void>(Bed&)>& fn, std::size_t max_conn,
-                 std::chrono::milliseconds header) -> Task<void> {
-        TestDevice good(l);
-        TestDevice bad(l);
-        EventListener listener(l, loopback(max_conn, header));
-        Subscription good_sub = co_await subscribe(l, good.event_url(), {.listener = &listener});
-        Subscription bad_sub = co_await subscribe(l, bad.event_url(), {.listener = &listener});
-        REQUIRE((co_await next_event(l, good_sub))->seq == 0);
-        REQUIRE((co_await next_event(l, bad_sub))->seq == 0);
-        Bed bed{l, good, listener, good_sub, bad_sub};
-        co_await fn(bed);
-        co_await check_flowing(bed, 2);
-        CHECK(good_sub.stats().events_received == bed.good_next);
-        co_await good_sub.unsubscribe();
-        co_await bad_sub.unsubscribe();
-        co_await listener.stop();
-        co_await good.stop();
-        co_await bad.stop();
-    }(loop, attack, max_connections, header_timeout));
+    run(loop,
+        [](uv_loop_t* l, const std::function<Task<void>(Bed&)>& fn, std::size_t max_conn,
+           std::chrono::milliseconds header) -> Task<void> {
+            TestDevice good(l);
+            TestDevice bad(l);
+            EventListener listener(l, loopback(max_conn, header));
+            Subscription good_sub =
+                co_await subscribe(l, good.event_url(), {.listener = &listener});
+            Subscription bad_sub = co_await subscribe(l, bad.event_url(), {.listener = &listener});
+            REQUIRE((co_await next_event(l, good_sub))->seq == 0);
+            REQUIRE((co_await next_event(l, bad_sub))->seq == 0);
+            Bed bed{l, good, listener, good_sub, bad_sub};
+            co_await fn(bed);
+            co_await check_flowing(bed, 2);
+            CHECK(good_sub.stats().events_received == bed.good_next);
+            co_await good_sub.unsubscribe();
+            co_await bad_sub.unsubscribe();
+            co_await listener.stop();
+            co_await good.stop();
+            co_await bad.stop();
+        }(loop, attack, max_connections, header_timeout));
 }
 
 }  // namespace
@@ -200,8 +206,8 @@ void with_bed(const std::function<Task<void>(Bed&)>& attack, std::size_t max_con
 TEST_SUITE("hostile.listener") {
     TEST_CASE("an oversized header section is answered 431 and the connection closed") {
         with_bed([](Bed& bed) -> Task<void> {
-            std::string req = notify_head(bed.bad_path(), bed.bad_sub.sid(), "1") + "X-Pad: " +
-                              std::string(64 * 1024, 'a') + "\r\n\r\n";
+            std::string req = notify_head(bed.bad_path(), bed.bad_sub.sid(), "1") +
+                              "X-Pad: " + std::string(64 * 1024, 'a') + "\r\n\r\n";
             CHECK(first_status(co_await exchange(bed.loop, bed.port(), req)) == 431);
             // Many small fields add up the same way.
             std::string many = notify_head(bed.bad_path(), bed.bad_sub.sid(), "1");
@@ -278,7 +284,8 @@ TEST_SUITE("hostile.listener") {
             int handled = 0;
             http::Server server(
                 l,
-                [&handled](const http::Request&, const http::RequestContext&) -> Task<http::Response> {
+                [&handled](const http::Request&,
+                           const http::RequestContext&) -> Task<http::Response> {
                     ++handled;
                     co_return http::Response{};
                 },
@@ -304,8 +311,9 @@ TEST_SUITE("hostile.listener") {
         }(loop));
     }
 
-    TEST_CASE("1200 idle connections at max_connections: each new one evicts the oldest idle "
-              "one, and a device's NOTIFYs keep being accepted at once") {
+    TEST_CASE(
+        "1200 idle connections at max_connections: each new one evicts the oldest idle "
+        "one, and a device's NOTIFYs keep being accepted at once") {
         // Every connection costs two descriptors here (both ends live in this process).
         constexpr int kIdle = 1200;
         if (!ensure_fd_limit(2 * kIdle + 256)) {
@@ -365,8 +373,9 @@ TEST_SUITE("hostile.listener") {
         }(loop));
     }
 
-    TEST_CASE("eviction spares a connection inside a request and prefers one that never sent "
-              "a byte over a keep-alive one") {
+    TEST_CASE(
+        "eviction spares a connection inside a request and prefers one that never sent "
+        "a byte over a keep-alive one") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             http::ServerOptions options;
@@ -426,7 +435,8 @@ TEST_SUITE("hostile.listener") {
         with_bed([](Bed& bed) -> Task<void> {
             std::string body = propertyset("<e:property><Mode>x</Mode></e:property>");
             std::string first = notify_head(bed.bad_path(), bed.bad_sub.sid(), bed.bad_seq()) +
-                                "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+                                "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                                body;
             std::string garbage = "\x01\x02\xff GARBAGE \r\n\r\n\r\nNOTIFY NOTIFY NOTIFY\r\n\r\n";
             std::string answer = co_await exchange(bed.loop, bed.port(), first + garbage);
             CHECK(first_status(answer) == 200);
@@ -448,7 +458,8 @@ TEST_SUITE("hostile.listener") {
             CHECK(co_await status(raw_notify(bed.bad_path(), "uuid:nobody", "1", body)) == 412);
             CHECK(co_await status(raw_notify(bed.bad_path(), "", "1", body)) == 412);
             // The good subscription's SID on the bad one's path: unknown there.
-            CHECK(co_await status(raw_notify(bed.bad_path(), bed.good_sub.sid(), "1", body)) == 412);
+            CHECK(co_await status(raw_notify(bed.bad_path(), bed.good_sub.sid(), "1", body)) ==
+                  412);
             // Repeated: ambiguous, refused whatever the order of the copies.
             CHECK(co_await status(raw_notify(bed.bad_path(), bed.bad_sub.sid(), "1", body,
                                              "SID: uuid:nobody\r\n")) == 400);
@@ -463,8 +474,8 @@ TEST_SUITE("hostile.listener") {
     TEST_CASE("a non-numeric or out-of-range SEQ is answered 400") {
         with_bed([](Bed& bed) -> Task<void> {
             std::string body = propertyset("<e:property><Mode>x</Mode></e:property>");
-            for (const char* seq : {"abc", "-1", "4294967296", "99999999999999999999", "1.5",
-                                    "0x10", " "}) {
+            for (const char* seq :
+                 {"abc", "-1", "4294967296", "99999999999999999999", "1.5", "0x10", " "}) {
                 INFO(seq);
                 std::string answer = co_await exchange(
                     bed.loop, bed.port(), raw_notify(bed.bad_path(), bed.bad_sub.sid(), seq, body));
@@ -478,7 +489,8 @@ TEST_SUITE("hostile.listener") {
         with_bed([](Bed& bed) -> Task<void> {
             auto send = [&](std::string body) -> Task<std::optional<Event>> {
                 std::string answer = co_await exchange(
-                    bed.loop, bed.port(), raw_notify(bed.bad_path(), bed.bad_sub.sid(), bed.bad_seq(), body));
+                    bed.loop, bed.port(),
+                    raw_notify(bed.bad_path(), bed.bad_sub.sid(), bed.bad_seq(), body));
                 CHECK(first_status(answer) == 200);
                 co_return co_await next_event(bed.loop, bed.bad_sub);
             };
@@ -504,15 +516,16 @@ TEST_SUITE("hostile.listener") {
             CHECK(e2->parse_error == gena::errc::xml_doctype_refused);
             CHECK(e2->variables().empty());
             // A huge attribute (900 KB) is just data.
-            auto e3 = co_await send(propertyset("<e:property><V a=\"" + std::string(900 * 1024, 'z') +
-                                                "\">v</V></e:property>"));
+            auto e3 = co_await send(propertyset(
+                "<e:property><V a=\"" + std::string(900 * 1024, 'z') + "\">v</V></e:property>"));
             REQUIRE(e3);
             CHECK_FALSE(e3->parse_error);
             CHECK(e3->variables().at("V") == "v");
             // Many properties: 8 000 variables (16 002 elements, under max_xml_elements), all
             // kept in order.
             std::string many;
-            for (int i = 0; i < 8000; ++i) many += "<e:property><V>" + std::to_string(i) + "</V></e:property>";
+            for (int i = 0; i < 8000; ++i)
+                many += "<e:property><V>" + std::to_string(i) + "</V></e:property>";
             auto e4 = co_await send(propertyset(many));
             REQUIRE(e4);
             CHECK_FALSE(e4->parse_error);
@@ -520,7 +533,8 @@ TEST_SUITE("hostile.listener") {
             CHECK(e4->variables().at("V") == "7999");
             // 20 000 variables (40 002 elements) are beyond the bound: a flagged event.
             many.clear();
-            for (int i = 0; i < 20000; ++i) many += "<e:property><V>" + std::to_string(i) + "</V></e:property>";
+            for (int i = 0; i < 20000; ++i)
+                many += "<e:property><V>" + std::to_string(i) + "</V></e:property>";
             auto e5 = co_await send(propertyset(many));
             REQUIRE(e5);
             CHECK(e5->parse_error == gena::errc::xml_too_many_elements);
@@ -547,9 +561,11 @@ TEST_SUITE("hostile.listener") {
             CHECK_FALSE(e->parse_error);
             CHECK(e->variables().at("V") == bytes);
             // Trailing NULs after the document are tolerated (real devices send them).
-            std::string with_nuls = propertyset("<e:property><V>n</V></e:property>") + std::string(8, '\0');
-            answer = co_await exchange(bed.loop, bed.port(),
-                                       raw_notify(bed.bad_path(), bed.bad_sub.sid(), bed.bad_seq(), with_nuls));
+            std::string with_nuls =
+                propertyset("<e:property><V>n</V></e:property>") + std::string(8, '\0');
+            answer = co_await exchange(
+                bed.loop, bed.port(),
+                raw_notify(bed.bad_path(), bed.bad_sub.sid(), bed.bad_seq(), with_nuls));
             CHECK(first_status(answer) == 200);
             e = co_await next_event(bed.loop, bed.bad_sub);
             REQUIRE(e);

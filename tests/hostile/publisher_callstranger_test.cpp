@@ -15,10 +15,10 @@
 #include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/publisher/publisher.hpp"
 #include "uvgena/http/client.hpp"
+#include "uvgena/net/tcp.hpp"
+#include "uvgena/publisher/publisher.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;

@@ -4,13 +4,13 @@
 
 #include <string>
 
-#include "support/test_loop.hpp"
 #include "support.hpp"
+#include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/http/error.hpp"
 #include "uvgena/http/server.hpp"
+#include "uvgena/net/tcp.hpp"
 
 using namespace uvgena;
 using namespace uvgena::http;
@@ -43,8 +43,8 @@ std::error_code exchange_with(uvtest::TestLoop& loop, std::string answer, Respon
                               std::string* seen = nullptr, ClientOptions options = {}) {
     TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
     std::string url = "http://127.0.0.1:" + std::to_string(listener.port()) + "/dev";
-    auto scenario = [](uv_loop_t* l, TcpListener& li, std::string a, std::string u,
-                       ClientOptions o, Response* out, std::string* s) -> Task<std::error_code> {
+    auto scenario = [](uv_loop_t* l, TcpListener& li, std::string a, std::string u, ClientOptions o,
+                       Response* out, std::string* s) -> Task<std::error_code> {
         Scope scope(l);
         std::string request_seen;
         scope.spawn([](TcpListener& li2, std::string a2, std::string* into) -> Task<void> {
@@ -76,8 +76,8 @@ TEST_SUITE("http.client") {
         uvtest::TestLoop loop;
         Response response;
         std::string seen;
-        auto error = exchange_with(loop, "HTTP/1.1 200 OK\r\nSID: uuid:1\r\nContent-Length: 0\r\n\r\n",
-                                   &response, &seen);
+        auto error = exchange_with(
+            loop, "HTTP/1.1 200 OK\r\nSID: uuid:1\r\nContent-Length: 0\r\n\r\n", &response, &seen);
         CHECK_FALSE(error);
         CHECK(response.status == 200);
         CHECK(response.headers.get("sid") == std::string_view("uuid:1"));
@@ -169,8 +169,9 @@ TEST_SUITE("http.client") {
             co_await scope.join();
             co_return what;
         };
-        CHECK(run(loop, scenario(loop, listener, quick)).find("no complete response within 100 ms") !=
-              std::string::npos);
+        CHECK(
+            run(loop, scenario(loop, listener, quick)).find("no complete response within 100 ms") !=
+            std::string::npos);
     }
 
     TEST_CASE("the stop token of the options cancels the request") {
@@ -187,7 +188,8 @@ TEST_SUITE("http.client") {
                 s->request_stop();
             }(l, &source));
             Result<Response> r = co_await try_request(
-                l, "GET", Url::parse("http://127.0.0.1:" + std::to_string(li.port()) + "/"), {}, {}, o);
+                l, "GET", Url::parse("http://127.0.0.1:" + std::to_string(li.port()) + "/"), {}, {},
+                o);
             li.close();
             co_await scope.join();
             co_return r.error();
@@ -230,8 +232,9 @@ TEST_SUITE("http.client") {
         int len = sizeof bound;
         uv_tcp_getsockname(&raw->listener, reinterpret_cast<sockaddr*>(&bound), &len);
         auto port = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-        Result<Response> r = run(loop, try_request(loop, "GET", Url::parse(
-                                     "http://127.0.0.1:" + std::to_string(port) + "/")));
+        Result<Response> r = run(
+            loop,
+            try_request(loop, "GET", Url::parse("http://127.0.0.1:" + std::to_string(port) + "/")));
         CHECK(r.error() == std::errc::connection_reset);
         uv_close(reinterpret_cast<uv_handle_t*>(&raw->listener), nullptr);
         loop.close();
@@ -266,7 +269,8 @@ TEST_SUITE("http.client") {
             loop,
             [](const Request& r, const RequestContext&) -> Task<Response> {
                 Response resp;
-                resp.body = r.method + " " + r.target + " " + std::string(r.headers.get("host").value_or(""));
+                resp.body = r.method + " " + r.target + " " +
+                            std::string(r.headers.get("host").value_or(""));
                 co_return resp;
             },
             so);

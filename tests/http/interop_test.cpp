@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "support/test_loop.hpp"
 #include "support.hpp"
+#include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/http/http.hpp"
+#include "uvgena/net/tcp.hpp"
 
 using namespace uvgena;
 using namespace uvgena::http;
@@ -108,7 +108,7 @@ Task<void> wait_for(uv_loop_t* loop, const Child* child) {
 // Runs curl with `args` (after the common safety options) and returns its stdout.
 Task<std::string> curl(uv_loop_t* loop, Children& children, std::vector<std::string> args) {
     std::vector<std::string> argv = {"/usr/bin/curl", "--silent", "--show-error", "--noproxy", "*",
-                                     "--max-time", "10"};
+                                     "--max-time",    "10"};
     argv.insert(argv.end(), args.begin(), args.end());
     Child* c = spawn_child(loop, children, argv);
     co_await wait_for(loop, c);
@@ -127,8 +127,8 @@ Task<Response> describe_request(const Request& r, const RequestContext&) {
                 std::to_string(r.version_minor) +
                 " te=" + std::string(r.headers.get("transfer-encoding").value_or("-")) +
                 " nt=" + std::string(r.headers.get("nt").value_or("-")) +
-                " body=" + std::to_string(r.body.size()) + " sum=" +
-                std::to_string(std::count(r.body.begin(), r.body.end(), 'x'));
+                " body=" + std::to_string(r.body.size()) +
+                " sum=" + std::to_string(std::count(r.body.begin(), r.body.end(), 'x'));
     co_return resp;
 }
 
@@ -176,7 +176,8 @@ TEST_SUITE("http.interop") {
         auto out = run(loop, scenario(loop, children, base, upload));
         REQUIRE(out.size() == 6);
         CHECK(out[0] == "GET /get HTTP/1.1 te=- nt=- body=0 sum=0 200");
-        CHECK(out[1] == "NOTIFY /event/1 HTTP/1.1 te=chunked nt=upnp:event body=50000 sum=50000 200");
+        CHECK(out[1] ==
+              "NOTIFY /event/1 HTTP/1.1 te=chunked nt=upnp:event body=50000 sum=50000 200");
         CHECK(out[2] == "NOTIFY /expect HTTP/1.1 te=- nt=- body=50000 sum=50000 200");
         // curl reuses the first connection for the next two URLs: one connect, then none.
         CHECK(out[3] ==
@@ -225,7 +226,8 @@ TEST_SUITE("http.interop") {
             Response head = co_await request(l, "HEAD", base + "/description.xml");
             co_return std::to_string(file.status) + (file.body == expected ? " same" : " differs") +
                 " " + std::to_string(listing.status) +
-                (listing.body.find("description.xml") != std::string::npos ? " listed" : " unlisted") +
+                (listing.body.find("description.xml") != std::string::npos ? " listed"
+                                                                           : " unlisted") +
                 " " + std::to_string(missing.status) + " " + std::to_string(head.status) + " " +
                 std::string(head.headers.get("content-length").value_or("?")) + " " +
                 std::to_string(head.body.size());

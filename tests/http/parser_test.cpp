@@ -130,7 +130,8 @@ TEST_SUITE("http.parser") {
         CHECK(r.target == "/event/3");
         CHECK(r.version_minor == 1);
         CHECK(r.headers.size() == 7);
-        CHECK(r.headers.get("sid") == std::string_view("uuid:6bd5eabd-b8e8-4f46-ab12-123456789abc"));
+        CHECK(r.headers.get("sid") ==
+              std::string_view("uuid:6bd5eabd-b8e8-4f46-ab12-123456789abc"));
         CHECK(r.headers.get("Content-Type") == std::string_view("text/xml; charset=\"utf-8\""));
         CHECK(r.body.size() == 59);
         CHECK(r.body.substr(0, 15) == "<e:propertyset ");
@@ -220,7 +221,8 @@ TEST_SUITE("http.parser") {
 
     TEST_CASE("responses with Content-Length, chunked and close-delimited bodies") {
         auto sized = check_every_split<ResponseParser>(
-            "HTTP/1.1 200 OK\r\nSID: uuid:1\r\nTIMEOUT: Second-1800\r\nContent-Length: 2\r\n\r\nok");
+            "HTTP/1.1 200 OK\r\nSID: uuid:1\r\nTIMEOUT: Second-1800\r\nContent-Length: "
+            "2\r\n\r\nok");
         REQUIRE(sized.messages.size() == 1);
         CHECK(sized.messages[0].status == 200);
         CHECK(sized.messages[0].reason == "OK");
@@ -285,10 +287,12 @@ TEST_SUITE("http.parser") {
     }
 
     TEST_CASE("conflicting framing is refused") {
-        CHECK(request_error("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd") ==
+        CHECK(request_error(
+                  "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd") ==
               errc::invalid_content_length);
-        CHECK(request_error("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc") ==
-              errc::invalid_content_length);
+        CHECK(
+            request_error("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc") ==
+            errc::invalid_content_length);
         CHECK(request_error("POST / HTTP/1.1\r\nContent-Length: 3x\r\n\r\nabc") ==
               errc::invalid_content_length);
         CHECK(request_error("POST / HTTP/1.1\r\nContent-Length: 3\r\n"
@@ -364,8 +368,9 @@ TEST_SUITE("http.parser") {
     TEST_CASE("CONNECT and protocol upgrades are refused") {
         CHECK(request_error("CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n") ==
               errc::upgrade_not_supported);
-        CHECK(request_error("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n") ==
-              errc::upgrade_not_supported);
+        CHECK(
+            request_error("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n") ==
+            errc::upgrade_not_supported);
         CHECK(response_error("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
                              "Upgrade: h2c\r\n\r\n") == errc::upgrade_not_supported);
     }
@@ -373,8 +378,8 @@ TEST_SUITE("http.parser") {
     TEST_CASE("take_into hands over each request without leaking the previous one's fields") {
         RequestParser parser;
         Request request;
-        std::string input = kNotify + "GET /second HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + kNotify +
-                            "PUT /fourth HTTP/1.1\r\nContent-Length: 1\r\n\r\nz";
+        std::string input = kNotify + "GET /second HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" +
+                            kNotify + "PUT /fourth HTTP/1.1\r\nContent-Length: 1\r\n\r\nz";
         std::vector<std::string> seen;
         std::string_view rest = input;
         while (!rest.empty()) {
@@ -385,7 +390,8 @@ TEST_SUITE("http.parser") {
             parser.take_into(request);
             seen.push_back(request.method + " " + request.target + " 1." +
                            std::to_string(request.version_minor) + " " +
-                           std::to_string(request.headers.size()) + " " + request.body.substr(0, 3));
+                           std::to_string(request.headers.size()) + " " +
+                           request.body.substr(0, 3));
         }
         CHECK(seen == std::vector<std::string>{"NOTIFY /event/3 1.1 7 <e:", "GET /second 1.0 1 ",
                                                "NOTIFY /event/3 1.1 7 <e:", "PUT /fourth 1.1 1 z"});

@@ -8,14 +8,14 @@
 #include <utility>
 #include <vector>
 
+#include "support.hpp"
 #include "support/stop_teardown.hpp"
 #include "support/test_loop.hpp"
-#include "support.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/http/error.hpp"
+#include "uvgena/net/tcp.hpp"
 
 using namespace uvgena;
 using namespace uvgena::http;
@@ -40,7 +40,8 @@ Task<Response> echo_handler(uv_loop_t* loop, const Request& request) {
     if (request.target == "/throw") throw std::runtime_error("handler failure");
     Response r;
     r.headers.add("Content-Type", "text/plain");
-    r.body = request.method + " " + request.target + (request.body.empty() ? "" : " " + request.body);
+    r.body =
+        request.method + " " + request.target + (request.body.empty() ? "" : " " + request.body);
     co_return r;
 }
 
@@ -64,7 +65,8 @@ bool server_end_in_time_wait(std::uint16_t server_port, std::uint16_t client_por
     std::getline(in, line);  // the column titles
     auto port_of = [](const std::string& address) {
         auto colon = address.find(':');
-        return colon == std::string::npos ? 0ul : std::stoul(address.substr(colon + 1), nullptr, 16);
+        return colon == std::string::npos ? 0ul
+                                          : std::stoul(address.substr(colon + 1), nullptr, 16);
     };
     while (std::getline(in, line)) {
         std::istringstream fields(line);
@@ -200,8 +202,8 @@ TEST_SUITE("http.server") {
             co_return bodies;
         };
         auto bodies = run(loop, client(loop, server));
-        CHECK(bodies == std::vector<std::string>{"GET /sleep/30", "GET /b", "NOTIFY /c body",
-                                                 "GET /d"});
+        CHECK(bodies ==
+              std::vector<std::string>{"GET /sleep/30", "GET /b", "NOTIFY /c body", "GET /d"});
         CHECK(server.stats().connections_accepted == 1);
         run(loop, server.stop());
     }
@@ -224,8 +226,9 @@ TEST_SUITE("http.server") {
         run(loop, server.stop());
     }
 
-    TEST_CASE("with close_grace the client that closes first keeps the TIME_WAIT, not the "
-              "server") {
+    TEST_CASE(
+        "with close_grace the client that closes first keeps the TIME_WAIT, not the "
+        "server") {
         uvtest::TestLoop loop;
         ServerOptions options = loopback_options();
         options.close_grace = 5s;
@@ -321,7 +324,8 @@ TEST_SUITE("http.server") {
         auto client = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
             TcpStream stream = co_await open(l, s);
             co_await stream.write(
-                "NOTIFY /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+                "NOTIFY /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: "
+                "2\r\n\r\n");
             std::string interim;
             while (interim.find("\r\n\r\n") == std::string::npos) {
                 std::string_view d = co_await stream.read_some();
@@ -352,14 +356,17 @@ TEST_SUITE("http.server") {
         };
         std::string big_header = get("/", "X-Big: " + std::string(2000, 'x') + "\r\n");
         CHECK(run(loop, client(loop, server, big_header)).find("HTTP/1.1 431 ") == 0);
-        std::string big_body = "NOTIFY / HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n" +
-                               std::string(101, 'b');
+        std::string big_body =
+            "NOTIFY / HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n" + std::string(101, 'b');
         CHECK(run(loop, client(loop, server, big_body)).find("HTTP/1.1 413 ") == 0);
-        std::string chunked = "NOTIFY / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              "64\r\n" + std::string(100, 'c') + "\r\n1\r\nc\r\n0\r\n\r\n";
+        std::string chunked =
+            "NOTIFY / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "64\r\n" +
+            std::string(100, 'c') + "\r\n1\r\nc\r\n0\r\n\r\n";
         CHECK(run(loop, client(loop, server, chunked)).find("HTTP/1.1 413 ") == 0);
-        std::string expect = "NOTIFY / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
-                             "Content-Length: 1000\r\n\r\n";
+        std::string expect =
+            "NOTIFY / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+            "Content-Length: 1000\r\n\r\n";
         std::string refused = run(loop, client(loop, server, expect));
         CHECK(refused.find("HTTP/1.1 413 ") == 0);
         CHECK(refused.find("100 Continue") == std::string::npos);
@@ -542,8 +549,9 @@ TEST_SUITE("http.server") {
         Server server(loop, echo(loop), loopback_options());
         server.listen();
         auto vanish = [](uv_loop_t* l, Server& s) -> Task<int> {
-            for (const char* partial : {"GET /par", "NOTIFY / HTTP/1.1\r\nContent-Length: 100\r\n\r\nab",
-                                        "NOTIFY / HTTP/1.1\r\nHost: x\r\n"}) {
+            for (const char* partial :
+                 {"GET /par", "NOTIFY / HTTP/1.1\r\nContent-Length: 100\r\n\r\nab",
+                  "NOTIFY / HTTP/1.1\r\nHost: x\r\n"}) {
                 TcpStream stream = co_await open(l, s);
                 co_await stream.write(partial);
                 stream.close();
@@ -583,8 +591,8 @@ TEST_SUITE("http.server") {
                 refused = e.code() == std::errc::connection_refused ? "refused" : e.what();
             }
             co_return answer.substr(0, answer.find("\r\n")) + "|" +
-                   (answer.find("Connection: close") != std::string::npos ? "close" : "keep") +
-                   "|" + idle_end + "|" + refused;
+                (answer.find("Connection: close") != std::string::npos ? "close" : "keep") + "|" +
+                idle_end + "|" + refused;
         };
         std::string out = run(loop, scenario(loop, server));
         CHECK(out == "HTTP/1.1 200 OK|close||refused");

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/http/parser.hpp"
+#include "uvgena/net/tcp.hpp"
 
 namespace httptest {
 

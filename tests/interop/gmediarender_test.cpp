@@ -10,9 +10,9 @@
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/subscriber/subscription.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/ssdp/description.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
@@ -32,17 +32,21 @@ Task<void> soap(uv_loop_t* loop, const std::string& control_url, const std::stri
     h.add("SOAPACTION", "\"urn:schemas-upnp-org:service:" + service + ":1#" + action + "\"");
     std::string body =
         "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
-        "s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:" + action +
-        " xmlns:u=\"urn:schemas-upnp-org:service:" + service + ":1\">" + args + "</u:" + action +
-        "></s:Body></s:Envelope>";
-    http::Response r = co_await http::request(loop, "POST", control_url, std::move(h), std::move(body));
+        "s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:" +
+        action + " xmlns:u=\"urn:schemas-upnp-org:service:" + service + ":1\">" + args +
+        "</u:" + action + "></s:Body></s:Envelope>";
+    http::Response r =
+        co_await http::request(loop, "POST", control_url, std::move(h), std::move(body));
     CHECK_MESSAGE(r.status == 200, action << " answered " << r.status << ": " << r.body);
 }
 
 // The next event of `sub` within a few seconds (a hang fails instead).
 Task<Event> next(uv_loop_t* loop, Subscription& sub) {
     auto event = co_await with_timeout(
-        loop, [](Subscription& s) -> Task<std::optional<Event>> { co_return co_await s.events().next(); }(sub),
+        loop,
+        [](Subscription& s) -> Task<std::optional<Event>> {
+            co_return co_await s.events().next();
+        }(sub),
         10s);
     REQUIRE(event);
     co_return std::move(*event);
@@ -68,8 +72,9 @@ Task<Event> next_with(uv_loop_t* loop, Subscription& sub, std::string name,
 }  // namespace
 
 TEST_SUITE("interop.gmediarender") {
-    TEST_CASE("subscriptions to gmediarender's RenderingControl and AVTransport see volume and "
-              "URI changes, renew and unsubscribe") {
+    TEST_CASE(
+        "subscriptions to gmediarender's RenderingControl and AVTransport see volume and "
+        "URI changes, renew and unsubscribe") {
         uvtest::TestLoop loop(std::chrono::seconds(50));
         run(loop, [](uv_loop_t* l) -> Task<void> {
             std::string base = env("GMR_BASE");
@@ -127,8 +132,7 @@ TEST_SUITE("interop.gmediarender") {
                 "audioItem.musicTrack&lt;/upnp:class&gt;&lt;/item&gt;&lt;/DIDL-Lite&gt;";
             co_await soap(l, avt->control_url, "AVTransport", "SetAVTransportURI",
                           "<InstanceID>0</InstanceID><CurrentURI>" + uri +
-                              "</CurrentURI><CurrentURIMetaData>" + didl +
-                              "</CurrentURIMetaData>");
+                              "</CurrentURI><CurrentURIMetaData>" + didl + "</CurrentURIMetaData>");
             Event avt1 = co_await next_with(l, avts, "AVTransportURI", uri);
             CHECK(avt1.seq >= 1);
             CHECK(avt1.seq_status == gena::SeqStatus::ok);

@@ -16,17 +16,17 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <functional>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <string_view>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -39,8 +39,8 @@
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/http/client.hpp"
-#include "uvgena/publisher/publisher.hpp"
 #include "uvgena/net/udp.hpp"
+#include "uvgena/publisher/publisher.hpp"
 #include "uvgena/ssdp/discovery.hpp"
 #include "uvgena/ssdp/message.hpp"
 #include "uvgena/subscriber/listener.hpp"
@@ -72,9 +72,9 @@ enum class Op {
     bl_unsubscribe,       // BlockingSubscription::unsubscribe stalled, likewise
     bl_keep,              // a Subscription kept by keep_until_stop, its renewal stalled
     // SSDP (multicast: only in test_lifetime_net, inside a private network namespace)
-    search,               // ssdp::Search, a task in next(); the fake device answers up to step
-    discover,             // ssdp::discover (one shot)
-    adv_listener,         // ssdp::AdvertisementListener, a task in next()
+    search,        // ssdp::Search, a task in next(); the fake device answers up to step
+    discover,      // ssdp::discover (one shot)
+    adv_listener,  // ssdp::AdvertisementListener, a task in next()
 };
 
 // The objects a case destroys. `task` is the Scope running the operation (and a waiter on
@@ -82,70 +82,121 @@ enum class Op {
 // and receives its callbacks; `stopper` / `idler` are the tasks awaiting Publisher::stop()
 // and Publisher::idle(); `bloop` is the BackgroundLoop, `result` the EventualResult of the
 // blocking call, `bsub` the BlockingSubscription.
-enum class Obj { task, cancel, sub, listener, owner, publisher, stopper, idler, bloop, result, bsub, ssdp };
+enum class Obj {
+    task,
+    cancel,
+    sub,
+    listener,
+    owner,
+    publisher,
+    stopper,
+    idler,
+    bloop,
+    result,
+    bsub,
+    ssdp
+};
 
 const char* to_string(Op op) {
     switch (op) {
-        case Op::subscribe: return "subscribe";
-        case Op::renew: return "renew";
-        case Op::unsubscribe: return "unsubscribe";
-        case Op::listener_stop: return "listener_stop";
-        case Op::listener_drain: return "listener_drain";
-        case Op::in_callback: return "in_callback";
-        case Op::fetch_description: return "fetch_description";
-        case Op::http_request: return "http_request";
-        case Op::publisher_subscribe: return "publisher_subscribe";
-        case Op::publisher_notify: return "publisher_notify";
-        case Op::bl_run: return "bl_run";
-        case Op::bl_subscribe: return "bl_subscribe";
-        case Op::bl_renew: return "bl_renew";
-        case Op::bl_unsubscribe: return "bl_unsubscribe";
-        case Op::bl_keep: return "bl_keep";
-        case Op::search: return "search";
-        case Op::discover: return "discover";
-        case Op::adv_listener: return "adv_listener";
+        case Op::subscribe:
+            return "subscribe";
+        case Op::renew:
+            return "renew";
+        case Op::unsubscribe:
+            return "unsubscribe";
+        case Op::listener_stop:
+            return "listener_stop";
+        case Op::listener_drain:
+            return "listener_drain";
+        case Op::in_callback:
+            return "in_callback";
+        case Op::fetch_description:
+            return "fetch_description";
+        case Op::http_request:
+            return "http_request";
+        case Op::publisher_subscribe:
+            return "publisher_subscribe";
+        case Op::publisher_notify:
+            return "publisher_notify";
+        case Op::bl_run:
+            return "bl_run";
+        case Op::bl_subscribe:
+            return "bl_subscribe";
+        case Op::bl_renew:
+            return "bl_renew";
+        case Op::bl_unsubscribe:
+            return "bl_unsubscribe";
+        case Op::bl_keep:
+            return "bl_keep";
+        case Op::search:
+            return "search";
+        case Op::discover:
+            return "discover";
+        case Op::adv_listener:
+            return "adv_listener";
     }
     return "?";
 }
 
 const char* to_string(Obj o) {
     switch (o) {
-        case Obj::task: return "task";
-        case Obj::cancel: return "cancel";
-        case Obj::sub: return "sub";
-        case Obj::listener: return "listener";
-        case Obj::owner: return "owner";
-        case Obj::publisher: return "publisher";
-        case Obj::stopper: return "stopper";
-        case Obj::idler: return "idler";
-        case Obj::bloop: return "bloop";
-        case Obj::result: return "result";
-        case Obj::bsub: return "bsub";
-        case Obj::ssdp: return "ssdp";
+        case Obj::task:
+            return "task";
+        case Obj::cancel:
+            return "cancel";
+        case Obj::sub:
+            return "sub";
+        case Obj::listener:
+            return "listener";
+        case Obj::owner:
+            return "owner";
+        case Obj::publisher:
+            return "publisher";
+        case Obj::stopper:
+            return "stopper";
+        case Obj::idler:
+            return "idler";
+        case Obj::bloop:
+            return "bloop";
+        case Obj::result:
+            return "result";
+        case Obj::bsub:
+            return "bsub";
+        case Obj::ssdp:
+            return "ssdp";
     }
     return "?";
 }
 
 std::vector<Obj> objects_of(Op op) {
     switch (op) {
-        case Op::subscribe: return {Obj::task, Obj::listener, Obj::owner};
+        case Op::subscribe:
+            return {Obj::task, Obj::listener, Obj::owner};
         case Op::renew:
         case Op::unsubscribe:
         case Op::listener_stop:
         case Op::listener_drain:
-        case Op::in_callback: return {Obj::task, Obj::sub, Obj::listener, Obj::owner};
+        case Op::in_callback:
+            return {Obj::task, Obj::sub, Obj::listener, Obj::owner};
         case Op::fetch_description:
-        case Op::http_request: return {Obj::task, Obj::cancel};
+        case Op::http_request:
+            return {Obj::task, Obj::cancel};
         case Op::publisher_subscribe:
-        case Op::publisher_notify: return {Obj::publisher, Obj::stopper, Obj::idler};
+        case Op::publisher_notify:
+            return {Obj::publisher, Obj::stopper, Obj::idler};
         case Op::bl_run:
         case Op::bl_subscribe:
-        case Op::bl_keep: return {Obj::bloop, Obj::result};
+        case Op::bl_keep:
+            return {Obj::bloop, Obj::result};
         case Op::search:
-        case Op::adv_listener: return {Obj::task, Obj::ssdp};
-        case Op::discover: return {Obj::task};
+        case Op::adv_listener:
+            return {Obj::task, Obj::ssdp};
+        case Op::discover:
+            return {Obj::task};
         case Op::bl_renew:
-        case Op::bl_unsubscribe: return {Obj::bloop, Obj::bsub, Obj::result};
+        case Op::bl_unsubscribe:
+            return {Obj::bloop, Obj::bsub, Obj::result};
     }
     return {};
 }
@@ -161,17 +212,18 @@ struct CaseSpec {
 // Cases that hit a bug of issue 17 were skipped here until its fix was merged (bugs 2, 3, 4
 // and the keep_until_stop item): all are fixed now, so no case is skipped. A bug found later
 // is named here, with the rows it skips, until its fix lands.
-const char* known_bug(Op, Step, const std::vector<Obj>&) { return nullptr; }
+const char* known_bug(Op, Step, const std::vector<Obj>&) {
+    return nullptr;
+}
 
 #ifdef UVGENA_LIFETIME_NET
 constexpr Op kOps[] = {Op::search, Op::discover, Op::adv_listener};
 #else
-constexpr Op kOps[] = {Op::subscribe,      Op::renew,          Op::unsubscribe,
-                       Op::listener_stop,  Op::listener_drain, Op::in_callback,
-                       Op::fetch_description, Op::http_request,
-                       Op::publisher_subscribe, Op::publisher_notify,
-                       Op::bl_run,         Op::bl_subscribe,   Op::bl_renew,
-                       Op::bl_unsubscribe, Op::bl_keep};
+constexpr Op kOps[] = {Op::subscribe,         Op::renew,          Op::unsubscribe,
+                       Op::listener_stop,     Op::listener_drain, Op::in_callback,
+                       Op::fetch_description, Op::http_request,   Op::publisher_subscribe,
+                       Op::publisher_notify,  Op::bl_run,         Op::bl_subscribe,
+                       Op::bl_renew,          Op::bl_unsubscribe, Op::bl_keep};
 #endif
 
 std::vector<CaseSpec>& table() {
@@ -200,7 +252,6 @@ std::vector<CaseSpec>& table() {
 }
 
 // --- helpers ------------------------------------------------------------------------------
-
 
 /// Runs the loop for `d` (timers, I/O and the check phase all get their turn).
 void settle(uv_loop_t* loop, std::chrono::milliseconds d = 2ms) {
@@ -302,11 +353,11 @@ struct LoopCase {
     std::unique_ptr<Scope> stopper;
     std::unique_ptr<Scope> idler;
 
-    bool sub_gone = false;       // the Subscription was destroyed (or never reached its owner)
+    bool sub_gone = false;  // the Subscription was destroyed (or never reached its owner)
     bool owner_gone = false;
     bool listener_gone = false;  // destroying the listener ends its subscriptions
     bool publisher_gone = false;
-    int late_callbacks = 0;      // callbacks after their subscription or owner ended
+    int late_callbacks = 0;  // callbacks after their subscription or owner ended
     const std::vector<Obj>* in_callback_order = nullptr;  // Op::in_callback: what to destroy
     bool fired = false;
     void destroy_from_callback(Obj obj);
@@ -387,7 +438,9 @@ Task<void> subscribe_into(LoopCase* c, Owner* o) {
 
 void LoopCase::destroy_from_callback(Obj obj) {
     switch (obj) {
-        case Obj::task: task.reset(); break;
+        case Obj::task:
+            task.reset();
+            break;
         case Obj::sub:
             sub_gone = true;
             if (!owner_gone) owner->sub.reset();
@@ -400,7 +453,8 @@ void LoopCase::destroy_from_callback(Obj obj) {
             owner_gone = true;
             delete owner;
             break;
-        default: break;
+        default:
+            break;
     }
 }
 
@@ -409,9 +463,10 @@ void destroy(LoopCase& c, const CaseSpec& spec, Obj obj) {
         case Obj::task:
             // Waiters must have been released once everything they wait on is gone.
             if ((c.sub_gone || c.owner_gone || spec.op == Op::subscribe) && c.listener_gone) {
-                bool released = wait_until(c.loop, [&] { return c.task->empty(); }, slow(1000ms));
-                CHECK_MESSAGE(released, "a task awaiting " << to_string(spec.op)
-                                                           << " was never released");
+                bool released = wait_until(
+                    c.loop, [&] { return c.task->empty(); }, slow(1000ms));
+                CHECK_MESSAGE(released,
+                              "a task awaiting " << to_string(spec.op) << " was never released");
             }
             if (spec.op == Op::subscribe && (c.owner_gone || !c.owner->sub)) c.sub_gone = true;
             c.task.reset();
@@ -421,7 +476,8 @@ void destroy(LoopCase& c, const CaseSpec& spec, Obj obj) {
             // is 2 s, far beyond this bound), with an error.
             if (c.task) {
                 c.task->request_stop();
-                bool released = wait_until(c.loop, [&] { return c.task->empty(); }, slow(500ms));
+                bool released = wait_until(
+                    c.loop, [&] { return c.task->empty(); }, slow(500ms));
                 CHECK_MESSAGE(released, "a stopped " << to_string(spec.op)
                                                      << " was not released before its timeout");
             }
@@ -447,7 +503,8 @@ void destroy(LoopCase& c, const CaseSpec& spec, Obj obj) {
         case Obj::idler: {
             auto& scope = obj == Obj::stopper ? c.stopper : c.idler;
             if (c.publisher_gone) {
-                bool released = wait_until(c.loop, [&] { return scope->empty(); }, slow(1000ms));
+                bool released = wait_until(
+                    c.loop, [&] { return scope->empty(); }, slow(1000ms));
                 CHECK_MESSAGE(released, "a task awaiting Publisher::"
                                             << (obj == Obj::stopper ? "stop" : "idle")
                                             << " was never released");
@@ -455,7 +512,9 @@ void destroy(LoopCase& c, const CaseSpec& spec, Obj obj) {
             scope.reset();
             break;
         }
-        default: FAIL("not a loop object"); break;
+        default:
+            FAIL("not a loop object");
+            break;
     }
 }
 
@@ -509,8 +568,8 @@ void run_loop_case(const CaseSpec& spec) {
                         co_await target->unsubscribe(true);
                     }(s));
                 } else {
-                    c.client = std::make_unique<lifetime::StallClient>(
-                        loop, c.listener->port(), spec.step, c.notify_head());
+                    c.client = std::make_unique<lifetime::StallClient>(loop, c.listener->port(),
+                                                                       spec.step, c.notify_head());
                     REQUIRE(wait_until(loop, [&] { return c.client->stalled(); }));
                     c.task->spawn([](gena::EventListener* l) -> Task<void> {
                         co_await l->stop();
@@ -569,8 +628,9 @@ void run_loop_case(const CaseSpec& spec) {
                 } else {
                     c.peer = std::make_unique<lifetime::StallPeer>(loop, spec.step, 0);
                     http::Response r = uvgena::run(
-                        loop, raw_subscribe(loop, "http://127.0.0.1:" + std::to_string(port) + "/event",
-                                            c.peer->url("/cb")));
+                        loop,
+                        raw_subscribe(loop, "http://127.0.0.1:" + std::to_string(port) + "/event",
+                                      c.peer->url("/cb")));
                     REQUIRE(r.status == 200);
                     c.service->set("Volume", "2");
                 }
@@ -580,7 +640,9 @@ void run_loop_case(const CaseSpec& spec) {
                 c.stopper->spawn(c.publisher->stop(slow(50ms)));
                 break;
             }
-            default: FAIL("not a loop case"); return;
+            default:
+                FAIL("not a loop case");
+                return;
         }
         if (c.peer && spec.op != Op::listener_drain) {
             REQUIRE(wait_until(loop, [&] { return c.peer->stalled() > 0; }));
@@ -591,7 +653,8 @@ void run_loop_case(const CaseSpec& spec) {
             // The stalled peer's NOTIFYs reach the callback, which destroys everything.
             CHECK_MESSAGE(wait_until(loop, [&] { return c.fired; }),
                           "no event reached the callback");
-            if (c.fired) owner_freed = std::count(spec.order.begin(), spec.order.end(), Obj::owner) > 0;
+            if (c.fired)
+                owner_freed = std::count(spec.order.begin(), spec.order.end(), Obj::owner) > 0;
             settle(loop);
         } else {
             for (Obj obj : spec.order) {
@@ -632,8 +695,7 @@ void run_loop_case(const CaseSpec& spec) {
 // Subscribes on the loop thread and hands the Subscription to keep_until_stop, the
 // documented owner of loop-thread objects; the caller gets a weak reference.
 Task<std::weak_ptr<gena::Subscription>> subscribe_kept(BackgroundLoop* b, uv_loop_t* l,
-                                                       std::string url,
-                                                       gena::SubscribeOptions so) {
+                                                       std::string url, gena::SubscribeOptions so) {
     auto sub = std::make_shared<gena::Subscription>(
         co_await gena::subscribe(l, std::move(url), std::move(so)));
     b->keep_until_stop(sub);
@@ -711,15 +773,16 @@ void run_blocking_case(const CaseSpec& spec) {
         case Op::bl_keep: {
             BackgroundLoop* b = bloop.get();
             std::weak_ptr<gena::Subscription> kept =
-                bloop
-                    ->run([b, url, so](uv_loop_t* l) { return subscribe_kept(b, l, url, so); })
+                bloop->run([b, url, so](uv_loop_t* l) { return subscribe_kept(b, l, url, so); })
                     .wait(slow(2s));
             void_result.emplace(bloop->run([kept] { return renew_kept(kept); }));
             result_ready = [&] { return void_result->ready(); };
             drop_result = [&] { void_result.reset(); };
             break;
         }
-        default: FAIL("not a blocking case"); return;
+        default:
+            FAIL("not a blocking case");
+            return;
     }
     auto until = [](auto pred, std::chrono::milliseconds limit) {
         auto deadline = std::chrono::steady_clock::now() + limit;
@@ -746,8 +809,12 @@ void run_blocking_case(const CaseSpec& spec) {
                 }
                 drop_result();
                 break;
-            case Obj::bsub: bsub.reset(); break;
-            default: FAIL("not a blocking object"); break;
+            case Obj::bsub:
+                bsub.reset();
+                break;
+            default:
+                FAIL("not a blocking object");
+                break;
         }
         std::this_thread::sleep_for(1ms);
     }
@@ -769,7 +836,8 @@ void run_blocking_case(const CaseSpec& spec) {
     peer_loop.reset();
     auto errors = take_errors();
     for (const auto& e : errors) MESSAGE("logged: " << e);
-    CHECK_MESSAGE(!unclean_loop_reported(errors), "a BackgroundLoop could not close its loop clean");
+    CHECK_MESSAGE(!unclean_loop_reported(errors),
+                  "a BackgroundLoop could not close its loop clean");
 }
 
 // --- SSDP cases ---------------------------------------------------------------------------
@@ -778,7 +846,8 @@ void run_blocking_case(const CaseSpec& spec) {
 // never; mid_headers: half a response; headers_only: a response; half_body: a response and
 // a truncated one; close_mid: a response, then its socket closes).
 Task<void> fake_ssdp_device(uv_loop_t* loop, Step step, bool* stalled) {
-    UdpSocket s = UdpSocket::bind(loop, SocketAddress::ipv4_any(ssdp::kPort), {.reuse_address = true});
+    UdpSocket s =
+        UdpSocket::bind(loop, SocketAddress::ipv4_any(ssdp::kPort), {.reuse_address = true});
     s.join_group(ssdp::kMulticastV4, "127.0.0.1");
     ssdp::Advertisement ad;
     ad.location = "http://127.0.0.1:9/d.xml";
@@ -791,9 +860,14 @@ Task<void> fake_ssdp_device(uv_loop_t* loop, Step step, bool* stalled) {
         auto d = ssdp::parse_datagram(p.data);
         if (!d || d->kind != ssdp::Kind::search) continue;
         switch (step) {
-            case Step::silent: break;
-            case Step::mid_headers: co_await s.send_to(response.substr(0, 40), p.sender); break;
-            case Step::headers_only: co_await s.send_to(response, p.sender); break;
+            case Step::silent:
+                break;
+            case Step::mid_headers:
+                co_await s.send_to(response.substr(0, 40), p.sender);
+                break;
+            case Step::headers_only:
+                co_await s.send_to(response, p.sender);
+                break;
             case Step::half_body:
                 co_await s.send_to(response, p.sender);
                 co_await s.send_to(response.substr(0, response.size() / 2), p.sender);
@@ -821,9 +895,14 @@ Task<void> fake_advertiser(uv_loop_t* loop, Step step, bool* stalled) {
     alive.max_age = 1s;
     std::string text = ssdp::build_notify(alive);
     switch (step) {
-        case Step::silent: break;
-        case Step::mid_headers: co_await s.send_to(text.substr(0, 30), group); break;
-        case Step::headers_only: co_await s.send_to(text, group); break;
+        case Step::silent:
+            break;
+        case Step::mid_headers:
+            co_await s.send_to(text.substr(0, 30), group);
+            break;
+        case Step::headers_only:
+            co_await s.send_to(text, group);
+            break;
         case Step::half_body:
             co_await s.send_to(text, group);
             co_await s.send_to(text.substr(0, text.size() / 2), group);
@@ -885,7 +964,9 @@ void run_ssdp_case(const CaseSpec& spec) {
                 device->spawn(fake_advertiser(loop, spec.step, &stalled));
                 break;
             }
-            default: FAIL("not an ssdp case"); return;
+            default:
+                FAIL("not an ssdp case");
+                return;
         }
         if (spec.step == Step::silent) {
             settle(loop, 30ms);  // a search or two went out unanswered
@@ -896,7 +977,8 @@ void run_ssdp_case(const CaseSpec& spec) {
         for (Obj obj : spec.order) {
             if (obj == Obj::task) {
                 if (ssdp_gone || spec.op == Op::discover) {
-                    bool released = wait_until(loop, [&] { return task->empty(); }, slow(1000ms));
+                    bool released = wait_until(
+                        loop, [&] { return task->empty(); }, slow(1000ms));
                     CHECK_MESSAGE(released, "a task awaiting " << to_string(spec.op)
                                                                << " was never released");
                 }
@@ -930,11 +1012,17 @@ void run_current_case() {
         case Op::bl_subscribe:
         case Op::bl_renew:
         case Op::bl_unsubscribe:
-        case Op::bl_keep: run_blocking_case(spec); break;
+        case Op::bl_keep:
+            run_blocking_case(spec);
+            break;
         case Op::search:
         case Op::discover:
-        case Op::adv_listener: run_ssdp_case(spec); break;
-        default: run_loop_case(spec); break;
+        case Op::adv_listener:
+            run_ssdp_case(spec);
+            break;
+        default:
+            run_loop_case(spec);
+            break;
     }
 }
 

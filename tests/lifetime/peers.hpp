@@ -52,11 +52,16 @@ inline constexpr Step kSteps[] = {Step::silent, Step::mid_headers, Step::headers
 
 inline const char* to_string(Step s) {
     switch (s) {
-        case Step::silent: return "silent";
-        case Step::mid_headers: return "mid_headers";
-        case Step::headers_only: return "headers_only";
-        case Step::half_body: return "half_body";
-        case Step::close_mid: return "close_mid";
+        case Step::silent:
+            return "silent";
+        case Step::mid_headers:
+            return "mid_headers";
+        case Step::headers_only:
+            return "headers_only";
+        case Step::half_body:
+            return "half_body";
+        case Step::close_mid:
+            return "close_mid";
     }
     return "?";
 }
@@ -129,7 +134,7 @@ inline std::string header_value(const std::string& message, std::string_view nam
 /// reaching the stall it sends two more NOTIFYs (accepted in one turn by the listener), so
 /// that events are in flight while the harness destroys things.
 class StallPeer {
-public:
+  public:
     StallPeer(uv_loop_t* loop, Step step, int stall_at)
         : loop_(loop),
           step_(step),
@@ -154,7 +159,7 @@ public:
         held_.clear();
     }
 
-private:
+  private:
     static uvgena::Task<void> accept_all(StallPeer* self) {
         for (;;) {
             auto s = std::make_unique<uvgena::TcpStream>(co_await self->listener_.accept());
@@ -203,8 +208,11 @@ private:
             }
             std::string head = "HTTP/1.1 200 OK\r\nSID: " + sid + "\r\nTIMEOUT: Second-300\r\n";
             switch (self->step_) {
-                case Step::silent: break;
-                case Step::mid_headers: co_await s->write(head.substr(0, 24)); break;
+                case Step::silent:
+                    break;
+                case Step::mid_headers:
+                    co_await s->write(head.substr(0, 24));
+                    break;
                 case Step::headers_only:
                     co_await s->write(head + "Content-Length: 64\r\n\r\n");
                     break;
@@ -255,7 +263,7 @@ private:
 /// A client that connects to `port` and sends `request` only up to `step`, then holds the
 /// connection (or closes it, for close_mid) until close().
 class StallClient {
-public:
+  public:
     StallClient(uv_loop_t* loop, std::uint16_t port, Step step, std::string request_head)
         : scope_(loop, [](std::exception_ptr) {}) {
         scope_.spawn(run(this, loop, port, step, std::move(request_head)));
@@ -267,16 +275,23 @@ public:
         co_await scope_.join();
     }
 
-private:
+  private:
     static uvgena::Task<void> run(StallClient* self, uv_loop_t* loop, std::uint16_t port, Step step,
                                   std::string head) {
         self->stream_ = co_await uvgena::connect(loop, uvgena::SocketAddress::ipv4_loopback(port));
         std::string full = head + "Content-Length: 200\r\n\r\n";
         switch (step) {
-            case Step::silent: break;
-            case Step::mid_headers: co_await self->stream_.write(head.substr(0, head.size() / 2)); break;
-            case Step::headers_only: co_await self->stream_.write(full); break;
-            case Step::half_body: co_await self->stream_.write(full + std::string(100, 'x')); break;
+            case Step::silent:
+                break;
+            case Step::mid_headers:
+                co_await self->stream_.write(head.substr(0, head.size() / 2));
+                break;
+            case Step::headers_only:
+                co_await self->stream_.write(full);
+                break;
+            case Step::half_body:
+                co_await self->stream_.write(full + std::string(100, 'x'));
+                break;
             case Step::close_mid:
                 co_await self->stream_.write(head.substr(0, head.size() / 2));
                 self->stream_.close();

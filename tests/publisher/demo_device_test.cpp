@@ -27,14 +27,17 @@ DemoDeviceOptions manual() {
     return o;
 }
 
-std::vector<std::string> one(std::string url) { return std::vector<std::string>{std::move(url)}; }
+std::vector<std::string> one(std::string url) {
+    return std::vector<std::string>{std::move(url)};
+}
 
 std::string soap(std::string_view service, std::string_view action, std::string_view args) {
-    return "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+    return "<?xml version=\"1.0\"?><s:Envelope "
+           "xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
            "s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:" +
-           std::string(action) + " xmlns:u=\"urn:schemas-upnp-org:service:" +
-           std::string(service) + ":1\"><InstanceID>0</InstanceID>" + std::string(args) +
-           "</u:" + std::string(action) + "></s:Body></s:Envelope>";
+           std::string(action) + " xmlns:u=\"urn:schemas-upnp-org:service:" + std::string(service) +
+           ":1\"><InstanceID>0</InstanceID>" + std::string(args) + "</u:" + std::string(action) +
+           "></s:Body></s:Envelope>";
 }
 
 Task<http::Response> post(uv_loop_t* loop, std::string url, std::string_view service,
@@ -75,7 +78,8 @@ TEST_SUITE("gena.demo_device") {
                 CHECK(scpd.body.find("<stateVariable sendEvents=\"yes\"><name>LastChange</name>") !=
                       std::string::npos);
             }
-            CHECK((co_await http::request(loop, "GET", device.base_url() + "/nothing")).status == 404);
+            CHECK((co_await http::request(loop, "GET", device.base_url() + "/nothing")).status ==
+                  404);
             co_await device.stop();
         };
         run(loop, test());
@@ -95,8 +99,9 @@ TEST_SUITE("gena.demo_device") {
             CHECK(initial.properties.state("Mute") == "0");
 
             std::string control = device.base_url() + "/RenderingControl/control";
-            http::Response set = co_await post(loop, control, "RenderingControl", "SetVolume",
-                                               "<Channel>Master</Channel><DesiredVolume>42</DesiredVolume>");
+            http::Response set =
+                co_await post(loop, control, "RenderingControl", "SetVolume",
+                              "<Channel>Master</Channel><DesiredVolume>42</DesiredVolume>");
             CHECK(set.status == 200);
             CHECK(device.volume() == 42);
             Notify change = co_await receiver.next();
@@ -115,17 +120,19 @@ TEST_SUITE("gena.demo_device") {
                                                "<DesiredVolume>400</DesiredVolume>");
             CHECK(bad.status == 500);
             CHECK(bad.body.find("<errorCode>402</errorCode>") != std::string::npos);
-            http::Response unknown = co_await post(loop, control, "RenderingControl", "Explode", "");
+            http::Response unknown =
+                co_await post(loop, control, "RenderingControl", "Explode", "");
             CHECK(unknown.status == 500);
             CHECK(unknown.body.find("<errorCode>401</errorCode>") != std::string::npos);
-            http::Response garbage =
-                co_await http::request(loop, "POST", control, {}, "<not soap");
+            http::Response garbage = co_await http::request(loop, "POST", control, {}, "<not soap");
             CHECK(garbage.status == 500);
 
             std::string avt_control = device.base_url() + "/AVTransport/control";
-            CHECK((co_await post(loop, avt_control, "AVTransport", "Play", "<Speed>1</Speed>")).status == 200);
+            CHECK((co_await post(loop, avt_control, "AVTransport", "Play", "<Speed>1</Speed>"))
+                      .status == 200);
             CHECK(device.transport_state() == "PLAYING");
-            http::Response info = co_await post(loop, avt_control, "AVTransport", "GetTransportInfo", "");
+            http::Response info =
+                co_await post(loop, avt_control, "AVTransport", "GetTransportInfo", "");
             CHECK(info.body.find("<CurrentTransportState>PLAYING</CurrentTransportState>") !=
                   std::string::npos);
             co_await device.stop();
@@ -141,7 +148,8 @@ TEST_SUITE("gena.demo_device") {
         device.start();
         auto test = [&]() -> Task<void> {
             http::Url avt_event = http::Url::parse(device.av_transport_event_url());
-            CHECK((co_await pubtest::subscribe(loop, avt_event, one(receiver.url()))).status == 200);
+            CHECK((co_await pubtest::subscribe(loop, avt_event, one(receiver.url()))).status ==
+                  200);
             Notify initial = co_await receiver.next();
             CHECK(initial.properties.state("TransportState") == "STOPPED");
             int before = device.volume();
@@ -172,7 +180,8 @@ TEST_SUITE("gena.demo_device") {
         auto test = [&]() -> Task<void> {
             http::Url rc_event = http::Url::parse(device.rendering_control_event_url());
             CHECK((co_await pubtest::subscribe(loop, rc_event, one(receiver.url()))).status == 200);
-            for (std::uint32_t seq = 0; seq < 4; ++seq) CHECK((co_await receiver.next()).seq == seq);
+            for (std::uint32_t seq = 0; seq < 4; ++seq)
+                CHECK((co_await receiver.next()).seq == seq);
             co_await device.stop();
             CHECK(device.ticks() >= 3);
         };
@@ -188,8 +197,8 @@ TEST_SUITE("gena.demo_device") {
         device->start();
         http::Server& server = *device->server();
         std::string partial = "GET /description.xml HTTP/1.1\r\n";
-        CHECK(run(loop, uvtest::destroy_while_stopping(loop, std::move(device), server,
-                                                       partial)) == "0|2|");
+        CHECK(run(loop, uvtest::destroy_while_stopping(loop, std::move(device), server, partial)) ==
+              "0|2|");
     }
 
     TEST_CASE("a second stop() of the device returns only when the first has finished") {

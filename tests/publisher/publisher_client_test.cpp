@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "demo_device.hpp"
 #include "publisher/test_access.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "demo_device.hpp"
 #include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
@@ -50,8 +50,9 @@ std::string event_url(Publisher& publisher) {
 Task<Event> next_event(uv_loop_t* loop, Subscription& sub, std::chrono::milliseconds limit = 5s) {
     std::optional<Event> e = co_await with_timeout(
         loop,
-        [](Subscription& s) -> Task<std::optional<Event>> { co_return co_await s.events().next(); }(
-            sub),
+        [](Subscription& s) -> Task<std::optional<Event>> {
+            co_return co_await s.events().next();
+        }(sub),
         limit);
     if (!e) throw Error(make_error_code(uvgena::errc::closed), "subscription ended");
     co_return std::move(*e);
@@ -74,7 +75,8 @@ TEST_SUITE("gena.publisher.client") {
         publisher.listen(loopback_server());
         EventListener listener(loop, loopback_listener());
         auto test = [&]() -> Task<void> {
-            Subscription sub = co_await subscribe(loop, event_url(publisher), options_for(listener));
+            Subscription sub =
+                co_await subscribe(loop, event_url(publisher), options_for(listener));
             CHECK(sub.timeout() == Timeout{false, 300s});
             Event initial = co_await next_event(loop, sub);
             CHECK(initial.seq == 0);
@@ -104,7 +106,8 @@ TEST_SUITE("gena.publisher.client") {
         publisher.listen(loopback_server());
         EventListener listener(loop, loopback_listener());
         auto test = [&]() -> Task<void> {
-            Subscription sub = co_await subscribe(loop, event_url(publisher), options_for(listener));
+            Subscription sub =
+                co_await subscribe(loop, event_url(publisher), options_for(listener));
             CHECK((co_await next_event(loop, sub)).seq == 0);
             co_await publisher.idle();
             // Jumps of at most 2^31 are gaps to the client (farther would be stale): reach
@@ -139,7 +142,8 @@ TEST_SUITE("gena.publisher.client") {
         publisher.listen(loopback_server());
         EventListener listener(loop, loopback_listener());
         auto test = [&]() -> Task<void> {
-            Subscription sub = co_await subscribe(loop, event_url(publisher), options_for(listener));
+            Subscription sub =
+                co_await subscribe(loop, event_url(publisher), options_for(listener));
             co_await next_event(loop, sub);
             auto before = publisher.subscriber(sub.sid());
             REQUIRE(before);
@@ -167,7 +171,8 @@ TEST_SUITE("gena.publisher.client") {
         publisher.listen(loopback_server());
         EventListener listener(loop, loopback_listener());
         auto test = [&]() -> Task<void> {
-            Subscription sub = co_await subscribe(loop, event_url(publisher), options_for(listener, 1s));
+            Subscription sub =
+                co_await subscribe(loop, event_url(publisher), options_for(listener, 1s));
             co_await next_event(loop, sub);
             while (publisher.subscriber_count() > 0) co_await sleep_for(loop, 20ms);
             // The client may notice the expiry itself first; either way the renewal fails.
@@ -221,7 +226,8 @@ TEST_SUITE("gena.publisher.client") {
         publisher.listen(loopback_server());
         EventListener listener(loop, loopback_listener());
         auto test = [&]() -> Task<void> {
-            Subscription sub = co_await subscribe(loop, event_url(publisher), options_for(listener));
+            Subscription sub =
+                co_await subscribe(loop, event_url(publisher), options_for(listener));
             co_await next_event(loop, sub);
             co_await publisher.idle();
             // Ten changes at once: the queue keeps two, the others are dropped.
@@ -265,7 +271,8 @@ TEST_SUITE("gena.publisher.client") {
             CHECK(avt1.seq == 1);
             CHECK(avt1.state("TransportState") == "PLAYING");
             REQUIRE(avt1.didl("CurrentTrackMetaData").ok());
-            CHECK(avt1.didl("CurrentTrackMetaData").value().objects.at(0).album == "Portrait in Jazz");
+            CHECK(avt1.didl("CurrentTrackMetaData").value().objects.at(0).album ==
+                  "Portrait in Jazz");
             Event rc1 = co_await next_event(loop, rc);
             CHECK(rc1.state("Volume") == std::to_string(device.volume()));
             co_await avt.unsubscribe();

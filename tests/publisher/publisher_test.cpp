@@ -5,15 +5,15 @@
 #include <string>
 #include <vector>
 
-#include "support/publisher_support.hpp"
 #include "publisher/test_access.hpp"
+#include "support/publisher_support.hpp"
 #include "support/stop_teardown.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/gena/seq.hpp"
 #include "uvgena/http/client.hpp"
+#include "uvgena/net/tcp.hpp"
 
 using namespace uvgena;
 using namespace uvgena::gena;
@@ -39,7 +39,9 @@ ServiceConfig rendering_control() {
 }
 
 // One callback URL (a named vector: GCC 12 miscompiles braced lists in co_await arguments).
-std::vector<std::string> one(std::string url) { return std::vector<std::string>{std::move(url)}; }
+std::vector<std::string> one(std::string url) {
+    return std::vector<std::string>{std::move(url)};
+}
 
 http::Url event_url(Publisher& publisher, std::string_view path = "/RenderingControl/event") {
     return http::Url::parse("http://" + publisher.server()->local_address().to_string() +
@@ -160,7 +162,8 @@ TEST_SUITE("gena.publisher") {
             std::string sid(r.headers.get("SID").value_or(""));
             CHECK((co_await receiver.next()).seq == 0);
 
-            http::Response renewed = co_await pubtest::send(loop, address, make_renewal(url, sid, 600s));
+            http::Response renewed =
+                co_await pubtest::send(loop, address, make_renewal(url, sid, 600s));
             CHECK(renewed.status == 200);
             CHECK(renewed.headers.get("SID") == sid);
             CHECK(renewed.headers.get("TIMEOUT") == "Second-600");
@@ -201,8 +204,10 @@ TEST_SUITE("gena.publisher") {
             CHECK(gone.status == 200);
             CHECK(publisher.subscriber_count() == 0);
             CHECK(rc.subscriber_count() == 0);
-            CHECK((co_await pubtest::send(loop, address, make_renewal(url, sid, 600s))).status == 412);
-            CHECK((co_await pubtest::send(loop, address, make_unsubscribe(url, sid))).status == 412);
+            CHECK((co_await pubtest::send(loop, address, make_renewal(url, sid, 600s))).status ==
+                  412);
+            CHECK((co_await pubtest::send(loop, address, make_unsubscribe(url, sid))).status ==
+                  412);
             rc.set("Volume", "99");
             co_await publisher.idle();
             CHECK(receiver.count() == 1);
@@ -281,8 +286,7 @@ TEST_SUITE("gena.publisher") {
         publisher.listen(loopback());
         auto test = [&]() -> Task<void> {
             std::vector<std::string> callbacks{
-                "http://127.0.0.1:" + std::to_string(dead_port) + "/dead",
-                receiver.url("/second")};
+                "http://127.0.0.1:" + std::to_string(dead_port) + "/dead", receiver.url("/second")};
             http::Response r = co_await pubtest::subscribe(loop, event_url(publisher), callbacks);
             REQUIRE(r.status == 200);
             Notify initial = co_await receiver.next();
@@ -373,7 +377,8 @@ TEST_SUITE("gena.publisher") {
             co_await receiver.next();
             for (int v = 2; v <= 10; ++v) rc.set("Volume", std::to_string(v));
             rc.set("Mute", "1");
-            std::optional<SubscriberInfo> info = publisher.subscriber(publisher.subscribers()[0].sid);
+            std::optional<SubscriberInfo> info =
+                publisher.subscriber(publisher.subscribers()[0].sid);
             REQUIRE(info);
             CHECK(info->queued <= 3);
             CHECK(info->coalesced > 0);
@@ -508,7 +513,7 @@ TEST_SUITE("gena.publisher") {
             rc.set("Volume", "1");  // evented at once
             rc.set("Volume", "2");  // held back, then replaced
             rc.set("Volume", "3");
-            rc.set("Mute", "1");    // not moderated: evented at once
+            rc.set("Mute", "1");  // not moderated: evented at once
             Notify first = co_await receiver.next();
             CHECK(first.seq == 1);
             CHECK(first.properties.variables().at("Volume") == "1");
@@ -610,15 +615,16 @@ TEST_SUITE("gena.publisher") {
         publisher.add_service(rendering_control());
         http::Server server(
             loop,
-            publisher.handler([](const http::Request& r, const http::RequestContext&) -> Task<http::Response> {
-                http::Response response;
-                if (r.target == "/description.xml") {
-                    response.body = "<root/>";
-                } else {
-                    response.status = 404;
-                }
-                co_return response;
-            }),
+            publisher.handler(
+                [](const http::Request& r, const http::RequestContext&) -> Task<http::Response> {
+                    http::Response response;
+                    if (r.target == "/description.xml") {
+                        response.body = "<root/>";
+                    } else {
+                        response.status = 404;
+                    }
+                    co_return response;
+                }),
             loopback());
         server.listen();
         CHECK(publisher.handles("/RenderingControl/event?x=1"));
@@ -680,8 +686,8 @@ TEST_SUITE("gena.publisher") {
         publisher.add_service(rendering_control());
         publisher.listen(loopback());
         std::string partial = "SUBSCRIBE /RenderingControl/event HTTP/1.1\r\n";
-        CHECK(run(loop, uvtest::second_stop_waits(loop, publisher, *publisher.server(),
-                                                  partial)) == "first done|0");
+        CHECK(run(loop, uvtest::second_stop_waits(loop, publisher, *publisher.server(), partial)) ==
+              "first done|0");
     }
 
     TEST_CASE("one change fans out to two hundred subscribers") {

@@ -30,8 +30,8 @@
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/subscriber/listener.hpp"
 #include "uvgena/publisher/publisher.hpp"
+#include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;

@@ -129,7 +129,8 @@ TEST_SUITE("ssdp.description") {
             <eventSubURL>rc/event</eventSubURL></service></serviceList></device></root>)";
         auto d = ssdp::parse_description(xml, "http://10.0.0.1:49494/upnp/description.xml");
         REQUIRE(d.ok());
-        CHECK(d->service("RenderingControl")->event_sub_url == "http://10.0.0.1:49494/upnp/rc/event");
+        CHECK(d->service("RenderingControl")->event_sub_url ==
+              "http://10.0.0.1:49494/upnp/rc/event");
     }
 
     TEST_CASE("prefixed elements, a service without eventSubURL and one without type") {
@@ -155,8 +156,8 @@ TEST_SUITE("ssdp.description") {
               ssdp::errc::bad_description);
         CHECK(ssdp::parse_description("<root><specVersion/></root>", kLocation).error() ==
               ssdp::errc::bad_description);
-        CHECK(ssdp::parse_description("<root><device><friendlyName>x</friendlyName></device></root>",
-                                      kLocation)
+        CHECK(ssdp::parse_description(
+                  "<root><device><friendlyName>x</friendlyName></device></root>", kLocation)
                   .error() == ssdp::errc::bad_description);
         constexpr std::string_view bomb =
             R"(<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>
@@ -170,17 +171,20 @@ TEST_SUITE("ssdp.description") {
 
     TEST_CASE("limits bound devices, services, nesting and size") {
         std::string nested = "<root><device><deviceType>urn:x:device:D:1</deviceType>";
-        for (int i = 0; i < 12; ++i) nested += "<deviceList><device><deviceType>urn:x:device:D:1</deviceType>";
+        for (int i = 0; i < 12; ++i)
+            nested += "<deviceList><device><deviceType>urn:x:device:D:1</deviceType>";
         for (int i = 0; i < 12; ++i) nested += "</device></deviceList>";
         nested += "</device></root>";
         CHECK(ssdp::parse_description(nested, kLocation).error() == ssdp::errc::too_large);
 
         ssdp::DescriptionLimits small;
         small.max_services = 2;
-        CHECK(ssdp::parse_description(kSonosLike, kLocation, small).error() == ssdp::errc::too_large);
+        CHECK(ssdp::parse_description(kSonosLike, kLocation, small).error() ==
+              ssdp::errc::too_large);
         small = {};
         small.max_bytes = 100;
-        CHECK(ssdp::parse_description(kSonosLike, kLocation, small).error() == ssdp::errc::too_large);
+        CHECK(ssdp::parse_description(kSonosLike, kLocation, small).error() ==
+              ssdp::errc::too_large);
     }
 
     TEST_CASE("trailing NULs after the document are ignored") {

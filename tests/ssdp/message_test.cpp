@@ -55,17 +55,21 @@ TEST_SUITE("ssdp.message") {
         req.mx = 120;
         CHECK(ssdp::build_search(req).find("MX: 5\r\n") != std::string::npos);
 
-        auto d = parse_ok("M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n"
-                          "MAN: \"ssdp:discover\"\r\nMX: 60\r\nST: ssdp:all\r\n\r\n");
+        auto d = parse_ok(
+            "M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n"
+            "MAN: \"ssdp:discover\"\r\nMX: 60\r\nST: ssdp:all\r\n\r\n");
         CHECK(ssdp::read_search(d)->mx == 5);
 
-        auto no_mx = parse_ok("M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nST: ssdp:all\r\n\r\n");
+        auto no_mx =
+            parse_ok("M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nST: ssdp:all\r\n\r\n");
         CHECK(ssdp::read_search(no_mx).error() == ssdp::errc::missing_header);
         CHECK(ssdp::read_search(no_mx, /*multicast=*/false).ok());
 
-        auto bad_mx = parse_ok("M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nMX: two\r\nST: ssdp:all\r\n\r\n");
+        auto bad_mx = parse_ok(
+            "M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nMX: two\r\nST: ssdp:all\r\n\r\n");
         CHECK(ssdp::read_search(bad_mx).error() == ssdp::errc::bad_value);
-        auto bad_man = parse_ok("M-SEARCH * HTTP/1.1\r\nMAN: ssdp:discover\r\nMX: 1\r\nST: ssdp:all\r\n\r\n");
+        auto bad_man =
+            parse_ok("M-SEARCH * HTTP/1.1\r\nMAN: ssdp:discover\r\nMX: 1\r\nST: ssdp:all\r\n\r\n");
         CHECK(ssdp::read_search(bad_man).error() == ssdp::errc::bad_value);
     }
 
@@ -87,8 +91,9 @@ TEST_SUITE("ssdp.message") {
     }
 
     TEST_CASE("bare LF lines, a missing final blank line and NUL padding are tolerated") {
-        auto d = parse_ok("HTTP/1.1 200 OK\nST: upnp:rootdevice\nUSN: uuid:x::upnp:rootdevice\n"
-                          "LOCATION: http://10.0.0.2/d.xml\nCACHE-CONTROL: no-cache, max-age=60");
+        auto d = parse_ok(
+            "HTTP/1.1 200 OK\nST: upnp:rootdevice\nUSN: uuid:x::upnp:rootdevice\n"
+            "LOCATION: http://10.0.0.2/d.xml\nCACHE-CONTROL: no-cache, max-age=60");
         auto ad = ssdp::read_response(d);
         REQUIRE(ad.ok());
         CHECK(ad->max_age == 60s);
@@ -117,7 +122,8 @@ TEST_SUITE("ssdp.message") {
         CHECK(ssdp::parse_datagram("\r\n\r\n").error() == ssdp::errc::empty);
         CHECK(ssdp::parse_datagram("GET / HTTP/1.1\r\n\r\n").error() == ssdp::errc::bad_start_line);
         CHECK(ssdp::parse_datagram("M-SEARCH *\r\n\r\n").error() == ssdp::errc::bad_start_line);
-        CHECK(ssdp::parse_datagram("HTTP/1.1 abc OK\r\n\r\n").error() == ssdp::errc::bad_start_line);
+        CHECK(ssdp::parse_datagram("HTTP/1.1 abc OK\r\n\r\n").error() ==
+              ssdp::errc::bad_start_line);
         CHECK(ssdp::parse_datagram("NOTIFY * HTTP/1.1\r\nno colon here\r\n\r\n").error() ==
               ssdp::errc::bad_header);
         CHECK(ssdp::parse_datagram("NOTIFY * HTTP/1.1\r\nbad name: x\r\n\r\n").error() ==
@@ -131,11 +137,13 @@ TEST_SUITE("ssdp.message") {
         std::string big(limits.max_bytes + 1, 'a');
         CHECK(ssdp::parse_datagram(big).error() == ssdp::errc::too_large);
 
-        std::string long_line = "NOTIFY * HTTP/1.1\r\nX: " + std::string(limits.max_line, 'b') + "\r\n\r\n";
+        std::string long_line =
+            "NOTIFY * HTTP/1.1\r\nX: " + std::string(limits.max_line, 'b') + "\r\n\r\n";
         CHECK(ssdp::parse_datagram(long_line).error() == ssdp::errc::too_large);
 
         std::string many = "NOTIFY * HTTP/1.1\r\n";
-        for (std::size_t i = 0; i <= limits.max_headers; ++i) many += "X-" + std::to_string(i) + ": 1\r\n";
+        for (std::size_t i = 0; i <= limits.max_headers; ++i)
+            many += "X-" + std::to_string(i) + ": 1\r\n";
         many += "\r\n";
         CHECK(ssdp::parse_datagram(many).error() == ssdp::errc::too_large);
     }
@@ -174,9 +182,11 @@ TEST_SUITE("ssdp.message") {
         REQUIRE(update_back.ok());
         CHECK(update_back->next_boot_id == 8u);
 
-        CHECK(ssdp::read_notify(parse_ok("NOTIFY * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:sleepy\r\nUSN: b\r\n\r\n"))
+        CHECK(ssdp::read_notify(
+                  parse_ok("NOTIFY * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:sleepy\r\nUSN: b\r\n\r\n"))
                   .error() == ssdp::errc::bad_value);
-        CHECK(ssdp::read_notify(parse_ok("NOTIFY * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:alive\r\nUSN: b\r\n\r\n"))
+        CHECK(ssdp::read_notify(
+                  parse_ok("NOTIFY * HTTP/1.1\r\nNT: a\r\nNTS: ssdp:alive\r\nUSN: b\r\n\r\n"))
                   .error() == ssdp::errc::missing_header);
     }
 

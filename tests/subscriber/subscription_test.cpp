@@ -9,11 +9,11 @@
 #include "support/gena_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
-#include "uvgena/subscriber/listener.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/http/error.hpp"
+#include "uvgena/net/tcp.hpp"
+#include "uvgena/subscriber/listener.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
@@ -32,7 +32,10 @@ ListenerOptions loopback() {
 Task<std::optional<Event>> next_event(uv_loop_t* loop, Subscription& sub,
                                       std::chrono::milliseconds limit = 5s) {
     co_return co_await with_timeout(
-        loop, [](Subscription& s) -> Task<std::optional<Event>> { co_return co_await s.events().next(); }(sub),
+        loop,
+        [](Subscription& s) -> Task<std::optional<Event>> {
+            co_return co_await s.events().next();
+        }(sub),
         limit);
 }
 
@@ -96,8 +99,8 @@ TEST_SUITE("gena.subscription") {
             CHECK(sub.service_url() == device.event_url());
             CHECK(device.timeouts_requested.at(0) == "Second-300");
             CHECK(device.callbacks_seen.at(0) == "<" + sub.callback_url() + ">");
-            CHECK(sub.callback_url().starts_with("http://127.0.0.1:" +
-                                                 std::to_string(listener.port()) + "/uvgena/"));
+            CHECK(sub.callback_url().starts_with(
+                "http://127.0.0.1:" + std::to_string(listener.port()) + "/uvgena/"));
 
             std::optional<Event> first = co_await next_event(l, sub);
             REQUIRE(first);
@@ -240,8 +243,9 @@ TEST_SUITE("gena.subscription") {
         }(loop));
     }
 
-    TEST_CASE("when the device is gone the auto_renew_fail handler is called and the "
-              "subscription ends at expiry") {
+    TEST_CASE(
+        "when the device is gone the auto_renew_fail handler is called and the "
+        "subscription ends at expiry") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             auto device = std::make_unique<TestDevice>(l);
@@ -291,7 +295,8 @@ TEST_SUITE("gena.subscription") {
                     l, device.event_url(),
                     {.requested_timeout = 3s, .auto_renew = true, .listener = &listener}));
             }
-            CHECK(co_await eventually(l, [&] { return device.renewals >= 6; }, 10s));
+            CHECK(co_await eventually(
+                l, [&] { return device.renewals >= 6; }, 10s));
             CHECK(device.max_renewals_in_progress >= 1);
             CHECK(device.max_renewals_in_progress <= 2);
             CHECK(co_await eventually(l, [&] {
@@ -310,8 +315,9 @@ TEST_SUITE("gena.subscription") {
         }(loop));
     }
 
-    TEST_CASE("a grant that expires while its renewal is in flight counts as a failed "
-              "renewal") {
+    TEST_CASE(
+        "a grant that expires while its renewal is in flight counts as a failed "
+        "renewal") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
@@ -343,16 +349,16 @@ TEST_SUITE("gena.subscription") {
         }(loop));
     }
 
-    TEST_CASE("NOTIFYs that overtake the SUBSCRIBE answer are held and delivered in SEQ "
-              "order") {
+    TEST_CASE(
+        "NOTIFYs that overtake the SUBSCRIBE answer are held and delivered in SEQ "
+        "order") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
             device.seqs_before_answer = {1, 0};
             device.foreign_before_answer = true;
             EventListener listener(l, loopback());
-            Subscription sub =
-                co_await subscribe(l, device.event_url(), {.listener = &listener});
+            Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             // Every NOTIFY was answered 200 before the SUBSCRIBE answer existed.
             CHECK(device.notify_statuses == std::vector<int>{200, 200, 200});
             std::optional<Event> a = co_await next_event(l, sub);
@@ -377,8 +383,7 @@ TEST_SUITE("gena.subscription") {
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
             EventListener listener(l, loopback());
-            Subscription sub =
-                co_await subscribe(l, device.event_url(), {.listener = &listener});
+            Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             CHECK((co_await next_event(l, sub))->seq == 0);
             auto& ds = device.subscriptions.at(0);
             std::string body = TestDevice::body_of(device.variables);
@@ -463,8 +468,7 @@ TEST_SUITE("gena.subscription") {
             CHECK(listener.port() > taken);
             CHECK(listener.port() <= taken + 100);
             TestDevice device(l);
-            Subscription sub =
-                co_await subscribe(l, device.event_url(), {.listener = &listener});
+            Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             CHECK(sub.callback_url().find(":" + std::to_string(listener.port()) + "/") !=
                   std::string::npos);
             CHECK((co_await next_event(l, sub))->seq == 0);
@@ -523,8 +527,7 @@ TEST_SUITE("gena.subscription") {
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
             EventListener listener(l, loopback());
-            Subscription sub =
-                co_await subscribe(l, device.event_url(), {.listener = &listener});
+            Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             CHECK((co_await next_event(l, sub))->seq == 0);
             gena_test::DeviceSubscription stale = device.subscriptions.at(0);
             co_await sub.unsubscribe();
@@ -540,15 +543,18 @@ TEST_SUITE("gena.subscription") {
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
             EventListener listener(l, loopback());
-            Subscription sub =
-                co_await subscribe(l, device.event_url(), {.listener = &listener});
+            Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             CHECK((co_await next_event(l, sub))->seq == 0);
             std::string path = path_of(sub.callback_url());
             std::string body = TestDevice::body_of(device.variables);
-            CHECK(co_await raw_request(l, listener, notify_request("/nowhere", sub.sid(), "1", body)) == 412);
-            CHECK(co_await raw_request(l, listener, notify_request("/uvgena/1", sub.sid(), "1", body)) == 412);
-            CHECK(co_await raw_request(l, listener, notify_request(path, "uuid:other", "1", body)) == 412);
-            CHECK(co_await raw_request(l, listener, notify_request(path, sub.sid(), "x1", body)) == 400);
+            CHECK(co_await raw_request(l, listener,
+                                       notify_request("/nowhere", sub.sid(), "1", body)) == 412);
+            CHECK(co_await raw_request(l, listener,
+                                       notify_request("/uvgena/1", sub.sid(), "1", body)) == 412);
+            CHECK(co_await raw_request(l, listener,
+                                       notify_request(path, "uuid:other", "1", body)) == 412);
+            CHECK(co_await raw_request(l, listener, notify_request(path, sub.sid(), "x1", body)) ==
+                  400);
             http::Request no_nt = notify_request(path, sub.sid(), "1", body);
             no_nt.headers.remove("NT");
             CHECK(co_await raw_request(l, listener, no_nt) == 400);
@@ -558,7 +564,8 @@ TEST_SUITE("gena.subscription") {
             CHECK(listener.stats().unknown == 3);
             CHECK(listener.stats().bad_requests == 3);
             // A body that does not parse is accepted and reported on the event.
-            CHECK(co_await raw_request(l, listener, notify_request(path, sub.sid(), "1", "<propertyset")) == 200);
+            CHECK(co_await raw_request(
+                      l, listener, notify_request(path, sub.sid(), "1", "<propertyset")) == 200);
             std::optional<Event> broken = co_await next_event(l, sub);
             REQUIRE(broken);
             CHECK(broken->seq == 1);
@@ -572,14 +579,16 @@ TEST_SUITE("gena.subscription") {
         }(loop));
     }
 
-    TEST_CASE("stopping the listener unsubscribes live subscriptions and the loop closes "
-              "clean") {
+    TEST_CASE(
+        "stopping the listener unsubscribes live subscriptions and the loop closes "
+        "clean") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice a(l), b(l);
             EventListener listener(l, loopback());
             Subscription sa = co_await subscribe(
-                l, a.event_url(), {.requested_timeout = 60s, .auto_renew = true, .listener = &listener});
+                l, a.event_url(),
+                {.requested_timeout = 60s, .auto_renew = true, .listener = &listener});
             Subscription sb = co_await subscribe(l, b.event_url(), {.listener = &listener});
             CHECK((co_await next_event(l, sa))->seq == 0);
             co_await listener.stop();
@@ -598,16 +607,17 @@ TEST_SUITE("gena.subscription") {
         }(loop));
     }
 
-    TEST_CASE("a destroyed subscription unregisters at once and unsubscribes in the "
-              "background") {
+    TEST_CASE(
+        "a destroyed subscription unregisters at once and unsubscribes in the "
+        "background") {
         uvtest::TestLoop loop;
         TestDevice device(loop);
         EventListener listener(loop, loopback());
         {
-            Subscription sub = run(loop, [](uv_loop_t* l, TestDevice& d,
-                                            EventListener& li) -> Task<Subscription> {
-                co_return co_await subscribe(l, d.event_url(), {.listener = &li});
-            }(loop, device, listener));
+            Subscription sub =
+                run(loop, [](uv_loop_t* l, TestDevice& d, EventListener& li) -> Task<Subscription> {
+                    co_return co_await subscribe(l, d.event_url(), {.listener = &li});
+                }(loop, device, listener));
             CHECK(listener.subscription_count() == 1);
         }
         CHECK(listener.subscription_count() == 0);
@@ -656,8 +666,8 @@ TEST_SUITE("gena.subscription") {
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
             EventListener listener(l, loopback());
-            Subscription sub = co_await subscribe(
-                l, device.event_url(), {.listener = &listener, .check_source = true});
+            Subscription sub = co_await subscribe(l, device.event_url(),
+                                                  {.listener = &listener, .check_source = true});
             CHECK((co_await next_event(l, sub))->seq == 0);
             device.send_from = SocketAddress::parse("127.0.0.2", 0);
             std::string body = TestDevice::body_of(device.variables);
@@ -681,11 +691,10 @@ TEST_SUITE("gena.subscription") {
             int silences = 0;
             SubscriptionHandlers handlers;
             handlers.on_silence = [&](std::chrono::milliseconds) { ++silences; };
-            Subscription sub = co_await subscribe(l, device.event_url(),
-                                                  {.listener = &listener,
-                                                   .silence_timeout = 100ms,
-                                                   .resubscribe_on_silence = true},
-                                                  std::move(handlers));
+            Subscription sub = co_await subscribe(
+                l, device.event_url(),
+                {.listener = &listener, .silence_timeout = 100ms, .resubscribe_on_silence = true},
+                std::move(handlers));
             CHECK(co_await eventually(l, [&] { return silences >= 1 && device.subscribes >= 2; }));
             CHECK(sub.stats().silences >= 1);
             CHECK(sub.stats().resubscriptions >= 1);
@@ -714,7 +723,8 @@ TEST_SUITE("gena.subscription") {
             std::string body = TestDevice::body_of(device.variables);
             CHECK(co_await device.notify(device.subscriptions.at(0), body, 0u) == 200);
             CHECK((co_await next_event(l, sub))->sid == sub.sid());
-            CHECK(co_await device.send(device.subscriptions.at(0).callback, before, 1, body) == 412);
+            CHECK(co_await device.send(device.subscriptions.at(0).callback, before, 1, body) ==
+                  412);
             co_await sub.unsubscribe();
             co_await listener.stop();
             co_await device.stop();
@@ -756,8 +766,9 @@ TEST_SUITE("gena.subscription") {
         }(loop));
     }
 
-    TEST_CASE("the loop's shared listener starts on first use and closes with its last "
-              "subscription") {
+    TEST_CASE(
+        "the loop's shared listener starts on first use and closes with its last "
+        "subscription") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
@@ -802,10 +813,9 @@ TEST_SUITE("gena.subscription") {
             ListenerOptions options;
             options.port = 0;  // every interface, dual stack
             EventListener listener(l, options);
-            Subscription sub =
-                co_await subscribe(l, device->event_url(), {.listener = &listener});
-            CHECK(sub.callback_url().starts_with("http://[::1]:" +
-                                                 std::to_string(listener.port()) + "/uvgena/"));
+            Subscription sub = co_await subscribe(l, device->event_url(), {.listener = &listener});
+            CHECK(sub.callback_url().starts_with("http://[::1]:" + std::to_string(listener.port()) +
+                                                 "/uvgena/"));
             std::optional<Event> first = co_await next_event(l, sub);
             REQUIRE(first);
             CHECK(first->seq == 0);
@@ -826,8 +836,7 @@ TEST_SUITE("gena.subscription") {
             options.advertise_host = "::1";
             options.advertise_port = 8080;
             EventListener advertised(l, options);
-            Subscription sub =
-                co_await subscribe(l, device.event_url(), {.listener = &advertised});
+            Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &advertised});
             CHECK(sub.callback_url().starts_with("http://[::1]:8080/uvgena/"));
             CHECK(device.callbacks_seen.at(0).starts_with("<http://[::1]:8080/uvgena/"));
             co_await sub.unsubscribe();
@@ -837,15 +846,16 @@ TEST_SUITE("gena.subscription") {
         }(loop));
     }
 
-    TEST_CASE("a full queue drops the oldest events, counted, and raw bodies are kept on "
-              "request") {
+    TEST_CASE(
+        "a full queue drops the oldest events, counted, and raw bodies are kept on "
+        "request") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
             EventListener listener(l, loopback());
-            Subscription sub = co_await subscribe(
-                l, device.event_url(),
-                {.listener = &listener, .queue_capacity = 2, .keep_body = true});
+            Subscription sub =
+                co_await subscribe(l, device.event_url(),
+                                   {.listener = &listener, .queue_capacity = 2, .keep_body = true});
             CHECK(co_await eventually(l, [&] { return sub.events().size() == 1; }));
             for (int i = 1; i <= 3; ++i) {
                 auto v = vars({{"Volume", std::to_string(i)}});
@@ -875,13 +885,13 @@ TEST_SUITE("gena.subscription") {
             EventListener listener(l, loopback());
             // Equal options are shared between subscriptions internally; these differ only in
             // the queue's capacity and the raw body, which must stay per subscription.
-            Subscription small = co_await subscribe(
-                l, device.event_url(), {.listener = &listener, .queue_capacity = 1});
-            Subscription large = co_await subscribe(
-                l, device.event_url(),
-                {.listener = &listener, .queue_capacity = 8, .keep_body = true});
-            Subscription same = co_await subscribe(
-                l, device.event_url(), {.listener = &listener, .queue_capacity = 1});
+            Subscription small = co_await subscribe(l, device.event_url(),
+                                                    {.listener = &listener, .queue_capacity = 1});
+            Subscription large =
+                co_await subscribe(l, device.event_url(),
+                                   {.listener = &listener, .queue_capacity = 8, .keep_body = true});
+            Subscription same = co_await subscribe(l, device.event_url(),
+                                                   {.listener = &listener, .queue_capacity = 1});
             CHECK(co_await eventually(l, [&] {
                 return small.events().size() == 1 && large.events().size() == 1 &&
                        same.events().size() == 1;

@@ -33,7 +33,7 @@ struct DeviceSubscription {
 
 /// A GENA device serving one event URL (`/event`) on 127.0.0.1.
 class TestDevice {
-public:
+  public:
     explicit TestDevice(uv_loop_t* loop, std::uint16_t port = 0)
         : TestDevice(loop, uvgena::SocketAddress::ipv4_loopback(port)) {}
 
@@ -115,13 +115,15 @@ public:
     /// Sends a raw NOTIFY (any SID / SEQ) to `callback`; returns the status (0: no answer).
     uvgena::Task<int> send(uvgena::http::Url callback, std::string sid, std::uint32_t seq,
                            std::string body) {
-        uvgena::http::Request request = uvgena::gena::make_notify(callback, sid, seq, std::move(body));
+        uvgena::http::Request request =
+            uvgena::gena::make_notify(callback, sid, seq, std::move(body));
         auto address = uvgena::SocketAddress::parse(
             callback.zone.empty() ? callback.host : callback.host + "%" + callback.zone,
             callback.port);
         uvgena::http::ClientOptions options;
         options.local_address = send_from;
-        auto response = co_await uvgena::http::try_send(loop_, address, std::move(request), options);
+        auto response =
+            co_await uvgena::http::try_send(loop_, address, std::move(request), options);
         int status = response ? response->status : 0;
         notify_statuses.push_back(status);
         co_return status;
@@ -151,7 +153,7 @@ public:
         co_await scope_.join();
     }
 
-private:
+  private:
     static uvgena::http::ServerOptions options(uvgena::SocketAddress address) {
         uvgena::http::ServerOptions o;
         o.address = address;

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
+#include "uvgena/net/tcp.hpp"
 
 namespace peers {
 
@@ -37,7 +37,7 @@ uvgena::Task<bool> eventually(uv_loop_t* loop, Pred done,
 /// Listens on `address`, accepts every connection and holds it without reading or
 /// answering, until close().
 class SilentPeer {
-public:
+  public:
     SilentPeer(uv_loop_t* loop, const uvgena::SocketAddress& address)
         : listener_(uvgena::TcpListener::bind(loop, address)), scope_(loop) {
         scope_.spawn(accept_all(this));
@@ -55,7 +55,7 @@ public:
         co_await scope_.join();
     }
 
-private:
+  private:
     static uvgena::Task<void> accept_all(SilentPeer* self) {
         try {
             for (;;) {

@@ -3,8 +3,8 @@
 // http layer and the sans-IO GENA rules, independently of the subscription client.
 #pragma once
 
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,7 +37,7 @@ struct Notify {
 /// An http::Server on 127.0.0.1 that records every NOTIFY in a channel and answers
 /// `status` after `delay`.
 class Receiver {
-public:
+  public:
     explicit Receiver(uv_loop_t* loop, int status = 200,
                       std::chrono::milliseconds delay = std::chrono::milliseconds(0))
         : loop_(loop),
@@ -74,7 +74,7 @@ public:
         co_return std::move(item);
     }
 
-private:
+  private:
     static uvgena::http::ServerOptions options() {
         uvgena::http::ServerOptions o;
         o.address = uvgena::SocketAddress::ipv4_loopback(0);
@@ -95,7 +95,8 @@ private:
         n.nt = std::string(r.headers.get("NT").value_or(""));
         n.nts = std::string(r.headers.get("NTS").value_or(""));
         n.body = r.body;
-        n.properties = uvgena::gena::PropertySet::parse(r.body).value_or(uvgena::gena::PropertySet{});
+        n.properties =
+            uvgena::gena::PropertySet::parse(r.body).value_or(uvgena::gena::PropertySet{});
         std::chrono::milliseconds delay = delay_;
         int status = status_;
         ++count_;

@@ -84,8 +84,8 @@ int TestLoop::close() {
             loop_.get(),
             [](uv_handle_t* handle, void*) {
                 std::fprintf(stderr, "  handle left open: %s (active=%d, ref=%d)\n",
-                             uv_handle_type_name(uv_handle_get_type(handle)),
-                             uv_is_active(handle), uv_has_ref(handle));
+                             uv_handle_type_name(uv_handle_get_type(handle)), uv_is_active(handle),
+                             uv_has_ref(handle));
                 if (!uv_is_closing(handle)) uv_close(handle, nullptr);
             },
             nullptr);

@@ -18,13 +18,13 @@ namespace uvtest {
 /// Aborts the whole test program with a message naming the running test if it is not
 /// destroyed within `limit`. Works even when the loop thread is stuck in a syscall.
 class Watchdog {
-public:
+  public:
     explicit Watchdog(std::chrono::milliseconds limit);
     ~Watchdog();
     Watchdog(const Watchdog&) = delete;
     Watchdog& operator=(const Watchdog&) = delete;
 
-private:
+  private:
     std::mutex mutex_;
     std::condition_variable cv_;
     bool done_ = false;
@@ -34,7 +34,7 @@ private:
 /// A fresh uv loop for one test, with a watchdog. The destructor flushes pending close
 /// callbacks and CHECKs that `uv_loop_close` returns 0, listing any handle left open.
 class TestLoop {
-public:
+  public:
     explicit TestLoop(std::chrono::milliseconds watchdog = std::chrono::seconds(20));
     ~TestLoop();
     TestLoop(const TestLoop&) = delete;
@@ -49,7 +49,7 @@ public:
     /// are still open, they are listed on stderr, force-closed, and UV_EBUSY is returned.
     int close();
 
-private:
+  private:
     std::unique_ptr<uv_loop_t> loop_;
     bool closed_ = false;
     Watchdog watchdog_;

@@ -35,7 +35,7 @@ namespace uvgena {
 namespace gena {
 struct SubscribeOptions;
 class SubscriptionHandlers;
-}
+}  // namespace gena
 class BlockingSubscription;
 
 /// Settings of a BackgroundLoop.
@@ -317,8 +317,8 @@ class BackgroundLoop {
     /// every task ended and before the handles are closed: the owner of loop-thread objects
     /// that must outlive many calls (an EventListener given to several subscriptions, say).
     /// Work its destructor starts with uvgena::spawn (a dropped Subscription's UNSUBSCRIBE)
-    /// runs in what is left of the shutdown grace period. Call it on the loop thread (inside run()); elsewhere it throws
-    /// Error(errc::wrong_thread).
+    /// runs in what is left of the shutdown grace period. Call it on the loop thread (inside
+    /// run()); elsewhere it throws Error(errc::wrong_thread).
     void keep_until_stop(std::shared_ptr<void> object);
 
     /// The poster of this loop (internal: for handles that post to the loop themselves).

@@ -187,14 +187,13 @@ class [[nodiscard]] EventualResult {
         auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
         if (!state_->wait_ready_until(deadline)) {
-            throw Error(make_error_code(errc::timed_out),
-                        "EventualResult::wait" +
-                            (state_->description.empty() ? std::string()
-                                                         : " for " + state_->description) +
-                            ": no outcome within " +
-                            std::to_string(
-                                std::chrono::ceil<std::chrono::milliseconds>(timeout).count()) +
-                            " ms");
+            throw Error(
+                make_error_code(errc::timed_out),
+                "EventualResult::wait" +
+                    (state_->description.empty() ? std::string() : " for " + state_->description) +
+                    ": no outcome within " +
+                    std::to_string(std::chrono::ceil<std::chrono::milliseconds>(timeout).count()) +
+                    " ms");
         }
         return state_->take();
     }

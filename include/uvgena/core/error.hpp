@@ -13,14 +13,14 @@ namespace uvgena {
 
 /// The library's own error conditions, independent of any layer.
 enum class errc {
-    cancelled = 1,        ///< The operation was cancelled through a stop token or scope.
-    timed_out,            ///< A deadline or `with_timeout` expired.
-    closed,               ///< The object (channel, stream, listener) was closed.
-    loop_drained,         ///< `run()` found the loop empty while the task was still suspended.
-    invalid_argument,     ///< A caller passed a value the function cannot use.
-    wrong_thread,         ///< A blocking call was made on the loop's own thread.
-    queue_full,           ///< A bounded queue refused an item.
-    not_running,          ///< The object was stopped or never started.
+    cancelled = 1,     ///< The operation was cancelled through a stop token or scope.
+    timed_out,         ///< A deadline or `with_timeout` expired.
+    closed,            ///< The object (channel, stream, listener) was closed.
+    loop_drained,      ///< `run()` found the loop empty while the task was still suspended.
+    invalid_argument,  ///< A caller passed a value the function cannot use.
+    wrong_thread,      ///< A blocking call was made on the loop's own thread.
+    queue_full,        ///< A bounded queue refused an item.
+    not_running,       ///< The object was stopped or never started.
 };
 
 /// Category of `errc`.
@@ -38,7 +38,7 @@ std::error_code uv_error(int status) noexcept;
 /// The exception type of the public API: a std::system_error whose `what()` names the
 /// operation that failed (e.g. "connect to 10.0.0.2:1400: connection refused").
 class Error : public std::system_error {
-public:
+  public:
     /// Creates an error for `code`, with `context` naming what was being done.
     Error(std::error_code code, const std::string& context) : std::system_error(code, context) {}
     /// Creates an error for `code` with no context.

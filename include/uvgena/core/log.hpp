@@ -28,7 +28,9 @@ void set_log_level(LogLevel level) noexcept;
 LogLevel log_level() noexcept;
 
 /// True if a message at `level` would reach the sink (cheap: check before formatting).
-inline bool log_enabled(LogLevel level) noexcept { return level >= log_level(); }
+inline bool log_enabled(LogLevel level) noexcept {
+    return level >= log_level();
+}
 
 /// Sends one message to the sink.
 void log_message(LogLevel level, std::string_view message);

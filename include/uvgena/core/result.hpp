@@ -18,15 +18,19 @@ struct Failure {
 };
 
 /// Wraps an error code so that it can be returned as any `Result<T>`.
-inline Failure fail(std::error_code code) noexcept { return Failure{code}; }
+inline Failure fail(std::error_code code) noexcept {
+    return Failure{code};
+}
 
 /// Wraps a uvgena condition so that it can be returned as any `Result<T>`.
-inline Failure fail(errc e) noexcept { return Failure{make_error_code(e)}; }
+inline Failure fail(errc e) noexcept {
+    return Failure{make_error_code(e)};
+}
 
 /// Either a T or a std::error_code. `value()` throws `uvgena::Error` on failure.
 template <typename T>
 class [[nodiscard]] Result {
-public:
+  public:
     /// A successful result holding `value`.
     template <typename U = T,
               typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
@@ -76,7 +80,7 @@ public:
     /// Unchecked member access.
     const T* operator->() const noexcept { return &std::get<0>(state_); }
 
-private:
+  private:
     void check() const {
         if (!ok()) throw_error(std::get<1>(state_));
     }
@@ -86,7 +90,7 @@ private:
 /// Result of an operation that yields nothing but may fail.
 template <>
 class [[nodiscard]] Result<void> {
-public:
+  public:
     /// Success.
     Result() noexcept = default;
     /// Failure.
@@ -103,7 +107,7 @@ public:
         if (code_) throw_error(code_);
     }
 
-private:
+  private:
     std::error_code code_;
 };
 

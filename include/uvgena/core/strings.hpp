@@ -28,7 +28,9 @@ constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcep
 }
 
 /// True for the optional whitespace of HTTP (space and horizontal tab).
-constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+constexpr bool is_ows(char c) noexcept {
+    return c == ' ' || c == '\t';
+}
 
 /// True for the whitespace that trim() removes: space, tab, CR and LF (XML's whitespace, and
 /// HTTP's optional whitespace plus the line ends a lenient line splitter may leave).

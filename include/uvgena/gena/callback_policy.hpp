@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "uvgena/net/address.hpp"
 #include "uvgena/core/result.hpp"
+#include "uvgena/net/address.hpp"
 
 namespace uvgena::gena {
 
@@ -52,8 +52,8 @@ struct IpNetwork {
 
 /// The facts a CALLBACK decision is made from.
 struct CallbackCheck {
-    SocketAddress requester;  ///< The SUBSCRIBE's peer address.
-    SocketAddress local;      ///< The address the SUBSCRIBE arrived on.
+    SocketAddress requester;                       ///< The SUBSCRIBE's peer address.
+    SocketAddress local;                           ///< The address the SUBSCRIBE arrived on.
     std::span<const InterfaceNetwork> interfaces;  ///< The host's interfaces.
     CallbackScope scope = CallbackScope::same_segment;
     std::span<const IpNetwork> extra_allowed;  ///< Networks always allowed in addition.

@@ -62,7 +62,7 @@ struct Variable {
 /// The variables of a property set, in the order received. Repeats are kept; lookups by
 /// name return the last occurrence (a later value supersedes an earlier one).
 class Variables {
-public:
+  public:
     using const_iterator = std::vector<Variable>::const_iterator;
 
     /// Iteration in received order.
@@ -91,7 +91,7 @@ public:
     /// Reserves room for `n` variables.
     void reserve(std::size_t n);
 
-private:
+  private:
     std::vector<Variable> items_;
 };
 
@@ -124,9 +124,9 @@ struct LastChangeInstance {
 
 /// A parsed LastChange document (`<Event xmlns="urn:schemas-upnp-org:metadata-1-0/AVT/">`).
 struct LastChange {
-    std::string ns;                            ///< Default namespace of <Event> ("" if none).
+    std::string ns;                             ///< Default namespace of <Event> ("" if none).
     std::vector<LastChangeInstance> instances;  ///< In document order.
-    bool repaired = false;  ///< True if it parsed only after the repair pass.
+    bool repaired = false;                      ///< True if it parsed only after the repair pass.
 
     /// The instance with this id (default "0"), or nullptr.
     const LastChangeInstance* instance(std::string_view id = "0") const noexcept;
@@ -160,16 +160,16 @@ struct DidlResource {
 
 /// A DIDL-Lite <item> or <container>.
 struct DidlObject {
-    bool is_container = false;  ///< <container> rather than <item>.
-    std::string id;             ///< id attribute.
-    std::string parent_id;      ///< parentID attribute.
-    bool restricted = false;    ///< restricted attribute ("1"/"true").
-    std::string title;          ///< dc:title.
-    std::string creator;        ///< dc:creator.
-    std::string artist;         ///< first upnp:artist.
-    std::string album;          ///< upnp:album.
-    std::string upnp_class;     ///< upnp:class ("object.item.audioItem.musicTrack").
-    std::string album_art_uri;  ///< first upnp:albumArtURI.
+    bool is_container = false;            ///< <container> rather than <item>.
+    std::string id;                       ///< id attribute.
+    std::string parent_id;                ///< parentID attribute.
+    bool restricted = false;              ///< restricted attribute ("1"/"true").
+    std::string title;                    ///< dc:title.
+    std::string creator;                  ///< dc:creator.
+    std::string artist;                   ///< first upnp:artist.
+    std::string album;                    ///< upnp:album.
+    std::string upnp_class;               ///< upnp:class ("object.item.audioItem.musicTrack").
+    std::string album_art_uri;            ///< first upnp:albumArtURI.
     std::vector<DidlResource> resources;  ///< <res> elements in order.
     std::vector<DidlElement> elements;    ///< Every other child element, in order.
     std::vector<Attribute> attributes;    ///< Attributes of <item>/<container> as written.
@@ -217,14 +217,14 @@ inline constexpr std::size_t max_xml_elements = 16384;
 /// Limits and choices for PropertySet::parse.
 struct ParseOptions {
     std::size_t max_body_bytes = 4u << 20;  ///< Larger bodies fail with body_too_large.
-    bool parse_last_change = true;  ///< Parse a LastChange variable eagerly (else never).
+    bool parse_last_change = true;          ///< Parse a LastChange variable eagerly (else never).
 };
 
 /// A parsed NOTIFY body: its variables, the LastChange document if there is one (parsed
 /// once, eagerly), and DIDL-Lite values parsed lazily on request and cached.
 /// Copies share the DIDL cache entries already made. Not for concurrent use across threads.
 class PropertySet {
-public:
+  public:
     /// Parses a NOTIFY body. Fails only when the document itself is unusable (malformed,
     /// wrong root, too deep, DOCTYPE, too large); broken nested documents do not fail it.
     static Result<PropertySet> parse(std::string_view body, const ParseOptions& options = {});
@@ -257,7 +257,7 @@ public:
     /// True if the body parsed only after trailing garbage (NULs, whitespace) was cut.
     bool trimmed() const noexcept { return trimmed_; }
 
-private:
+  private:
     struct DidlCacheEntry {
         std::string key;
         std::shared_ptr<const Result<DidlLite>> didl;

@@ -39,7 +39,7 @@ std::string build_property_set(std::initializer_list<NameValue> variables);
 /// val="12"/>...</InstanceID></Event>`, attribute values escaped; build_property_set escapes
 /// the whole document once more into the property, as UDA requires.
 class LastChangeBuilder {
-public:
+  public:
     /// An empty document in namespace `ns` (AVT: "urn:schemas-upnp-org:metadata-1-0/AVT/").
     explicit LastChangeBuilder(std::string ns);
 
@@ -55,7 +55,7 @@ public:
     /// True if nothing was set.
     bool empty() const noexcept { return instances_.empty(); }
 
-private:
+  private:
     struct Instance {
         std::string id;
         std::string content;  // serialised variable elements

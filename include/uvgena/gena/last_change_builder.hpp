@@ -26,7 +26,7 @@ namespace uvgena::gena {
 /// Volume channel="LF" are two variables). Setting a variable twice before the changes are
 /// taken keeps only the last value, in the position of the first change.
 class LastChangeState {
-public:
+  public:
     /// An empty state in namespace `ns` (e.g. "urn:schemas-upnp-org:metadata-1-0/RCS/").
     explicit LastChangeState(std::string ns);
 
@@ -52,7 +52,7 @@ public:
     /// The namespace.
     const std::string& name_space() const noexcept { return ns_; }
 
-private:
+  private:
     struct Variable {
         std::string name;
         std::vector<std::pair<std::string, std::string>> attributes;

@@ -24,7 +24,7 @@ namespace uvgena::gena {
 
 /// A subscription duration as carried by TIMEOUT: a number of seconds or infinite.
 struct Timeout {
-    bool infinite = false;         ///< "Second-infinite" (UDA 1.0) or bare "infinite".
+    bool infinite = false;            ///< "Second-infinite" (UDA 1.0) or bare "infinite".
     std::chrono::seconds seconds{0};  ///< The duration when not infinite.
 
     /// Equal if both infinite or both the same number of seconds.
@@ -109,8 +109,8 @@ std::error_code status_error(int status) noexcept;
 /// Reads the answer to a SUBSCRIBE or renewal. Non-200 statuses give status_error();
 /// a 200 without a non-empty SID fails with errc::missing_sid. `requested` is the duration
 /// that was asked for, assumed when the device grants none (else 1800 s).
-Result<SubscribeAnswer> read_subscribe_response(
-    const http::Response& response, std::optional<std::chrono::seconds> requested);
+Result<SubscribeAnswer> read_subscribe_response(const http::Response& response,
+                                                std::optional<std::chrono::seconds> requested);
 
 /// Reads the answer to an UNSUBSCRIBE: success on 200, else status_error().
 Result<void> read_unsubscribe_response(const http::Response& response);
@@ -121,11 +121,11 @@ Result<void> read_unsubscribe_response(const http::Response& response);
 /// The listener's decision on one NOTIFY, to be turned into a response with
 /// make_notify_response.
 struct NotifyDecision {
-    int status = 200;         ///< 200 accept, 400 bad request, 412 precondition failed,
-                              ///< 405 not a NOTIFY.
-    std::error_code reason;   ///< Empty when accepted, else the GENA error saying why.
-    std::string sid;          ///< The SID (trimmed) when present.
-    std::uint32_t seq = 0;    ///< The SEQ when accepted.
+    int status = 200;        ///< 200 accept, 400 bad request, 412 precondition failed,
+                             ///< 405 not a NOTIFY.
+    std::error_code reason;  ///< Empty when accepted, else the GENA error saying why.
+    std::string sid;         ///< The SID (trimmed) when present.
+    std::uint32_t seq = 0;   ///< The SEQ when accepted.
 
     /// True for status 200.
     bool accepted() const noexcept { return status == 200; }
@@ -152,9 +152,9 @@ struct SubscriptionPolicy {
     std::chrono::seconds default_timeout{1800};  ///< Granted when none is asked for.
     std::chrono::seconds min_timeout{60};        ///< Shorter requests are raised to this.
     std::chrono::seconds max_timeout{86400};     ///< Longer (and infinite) are cut to this.
-    std::size_t max_callbacks = 8;          ///< CALLBACK URLs kept (the rest ignored).
-    std::size_t max_callback_length = 512;  ///< Longer URLs are rejected.
-    std::size_t max_callback_header = 4096; ///< A longer CALLBACK header is rejected.
+    std::size_t max_callbacks = 8;               ///< CALLBACK URLs kept (the rest ignored).
+    std::size_t max_callback_length = 512;       ///< Longer URLs are rejected.
+    std::size_t max_callback_header = 4096;      ///< A longer CALLBACK header is rejected.
 };
 
 /// Reads a CALLBACK header "<url1><url2>...": each URL inside angle brackets, http:// only
@@ -175,10 +175,10 @@ enum class SubscriptionAction {
 
 /// The publisher's decision on a SUBSCRIBE / renewal / UNSUBSCRIBE.
 struct SubscriptionDecision {
-    int status = 200;          ///< 200, 400, 412, or 405 (another method).
-    std::error_code reason;    ///< Empty when accepted, else why not.
+    int status = 200;        ///< 200, 400, 412, or 405 (another method).
+    std::error_code reason;  ///< Empty when accepted, else why not.
     SubscriptionAction action = SubscriptionAction::subscribe;
-    std::string sid;                  ///< The SID (renew / unsubscribe), trimmed.
+    std::string sid;                   ///< The SID (renew / unsubscribe), trimmed.
     std::vector<http::Url> callbacks;  ///< Delivery URLs (subscribe).
     std::chrono::seconds timeout{0};   ///< Granted duration (subscribe / renew), clamped.
 

@@ -33,14 +33,14 @@ struct BackoffOptions {
     std::chrono::milliseconds initial{1'000};  ///< Delay before the first retry.
     std::chrono::milliseconds max{60'000};     ///< Cap of the delay.
     double factor = 2.0;                       ///< Growth per attempt.
-    double jitter = 0.2;  ///< Each delay is scaled by a random factor in [1-j, 1+j].
+    double jitter = 0.2;        ///< Each delay is scaled by a random factor in [1-j, 1+j].
     unsigned max_attempts = 0;  ///< Attempts before giving up; 0: never give up.
 };
 
 /// Exponential backoff with jitter and a cap; the random source is a seeded generator so that
 /// tests are deterministic.
 class Backoff {
-public:
+  public:
     /// A backoff with these options; `seed` feeds the jitter.
     explicit Backoff(BackoffOptions options = {}, std::uint64_t seed = 0x9e3779b97f4a7c15u);
 
@@ -54,7 +54,7 @@ public:
     /// The options.
     const BackoffOptions& options() const noexcept { return options_; }
 
-private:
+  private:
     double uniform() noexcept;  // in [0, 1)
 
     BackoffOptions options_;
@@ -72,7 +72,7 @@ enum class ScheduledAction {
 
 /// The deadlines of one subscription. Feed it what happened; ask it what is next.
 class SubscriptionSchedule {
-public:
+  public:
     using time_point = SteadyClock::time_point;
     using duration = SteadyClock::duration;
 
@@ -107,7 +107,7 @@ public:
     /// Pending watchdog time.
     std::optional<time_point> silence_at() const noexcept { return silence_at_; }
 
-private:
+  private:
     bool auto_renew_;
     std::optional<duration> silence_;
     double fraction_;

@@ -24,11 +24,11 @@
 #include <string_view>
 #include <vector>
 
-#include "uvgena/net/address.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/http/message.hpp"
 #include "uvgena/http/url.hpp"
+#include "uvgena/net/address.hpp"
 
 namespace uvgena::http {
 

@@ -34,7 +34,7 @@ bool has_token(std::string_view list, std::string_view token) noexcept;
 
 /// Header fields in received order and spelling; lookup is case-insensitive; repeats kept.
 class Headers {
-public:
+  public:
     using const_iterator = std::vector<Field>::const_iterator;
 
     /// Appends a field (a repeat of an existing name is kept as a separate field).
@@ -67,7 +67,7 @@ public:
     /// Equal if the same fields are in the same order (names compared ignoring case).
     friend bool operator==(const Headers& a, const Headers& b) noexcept;
 
-private:
+  private:
     std::vector<Field> fields_;
 };
 

@@ -50,7 +50,7 @@ class ParserCore;
 
 /// Parses requests, as a server receives them (pipelined requests one at a time).
 class RequestParser {
-public:
+  public:
     /// A parser bounded by `limits`.
     explicit RequestParser(ParserLimits limits = {});
     ~RequestParser();
@@ -83,13 +83,13 @@ public:
     /// Forgets all state (the next byte starts a new request).
     void reset();
 
-private:
+  private:
     std::unique_ptr<detail::ParserCore> core_;
 };
 
 /// Parses responses, as a client receives them. Interim 1xx responses are skipped.
 class ResponseParser {
-public:
+  public:
     /// A parser bounded by `limits`.
     explicit ResponseParser(ParserLimits limits = {});
     ~ResponseParser();
@@ -118,7 +118,7 @@ public:
     /// Forgets all state.
     void reset();
 
-private:
+  private:
     std::unique_ptr<detail::ParserCore> core_;
 };
 

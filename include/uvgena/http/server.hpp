@@ -21,10 +21,10 @@
 #include <functional>
 #include <memory>
 
-#include "uvgena/net/address.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/http/message.hpp"
 #include "uvgena/http/parser.hpp"
+#include "uvgena/net/address.hpp"
 
 namespace uvgena::http {
 
@@ -96,7 +96,7 @@ struct ServerStats {
 /// handler is never called again); use `stop()` for a graceful end. Destroying it while a
 /// `stop()` is suspended is safe: that stop() (and any other waiting) returns soon after.
 class Server {
-public:
+  public:
     /// A server on `loop` calling `handler` for each request; `listen()` starts it.
     Server(uv_loop_t* loop, Handler handler, ServerOptions options = {});
     Server(const Server&) = delete;
@@ -125,7 +125,7 @@ public:
     /// Activity counters.
     const ServerStats& stats() const noexcept;
 
-private:
+  private:
     struct Impl;
     // Shared with a stop() in flight, which may outlive the Server.
     std::shared_ptr<Impl> impl_;

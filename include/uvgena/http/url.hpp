@@ -14,14 +14,14 @@ namespace uvgena::http {
 
 /// An absolute URL with an authority, as used for HTTP requests.
 struct Url {
-    std::string scheme;    ///< Lower case, e.g. "http".
-    std::string userinfo;  ///< Before '@' in the authority; usually empty.
-    std::string host;      ///< Name or address; an IPv6 literal without brackets.
-    std::string zone;      ///< IPv6 scope ("eth0", "2") given as "%25zone"; usually empty.
-    std::uint16_t port = 0;       ///< Explicit port, else the scheme's default (http 80).
-    bool explicit_port = false;   ///< True if the URL spelled a port.
-    std::string path;      ///< As written (percent-encoding kept); may be empty.
-    std::string query;     ///< Without the '?'; meaningful if has_query.
+    std::string scheme;          ///< Lower case, e.g. "http".
+    std::string userinfo;        ///< Before '@' in the authority; usually empty.
+    std::string host;            ///< Name or address; an IPv6 literal without brackets.
+    std::string zone;            ///< IPv6 scope ("eth0", "2") given as "%25zone"; usually empty.
+    std::uint16_t port = 0;      ///< Explicit port, else the scheme's default (http 80).
+    bool explicit_port = false;  ///< True if the URL spelled a port.
+    std::string path;            ///< As written (percent-encoding kept); may be empty.
+    std::string query;           ///< Without the '?'; meaningful if has_query.
     bool has_query = false;
     std::string fragment;  ///< Without the '#'; meaningful if has_fragment.
     bool has_fragment = false;

@@ -18,9 +18,9 @@
 #include <string_view>
 #include <vector>
 
-#include "uvgena/net/address.hpp"
 #include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/net/address.hpp"
 
 namespace uvgena {
 

@@ -42,13 +42,13 @@
 #include <utility>
 #include <vector>
 
-#include "uvgena/net/address.hpp"
 #include "uvgena/co/task.hpp"
-#include "uvgena/gena/event_builder.hpp"
-#include "uvgena/gena/protocol.hpp"
-#include "uvgena/gena/last_change_builder.hpp"
 #include "uvgena/gena/callback_policy.hpp"
+#include "uvgena/gena/event_builder.hpp"
+#include "uvgena/gena/last_change_builder.hpp"
+#include "uvgena/gena/protocol.hpp"
 #include "uvgena/http/server.hpp"
+#include "uvgena/net/address.hpp"
 #include "uvgena/publisher/interfaces.hpp"
 
 namespace uvgena::gena {
@@ -134,40 +134,40 @@ struct ServiceConfig {
 
 /// Counters of a Publisher's activity, for monitoring, tests and benchmarks.
 struct PublisherStats {
-    std::uint64_t subscribes = 0;            ///< Subscriptions created.
-    std::uint64_t renewals = 0;              ///< Renewals granted.
-    std::uint64_t unsubscribes = 0;          ///< Subscriptions cancelled by UNSUBSCRIBE.
-    std::uint64_t expired = 0;               ///< Subscriptions removed by the sweep.
-    std::uint64_t rejected = 0;              ///< Requests answered 400 / 412 / 405.
-    std::uint64_t refused_callbacks = 0;     ///< SUBSCRIBEs refused for their CALLBACK hosts.
-    std::uint64_t over_limit = 0;            ///< SUBSCRIBEs refused with 503 by a limit.
-    std::uint64_t events = 0;                ///< Change events emitted (once per change).
-    std::uint64_t notifies_sent = 0;         ///< NOTIFYs answered 200.
-    std::uint64_t notifies_failed = 0;       ///< Events no CALLBACK URL accepted.
-    std::uint64_t callback_failures = 0;     ///< Failed attempts on single CALLBACK URLs.
-    std::uint64_t events_coalesced = 0;      ///< Queued events merged by QueueOverflow::coalesce.
-    std::uint64_t events_dropped = 0;        ///< Queued events dropped by drop_oldest.
-    std::uint64_t subscribers_dropped = 0;   ///< Subscribers removed for failing deliveries.
-    std::uint64_t unanswered_subscribes = 0; ///< Subscriptions removed because their
-                                             ///< SUBSCRIBE response could not be written.
+    std::uint64_t subscribes = 0;             ///< Subscriptions created.
+    std::uint64_t renewals = 0;               ///< Renewals granted.
+    std::uint64_t unsubscribes = 0;           ///< Subscriptions cancelled by UNSUBSCRIBE.
+    std::uint64_t expired = 0;                ///< Subscriptions removed by the sweep.
+    std::uint64_t rejected = 0;               ///< Requests answered 400 / 412 / 405.
+    std::uint64_t refused_callbacks = 0;      ///< SUBSCRIBEs refused for their CALLBACK hosts.
+    std::uint64_t over_limit = 0;             ///< SUBSCRIBEs refused with 503 by a limit.
+    std::uint64_t events = 0;                 ///< Change events emitted (once per change).
+    std::uint64_t notifies_sent = 0;          ///< NOTIFYs answered 200.
+    std::uint64_t notifies_failed = 0;        ///< Events no CALLBACK URL accepted.
+    std::uint64_t callback_failures = 0;      ///< Failed attempts on single CALLBACK URLs.
+    std::uint64_t events_coalesced = 0;       ///< Queued events merged by QueueOverflow::coalesce.
+    std::uint64_t events_dropped = 0;         ///< Queued events dropped by drop_oldest.
+    std::uint64_t subscribers_dropped = 0;    ///< Subscribers removed for failing deliveries.
+    std::uint64_t unanswered_subscribes = 0;  ///< Subscriptions removed because their
+                                              ///< SUBSCRIBE response could not be written.
 };
 
 /// A snapshot of one subscription.
 struct SubscriberInfo {
-    std::string sid;                      ///< "uuid:..."
-    std::string event_path;               ///< The service's event path.
-    std::vector<std::string> callbacks;   ///< Delivery URLs, in order of preference.
-    SocketAddress requester;              ///< Who subscribed.
-    std::chrono::seconds timeout{0};      ///< Last granted duration.
+    std::string sid;                                  ///< "uuid:..."
+    std::string event_path;                           ///< The service's event path.
+    std::vector<std::string> callbacks;               ///< Delivery URLs, in order of preference.
+    SocketAddress requester;                          ///< Who subscribed.
+    std::chrono::seconds timeout{0};                  ///< Last granted duration.
     std::chrono::steady_clock::time_point expires{};  ///< When it lapses without renewal.
-    std::uint32_t next_seq = 0;           ///< SEQ of the next NOTIFY.
-    std::size_t queued = 0;               ///< Events waiting (not counting one in flight).
-    bool active = false;                  ///< The SUBSCRIBE response was written.
-    std::uint64_t delivered = 0;          ///< NOTIFYs answered 200.
-    std::uint64_t failed = 0;             ///< Events no CALLBACK URL accepted.
-    unsigned consecutive_failures = 0;    ///< Failures since the last success.
-    std::uint64_t coalesced = 0;          ///< Events merged by a full queue.
-    std::uint64_t dropped = 0;            ///< Events dropped by a full queue.
+    std::uint32_t next_seq = 0;                       ///< SEQ of the next NOTIFY.
+    std::size_t queued = 0;             ///< Events waiting (not counting one in flight).
+    bool active = false;                ///< The SUBSCRIBE response was written.
+    std::uint64_t delivered = 0;        ///< NOTIFYs answered 200.
+    std::uint64_t failed = 0;           ///< Events no CALLBACK URL accepted.
+    unsigned consecutive_failures = 0;  ///< Failures since the last success.
+    std::uint64_t coalesced = 0;        ///< Events merged by a full queue.
+    std::uint64_t dropped = 0;          ///< Events dropped by a full queue.
 };
 
 class Publisher;
@@ -180,7 +180,7 @@ struct PublisherTestAccess;
 /// One published service: its evented variables and their subscribers. Owned by its
 /// Publisher and valid as long as it.
 class Service {
-public:
+  public:
     Service(const Service&) = delete;
     Service& operator=(const Service&) = delete;
     ~Service();
@@ -199,8 +199,7 @@ public:
     /// Changes a variable inside LastChange (service made with last_change_namespace) and
     /// events the LastChange document of the changes. Throws uvgena::Error(invalid_argument)
     /// if the service has no LastChange or a name is invalid.
-    void set_last_change(std::string_view instance, std::string_view name,
-                         std::string_view value,
+    void set_last_change(std::string_view instance, std::string_view name, std::string_view value,
                          std::initializer_list<NameValue> attributes = {});
     /// Several LastChange changes as one event: call the LastChangeState's set() for each
     /// inside `edit`.
@@ -215,7 +214,7 @@ public:
     /// Number of subscriptions to this service.
     std::size_t subscriber_count() const noexcept;
 
-private:
+  private:
     struct Impl;
     friend class Publisher;
     friend struct detail::Subscriber;
@@ -226,7 +225,7 @@ private:
 /// The device side of GENA for any number of services on one loop. Not copyable or movable.
 /// Destroying it cancels every delivery at once; `stop()` ends it gracefully.
 class Publisher {
-public:
+  public:
     /// A publisher on `loop`; add services, then mount it (handler() / listen()).
     explicit Publisher(uv_loop_t* loop, PublisherOptions options = {});
     Publisher(const Publisher&) = delete;
@@ -245,8 +244,7 @@ public:
     /// path, 405 for another method). A new subscription's initial event is sent from the
     /// response's `on_written` hook: whoever writes the response must call it (http::Server
     /// does).
-    Task<http::Response> handle(const http::Request& request,
-                                const http::RequestContext& context);
+    Task<http::Response> handle(const http::Request& request, const http::RequestContext& context);
     /// A handler for an http::Server: event paths go to this publisher, everything else to
     /// `fallback` (404 without one). It holds only a weak reference to the publisher: once
     /// the publisher is gone, every request goes to `fallback`.
@@ -281,7 +279,7 @@ public:
     /// The loop.
     uv_loop_t* loop() const noexcept;
 
-private:
+  private:
     struct Impl;
     friend class Service;
     friend struct detail::PublisherTestAccess;  // tests only (src/publisher/test_access.hpp)

@@ -27,7 +27,7 @@ struct ServiceInfo {
 
 /// A device (the root one or an embedded one).
 struct DeviceInfo {
-    std::string device_type;       ///< "urn:schemas-upnp-org:device:MediaRenderer:1"
+    std::string device_type;  ///< "urn:schemas-upnp-org:device:MediaRenderer:1"
     std::string friendly_name;
     std::string manufacturer;
     std::string manufacturer_url;
@@ -49,11 +49,11 @@ struct DeviceInfo {
 
 /// A parsed description document.
 struct DeviceDescription {
-    std::string location;   ///< Where it was fetched from.
-    std::string url_base;   ///< The base used to resolve relative URLs.
-    int spec_major = 1;     ///< specVersion.
+    std::string location;  ///< Where it was fetched from.
+    std::string url_base;  ///< The base used to resolve relative URLs.
+    int spec_major = 1;    ///< specVersion.
     int spec_minor = 0;
-    DeviceInfo root;        ///< The root device.
+    DeviceInfo root;  ///< The root device.
 
     /// Shortcut for root.service(name).
     const ServiceInfo* service(std::string_view name) const { return root.service(name); }

@@ -17,9 +17,9 @@
 #include <string_view>
 #include <vector>
 
-#include "uvgena/net/address.hpp"
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/net/address.hpp"
 #include "uvgena/net/udp.hpp"
 #include "uvgena/ssdp/description.hpp"
 #include "uvgena/ssdp/message.hpp"

@@ -37,17 +37,17 @@ inline constexpr std::uint16_t kEventPort = 7900;
 
 /// Errors of SSDP parsing.
 enum class errc {
-    empty = 1,             ///< No bytes, or only whitespace.
-    too_large,             ///< Datagram, line or header count above the limits.
-    bad_start_line,        ///< Neither a known request line nor an HTTP status line.
-    bad_header,            ///< A header line without a colon, or with an invalid name.
-    missing_header,        ///< A header the message kind requires is absent.
-    bad_value,             ///< A header value that cannot be read (MX, SEQ, BOOTID, ...).
-    conflicting_header,    ///< The same significant header twice with different values.
-    wrong_kind,            ///< The datagram is valid but not of the expected kind.
-    bad_body,              ///< Content-Length does not match the bytes that follow.
-    bad_xml,               ///< A device description that is not well-formed XML.
-    bad_description,       ///< Well-formed XML that is not a usable device description.
+    empty = 1,           ///< No bytes, or only whitespace.
+    too_large,           ///< Datagram, line or header count above the limits.
+    bad_start_line,      ///< Neither a known request line nor an HTTP status line.
+    bad_header,          ///< A header line without a colon, or with an invalid name.
+    missing_header,      ///< A header the message kind requires is absent.
+    bad_value,           ///< A header value that cannot be read (MX, SEQ, BOOTID, ...).
+    conflicting_header,  ///< The same significant header twice with different values.
+    wrong_kind,          ///< The datagram is valid but not of the expected kind.
+    bad_body,            ///< Content-Length does not match the bytes that follow.
+    bad_xml,             ///< A device description that is not well-formed XML.
+    bad_description,     ///< Well-formed XML that is not a usable device description.
 };
 
 /// Category of ssdp::errc.
@@ -57,27 +57,27 @@ std::error_code make_error_code(errc e) noexcept;
 
 /// What a datagram is, from its start line.
 enum class Kind {
-    search,           ///< "M-SEARCH * HTTP/1.1"
-    response,         ///< "HTTP/1.1 200 OK" (answer to a search)
-    notify,           ///< "NOTIFY * HTTP/1.1" with NTS ssdp:alive / ssdp:byebye / ssdp:update
-    event,            ///< "NOTIFY * HTTP/1.0" with NT upnp:event (multicast eventing)
+    search,    ///< "M-SEARCH * HTTP/1.1"
+    response,  ///< "HTTP/1.1 200 OK" (answer to a search)
+    notify,    ///< "NOTIFY * HTTP/1.1" with NTS ssdp:alive / ssdp:byebye / ssdp:update
+    event,     ///< "NOTIFY * HTTP/1.0" with NT upnp:event (multicast eventing)
 };
 
 /// Bounds applied while parsing (defaults suit any real device).
 struct Limits {
-    std::size_t max_bytes = 16 * 1024;    ///< Whole datagram.
-    std::size_t max_line = 2048;          ///< One header line.
-    std::size_t max_headers = 64;         ///< Header count.
+    std::size_t max_bytes = 16 * 1024;  ///< Whole datagram.
+    std::size_t max_line = 2048;        ///< One header line.
+    std::size_t max_headers = 64;       ///< Header count.
 };
 
 /// A parsed datagram: the start line and the headers in received order.
 struct Datagram {
     Kind kind = Kind::search;
-    std::string method;    ///< "M-SEARCH" or "NOTIFY"; empty for a response.
-    int status = 0;        ///< Status code of a response; 0 for requests.
-    std::string version;   ///< "HTTP/1.1" or "HTTP/1.0".
+    std::string method;   ///< "M-SEARCH" or "NOTIFY"; empty for a response.
+    int status = 0;       ///< Status code of a response; 0 for requests.
+    std::string version;  ///< "HTTP/1.1" or "HTTP/1.0".
     std::vector<std::pair<std::string, std::string>> headers;  ///< Name as sent, value trimmed.
-    std::string body;      ///< Bytes after the blank line (multicast events carry XML).
+    std::string body;  ///< Bytes after the blank line (multicast events carry XML).
 
     /// First value of a header, case-insensitive.
     std::optional<std::string_view> get(std::string_view name) const;
@@ -93,12 +93,12 @@ Result<Datagram> parse_datagram(std::string_view bytes, const Limits& limits = {
 /// An M-SEARCH request.
 struct SearchRequest {
     std::string host = "239.255.255.250:1900";  ///< HOST header.
-    std::string search_target = "ssdp:all";     ///< ST: ssdp:all, upnp:rootdevice, uuid:…, urn:….
-    int mx = 2;                                 ///< MX seconds (1..5); ignored for unicast.
-    bool unicast = false;                       ///< Unicast searches carry no MX.
-    std::string user_agent;                     ///< USER-AGENT (optional).
-    std::optional<std::uint16_t> tcp_port;      ///< TCPPORT.UPNP.ORG (optional).
-    std::string friendly_name;                  ///< CPFN.UPNP.ORG (optional).
+    std::string search_target = "ssdp:all";  ///< ST: ssdp:all, upnp:rootdevice, uuid:…, urn:….
+    int mx = 2;                              ///< MX seconds (1..5); ignored for unicast.
+    bool unicast = false;                    ///< Unicast searches carry no MX.
+    std::string user_agent;                  ///< USER-AGENT (optional).
+    std::optional<std::uint16_t> tcp_port;   ///< TCPPORT.UPNP.ORG (optional).
+    std::string friendly_name;               ///< CPFN.UPNP.ORG (optional).
 };
 
 /// Serialises an M-SEARCH (MAN: "ssdp:discover").
@@ -110,15 +110,15 @@ Result<SearchRequest> read_search(const Datagram& datagram, bool multicast = tru
 
 /// The header fields that search responses and advertisements share.
 struct Advertisement {
-    std::string location;                   ///< LOCATION: URL of the device description.
-    std::string usn;                        ///< USN: unique service name.
-    std::string target;                     ///< ST (response) or NT (notify).
-    std::string server;                     ///< SERVER (may be empty in byebye).
-    std::chrono::seconds max_age{1800};     ///< CACHE-CONTROL max-age.
-    std::optional<std::uint32_t> boot_id;   ///< BOOTID.UPNP.ORG.
-    std::optional<std::uint32_t> config_id; ///< CONFIGID.UPNP.ORG.
-    std::optional<std::uint32_t> next_boot_id;   ///< NEXTBOOTID.UPNP.ORG (ssdp:update).
-    std::optional<std::uint16_t> search_port;    ///< SEARCHPORT.UPNP.ORG.
+    std::string location;                       ///< LOCATION: URL of the device description.
+    std::string usn;                            ///< USN: unique service name.
+    std::string target;                         ///< ST (response) or NT (notify).
+    std::string server;                         ///< SERVER (may be empty in byebye).
+    std::chrono::seconds max_age{1800};         ///< CACHE-CONTROL max-age.
+    std::optional<std::uint32_t> boot_id;       ///< BOOTID.UPNP.ORG.
+    std::optional<std::uint32_t> config_id;     ///< CONFIGID.UPNP.ORG.
+    std::optional<std::uint32_t> next_boot_id;  ///< NEXTBOOTID.UPNP.ORG (ssdp:update).
+    std::optional<std::uint16_t> search_port;   ///< SEARCHPORT.UPNP.ORG.
 };
 
 /// Subtype of a NOTIFY advertisement.
@@ -169,12 +169,12 @@ std::string_view to_string(EventLevel level) noexcept;
 /// A multicast event message.
 struct MulticastEvent {
     std::string host = "239.255.255.246:7900";
-    std::string usn;               ///< USN of the publishing service's device.
-    std::string service_id;        ///< SVCID.
-    std::uint32_t seq = 0;         ///< SEQ.
+    std::string usn;         ///< USN of the publishing service's device.
+    std::string service_id;  ///< SVCID.
+    std::uint32_t seq = 0;   ///< SEQ.
     EventLevel level = EventLevel::general;
-    std::uint32_t boot_id = 0;     ///< BOOTID.UPNP.ORG.
-    std::string body;              ///< The property set.
+    std::uint32_t boot_id = 0;  ///< BOOTID.UPNP.ORG.
+    std::string body;           ///< The property set.
 };
 
 /// Reads a multicast event (NT upnp:event, NTS upnp:propchange, USN, SVCID, SEQ, LVL,
@@ -186,24 +186,24 @@ std::string build_multicast_event(const MulticastEvent& event);
 
 /// What a receiver does with a multicast event.
 enum class EventVerdict {
-    accept,       ///< New: deliver it.
-    duplicate,    ///< Same SEQ as the last one from this service (a resend).
-    old_seq,      ///< A SEQ behind the last one: out of order or replayed; discard.
-    stale_boot,   ///< A BOOTID older than one already seen for this device; discard.
-    rebooted,     ///< A newer BOOTID: the device restarted; accept and reset the SEQ.
+    accept,      ///< New: deliver it.
+    duplicate,   ///< Same SEQ as the last one from this service (a resend).
+    old_seq,     ///< A SEQ behind the last one: out of order or replayed; discard.
+    stale_boot,  ///< A BOOTID older than one already seen for this device; discard.
+    rebooted,    ///< A newer BOOTID: the device restarted; accept and reset the SEQ.
 };
 
 /// Remembers the last BOOTID per device and SEQ per service, and judges each new event.
 /// Bounded: it keeps at most `max_services` entries, forgetting the least recently seen.
 class MulticastEventFilter {
-public:
+  public:
     explicit MulticastEventFilter(std::size_t max_services = 1024) : max_(max_services) {}
     /// Judges `event` and, when it is accepted, records it.
     EventVerdict judge(const MulticastEvent& event);
     /// Number of services remembered.
     std::size_t size() const noexcept { return services_.size(); }
 
-private:
+  private:
     struct ServiceState {
         std::uint32_t seq;
         std::uint64_t last_used;

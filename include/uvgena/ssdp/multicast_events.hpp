@@ -12,9 +12,9 @@
 #include <optional>
 #include <string>
 
-#include "uvgena/net/address.hpp"
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/net/address.hpp"
 #include "uvgena/ssdp/message.hpp"
 
 namespace uvgena::ssdp {

@@ -21,9 +21,9 @@
 #include <optional>
 #include <string>
 
-#include "uvgena/net/address.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/gena/event_body.hpp"
+#include "uvgena/net/address.hpp"
 
 namespace uvgena::gena {
 
@@ -84,13 +84,13 @@ struct ListenerOptions {
 
 /// Counters of a listener, for monitoring and tests.
 struct ListenerStats {
-    std::uint64_t notifications = 0;   ///< NOTIFY requests accepted (200).
-    std::uint64_t unknown = 0;         ///< Answered 412 (unknown path or SID, wrong source).
-    std::uint64_t bad_requests = 0;    ///< Answered 400 / 405 (malformed GENA headers).
-    std::uint64_t parse_errors = 0;    ///< Accepted bodies that did not parse.
-    std::uint64_t held = 0;            ///< NOTIFYs held until their SID became known.
-    std::uint64_t held_dropped = 0;    ///< Held NOTIFYs dropped (SID never known, or too many).
-    std::uint64_t wrong_source = 0;    ///< Refused by the source address check.
+    std::uint64_t notifications = 0;  ///< NOTIFY requests accepted (200).
+    std::uint64_t unknown = 0;        ///< Answered 412 (unknown path or SID, wrong source).
+    std::uint64_t bad_requests = 0;   ///< Answered 400 / 405 (malformed GENA headers).
+    std::uint64_t parse_errors = 0;   ///< Accepted bodies that did not parse.
+    std::uint64_t held = 0;           ///< NOTIFYs held until their SID became known.
+    std::uint64_t held_dropped = 0;   ///< Held NOTIFYs dropped (SID never known, or too many).
+    std::uint64_t wrong_source = 0;   ///< Refused by the source address check.
     std::uint64_t connections_evicted = 0;  ///< Idle connections closed to make room.
     std::uint64_t connections_refused = 0;  ///< Closed at once: at the limit, none idle.
 };
@@ -98,7 +98,7 @@ struct ListenerStats {
 /// A NOTIFY server on one loop. Not copyable or movable. Destroying it without `stop()` ends
 /// its subscriptions locally (their streams close; nothing is sent) and closes the server.
 class EventListener {
-public:
+  public:
     /// A listener on `loop`; it starts listening on first use (or with `start()`).
     explicit EventListener(uv_loop_t* loop, ListenerOptions options = {});
     EventListener(const EventListener&) = delete;
@@ -126,7 +126,7 @@ public:
     /// The loop.
     uv_loop_t* loop() const noexcept;
 
-private:
+  private:
     friend struct detail::SubscriberAccess;
     std::shared_ptr<detail::ListenerImpl> impl_;
 };

@@ -8,9 +8,9 @@
 #include <string_view>
 
 #include "uvgena/co/task.hpp"
-#include "uvgena/subscriber/subscription.hpp"
 #include "uvgena/ssdp/description.hpp"
 #include "uvgena/ssdp/discovery.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 namespace uvgena::ssdp {
 
@@ -32,7 +32,7 @@ Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOp
 /// resolve_event_url).
 Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,
                                           gena::SubscribeOptions options = {},
-                                   gena::SubscriptionHandlers handlers = {});
+                                          gena::SubscriptionHandlers handlers = {});
 
 }  // namespace uvgena::ssdp
 

@@ -8,15 +8,16 @@
 #include <string>
 
 uvgena::Task<int> first_volume(uv_loop_t* loop, std::string url) {
-    auto sub = co_await uvgena::subscribe(loop, url, {.requested_timeout = std::chrono::seconds(60)});
+    auto sub =
+        co_await uvgena::subscribe(loop, url, {.requested_timeout = std::chrono::seconds(60)});
     auto event = co_await sub.events().next();
     if (!event) {
         std::cerr << "no event\n";
         co_return 1;
     }
     std::cout << "uvgena " << uvgena::version() << " (headers " << UVGENA_VERSION_STRING
-              << "): SEQ " << event->seq << " Volume "
-              << event->state("Volume").value_or("?") << '\n';
+              << "): SEQ " << event->seq << " Volume " << event->state("Volume").value_or("?")
+              << '\n';
     co_await sub.unsubscribe();
     co_return event->state("Volume") ? 0 : 1;
 }
