@@ -21,6 +21,8 @@ std::string_view to_string(SeqStatus status) noexcept {
         case SeqStatus::gap: return "gap";
         case SeqStatus::duplicate: return "duplicate";
         case SeqStatus::reset: return "reset";
+        case SeqStatus::late: return "late";
+        case SeqStatus::outlier: return "outlier";
     }
     return "ok";
 }
@@ -125,7 +127,8 @@ SubConfig::SubConfig(http::Url parsed, std::string text, const SubscribeOptions&
       deliver_duplicates(o.deliver_duplicates),
       resubscribe_on_gap(o.resubscribe_on_gap),
       resubscribe_on_silence(o.resubscribe_on_silence),
-      check_source(o.check_source) {}
+      check_source(o.check_source),
+      reorder_window(o.reorder_window) {}
 
 bool SubConfig::same_settings(const SubConfig& o) const noexcept {
     return url_text == o.url_text && user_agent == o.user_agent &&
@@ -137,7 +140,8 @@ bool SubConfig::same_settings(const SubConfig& o) const noexcept {
            auto_renew == o.auto_renew && auto_resubscribe == o.auto_resubscribe &&
            keep_body == o.keep_body && deliver_duplicates == o.deliver_duplicates &&
            resubscribe_on_gap == o.resubscribe_on_gap &&
-           resubscribe_on_silence == o.resubscribe_on_silence && check_source == o.check_source;
+           resubscribe_on_silence == o.resubscribe_on_silence && check_source == o.check_source &&
+           reorder_window == o.reorder_window;
 }
 
 void CompactAddress::set(const SocketAddress& address) noexcept {
@@ -179,6 +183,8 @@ SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
       ctx_(l) {
     timer_.fire = &SubscriptionCore::on_timer;
     timer_.owner = this;
+    reorder_timer_.fire = &SubscriptionCore::on_reorder_timer;
+    reorder_timer_.owner = this;
     id = listener->add(this);
     schedule = SubscriptionSchedule(
         config->auto_renew,
@@ -189,6 +195,7 @@ SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
 
 SubscriptionCore::~SubscriptionCore() {
     ctx_->remove_timer(&timer_);
+    ctx_->remove_timer(&reorder_timer_);
     if (listener != nullptr) listener->remove(id);
 }
 
@@ -315,7 +322,13 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
     granted = answer.timeout;
     granted_at = SteadyClock::now();
     phase = Phase::active;
-    if (fresh) has_seq_ = false;
+    if (fresh && window_) {
+        // A new SID starts its own SEQs: what the old one's window holds goes out first.
+        flush_window();
+        window_->reset();
+        delivered_any_ = false;
+        arm_reorder();
+    }
     schedule.on_granted(granted_at, granted);
     rearm();
     if (!held_) return;
@@ -339,37 +352,72 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
 void SubscriptionCore::accept(Event event) {
     ++stats.events_received;
     if (event.parse_error) ++stats.parse_errors;
-    bool had_events = has_seq_;
-    SeqCheck check = classify_seq(last_seq(), event.seq);
-    if (check.deliver()) {
-        last_seq_ = event.seq;
-        has_seq_ = true;
+    SteadyClock::time_point now = SteadyClock::now();
+    schedule.on_event(now);
+    rearm();
+    if (!window_) {
+        SeqWindowOptions wo;
+        wo.window = std::max(config->reorder_window, milliseconds(0));
+        window_ = std::make_unique<SeqWindow<Event>>(wo);
     }
-    event.seq_order = check.order;
-    event.missed = check.missed;
-    switch (check.order) {
+    std::uint32_t seq = event.seq;
+    window_->push(seq, std::move(event), now,
+                  [this](const SeqRelease& r, Event&& e) { release(r, std::move(e)); });
+    arm_reorder();
+}
+
+void SubscriptionCore::release(const SeqRelease& r, Event event) {
+    event.seq_order = r.check.order;
+    event.missed = r.check.missed;
+    switch (r.check.order) {
         case SeqOrder::first:
         case SeqOrder::expected: event.seq_status = SeqStatus::ok; break;
         case SeqOrder::gap:
             event.seq_status = SeqStatus::gap;
-            stats.events_missed += check.missed;
-            log(LogLevel::warning, "uvgena: ", url_text(), ": ", check.missed,
+            log(LogLevel::warning, "uvgena: ", url_text(), ": ", r.check.missed,
                 " event(s) missed before SEQ ", event.seq);
+            break;
+        case SeqOrder::late:
+            event.seq_status = SeqStatus::late;
+            ++stats.events_late;
+            log(LogLevel::info, "uvgena: ", url_text(), ": SEQ ", event.seq,
+                " arrived late (after its successors); delivered");
+            break;
+        case SeqOrder::resync:
+            event.seq_status = SeqStatus::late;
+            ++stats.events_late;
+            log(LogLevel::warning, "uvgena: ", url_text(), ": SEQ ", r.outlier,
+                " was an outlier (SEQs continue from ", event.seq,
+                "): following the device's sequence again");
+            break;
+        case SeqOrder::outlier:
+            event.seq_status = SeqStatus::outlier;
+            log(LogLevel::warning, "uvgena: ", url_text(), ": SEQ ", event.seq,
+                " is an outlier (the device's SEQs went on from ", last_seq().value_or(0),
+                "): delivered flagged, the sequence is unchanged");
             break;
         case SeqOrder::duplicate:
         case SeqOrder::stale:
             event.seq_status = SeqStatus::duplicate;
-            ++stats.duplicates;
+            log(LogLevel::info, "uvgena: ", url_text(), ": SEQ ", event.seq,
+                config->deliver_duplicates ? " is a retransmission (delivered, flagged)"
+                                           : " is a retransmission: dropped");
             break;
         case SeqOrder::reset:
             event.seq_status = SeqStatus::reset;
-            ++stats.seq_resets;
+            log(LogLevel::info, "uvgena: ", url_text(), ": SEQ 0 again: the device restarted "
+                "its counter");
             break;
     }
-    schedule.on_event(SteadyClock::now());
-    rearm();
-    bool gap = check.order == SeqOrder::gap && had_events;
-    if (check.deliver() || config->deliver_duplicates) {
+    const SeqWindowStats& ws = window_->stats();
+    stats.events_missed = ws.missed;
+    stats.events_reordered = ws.reordered;
+    stats.duplicates = ws.duplicates;
+    stats.seq_resets = ws.resets;
+    stats.seq_resyncs = ws.resyncs;
+    bool gap = r.check.order == SeqOrder::gap && delivered_any_;
+    if (r.check.deliver()) delivered_any_ = true;
+    if (r.check.deliver() || config->deliver_duplicates) {
         ++stats.events_delivered;
         if (callback() != nullptr && listener != nullptr) {
             listener->queue_callback(shared_from_this(), std::move(event));
@@ -378,6 +426,47 @@ void SubscriptionCore::accept(Event event) {
         }
     }
     if (gap && config->resubscribe_on_gap) resubscribe_later(true);
+}
+
+void SubscriptionCore::flush_window() {
+    if (!window_ || window_->pending() == 0) return;
+    window_->flush([this](const SeqRelease& r, Event&& e) { release(r, std::move(e)); });
+}
+
+void SubscriptionCore::arm_reorder() noexcept {
+    std::optional<SteadyClock::time_point> next;
+    if (window_ && phase != Phase::ended) next = window_->next_deadline();
+    if (next && reorder_timer_.armed() && reorder_timer_.deadline == *next) return;
+    ctx_->remove_timer(&reorder_timer_);
+    if (!next) return;
+    reorder_timer_.deadline = *next;
+    try {
+        ctx_->add_timer(&reorder_timer_);
+    } catch (const std::exception& e) {
+        // Without the timer the waiting events would wait for the next NOTIFY: let them out.
+        log(LogLevel::error, "uvgena: cannot arm the reorder timer of ", url_text(), ": ",
+            e.what());
+        try {
+            flush_window();
+        } catch (...) {
+        }
+    }
+}
+
+void SubscriptionCore::on_reorder_timer(uvgena::detail::TimerNode* node) noexcept {
+    auto* self = static_cast<SubscriptionCore*>(node->owner);
+    // Delivery may end (and release) the subscription: keep it alive until done.
+    std::shared_ptr<SubscriptionCore> keep = self->shared_from_this();
+    try {
+        if (self->window_) {
+            self->window_->poll(SteadyClock::now(), [self](const SeqRelease& r, Event&& e) {
+                self->release(r, std::move(e));
+            });
+        }
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "uvgena: ", self->url_text(), ": ", e.what());
+    }
+    self->arm_reorder();
 }
 
 void SubscriptionCore::on_notify(Event event) {
@@ -423,7 +512,16 @@ void SubscriptionCore::hold(Event event) {
 
 void SubscriptionCore::end(std::error_code error, std::string context) {
     if (phase == Phase::ended) return;
+    // Events accepted (answered 200) but still in the reorder window go out first: to the
+    // queue, which stays readable after the end (a callback never runs after the end).
+    try {
+        flush_window();
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "uvgena: ", url_text(), ": ", e.what());
+    }
+    if (phase == Phase::ended) return;
     phase = Phase::ended;
+    ctx_->remove_timer(&reorder_timer_);
     if (error || !context.empty()) ended_ = std::make_unique<Ended>(Ended{error, std::move(context)});
     schedule.clear();
     ctx_->remove_timer(&timer_);

@@ -69,6 +69,7 @@ struct SubConfig {
     bool resubscribe_on_gap = false;
     bool resubscribe_on_silence = false;
     bool check_source = false;
+    std::chrono::milliseconds reorder_window{};
 
     SubConfig(http::Url parsed, std::string text, const SubscribeOptions& options);
     /// True if `other` has the same URL and options (handlers aside).
@@ -189,7 +190,7 @@ public:
     const std::string& end_context() const noexcept;
     /// The last delivered SEQ (nullopt before the first event or after a new SID).
     std::optional<std::uint32_t> last_seq() const noexcept {
-        return has_seq_ ? std::optional<std::uint32_t>(last_seq_) : std::nullopt;
+        return window_ ? window_->position() : std::nullopt;
     }
     const std::string& url_text() const noexcept { return config->url_text; }
 
@@ -227,8 +228,15 @@ private:
     static Task<void> resubscribe_task(std::shared_ptr<SubscriptionCore> self,
                                        bool unsubscribe_old);
     void adopt(const SubscribeAnswer& answer, bool fresh);
-    /// An accepted NOTIFY whose SID is the current one: SEQ check, counters, delivery.
+    /// An accepted NOTIFY whose SID is the current one: counters, then the reorder window.
     void accept(Event event);
+    /// An event the reorder window let out: its verdict, counters, delivery.
+    void release(const SeqRelease& verdict, Event event);
+    /// Lets out every event the window holds (new SID, end).
+    void flush_window();
+    /// Arms the reorder timer for the window's next deadline.
+    void arm_reorder() noexcept;
+    static void on_reorder_timer(uvgena::detail::TimerNode* node) noexcept;
     /// An accepted NOTIFY whose SID is not known yet.
     void hold(Event event);
     /// Runs an automatic renewal now (the listener's renewal queue gave it a slot); calls
@@ -241,15 +249,16 @@ private:
         if (backoff_) backoff_->reset();
     }
 
-    bool has_seq_ = false;
     std::uint8_t renewals_running_ = 0;  // renewal exchanges in flight (automatic and manual)
-    std::uint32_t last_seq_ = 0;
+    bool delivered_any_ = false;         // an event of the current SID was delivered
     std::shared_ptr<const SubscriptionHandlers> handlers_;
     std::unique_ptr<Ended> ended_;
     std::unique_ptr<std::vector<Event>> held_;
     std::unique_ptr<Backoff> backoff_;
+    std::unique_ptr<SeqWindow<Event>> window_;  // created with the first event
     uvgena::detail::LoopRef ctx_;
     uvgena::detail::TimerNode timer_;
+    uvgena::detail::TimerNode reorder_timer_;
 };
 
 /// The listener's shared implementation.
