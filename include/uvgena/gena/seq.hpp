@@ -247,8 +247,9 @@ public:
             if (pending_.size() > ledger_.options().max_pending) release_front(sink);
             return;
         }
-        if (seq == 0 && ledger_.position() && *ledger_.position() != 0) {
-            // A counter restart: what waits belongs to the old counter and goes out first.
+        if (seq == 0 && ledger_.position() && (*ledger_.position() != 0 || !pending_.empty())) {
+            // A counter restart (SEQ 0 after later SEQs): what waits belongs to the old
+            // counter and goes out first.
             flush(sink);
             emit(ledger_.advance(seq), std::move(value), sink);
             return;
