@@ -95,9 +95,12 @@ struct SubscribeOptions {
     /// for it is corrected (stats: events_missed, events_late). 0: no waiting (every event
     /// goes out at once, late ones flagged). The default suits a LAN: on loopback with 10
     /// concurrent connections per SID reordering stays within a few ms (tests/subscriber).
-    /// A forged or corrupt SEQ far ahead does not silence the device: see the resync rule
-    /// of gena::SeqWindow (after 3 consecutive SEQs that agree with each other and not with
-    /// the outlier, the subscription follows them again; counted in stats.seq_resyncs).
+    /// A forged or corrupt SEQ far ahead (more than 1024) does not silence the device (the
+    /// resync rule of gena::SeqWindow): if 3 events go out in order while it waits, it is
+    /// delivered flagged SeqStatus::outlier and the sequence stays; if it already went out
+    /// as a gap, 3 consecutive SEQs behind it (agreeing with each other, not with it) make
+    /// the subscription follow them again. Counted in stats.seq_resyncs, logged as a
+    /// warning. Callback mode, the queue and the blocking facade see the same order.
     std::chrono::milliseconds reorder_window{30};
     /// Resubscribe when a SEQ gap shows lost events (the initial event of the new
     /// subscription carries every variable again), as gupnp does.
