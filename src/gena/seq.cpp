@@ -95,6 +95,14 @@ bool SeqLedger::missing(std::uint32_t seq) const noexcept {
     return false;
 }
 
+bool SeqLedger::missing_just_behind(std::uint32_t seq) const noexcept {
+    if (!position_) return false;
+    SeqCheck c = classify_seq(seq, *position_);
+    if (c.order != SeqOrder::expected && c.order != SeqOrder::gap) return false;
+    if (c.missed > options_.outlier_gap) return false;
+    return missing(seq);
+}
+
 void SeqLedger::add_hole(Hole hole) {
     if (hole.count == 0) return;
     if (holes_.size() >= std::max<std::size_t>(options_.max_holes, 1)) {

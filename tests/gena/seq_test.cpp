@@ -385,6 +385,20 @@ TEST_SUITE("gena.seq_window") {
         }
     }
 
+    TEST_CASE("an old gap does not capture SEQs that come round again after the wrap") {
+        // As the publisher test reaches the wrap: two genuine jumps of about 2^31.
+        Harness h(window_of(30ms));
+        h.push(0);
+        h.push(2147483648u);
+        h.advance(30ms);
+        h.push(1);  // ahead (after the wrap), although the first gap skipped a SEQ 1
+        h.push(max_seq);
+        h.advance(30ms);
+        CHECK(h.seqs() == std::vector<std::uint32_t>{0, 2147483648u, max_seq, 1});
+        CHECK(h.orders() == std::vector<SeqOrder>{SeqOrder::first, SeqOrder::gap, SeqOrder::gap,
+                                                  SeqOrder::expected});
+    }
+
     TEST_CASE("a forged jump across the wrap is undone too") {
         Harness h(window_of(0ms));
         h.push(max_seq - 10);

@@ -135,6 +135,9 @@ public:
     std::optional<std::uint64_t> ahead(std::uint32_t seq) const noexcept;
     /// True if `seq` is one of the SEQs a gap skipped that has not arrived yet.
     bool missing(std::uint32_t seq) const noexcept;
+    /// True if `seq` is missing and at most `outlier_gap` behind the position (counting the
+    /// signed wrap): then it is late, even if it also reads as far ahead.
+    bool missing_just_behind(std::uint32_t seq) const noexcept;
     /// Moves the position to `seq` (ahead of it, or a reset): the verdict of that event.
     SeqRelease advance(std::uint32_t seq);
     /// The verdict of `seq` that is not ahead: late (a gap skipped it: it fills the gap; may
@@ -220,9 +223,9 @@ public:
     template <typename Sink>
     void push(std::uint32_t seq, T value, time_point now, Sink&& sink) {
         std::optional<std::uint64_t> d = ledger_.ahead(seq);
-        // A SEQ a gap skipped is behind, although it may look ahead (2147483647 after a
-        // signed wrap to 1).
-        if (d && *d > 1 && ledger_.missing(seq)) d.reset();
+        // A SEQ a recent gap skipped is behind, although it may look ahead (2147483647
+        // after a signed wrap to 1).
+        if (d && *d > 1 && ledger_.missing_just_behind(seq)) d.reset();
         if (d) {
             if (*d == 1) {
                 emit(ledger_.advance(seq), std::move(value), sink);
