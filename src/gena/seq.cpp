@@ -51,7 +51,8 @@ SeqCheck SeqTracker::observe(std::uint32_t seq) noexcept {
         case SeqOrder::expected:
         case SeqOrder::late:
         case SeqOrder::resync:
-        case SeqOrder::outlier: break;
+        case SeqOrder::outlier:
+            break;
     }
     if (check.deliver()) last_ = seq;
     return check;

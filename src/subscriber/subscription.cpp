@@ -21,8 +21,10 @@ std::string_view to_string(SeqStatus status) noexcept {
         case SeqStatus::gap: return "gap";
         case SeqStatus::duplicate: return "duplicate";
         case SeqStatus::reset: return "reset";
-        case SeqStatus::late: return "late";
-        case SeqStatus::outlier: return "outlier";
+        case SeqStatus::late:
+            return "late";
+        case SeqStatus::outlier:
+            return "outlier";
     }
     return "ok";
 }
@@ -405,7 +407,8 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
             break;
         case SeqOrder::reset:
             event.seq_status = SeqStatus::reset;
-            log(LogLevel::info, "uvgena: ", url_text(), ": SEQ 0 again: the device restarted "
+            log(LogLevel::info, "uvgena: ", url_text(),
+                ": SEQ 0 again: the device restarted "
                 "its counter");
             break;
     }

@@ -35,11 +35,11 @@ using clitest::Child;
 // `extra_events` events (Volume 11, 12, ...), then serves until stopped.
 class DeviceThread {
 public:
-    explicit DeviceThread(int extra_events, std::vector<std::uint32_t> seqs = {})
-        : extra_(extra_events), seqs_(std::move(seqs)) {
-        thread_ = std::thread([this] { run_loop(); });
-        while (port_.load() == 0) std::this_thread::sleep_for(1ms);
-    }
+  explicit DeviceThread(int extra_events, std::vector<std::uint32_t> seqs = {})
+      : extra_(extra_events), seqs_(std::move(seqs)) {
+      thread_ = std::thread([this] { run_loop(); });
+      while (port_.load() == 0) std::this_thread::sleep_for(1ms);
+  }
     ~DeviceThread() {
         stop_ = true;
         thread_.join();
@@ -158,8 +158,9 @@ TEST_SUITE("cli.subscribe") {
         CHECK(wait_for([&] { return device.unsubscribes() == 1; }));
     }
 
-    TEST_CASE("a late event is printed flagged late, a retransmission is dropped, and the "
-              "summary line counts them; -v logs each as it happens") {
+    TEST_CASE(
+        "a late event is printed flagged late, a retransmission is dropped, and the "
+        "summary line counts them; -v logs each as it happens") {
         // After the initial event: 1, 2, 3, then 5 (a gap of one), 5 again, and 4 late.
         DeviceThread device(0, {1, 2, 3, 5, 5, 4});
         Child cli({"subscribe", device.event_url(), "--count", "6", "--json", "--reorder-window",

@@ -159,8 +159,9 @@ TEST_SUITE("gena.seq_window") {
         CHECK_FALSE(h.window.next_deadline());
     }
 
-    TEST_CASE("when the window ends the waiting events go out with the gap; the missing one "
-              "is delivered late and the gap corrected") {
+    TEST_CASE(
+        "when the window ends the waiting events go out with the gap; the missing one "
+        "is delivered late and the gap corrected") {
         Harness h(window_of(30ms));
         h.push(0);
         h.push(3);
@@ -374,8 +375,7 @@ TEST_SUITE("gena.seq_window") {
             if (w == 0ms) {
                 CHECK(h.orders() == std::vector<SeqOrder>{SeqOrder::gap, SeqOrder::expected,
                                                           SeqOrder::gap, SeqOrder::late,
-                                                          SeqOrder::expected,
-                                                          SeqOrder::expected});
+                                                          SeqOrder::expected, SeqOrder::expected});
             } else {
                 CHECK(s == std::vector<std::uint32_t>{max_signed_seq - 2, max_signed_seq - 1,
                                                       max_signed_seq, 1, 2, 3});

@@ -109,8 +109,9 @@ struct Seen {
 }  // namespace
 
 TEST_SUITE("gena.integrity") {
-    TEST_CASE("one SID over 10 concurrent keep-alive connections: every NOTIFY answered 200 is "
-              "delivered once, in SEQ order where the window allowed") {
+    TEST_CASE(
+        "one SID over 10 concurrent keep-alive connections: every NOTIFY answered 200 is "
+        "delivered once, in SEQ order where the window allowed") {
         uvtest::TestLoop loop(120s);
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
@@ -163,24 +164,26 @@ TEST_SUITE("gena.integrity") {
             }
             CHECK(late == out_of_order);
             CHECK(st.events_late == late);
-            MESSAGE(kEvents << " NOTIFYs on " << kConnections << " connections in "
-                            << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
-                            << " ms: reordered by the window " << st.events_reordered
-                            << ", late " << late << ", gaps " << gaps);
+            MESSAGE(
+                kEvents << " NOTIFYs on " << kConnections << " connections in "
+                        << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
+                        << " ms: reordered by the window " << st.events_reordered << ", late "
+                        << late << ", gaps " << gaps);
             co_await sub.unsubscribe();
             co_await listener.stop();
             co_await device.stop();
         }(loop));
     }
 
-    TEST_CASE("window 0: SEQ 5 then 4 on two connections are both delivered, 4 flagged late, "
-              "and the missed counter goes back to 0") {
+    TEST_CASE(
+        "window 0: SEQ 5 then 4 on two connections are both delivered, 4 flagged late, "
+        "and the missed counter goes back to 0") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
             TestDevice device(l);
             EventListener listener(l, loopback());
-            Subscription sub = co_await subscribe(
-                l, device.event_url(), {.listener = &listener, .reorder_window = 0ms});
+            Subscription sub = co_await subscribe(l, device.event_url(),
+                                                  {.listener = &listener, .reorder_window = 0ms});
             http::Url callback = http::Url::parse(sub.callback_url());
             std::string body = TestDevice::body_of({{"Volume", "1"}});
             for (std::uint32_t s : {1u, 2u, 3u, 5u}) {
@@ -192,7 +195,8 @@ TEST_SUITE("gena.integrity") {
             CHECK(co_await device.send(callback, sub.sid(), 4, body) == 200);
             CHECK(co_await eventually(l, [&] { return sub.stats().events_delivered == 6; }));
             std::vector<Event> events;
-            while (std::optional<Event> e = sub.events().try_next()) events.push_back(std::move(*e));
+            while (std::optional<Event> e = sub.events().try_next())
+                events.push_back(std::move(*e));
             REQUIRE(events.size() == 6);
             CHECK(events[4].seq == 5);
             CHECK(events[4].seq_status == gena::SeqStatus::gap);
@@ -215,8 +219,9 @@ TEST_SUITE("gena.integrity") {
         }(loop));
     }
 
-    TEST_CASE("a forged SEQ 1000000 then 60 genuine events: all delivered, the resync is "
-              "reported") {
+    TEST_CASE(
+        "a forged SEQ 1000000 then 60 genuine events: all delivered, the resync is "
+        "reported") {
         for (auto window : {0ms, 30ms}) {
             CAPTURE(window.count());
             uvtest::TestLoop loop;
@@ -242,8 +247,8 @@ TEST_SUITE("gena.integrity") {
                         // Without a window it went out as a gap, undone when the genuine
                         // events continued; with one, the genuine events went on while it
                         // waited: it goes out flagged and the sequence never moves.
-                        CHECK(e->seq_status == (w == 0ms ? gena::SeqStatus::gap
-                                                          : gena::SeqStatus::outlier));
+                        CHECK(e->seq_status ==
+                              (w == 0ms ? gena::SeqStatus::gap : gena::SeqStatus::outlier));
                     } else if (e->seq != 0) {
                         genuine.push_back(e->seq);
                     }

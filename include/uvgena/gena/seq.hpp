@@ -84,7 +84,6 @@ private:
     std::uint64_t missed_ = 0, duplicates_ = 0, stale_ = 0, resets_ = 0;
 };
 
-
 /// Settings of a SeqWindow.
 struct SeqWindowOptions {
     /// How long an event ahead of the expected SEQ waits for the missing ones; zero: it goes
@@ -123,7 +122,7 @@ struct SeqRelease {
 /// The SEQ bookkeeping of a SeqWindow: position, gaps not yet filled, the suspect jump.
 /// Sans-IO and without payloads; SeqWindow<T> adds the waiting events.
 class SeqLedger {
-public:
+  public:
     explicit SeqLedger(const SeqWindowOptions& options) noexcept : options_(options) {}
 
     /// The last SEQ that went out in order (nullopt before the first).
@@ -158,7 +157,7 @@ public:
     void count_duplicate() noexcept { ++stats_.duplicates; }
     const SeqWindowOptions& options() const noexcept { return options_; }
 
-private:
+  private:
     struct Hole {
         std::uint32_t after = 0;  // the missing SEQs follow this one...
         std::uint32_t count = 0;  // ...this many of them
@@ -213,7 +212,7 @@ private:
 /// genuinely past it). A device reset to 0 and both wraps are not jumps.
 template <typename T>
 class SeqWindow {
-public:
+  public:
     using time_point = std::chrono::steady_clock::time_point;
 
     explicit SeqWindow(SeqWindowOptions options = {}) : ledger_(options) {}
@@ -245,8 +244,8 @@ public:
                 emit(ledger_.advance(seq), std::move(value), sink);
                 return;
             }
-            pending_.insert(pos, Waiting{seq, now + ledger_.options().window,
-                                         ledger_.in_order(), std::move(value)});
+            pending_.insert(pos, Waiting{seq, now + ledger_.options().window, ledger_.in_order(),
+                                         std::move(value)});
             if (pending_.size() > ledger_.options().max_pending) release_front(sink);
             return;
         }
@@ -308,7 +307,7 @@ public:
     }
     const SeqWindowStats& stats() const noexcept { return ledger_.stats(); }
 
-private:
+  private:
     struct Waiting {
         std::uint32_t seq;
         time_point deadline;
