@@ -86,7 +86,7 @@ nlohmann::json event_json(const gena::Event& event) {
     j["service"] = event.service;
     j["timestamp"] = iso_time(event.timestamp);
     j["seq_status"] = std::string(gena::to_string(event.seq_status));
-    if (event.missed != 0) j["missed"] = event.missed;
+    j["missed"] = event.missed;
     nlohmann::json vars = nlohmann::json::object();
     for (const gena::Variable& v : event.variables()) vars[v.name] = v.value;
     j["variables"] = std::move(vars);
@@ -115,6 +115,18 @@ nlohmann::json event_json(const gena::Event& event) {
     }
     if (event.parse_error) j["parse_error"] = event.parse_error.message();
     return j;
+}
+
+std::string stats_summary(const gena::SubscriptionStats& stats) {
+    std::string line = "summary: received " + std::to_string(stats.events_received);
+    line += ", delivered " + std::to_string(stats.events_delivered);
+    line += ", late " + std::to_string(stats.events_late);
+    line += ", missed " + std::to_string(stats.events_missed);
+    line += ", duplicates dropped " + std::to_string(stats.duplicates);
+    line += ", queue drops " + std::to_string(stats.events_dropped);
+    line += ", parse errors " + std::to_string(stats.parse_errors);
+    if (stats.seq_resyncs != 0) line += ", resyncs " + std::to_string(stats.seq_resyncs);
+    return line;
 }
 
 std::string event_text(const gena::Event& event) {

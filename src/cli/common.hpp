@@ -12,6 +12,7 @@
 
 #include "uvgena/co/task.hpp"
 #include "uvgena/gena/event.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 namespace uvgena::cli {
 
@@ -19,7 +20,7 @@ namespace uvgena::cli {
 /// the CLI's own loop: the CLI is the application, so it may install signal handlers).
 /// Destroying it closes the handles (freed in their close callbacks).
 class SignalStop {
-public:
+  public:
     SignalStop(uv_loop_t* loop, std::stop_source source);
     SignalStop(const SignalStop&) = delete;
     SignalStop& operator=(const SignalStop&) = delete;
@@ -27,7 +28,7 @@ public:
     /// The signal received, 0 if none.
     int received() const noexcept { return *received_; }
 
-private:
+  private:
     struct Handle;
     Handle* handles_[2] = {nullptr, nullptr};
     int* received_;
@@ -38,11 +39,16 @@ void print_line(std::string_view line);
 /// Writes "uvgena: <message>" and a newline to stderr.
 void print_error(std::string_view message);
 
-/// The JSON object of an event: sid, seq, service, timestamp, seq_status, missed (gaps),
+/// The JSON object of an event: sid, seq, service, timestamp, seq_status (ok, gap, late,
+/// duplicate, reset, outlier), missed (events lost before this one, 0 unless a gap),
 /// variables (name -> value), last_change (InstanceID -> name -> value, or channel -> value
 /// for variables with a channel attribute, as SoCo does; only when the event has a
 /// LastChange), parse_error when the body did not parse.
 nlohmann::json event_json(const gena::Event& event);
+
+/// The one-line summary printed on exit: "summary: received N, delivered N, late N, missed N,
+/// duplicates dropped N, queue drops N, parse errors N" (resyncs added when there were any).
+std::string stats_summary(const gena::SubscriptionStats& stats);
 
 /// A human-readable rendering of an event (several lines, no trailing newline).
 std::string event_text(const gena::Event& event);

@@ -16,9 +16,9 @@
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
-#include "uvgena/subscriber/subscription.hpp"
 #include "uvgena/http/url.hpp"
 #include "uvgena/subscriber/subscribe_device.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 namespace uvgena::cli {
 namespace {
@@ -33,6 +33,7 @@ struct SubscribeArgs {
     std::string listen_host;
     std::optional<std::uint16_t> listen_port;
     std::string advertise_host;
+    std::optional<unsigned> reorder_window_ms;
     bool verbose = false;
 };
 
@@ -46,8 +47,8 @@ Task<void> print_events(Subscription& sub, const SubscribeArgs& args) {
         std::optional<Event> event = co_await sub.events().next();
         if (!event) co_return;
         if (args.json) {
-            print_line(event_json(*event).dump(-1, ' ', false,
-                                               nlohmann::json::error_handler_t::replace));
+            print_line(
+                event_json(*event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         } else {
             print_line(event_text(*event));
         }
@@ -62,6 +63,9 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     if (args.timeout) options.requested_timeout = std::chrono::seconds(*args.timeout);
     options.auto_renew = args.auto_renew;
     options.listener = &listener;
+    if (args.reorder_window_ms) {
+        options.reorder_window = std::chrono::milliseconds(*args.reorder_window_ms);
+    }
     Subscription sub;
     std::optional<int> failed;
     try {
@@ -105,6 +109,8 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
         }
     }
     co_await sub.unsubscribe(false);
+    // Nothing is lost silently: what arrived, what was shown, and what was not.
+    print_error(stats_summary(sub.stats()));
     co_await listener.stop();
     co_return code;
 }
@@ -190,7 +196,11 @@ void add_subscribe_command(CLI::App& app, Action& action) {
                     "Port to listen on (default 1400, or the next free one; 0: any)");
     cmd->add_option("--advertise-host", args->advertise_host,
                     "Host to put in the CALLBACK URL (NAT, containers)");
-    cmd->add_flag("-v,--verbose", args->verbose, "Log renewals and warnings to stderr");
+    cmd->add_option("--reorder-window", args->reorder_window_ms,
+                    "Milliseconds an event ahead of the expected SEQ waits for the missing "
+                    "ones (default 30; 0: print at once, late ones flagged)");
+    cmd->add_flag("-v,--verbose", args->verbose,
+                  "Log renewals, warnings, and each late, resynced or dropped event to stderr");
     cmd->callback([args, &action] { action = [args] { return subscribe_main(*args); }; });
 }
 

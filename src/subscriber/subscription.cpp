@@ -8,19 +8,27 @@
 #include "net/route.hpp"
 #include "subscriber/subscription_impl.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/http/error.hpp"
+#include "uvgena/net/tcp.hpp"
 
 namespace uvgena::gena {
 
 std::string_view to_string(SeqStatus status) noexcept {
     switch (status) {
-        case SeqStatus::ok: return "ok";
-        case SeqStatus::gap: return "gap";
-        case SeqStatus::duplicate: return "duplicate";
-        case SeqStatus::reset: return "reset";
+        case SeqStatus::ok:
+            return "ok";
+        case SeqStatus::gap:
+            return "gap";
+        case SeqStatus::duplicate:
+            return "duplicate";
+        case SeqStatus::reset:
+            return "reset";
+        case SeqStatus::late:
+            return "late";
+        case SeqStatus::outlier:
+            return "outlier";
     }
     return "ok";
 }
@@ -104,7 +112,8 @@ SubConfig::SubConfig(http::Url parsed, std::string text, const SubscribeOptions&
       deliver_duplicates(o.deliver_duplicates),
       resubscribe_on_gap(o.resubscribe_on_gap),
       resubscribe_on_silence(o.resubscribe_on_silence),
-      check_source(o.check_source) {}
+      check_source(o.check_source),
+      reorder_window(o.reorder_window) {}
 
 bool SubConfig::same_settings(const SubConfig& o) const noexcept {
     return url_text == o.url_text && user_agent == o.user_agent &&
@@ -116,7 +125,8 @@ bool SubConfig::same_settings(const SubConfig& o) const noexcept {
            auto_renew == o.auto_renew && auto_resubscribe == o.auto_resubscribe &&
            keep_body == o.keep_body && deliver_duplicates == o.deliver_duplicates &&
            resubscribe_on_gap == o.resubscribe_on_gap &&
-           resubscribe_on_silence == o.resubscribe_on_silence && check_source == o.check_source;
+           resubscribe_on_silence == o.resubscribe_on_silence && check_source == o.check_source &&
+           reorder_window == o.reorder_window;
 }
 
 void CompactAddress::set(const SocketAddress& address) noexcept {
@@ -150,14 +160,12 @@ double renew_fraction(std::uint64_t id) noexcept {
 
 SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
                                    std::shared_ptr<const SubConfig> c,
-                   std::shared_ptr<const SubscriptionHandlers> handlers)
-    : loop(l),
-      listener(li),
-      config(std::move(c)),
-      handlers_(std::move(handlers)),
-      ctx_(l) {
+                                   std::shared_ptr<const SubscriptionHandlers> handlers)
+    : loop(l), listener(li), config(std::move(c)), handlers_(std::move(handlers)), ctx_(l) {
     timer_.fire = &SubscriptionCore::on_timer;
     timer_.owner = this;
+    reorder_timer_.fire = &SubscriptionCore::on_reorder_timer;
+    reorder_timer_.owner = this;
     id = listener->add(this);
     schedule = SubscriptionSchedule(
         config->auto_renew,
@@ -168,6 +176,7 @@ SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
 
 SubscriptionCore::~SubscriptionCore() {
     ctx_->remove_timer(&timer_);
+    ctx_->remove_timer(&reorder_timer_);
     if (listener != nullptr) listener->remove(id);
 }
 
@@ -270,7 +279,8 @@ void SubscriptionCore::run_due_actions() {
                 if (config->resubscribe_on_silence) resubscribe_later(true);
                 break;
             }
-            case ScheduledAction::none: break;
+            case ScheduledAction::none:
+                break;
         }
     }
 }
@@ -294,7 +304,13 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
     granted = answer.timeout;
     granted_at = SteadyClock::now();
     phase = Phase::active;
-    if (fresh) has_seq_ = false;
+    if (fresh && window_) {
+        // A new SID starts its own SEQs: what the old one's window holds goes out first.
+        flush_window();
+        window_->reset();
+        delivered_any_ = false;
+        arm_reorder();
+    }
     schedule.on_granted(granted_at, granted);
     rearm();
     if (!held_) return;
@@ -318,37 +334,75 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
 void SubscriptionCore::accept(Event event) {
     ++stats.events_received;
     if (event.parse_error) ++stats.parse_errors;
-    bool had_events = has_seq_;
-    SeqCheck check = classify_seq(last_seq(), event.seq);
-    if (check.deliver()) {
-        last_seq_ = event.seq;
-        has_seq_ = true;
+    SteadyClock::time_point now = SteadyClock::now();
+    schedule.on_event(now);
+    rearm();
+    if (!window_) {
+        SeqWindowOptions wo;
+        wo.window = std::max(config->reorder_window, milliseconds(0));
+        window_ = std::make_unique<SeqWindow<Event>>(wo);
     }
-    event.seq_order = check.order;
-    event.missed = check.missed;
-    switch (check.order) {
+    std::uint32_t seq = event.seq;
+    window_->push(seq, std::move(event), now,
+                  [this](const SeqRelease& r, Event&& e) { release(r, std::move(e)); });
+    arm_reorder();
+}
+
+void SubscriptionCore::release(const SeqRelease& r, Event event) {
+    event.seq_order = r.check.order;
+    event.missed = r.check.missed;
+    switch (r.check.order) {
         case SeqOrder::first:
-        case SeqOrder::expected: event.seq_status = SeqStatus::ok; break;
+        case SeqOrder::expected:
+            event.seq_status = SeqStatus::ok;
+            break;
         case SeqOrder::gap:
             event.seq_status = SeqStatus::gap;
-            stats.events_missed += check.missed;
-            log(LogLevel::warning, "uvgena: ", url_text(), ": ", check.missed,
+            log(LogLevel::warning, "uvgena: ", url_text(), ": ", r.check.missed,
                 " event(s) missed before SEQ ", event.seq);
+            break;
+        case SeqOrder::late:
+            event.seq_status = SeqStatus::late;
+            ++stats.events_late;
+            log(LogLevel::info, "uvgena: ", url_text(), ": SEQ ", event.seq,
+                " arrived late (after its successors); delivered");
+            break;
+        case SeqOrder::resync:
+            event.seq_status = SeqStatus::late;
+            ++stats.events_late;
+            log(LogLevel::warning, "uvgena: ", url_text(), ": SEQ ", r.outlier,
+                " was an outlier (SEQs continue from ", event.seq,
+                "): following the device's sequence again");
+            break;
+        case SeqOrder::outlier:
+            event.seq_status = SeqStatus::outlier;
+            log(LogLevel::warning, "uvgena: ", url_text(), ": SEQ ", event.seq,
+                " is an outlier (the device's SEQs went on from ", last_seq().value_or(0),
+                "): delivered flagged, the sequence is unchanged");
             break;
         case SeqOrder::duplicate:
         case SeqOrder::stale:
             event.seq_status = SeqStatus::duplicate;
-            ++stats.duplicates;
+            log(LogLevel::info, "uvgena: ", url_text(), ": SEQ ", event.seq,
+                config->deliver_duplicates ? " is a retransmission (delivered, flagged)"
+                                           : " is a retransmission: dropped");
             break;
         case SeqOrder::reset:
             event.seq_status = SeqStatus::reset;
-            ++stats.seq_resets;
+            log(LogLevel::info, "uvgena: ", url_text(),
+                ": SEQ 0 again: the device restarted "
+                "its counter");
             break;
     }
-    schedule.on_event(SteadyClock::now());
-    rearm();
-    bool gap = check.order == SeqOrder::gap && had_events;
-    if (check.deliver() || config->deliver_duplicates) {
+    const SeqWindowStats& ws = window_->stats();
+    stats.events_missed = ws.missed;
+    stats.events_reordered = ws.reordered;
+    stats.duplicates = ws.duplicates;
+    stats.seq_resets = ws.resets;
+    stats.seq_resyncs = ws.resyncs;
+    bool gap = r.check.order == SeqOrder::gap && delivered_any_;
+    if (r.check.deliver()) delivered_any_ = true;
+    if (r.check.deliver() || config->deliver_duplicates) {
         ++stats.events_delivered;
         if (callback() != nullptr && listener != nullptr) {
             listener->queue_callback(shared_from_this(), std::move(event));
@@ -357,6 +411,47 @@ void SubscriptionCore::accept(Event event) {
         }
     }
     if (gap && config->resubscribe_on_gap) resubscribe_later(true);
+}
+
+void SubscriptionCore::flush_window() {
+    if (!window_ || window_->pending() == 0) return;
+    window_->flush([this](const SeqRelease& r, Event&& e) { release(r, std::move(e)); });
+}
+
+void SubscriptionCore::arm_reorder() noexcept {
+    std::optional<SteadyClock::time_point> next;
+    if (window_ && phase != Phase::ended) next = window_->next_deadline();
+    if (next && reorder_timer_.armed() && reorder_timer_.deadline == *next) return;
+    ctx_->remove_timer(&reorder_timer_);
+    if (!next) return;
+    reorder_timer_.deadline = *next;
+    try {
+        ctx_->add_timer(&reorder_timer_);
+    } catch (const std::exception& e) {
+        // Without the timer the waiting events would wait for the next NOTIFY: let them out.
+        log(LogLevel::error, "uvgena: cannot arm the reorder timer of ", url_text(), ": ",
+            e.what());
+        try {
+            flush_window();
+        } catch (...) {
+        }
+    }
+}
+
+void SubscriptionCore::on_reorder_timer(uvgena::detail::TimerNode* node) noexcept {
+    auto* self = static_cast<SubscriptionCore*>(node->owner);
+    // Delivery may end (and release) the subscription: keep it alive until done.
+    std::shared_ptr<SubscriptionCore> keep = self->shared_from_this();
+    try {
+        if (self->window_) {
+            self->window_->poll(SteadyClock::now(), [self](const SeqRelease& r, Event&& e) {
+                self->release(r, std::move(e));
+            });
+        }
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "uvgena: ", self->url_text(), ": ", e.what());
+    }
+    self->arm_reorder();
 }
 
 void SubscriptionCore::on_notify(Event event) {
@@ -391,8 +486,8 @@ void SubscriptionCore::hold(Event event) {
     std::size_t limit = listener != nullptr ? listener->max_held_events() : 0;
     if ((held_ ? held_->size() : 0) >= limit) {
         if (listener != nullptr) listener->count_held_dropped(1);
-        log(LogLevel::warning, "uvgena: dropped a NOTIFY for unknown SID ", event.sid,
-            " at ", callback_url, ": too many held");
+        log(LogLevel::warning, "uvgena: dropped a NOTIFY for unknown SID ", event.sid, " at ",
+            callback_url, ": too many held");
         return;
     }
     if (listener != nullptr) listener->count_held();
@@ -402,14 +497,24 @@ void SubscriptionCore::hold(Event event) {
 
 void SubscriptionCore::end(std::error_code error, std::string context) {
     if (phase == Phase::ended) return;
+    // Events accepted (answered 200) but still in the reorder window go out first: to the
+    // queue, which stays readable after the end (a callback never runs after the end).
+    try {
+        flush_window();
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "uvgena: ", url_text(), ": ", e.what());
+    }
+    if (phase == Phase::ended) return;
     phase = Phase::ended;
-    if (error || !context.empty()) ended_ = std::make_unique<Ended>(Ended{error, std::move(context)});
+    ctx_->remove_timer(&reorder_timer_);
+    if (error || !context.empty())
+        ended_ = std::make_unique<Ended>(Ended{error, std::move(context)});
     schedule.clear();
     ctx_->remove_timer(&timer_);
     if (held_) {
         if (listener != nullptr) listener->count_held_dropped(held_->size());
-        log(LogLevel::warning, "uvgena: dropped ", held_->size(),
-            " held NOTIFY(s) at ", callback_url, ": their SID never became known");
+        log(LogLevel::warning, "uvgena: dropped ", held_->size(), " held NOTIFY(s) at ",
+            callback_url, ": their SID never became known");
         held_.reset();
     }
     if (listener != nullptr) {
@@ -573,8 +678,7 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
     ++self->stats.renewal_failures;
     log(LogLevel::warning, "uvgena: ", failure->what());
     if (auto h = self->handlers(); h && h->on_renew_failed) {
-        call_user(self->listener, "auto_renew_fail handler",
-                  [&] { h->on_renew_failed(*failure); });
+        call_user(self->listener, "auto_renew_fail handler", [&] { h->on_renew_failed(*failure); });
     }
     if (self->phase == Phase::ended) co_return;
     if (failure->code() == errc::precondition_failed) {
@@ -615,10 +719,9 @@ Task<void> SubscriptionCore::resubscribe_task(std::shared_ptr<SubscriptionCore> 
     log(LogLevel::info, "uvgena: resubscribed to ", self->url_text(), ": SID ", old_sid, " -> ",
         self->sid);
     if (unsubscribe_old && !old_sid.empty() && old_sid != self->sid && self->device_address) {
-        self->start_background(send_unsubscribe(self->loop, self->config->url,
-                                                self->device_address.get(), old_sid,
-                                                self->config->timeout, self->config->user_agent,
-                                                false));
+        self->start_background(
+            send_unsubscribe(self->loop, self->config->url, self->device_address.get(), old_sid,
+                             self->config->timeout, self->config->user_agent, false));
     }
     if (auto h = self->handlers(); h && h->on_resubscribe) {
         std::string new_sid = self->sid;
@@ -652,7 +755,9 @@ const std::string kEmpty;
 const SubscriptionStats kNoStats;
 }  // namespace
 
-EventNextAwaiter EventStream::next() const { return EventNextAwaiter(checked(state_)); }
+EventNextAwaiter EventStream::next() const {
+    return EventNextAwaiter(checked(state_));
+}
 
 std::optional<Event> EventStream::try_next() const {
     return checked(state_)->channel().try_next();
@@ -680,7 +785,9 @@ Subscription& Subscription::operator=(Subscription&& other) noexcept {
     return *this;
 }
 
-Subscription::~Subscription() { release(); }
+Subscription::~Subscription() {
+    release();
+}
 
 void Subscription::release() noexcept {
     if (!state_) return;
@@ -697,9 +804,13 @@ void Subscription::release() noexcept {
     detail::ListenerImpl::release(listener_);
 }
 
-const std::string& Subscription::sid() const { return state_ ? state_->sid : kEmpty; }
+const std::string& Subscription::sid() const {
+    return state_ ? state_->sid : kEmpty;
+}
 
-Timeout Subscription::timeout() const { return state_ ? state_->granted : Timeout{}; }
+Timeout Subscription::timeout() const {
+    return state_ ? state_->granted : Timeout{};
+}
 
 std::optional<std::chrono::milliseconds> Subscription::time_left() const {
     using std::chrono::milliseconds;
@@ -726,7 +837,9 @@ const std::string& Subscription::callback_url() const {
     return state_ ? state_->callback_url : kEmpty;
 }
 
-const SubscriptionStats& Subscription::stats() const { return state_ ? state_->stats : kNoStats; }
+const SubscriptionStats& Subscription::stats() const {
+    return state_ ? state_->stats : kNoStats;
+}
 
 std::error_code Subscription::error() const {
     return state_ ? state_->end_error() : std::error_code{};
@@ -757,7 +870,8 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
     std::shared_ptr<detail::SubscriptionCore> state = checked(state_);
     if (!requested_timeout) {
         requested_timeout = state->config->requested_timeout;
-        if (!requested_timeout && !state->granted.infinite) requested_timeout = state->granted.seconds;
+        if (!requested_timeout && !state->granted.infinite)
+            requested_timeout = state->granted.seconds;
     }
     std::optional<Error> failure;
     try {
@@ -804,8 +918,8 @@ Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOp
     }
     std::shared_ptr<const detail::SubConfig> config = listener->intern(
         std::make_shared<detail::SubConfig>(std::move(*url), std::move(event_url), options));
-    auto state = std::make_shared<detail::SubscriptionCore>(
-        loop, listener.get(), std::move(config), std::move(shared_handlers));
+    auto state = std::make_shared<detail::SubscriptionCore>(loop, listener.get(), std::move(config),
+                                                            std::move(shared_handlers));
     std::exception_ptr failure;
     try {
         co_await state->exchange_subscribe();

@@ -26,17 +26,17 @@
 #include <utility>
 #include <vector>
 
+#include "co/once.hpp"
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/loop_context.hpp"
-#include "co/once.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/core/log.hpp"
-#include "uvgena/subscriber/listener.hpp"
 #include "uvgena/gena/schedule.hpp"
 #include "uvgena/gena/seq.hpp"
-#include "uvgena/subscriber/subscription.hpp"
 #include "uvgena/http/server.hpp"
 #include "uvgena/http/url.hpp"
+#include "uvgena/subscriber/listener.hpp"
+#include "uvgena/subscriber/subscription.hpp"
 
 namespace uvgena::gena::detail {
 
@@ -70,6 +70,7 @@ struct SubConfig {
     bool resubscribe_on_gap = false;
     bool resubscribe_on_silence = false;
     bool check_source = false;
+    std::chrono::milliseconds reorder_window{};
 
     SubConfig(http::Url parsed, std::string text, const SubscribeOptions& options);
     /// True if `other` has the same URL and options (handlers aside).
@@ -80,14 +81,14 @@ struct SubConfig {
 
 /// An IPv4 or IPv6 socket address in 28 bytes (a SocketAddress holds a sockaddr_storage).
 class CompactAddress {
-public:
+  public:
     bool has_value() const noexcept { return storage_.v4.sin_family != 0; }
     explicit operator bool() const noexcept { return has_value(); }
     void set(const SocketAddress& address) noexcept;
     /// The address (unspecified if none).
     SocketAddress get() const;
 
-private:
+  private:
     union Storage {
         sockaddr_in v4;
         sockaddr_in6 v6;
@@ -98,7 +99,7 @@ private:
 /// exchanges). Kept small (about 450 bytes): shared settings behind `config`,
 /// rarely used parts (the end reason, held NOTIFYs, the backoff) allocated when first needed.
 class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
-public:
+  public:
     enum class Phase : std::uint8_t { subscribing, active, renewing, resubscribing, ended };
 
     SubscriptionCore(uv_loop_t* loop, ListenerImpl* listener,
@@ -147,8 +148,7 @@ public:
     /// then calls ListenerImpl::renewal_done when over.
     bool leave_renewal_queue(const ListenerImpl* owner) noexcept {
         renewal_queued = false;
-        if (listener != owner || phase != Phase::active || background_busy ||
-            schedule.renew_at()) {
+        if (listener != owner || phase != Phase::active || background_busy || schedule.renew_at()) {
             return false;
         }
         return start_auto_renewal();
@@ -186,15 +186,17 @@ public:
     /// Starts a resubscription in the background (if not already doing one).
     void resubscribe_later(bool unsubscribe_old);
     /// Why the subscription ended (empty while live or after a normal end).
-    std::error_code end_error() const noexcept { return ended_ ? ended_->error : std::error_code{}; }
+    std::error_code end_error() const noexcept {
+        return ended_ ? ended_->error : std::error_code{};
+    }
     const std::string& end_context() const noexcept;
     /// The last delivered SEQ (nullopt before the first event or after a new SID).
     std::optional<std::uint32_t> last_seq() const noexcept {
-        return has_seq_ ? std::optional<std::uint32_t>(last_seq_) : std::nullopt;
+        return window_ ? window_->position() : std::nullopt;
     }
     const std::string& url_text() const noexcept { return config->url_text; }
 
-private:
+  private:
     // The public handles are this class's facade: they read its state directly. The
     // listener does not; it uses the functions above.
     friend class gena::Subscription;
@@ -228,8 +230,15 @@ private:
     static Task<void> resubscribe_task(std::shared_ptr<SubscriptionCore> self,
                                        bool unsubscribe_old);
     void adopt(const SubscribeAnswer& answer, bool fresh);
-    /// An accepted NOTIFY whose SID is the current one: SEQ check, counters, delivery.
+    /// An accepted NOTIFY whose SID is the current one: counters, then the reorder window.
     void accept(Event event);
+    /// An event the reorder window let out: its verdict, counters, delivery.
+    void release(const SeqRelease& verdict, Event event);
+    /// Lets out every event the window holds (new SID, end).
+    void flush_window();
+    /// Arms the reorder timer for the window's next deadline.
+    void arm_reorder() noexcept;
+    static void on_reorder_timer(uvgena::detail::TimerNode* node) noexcept;
     /// An accepted NOTIFY whose SID is not known yet.
     void hold(Event event);
     /// Runs an automatic renewal now (the listener's renewal queue gave it a slot); calls
@@ -242,20 +251,21 @@ private:
         if (backoff_) backoff_->reset();
     }
 
-    bool has_seq_ = false;
     std::uint8_t renewals_running_ = 0;  // renewal exchanges in flight (automatic and manual)
-    std::uint32_t last_seq_ = 0;
+    bool delivered_any_ = false;         // an event of the current SID was delivered
     std::shared_ptr<const SubscriptionHandlers> handlers_;
     std::unique_ptr<Ended> ended_;
     std::unique_ptr<std::vector<Event>> held_;
     std::unique_ptr<Backoff> backoff_;
+    std::unique_ptr<SeqWindow<Event>> window_;  // created with the first event
     uvgena::detail::LoopRef ctx_;
     uvgena::detail::TimerNode timer_;
+    uvgena::detail::TimerNode reorder_timer_;
 };
 
 /// The listener's shared implementation.
 class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
-public:
+  public:
     ListenerImpl(uv_loop_t* loop, ListenerOptions options);
     ListenerImpl(const ListenerImpl&) = delete;
     ListenerImpl& operator=(const ListenerImpl&) = delete;
@@ -307,10 +317,10 @@ public:
     void enter_user_code() noexcept { ++in_user_code_; }
     void leave_user_code() noexcept { --in_user_code_; }
 
-private:
-    Task<void> stop_gracefully();  // the body of stop(), run once
+  private:
+    Task<void> stop_gracefully();      // the body of stop(), run once
     friend class gena::EventListener;  // its facade
-    friend struct SubscriberAccess;     // tests reach the server through it
+    friend struct SubscriberAccess;    // tests reach the server through it
 
     http::Server* server() const noexcept { return server_.get(); }
 

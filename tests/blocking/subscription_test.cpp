@@ -118,6 +118,47 @@ TEST_SUITE("blocking.subscription") {
         sub.unsubscribe().wait(10s);  // harmless twice
     }
 
+    TEST_CASE("the blocking facade sees the reorder window's order and late flags") {
+        uvtest::Watchdog watchdog(30s);
+        Fixture f;
+        // Sends SEQ 2 then SEQ 1 (each on its own connection, each answered before the next).
+        auto send_2_then_1 = [&f] {
+            f.device_loop
+                .run([d = f.device.get()]() -> Task<void> {
+                    std::string body = TestDevice::body_of({{"Volume", "x"}});
+                    CHECK(co_await d->notify(d->subscriptions.back(), body, 2u) == 200);
+                    CHECK(co_await d->notify(d->subscriptions.back(), body, 1u) == 200);
+                })
+                .wait(10s);
+        };
+        for (auto window : {30ms, 0ms}) {
+            CAPTURE(window.count());
+            SubscribeOptions o = f.options();
+            o.reorder_window = window;
+            BlockingSubscription sub = f.bg.subscribe(f.url, o).wait(10s);
+            REQUIRE(sub.events().get(10s));  // the initial event
+            send_2_then_1();
+            std::optional<Event> a = sub.events().get(10s);
+            std::optional<Event> b = sub.events().get(10s);
+            REQUIRE(a);
+            REQUIRE(b);
+            if (window > 0ms) {
+                // Held for its predecessor: both in SEQ order, neither flagged.
+                CHECK(a->seq == 1);
+                CHECK(b->seq == 2);
+                CHECK(a->seq_status == gena::SeqStatus::ok);
+                CHECK(b->seq_status == gena::SeqStatus::ok);
+            } else {
+                CHECK(a->seq == 2);
+                CHECK(a->seq_status == gena::SeqStatus::gap);
+                CHECK(b->seq == 1);
+                CHECK(b->seq_status == gena::SeqStatus::late);
+            }
+            CHECK(sub.stats().events_missed == 0);
+            sub.unsubscribe().wait(10s);
+        }
+    }
+
     TEST_CASE("renew from a thread reaches the device") {
         uvtest::Watchdog watchdog(30s);
         Fixture f;
@@ -278,8 +319,9 @@ TEST_SUITE("blocking.subscription") {
         CHECK(sub.events().ended());
     }
 
-    TEST_CASE("the event stream ends when the shutdown grace runs out during the lenient "
-              "unsubscribe") {
+    TEST_CASE(
+        "the event stream ends when the shutdown grace runs out during the lenient "
+        "unsubscribe") {
         // Regression (issue 17, bug 4): the pump closed the queue only when it finished, so a
         // pump destroyed by the grace's end left a reader blocked in get() for ever. On the
         // old code the watchdog ends this test.

@@ -18,12 +18,12 @@
 #include <thread>
 #include <vector>
 
-#include "support/gena_device.hpp"
 #include "child.hpp"
+#include "support/gena_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
-#include "uvgena/net/tcp.hpp"
 #include "uvgena/co/timer.hpp"
+#include "uvgena/net/tcp.hpp"
 
 using namespace std::chrono_literals;
 
@@ -34,8 +34,9 @@ using clitest::Child;
 // A TestDevice on its own loop in a thread. After the first SUBSCRIBE it sends
 // `extra_events` events (Volume 11, 12, ...), then serves until stopped.
 class DeviceThread {
-public:
-    explicit DeviceThread(int extra_events) : extra_(extra_events) {
+  public:
+    explicit DeviceThread(int extra_events, std::vector<std::uint32_t> seqs = {})
+        : extra_(extra_events), seqs_(std::move(seqs)) {
         thread_ = std::thread([this] { run_loop(); });
         while (port_.load() == 0) std::this_thread::sleep_for(1ms);
     }
@@ -49,11 +50,13 @@ public:
     int unsubscribes() const { return unsubscribes_.load(); }
     int subscribes() const { return subscribes_.load(); }
 
-private:
+  private:
     static uvgena::Task<void> serve(uv_loop_t* loop, DeviceThread* self) {
         gena_test::TestDevice device(loop);
         uvgena::gena::LastChangeBuilder lc("urn:schemas-upnp-org:metadata-1-0/RCS/");
-        lc.instance("0").set("Volume", "10", {{"channel", "Master"}}).set("PresetNameList", "FactoryDefaults");
+        lc.instance("0")
+            .set("Volume", "10", {{"channel", "Master"}})
+            .set("PresetNameList", "FactoryDefaults");
         device.variables = {{"LastChange", lc.document()}};
         self->port_ = device.port();
         bool sent = false;
@@ -65,6 +68,14 @@ private:
                     std::vector<std::pair<std::string, std::string>> vars{
                         {"Volume", std::to_string(11 + i)}};
                     co_await device.notify_all(vars);
+                }
+                // Then events with these SEQs, in this order (reordered, repeated).
+                for (std::uint32_t seq : self->seqs_) {
+                    if (device.subscriptions.empty()) break;
+                    std::vector<std::pair<std::string, std::string>> vars{
+                        {"Volume", std::to_string(seq)}};
+                    co_await device.notify(device.subscriptions.front(),
+                                           gena_test::TestDevice::body_of(vars), seq);
                 }
             }
             self->subscribes_ = device.subscribes;
@@ -88,6 +99,7 @@ private:
     }
 
     int extra_;
+    std::vector<std::uint32_t> seqs_;
     std::atomic<bool> stop_{false};
     std::atomic<std::uint16_t> port_{0};
     std::atomic<int> subscribes_{0}, unsubscribes_{0};
@@ -128,7 +140,10 @@ TEST_SUITE("cli.subscribe") {
         }
         CHECK(cli.wait() == 0);
         CHECK_FALSE(cli.line(100ms));
-        CHECK(cli.stderr_text().empty());
+        // Only the summary line on stderr.
+        CHECK(cli.stderr_text() ==
+              "uvgena: summary: received 3, delivered 3, late 0, missed 0, duplicates dropped 0, "
+              "queue drops 0, parse errors 0\n");
         for (int i = 0; i < 3; ++i) {
             CHECK(events[i]["seq"] == i);
             CHECK(events[i]["seq_status"] == "ok");
@@ -143,6 +158,42 @@ TEST_SUITE("cli.subscribe") {
         CHECK(events[1]["variables"]["Volume"] == "11");
         CHECK(events[2]["variables"]["Volume"] == "12");
         CHECK(wait_for([&] { return device.unsubscribes() == 1; }));
+    }
+
+    TEST_CASE(
+        "a late event is printed flagged late, a retransmission is dropped, and the "
+        "summary line counts them; -v logs each as it happens") {
+        // After the initial event: 1, 2, 3, then 5 (a gap of one), 5 again, and 4 late.
+        DeviceThread device(0, {1, 2, 3, 5, 5, 4});
+        Child cli({"subscribe", device.event_url(), "--count", "6", "--json", "--reorder-window",
+                   "0", "-v", "--listen-host", "127.0.0.1", "--listen-port", "0"});
+        std::vector<nlohmann::json> events;
+        for (int i = 0; i < 6; ++i) {
+            auto l = cli.line(5s);
+            REQUIRE_MESSAGE(l, "stderr: " << cli.stderr_text());
+            events.push_back(nlohmann::json::parse(*l));
+        }
+        CHECK(cli.wait() == 0);
+        std::vector<std::uint32_t> seqs;
+        for (const auto& e : events) {
+            seqs.push_back(e["seq"].get<std::uint32_t>());
+            CHECK(e.contains("missed"));
+        }
+        CHECK(seqs == std::vector<std::uint32_t>{0, 1, 2, 3, 5, 4});
+        CHECK(events[3]["seq_status"] == "ok");
+        CHECK(events[3]["missed"] == 0);
+        CHECK(events[4]["seq_status"] == "gap");
+        CHECK(events[4]["missed"] == 1);
+        CHECK(events[5]["seq_status"] == "late");
+        CHECK(events[5]["variables"]["Volume"] == "4");
+        std::string err = cli.stderr_text();
+        CHECK(err.find("uvgena: summary: received 7, delivered 6, late 1, missed 0, duplicates "
+                       "dropped 1, queue drops 0, parse errors 0\n") != std::string::npos);
+        // The summary is the last line; -v logged the drop and the late event before it.
+        CHECK(err.rfind("uvgena: summary: ") == err.rfind('\n', err.size() - 2) + 1);
+        CHECK(err.find("SEQ 5 is a retransmission: dropped") != std::string::npos);
+        CHECK(err.find("SEQ 4 arrived late") != std::string::npos);
+        CHECK(err.find("1 event(s) missed before SEQ 5") != std::string::npos);
     }
 
     TEST_CASE("subscribe prints human-readable events and ends after --duration") {

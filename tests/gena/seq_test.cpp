@@ -2,6 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
 using namespace uvgena::gena;
 
 TEST_SUITE("gena.seq") {
@@ -76,5 +80,336 @@ TEST_SUITE("gena.seq") {
         CHECK(t.resets() == 1);
         t.reset();
         CHECK(t.observe(0).order == SeqOrder::first);
+    }
+}
+
+// --- SeqWindow: the reorder window and the resync rule, with a manual clock ---------------
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// What went out of a window: SEQ, verdict, and the payload (the SEQ again, as a check that
+// each payload travels with its own SEQ).
+struct Out {
+    std::uint32_t seq;
+    SeqOrder order;
+    std::uint32_t missed;
+    std::uint32_t payload;
+    std::uint32_t outlier;
+};
+
+struct Harness {
+    explicit Harness(SeqWindowOptions o = {}) : window(o) {}
+    SeqWindow<std::uint32_t> window;
+    Clock::time_point now{};  // a manual clock
+    std::vector<Out> out;
+
+    void push(std::uint32_t seq) {
+        window.push(seq, seq, now, [&](const SeqRelease& r, std::uint32_t&& v) {
+            out.push_back({r.seq, r.check.order, r.check.missed, v, r.outlier});
+        });
+    }
+    void advance(Clock::duration d) {
+        now += d;
+        window.poll(now, [&](const SeqRelease& r, std::uint32_t&& v) {
+            out.push_back({r.seq, r.check.order, r.check.missed, v, r.outlier});
+        });
+    }
+    std::vector<std::uint32_t> seqs() const {
+        std::vector<std::uint32_t> s;
+        for (const Out& o : out) s.push_back(o.seq);
+        return s;
+    }
+    std::vector<SeqOrder> orders() const {
+        std::vector<SeqOrder> s;
+        for (const Out& o : out) s.push_back(o.order);
+        return s;
+    }
+};
+
+SeqWindowOptions window_of(Clock::duration d) {
+    SeqWindowOptions o;
+    o.window = d;
+    return o;
+}
+
+}  // namespace
+
+TEST_SUITE("gena.seq_window") {
+    TEST_CASE("an event ahead waits for its predecessors and all go out in SEQ order") {
+        Harness h(window_of(30ms));
+        h.push(0);
+        h.push(2);
+        h.push(3);
+        CHECK(h.seqs() == std::vector<std::uint32_t>{0});
+        CHECK(h.window.pending() == 2);
+        REQUIRE(h.window.next_deadline());
+        CHECK(*h.window.next_deadline() == h.now + 30ms);
+        h.advance(10ms);
+        CHECK(h.seqs() == std::vector<std::uint32_t>{0});
+        h.push(1);
+        CHECK(h.seqs() == std::vector<std::uint32_t>{0, 1, 2, 3});
+        CHECK(h.orders() == std::vector<SeqOrder>{SeqOrder::first, SeqOrder::expected,
+                                                  SeqOrder::expected, SeqOrder::expected});
+        for (const Out& o : h.out) CHECK(o.payload == o.seq);
+        CHECK(h.window.stats().missed == 0);
+        CHECK(h.window.stats().reordered == 2);
+        CHECK_FALSE(h.window.next_deadline());
+    }
+
+    TEST_CASE(
+        "when the window ends the waiting events go out with the gap; the missing one "
+        "is delivered late and the gap corrected") {
+        Harness h(window_of(30ms));
+        h.push(0);
+        h.push(3);
+        h.advance(29ms);
+        CHECK(h.out.size() == 1);
+        h.advance(1ms);
+        REQUIRE(h.out.size() == 2);
+        CHECK(h.out[1].seq == 3);
+        CHECK(h.out[1].order == SeqOrder::gap);
+        CHECK(h.out[1].missed == 2);
+        CHECK(h.window.stats().missed == 2);
+        h.push(2);
+        h.push(1);
+        h.push(2);  // an exact retransmission: dropped (handed over flagged)
+        h.push(3);
+        CHECK(h.orders() == std::vector<SeqOrder>{SeqOrder::first, SeqOrder::gap, SeqOrder::late,
+                                                  SeqOrder::late, SeqOrder::stale,
+                                                  SeqOrder::duplicate});
+        CHECK(h.window.stats().missed == 0);
+        CHECK(h.window.stats().recovered == 2);
+        CHECK(h.window.stats().duplicates == 2);
+        h.push(4);
+        CHECK(h.out.back().order == SeqOrder::expected);
+    }
+
+    TEST_CASE("window 0: 5 then 4 both go out, 4 late, missed back to 0") {
+        Harness h(window_of(0ms));
+        for (std::uint32_t s = 0; s <= 3; ++s) h.push(s);
+        h.push(5);
+        h.push(4);
+        CHECK(h.seqs() == std::vector<std::uint32_t>{0, 1, 2, 3, 5, 4});
+        CHECK(h.out[4].order == SeqOrder::gap);
+        CHECK(h.out[5].order == SeqOrder::late);
+        CHECK(h.window.stats().missed == 0);
+        CHECK(h.window.pending() == 0);
+    }
+
+    TEST_CASE("a retransmission of a waiting event is dropped, the original goes out once") {
+        Harness h(window_of(30ms));
+        h.push(0);
+        h.push(2);
+        h.push(2);
+        REQUIRE(h.out.size() == 2);
+        CHECK(h.out[1].order == SeqOrder::duplicate);
+        h.push(1);
+        CHECK(h.seqs() == std::vector<std::uint32_t>{0, 2, 1, 2});
+        CHECK(h.out[3].order == SeqOrder::expected);
+    }
+
+    TEST_CASE("a first event above 0 waits for 0; the SEQs before it count missed") {
+        Harness h(window_of(30ms));
+        h.push(1);
+        h.push(0);
+        CHECK(h.seqs() == std::vector<std::uint32_t>{0, 1});
+        Harness g(window_of(30ms));
+        g.push(3);
+        g.advance(30ms);
+        REQUIRE(g.out.size() == 1);
+        CHECK(g.out[0].order == SeqOrder::gap);
+        CHECK(g.out[0].missed == 3);
+        g.push(1);
+        CHECK(g.out.back().order == SeqOrder::late);
+        CHECK(g.window.stats().missed == 2);
+    }
+
+    TEST_CASE("the pending bound lets the lowest out at once") {
+        SeqWindowOptions o = window_of(1s);
+        o.max_pending = 2;
+        Harness h(o);
+        h.push(0);
+        h.push(5);
+        h.push(4);
+        h.push(3);
+        REQUIRE(h.out.size() == 2);
+        CHECK(h.out[1].seq == 3);
+        CHECK(h.out[1].order == SeqOrder::gap);
+        h.push(1);
+        CHECK(h.out.back().order == SeqOrder::late);
+    }
+
+    TEST_CASE("resync: a forged SEQ far ahead, then the genuine sequence continues") {
+        Harness h(window_of(30ms));
+        for (std::uint32_t s = 0; s <= 5; ++s) h.push(s);
+        h.push(1000000);
+        h.push(6);  // goes out at once: expected, the forged one still waits
+        h.advance(30ms);
+        REQUIRE(h.out.size() == 8);
+        CHECK(h.out[7].seq == 1000000);
+        CHECK(h.out[7].order == SeqOrder::gap);
+        CHECK(h.window.stats().missed == 999993);
+        for (std::uint32_t s = 7; s < 60; ++s) h.push(s);
+        REQUIRE(h.out.size() == 8 + 53);
+        CHECK(h.out[8].order == SeqOrder::late);
+        CHECK(h.out[9].order == SeqOrder::late);
+        CHECK(h.out[10].order == SeqOrder::resync);
+        CHECK(h.out[10].outlier == 1000000);
+        for (std::size_t i = 11; i < h.out.size(); ++i) CHECK(h.out[i].order == SeqOrder::expected);
+        CHECK(h.window.stats().resyncs == 1);
+        CHECK(h.window.stats().missed == 0);
+        CHECK(h.window.position() == 59u);
+        CHECK(h.window.pending() == 0);
+    }
+
+    TEST_CASE("resync with window 0, the outlier right after the initial event") {
+        Harness h(window_of(0ms));
+        h.push(0);
+        h.push(1000000);
+        for (std::uint32_t s = 1; s <= 4; ++s) h.push(s);
+        CHECK(h.orders() == std::vector<SeqOrder>{SeqOrder::first, SeqOrder::gap, SeqOrder::late,
+                                                  SeqOrder::late, SeqOrder::resync,
+                                                  SeqOrder::expected});
+        CHECK(h.window.stats().missed == 0);
+        CHECK(h.window.stats().resyncs == 1);
+    }
+
+    TEST_CASE("a genuine jump is not undone: events after it clear the suspicion") {
+        Harness h(window_of(0ms));
+        h.push(0);
+        h.push(5000);
+        h.push(5001);
+        h.push(1);
+        h.push(2);
+        h.push(3);  // fill the gap late, but the device is past 5000: no resync
+        CHECK(h.window.stats().resyncs == 0);
+        CHECK(h.window.position() == 5001u);
+        CHECK(h.out.back().order == SeqOrder::late);
+        CHECK(h.window.stats().missed == 4999 - 3);
+    }
+
+    TEST_CASE("reordering within a small gap never resyncs") {
+        Harness h(window_of(0ms));
+        h.push(0);
+        h.push(10);
+        for (std::uint32_t s = 1; s <= 9; ++s) h.push(s);
+        h.push(11);
+        CHECK(h.window.stats().resyncs == 0);
+        CHECK(h.window.stats().missed == 0);
+        CHECK(h.out.back().order == SeqOrder::expected);
+    }
+
+    TEST_CASE("a device reset to 0 is followed, waiting events of the old counter go first") {
+        Harness h(window_of(30ms));
+        for (std::uint32_t s = 0; s <= 7; ++s) h.push(s);
+        h.push(9);  // waits for 8
+        h.push(0);  // restart: 9 goes out first (gap), then 0
+        h.push(1);
+        h.push(2);
+        CHECK(h.seqs() == std::vector<std::uint32_t>{0, 1, 2, 3, 4, 5, 6, 7, 9, 0, 1, 2});
+        CHECK(h.out[8].order == SeqOrder::gap);
+        CHECK(h.out[9].order == SeqOrder::reset);
+        CHECK(h.out[10].order == SeqOrder::expected);
+        CHECK(h.window.stats().resets == 1);
+        CHECK(h.window.stats().resyncs == 0);
+    }
+
+    TEST_CASE("the unsigned wrap: 4294967295 then 1, reordered, with and without a window") {
+        for (auto w : {0ms, 30ms}) {
+            CAPTURE(w.count());
+            Harness h(window_of(w));
+            h.push(max_seq - 3);  // the subscription's first event, near the wrap
+            h.advance(1s);
+            h.push(1);  // 4294967293 .. 4294967295 still missing
+            h.push(max_seq);
+            h.push(max_seq - 2);
+            h.push(max_seq - 1);
+            h.advance(1s);
+            h.push(2);
+            CHECK(h.window.stats().resyncs == 0);
+            CHECK(h.window.position() == 2u);
+            CHECK(h.window.stats().missed == max_seq - 3);  // the first event's 0 .. 4294967291
+            // Every SEQ went out exactly once.
+            std::vector<std::uint32_t> s = h.seqs();
+            CHECK(s.size() == 6);
+            if (w == 0ms) {
+                CHECK(h.orders() == std::vector<SeqOrder>{SeqOrder::gap, SeqOrder::gap,
+                                                          SeqOrder::late, SeqOrder::late,
+                                                          SeqOrder::late, SeqOrder::expected});
+                CHECK(h.out[1].missed == 3);
+            } else {
+                CHECK(s == std::vector<std::uint32_t>{max_seq - 3, max_seq - 2, max_seq - 1,
+                                                      max_seq, 1, 2});
+            }
+        }
+    }
+
+    TEST_CASE("the unsigned wrap in order is no jump") {
+        Harness g(window_of(0ms));
+        g.push(max_seq - 1);
+        g.push(max_seq);
+        g.push(1);
+        g.push(2);
+        CHECK(g.orders() == std::vector<SeqOrder>{SeqOrder::gap, SeqOrder::expected,
+                                                  SeqOrder::expected, SeqOrder::expected});
+        CHECK(g.window.stats().resyncs == 0);
+    }
+
+    TEST_CASE("the signed wrap 2147483647 -> 1, reordered, with and without a window") {
+        for (auto w : {0ms, 30ms}) {
+            CAPTURE(w.count());
+            Harness h(window_of(w));
+            h.push(max_signed_seq - 2);
+            h.advance(1s);
+            h.push(max_signed_seq - 1);
+            h.push(1);
+            h.push(max_signed_seq);
+            h.push(2);
+            h.push(3);
+            h.advance(1s);
+            std::vector<std::uint32_t> s = h.seqs();
+            CHECK(s.size() == 6);
+            if (w == 0ms) {
+                CHECK(h.orders() == std::vector<SeqOrder>{SeqOrder::gap, SeqOrder::expected,
+                                                          SeqOrder::gap, SeqOrder::late,
+                                                          SeqOrder::expected, SeqOrder::expected});
+            } else {
+                CHECK(s == std::vector<std::uint32_t>{max_signed_seq - 2, max_signed_seq - 1,
+                                                      max_signed_seq, 1, 2, 3});
+            }
+            CHECK(h.window.stats().resyncs == 0);
+            CHECK(h.window.position() == 3u);
+        }
+    }
+
+    TEST_CASE("an old gap does not capture SEQs that come round again after the wrap") {
+        // As the publisher test reaches the wrap: two genuine jumps of about 2^31.
+        Harness h(window_of(30ms));
+        h.push(0);
+        h.push(2147483648u);
+        h.advance(30ms);
+        h.push(1);  // ahead (after the wrap), although the first gap skipped a SEQ 1
+        h.push(max_seq);
+        h.advance(30ms);
+        CHECK(h.seqs() == std::vector<std::uint32_t>{0, 2147483648u, max_seq, 1});
+        CHECK(h.orders() == std::vector<SeqOrder>{SeqOrder::first, SeqOrder::gap, SeqOrder::gap,
+                                                  SeqOrder::expected});
+    }
+
+    TEST_CASE("a forged jump across the wrap is undone too") {
+        Harness h(window_of(0ms));
+        h.push(max_seq - 10);
+        h.push(max_seq - 9);
+        h.push(2000000);  // far ahead, past the wrap
+        for (std::uint32_t back = 8; back > 0; --back) h.push(max_seq - back);
+        h.push(max_seq);
+        h.push(1);
+        h.push(2);
+        CHECK(h.window.stats().resyncs == 1);
+        CHECK(h.window.position() == 2u);
+        CHECK(h.out.back().order == SeqOrder::expected);
     }
 }

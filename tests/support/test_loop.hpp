@@ -61,4 +61,14 @@ std::string current_test_name();
 /// Directory named by an environment variable set by meson (e.g. UVGENA_TEST_DATA), or "".
 std::string env_dir(const char* name);
 
+/// True when the test program runs under valgrind (its preload library is in LD_PRELOAD).
+/// For the few tests that replace operator new or depend on a time slice running out at a
+/// precise point: valgrind replaces the allocator and slows every step, so they cannot run
+/// there (they run in every other build, sanitizers included).
+inline bool under_valgrind() {
+    const char* preload = std::getenv("LD_PRELOAD");
+    return preload != nullptr &&
+           std::string_view(preload).find("vgpreload") != std::string_view::npos;
+}
+
 }  // namespace uvtest

@@ -19,21 +19,28 @@ namespace uvgena::gena {
 enum class SeqStatus {
     ok,         ///< The expected SEQ (or 0 for the first event).
     gap,        ///< Events were missed before this one (Event::missed says how many).
-    duplicate,  ///< At or behind the last SEQ: a retransmission or a late event. Delivered
-                ///< only with SubscribeOptions::deliver_duplicates.
+    duplicate,  ///< A SEQ already delivered (an exact retransmission). Delivered only with
+                ///< SubscribeOptions::deliver_duplicates.
     reset,      ///< SEQ 0 again: the device restarted its counter.
+    late,       ///< A SEQ an earlier gap reported missing, arrived after its successors went
+                ///< out (beyond SubscribeOptions::reorder_window): delivered now, and no longer
+                ///< counted missed. Its values are older than its successors' (LastChange
+                ///< carries only what changed, so they may still be news).
+    outlier,    ///< A SEQ far ahead that the device's following events contradict (forged or
+                ///< corrupt): delivered, but the subscription keeps following the device's
+                ///< sequence (see SubscribeOptions::reorder_window).
 };
 
-/// "ok", "gap", "duplicate", "reset".
+/// "ok", "gap", "duplicate", "reset", "late", "outlier".
 std::string_view to_string(SeqStatus status) noexcept;
 
 /// One event of a subscription: who sent it, its SEQ verdict, and its parsed body.
 struct Event {
-    std::string sid;       ///< The subscription id the device sent.
+    std::string sid;        ///< The subscription id the device sent.
     std::uint32_t seq = 0;  ///< The SEQ header.
     /// When the NOTIFY was received (wall clock, for display and logs).
     std::chrono::system_clock::time_point timestamp{};
-    std::string service;   ///< The event subscription URL of the service.
+    std::string service;                   ///< The event subscription URL of the service.
     SeqStatus seq_status = SeqStatus::ok;  ///< Coarse SEQ verdict.
     SeqOrder seq_order = SeqOrder::first;  ///< Precise SEQ verdict.
     std::uint32_t missed = 0;              ///< Events lost before this one (gap only).
