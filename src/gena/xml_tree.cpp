@@ -10,7 +10,6 @@
 #include <cstring>
 
 #include "uvgena/gena/error.hpp"
-#include "uvgena/gena/event_body.hpp"
 #include "uvgena/gena/xml_scanner.hpp"
 
 namespace uvgena::gena {
