@@ -4,10 +4,7 @@
 # runs unwrapped, with UVGENA_TEST_WRAPPER telling it to put valgrind in front of the uvgena
 # program it starts, so that valgrind judges our code and not the shell's own leaks.
 set -eu
-# Mismatched new/free reports are off: the UDP test replaces operator new to inject allocation
-# failures, which valgrind's own replacement of the allocator reports as mismatched in every
-# test of that program. The ASan step of CI checks alloc/dealloc mismatches in every program.
-vg="valgrind -q --error-exitcode=1 --leak-check=full --show-mismatched-frees=no"
+vg="valgrind -q --error-exitcode=1 --leak-check=full"
 case "$1" in
     *.sh | */bash | */sh | bash | sh)
         UVGENA_TEST_WRAPPER=$vg
