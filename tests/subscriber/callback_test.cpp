@@ -10,6 +10,7 @@
 
 #include "subscriber/subscription_impl.hpp"
 #include "support/gena_device.hpp"
+#include "support/peers.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/http/url.hpp"
@@ -18,26 +19,13 @@
 
 using namespace uvgena;
 using namespace std::chrono_literals;
+using gena_test::loopback;
 using gena_test::TestDevice;
 
 namespace {
 
-ListenerOptions loopback() {
-    ListenerOptions o;
-    o.listen_host = "127.0.0.1";
-    o.port = 0;
-    return o;
-}
-
-template <typename Pred>
-Task<bool> eventually(uv_loop_t* loop, Pred done, std::chrono::milliseconds limit = 5s) {
-    auto deadline = Clock::now() + limit;
-    while (!done()) {
-        if (Clock::now() >= deadline) co_return false;
-        co_await sleep_for(loop, 5ms);
-    }
-    co_return true;
-}
+// How long a condition may take before a test fails.
+constexpr auto kWait = 5s;
 
 // Lets the loop run a few turns (callback delivery happens from the loop's next check phase).
 Task<void> a_few_turns(uv_loop_t* loop) {
@@ -73,7 +61,8 @@ TEST_SUITE("gena.subscription.callbacks") {
                 seen->push_back(tag + "#" + std::to_string(e.seq));
             });
             tag.clear();  // the callback holds its own copy
-            CHECK(co_await eventually(l, [&] { return seen->size() == 1; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return seen->size() == 1; }, kWait));
             REQUIRE(seen->size() == 1);
             CHECK(seen->front() == kTag + "#0");
             CHECK(seen.use_count() == 2);  // ours and the callback's: not freed, not leaked
@@ -99,7 +88,8 @@ TEST_SUITE("gena.subscription.callbacks") {
             };
             auto sub = co_await uvgena::subscribe(l, device.event_url(), {.listener = &listener},
                                                   std::move(handlers));
-            CHECK(co_await eventually(l, [&] { return seen->size() == 1; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return seen->size() == 1; }, kWait));
             REQUIRE(seen->size() == 1);
             CHECK(seen->front() == kTag + "#0");
             co_await sub.unsubscribe();
@@ -127,7 +117,8 @@ TEST_SUITE("gena.subscription.callbacks") {
                                       std::move(handlers));
             co_await a_few_turns(l);
             CHECK(calls == 1);
-            CHECK(co_await eventually(l, [&] { return device.unsubscribes == 1; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return device.unsubscribes == 1; }, kWait));
             co_await listener.stop();
             co_await device.stop();
         }(loop));
@@ -265,7 +256,8 @@ TEST_SUITE("gena.subscription.callbacks") {
             TestDevice device(l);
             EventListener listener(l, loopback());
             auto sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
-            CHECK(co_await eventually(l, [&] { return sub.events().size() == 1; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.events().size() == 1; }, kWait));
             (void)sub.events().try_next();
             REQUIRE(device.subscriptions.size() == 1);
             // A slow renewal (as an automatic one would be), then a quick one beside it.
@@ -276,7 +268,8 @@ TEST_SUITE("gena.subscription.callbacks") {
                 co_await s.renew();
                 done = true;
             }(sub, slow_done));
-            CHECK(co_await eventually(l, [&] { return device.renewals_in_progress == 1; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return device.renewals_in_progress == 1; }, kWait));
             device.renew_delay = 0ms;
             co_await sub.renew();
             CHECK(sub.stats().renewals == 1);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "support/gena_device.hpp"
+#include "support/peers.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
@@ -22,26 +23,13 @@
 
 using namespace uvgena;
 using namespace std::chrono_literals;
+using gena_test::loopback;
 using gena_test::TestDevice;
 
 namespace {
 
-ListenerOptions loopback() {
-    ListenerOptions o;
-    o.listen_host = "127.0.0.1";
-    o.port = 0;
-    return o;
-}
-
-template <typename Pred>
-Task<bool> eventually(uv_loop_t* loop, Pred done, std::chrono::milliseconds limit = 5s) {
-    auto deadline = Clock::now() + limit;
-    while (!done()) {
-        if (Clock::now() >= deadline) co_return false;
-        co_await sleep_for(loop, 2ms);
-    }
-    co_return true;
-}
+// How long a condition may take before a test fails.
+constexpr auto kWait = 5s;
 
 // NOTIFYs of one SID shared by several keep-alive connections: each connection takes the
 // next SEQ when it sends (SEQ in send order), so arrival order differs from SEQ order.
@@ -122,7 +110,8 @@ TEST_SUITE("gena.integrity") {
             handlers.on_event = [&](Event e) { seen.push_back({e.seq, e.seq_status, e.missed}); };
             Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener},
                                                   std::move(handlers));
-            CHECK(co_await eventually(l, [&] { return seen.size() == 1; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return seen.size() == 1; }, kWait));
             Feed feed;
             feed.callback = http::Url::parse(sub.callback_url());
             feed.sid = sub.sid();
@@ -137,7 +126,8 @@ TEST_SUITE("gena.integrity") {
             auto elapsed = Clock::now() - started;
             CHECK(feed.answered_200 == kEvents);
             CHECK(feed.answered_other == 0);
-            CHECK(co_await eventually(l, [&] { return seen.size() == kEvents + 1; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return seen.size() == kEvents + 1; }, kWait));
             const gena::SubscriptionStats& st = sub.stats();
             // Delivered == answered 200 (plus the initial event), each SEQ exactly once.
             CHECK(st.events_received == kEvents + 1);
@@ -189,11 +179,13 @@ TEST_SUITE("gena.integrity") {
             for (std::uint32_t s : {1u, 2u, 3u, 5u}) {
                 CHECK(co_await device.send(callback, sub.sid(), s, body) == 200);
             }
-            CHECK(co_await eventually(l, [&] { return sub.stats().events_delivered == 5; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 5; }, kWait));
             CHECK(sub.stats().events_missed == 1);
             body = TestDevice::body_of({{"Volume", "2"}});
             CHECK(co_await device.send(callback, sub.sid(), 4, body) == 200);
-            CHECK(co_await eventually(l, [&] { return sub.stats().events_delivered == 6; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 6; }, kWait));
             std::vector<Event> events;
             while (std::optional<Event> e = sub.events().try_next())
                 events.push_back(std::move(*e));
@@ -211,7 +203,8 @@ TEST_SUITE("gena.integrity") {
             CHECK(sub.last_seq() == 5u);
             // A retransmission of 4 now is exact: dropped and counted.
             CHECK(co_await device.send(callback, sub.sid(), 4, body) == 200);
-            CHECK(co_await eventually(l, [&] { return sub.stats().duplicates == 1; }));
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().duplicates == 1; }, kWait));
             CHECK(sub.stats().events_delivered == 6);
             co_await sub.unsubscribe();
             co_await listener.stop();
@@ -238,7 +231,8 @@ TEST_SUITE("gena.integrity") {
                 for (std::uint32_t s = 1; s <= 60; ++s) {
                     CHECK(co_await device.send(callback, sub.sid(), s, body) == 200);
                 }
-                CHECK(co_await eventually(l, [&] { return sub.stats().events_delivered == 62; }));
+                CHECK(co_await peers::eventually(
+                    l, [&] { return sub.stats().events_delivered == 62; }, kWait));
                 std::vector<std::uint32_t> genuine;
                 std::uint64_t forged = 0;
                 while (std::optional<Event> e = sub.events().try_next()) {
@@ -262,7 +256,8 @@ TEST_SUITE("gena.integrity") {
                 CHECK(sub.last_seq() == 60u);
                 // The next genuine event is in sequence again.
                 CHECK(co_await device.send(callback, sub.sid(), 61, body) == 200);
-                CHECK(co_await eventually(l, [&] { return sub.stats().events_delivered == 63; }));
+                CHECK(co_await peers::eventually(
+                    l, [&] { return sub.stats().events_delivered == 63; }, kWait));
                 std::optional<Event> next = sub.events().try_next();
                 REQUIRE(next);
                 CHECK(next->seq == 61);

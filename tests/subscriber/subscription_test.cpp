@@ -17,16 +17,10 @@
 
 using namespace uvgena;
 using namespace std::chrono_literals;
+using gena_test::loopback;
 using gena_test::TestDevice;
 
 namespace {
-
-ListenerOptions loopback() {
-    ListenerOptions o;
-    o.listen_host = "127.0.0.1";
-    o.port = 0;
-    return o;
-}
 
 // Awaits the next event with a time limit, so that a missing event fails instead of hanging.
 Task<std::optional<Event>> next_event(uv_loop_t* loop, Subscription& sub,

@@ -20,8 +20,17 @@
 #include "uvgena/gena/seq.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/http/server.hpp"
+#include "uvgena/subscriber/listener.hpp"
 
 namespace gena_test {
+
+/// Options of a NOTIFY listener on loopback, on any free port.
+inline uvgena::gena::ListenerOptions loopback() {
+    uvgena::gena::ListenerOptions o;
+    o.listen_host = "127.0.0.1";
+    o.port = 0;
+    return o;
+}
 
 /// One subscription as the device sees it.
 struct DeviceSubscription {
