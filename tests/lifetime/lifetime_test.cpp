@@ -552,8 +552,10 @@ void run_loop_case(const CaseSpec& spec) {
                     c.task->spawn(subscribe_into(&c, c.owner));
                     break;
                 }
+                uvtest::note_step("subscribe");
                 uvgena::run(loop, subscribe_into(&c, c.owner));
                 REQUIRE(c.owner->sub);
+                uvtest::note_step("wait for the initial event");
                 // The initial event arrives and goes to the callback.
                 CHECK(wait_until(loop, [&] { return c.callbacks > 0; }));
                 gena::Subscription* s = &*c.owner->sub;
@@ -570,7 +572,9 @@ void run_loop_case(const CaseSpec& spec) {
                 } else {
                     c.client = std::make_unique<lifetime::StallClient>(loop, c.listener->port(),
                                                                        spec.step, c.notify_head());
+                    uvtest::note_step("wait for the stalled NOTIFY client");
                     REQUIRE(wait_until(loop, [&] { return c.client->stalled(); }));
+                    uvtest::note_step("listener stop spawned");
                     c.task->spawn([](gena::EventListener* l) -> Task<void> {
                         co_await l->stop();
                     }(c.listener.get()));
@@ -647,6 +651,7 @@ void run_loop_case(const CaseSpec& spec) {
         if (c.peer && spec.op != Op::listener_drain) {
             REQUIRE(wait_until(loop, [&] { return c.peer->stalled() > 0; }));
         }
+        uvtest::note_step("settle before destruction");
         settle(loop);  // the client side reads what the peer sent; events are delivered
 
         if (spec.op == Op::in_callback) {
@@ -659,6 +664,7 @@ void run_loop_case(const CaseSpec& spec) {
         } else {
             for (Obj obj : spec.order) {
                 if (obj == Obj::owner) owner_freed = true;
+                uvtest::note_step(to_string(obj));
                 destroy(c, spec, obj);
                 settle(loop, 1ms);  // callbacks, completions and timers between destructions
             }
@@ -667,8 +673,11 @@ void run_loop_case(const CaseSpec& spec) {
             c.owner_gone = true;
             delete c.owner;
         }
+        uvtest::note_step("close the stalled client");
         if (c.client) uvgena::run(loop, c.client->close());
+        uvtest::note_step("close the peer");
         if (c.peer) uvgena::run(loop, c.peer->close());
+        uvtest::note_step("reset the rest");
         if (kBug2Merged || spec.op == Op::in_callback) {
             CHECK_MESSAGE(c.late_callbacks == 0,
                           "callbacks after their subscription or owner ended: "
@@ -683,8 +692,10 @@ void run_loop_case(const CaseSpec& spec) {
         c.idler.reset();
         c.client.reset();
         c.peer.reset();
+        uvtest::note_step("drain");
         CHECK_MESSAGE(drain(loop), "the loop did not become idle after every object was gone");
     }
+    uvtest::note_step("close the loop");
     CHECK(loop.close() == 0);
     auto errors = take_errors();
     for (const auto& e : errors) MESSAGE("logged: " << e);

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstdio>
 
 namespace uvtest {
@@ -9,6 +10,7 @@ namespace {
 
 std::mutex g_name_mutex;
 std::string g_current_test = "(none)";
+std::atomic<const char*> g_step{"(none noted)"};
 
 // Records the running test case so that the watchdog can name it.
 struct CurrentTestListener : doctest::IReporter {
@@ -19,6 +21,7 @@ struct CurrentTestListener : doctest::IReporter {
     void test_case_start(const doctest::TestCaseData& data) override {
         std::lock_guard lock(g_name_mutex);
         g_current_test = data.m_name;
+        g_step.store("(none noted)", std::memory_order_relaxed);
     }
     void test_case_reenter(const doctest::TestCaseData&) override {}
     void test_case_end(const doctest::CurrentTestCaseStats&) override {}
@@ -39,6 +42,10 @@ std::string current_test_name() {
     return g_current_test;
 }
 
+void note_step(const char* step) noexcept {
+    g_step.store(step, std::memory_order_relaxed);
+}
+
 std::string env_dir(const char* name) {
     const char* value = std::getenv(name);
     return value ? value : "";
@@ -48,8 +55,11 @@ Watchdog::Watchdog(std::chrono::milliseconds limit) {
     thread_ = std::thread([this, limit] {
         std::unique_lock lock(mutex_);
         if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-            std::fprintf(stderr, "\nWATCHDOG: test \"%s\" still running after %lld ms; aborting\n",
-                         current_test_name().c_str(), static_cast<long long>(limit.count()));
+            std::fprintf(stderr,
+                         "\nWATCHDOG: test \"%s\" still running after %lld ms (last step: %s); "
+                         "aborting\n",
+                         current_test_name().c_str(), static_cast<long long>(limit.count()),
+                         g_step.load(std::memory_order_relaxed));
             std::fflush(stderr);
             std::_Exit(124);
         }

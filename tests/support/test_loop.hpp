@@ -58,6 +58,10 @@ class TestLoop {
 /// Name of the doctest test case now running (for diagnostics).
 std::string current_test_name();
 
+/// Records the step a long test is at (a string literal); a watchdog that fires prints it,
+/// so that a hang seen once in CI says where it was.
+void note_step(const char* step) noexcept;
+
 /// Directory named by an environment variable set by meson (e.g. UVGENA_TEST_DATA), or "".
 std::string env_dir(const char* name);
 
