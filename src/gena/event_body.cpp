@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "gena/xml_util.hpp"
+#include "uvgena/core/strings.hpp"
 
 namespace uvgena::gena {
 
@@ -416,19 +417,6 @@ std::string escape_xml(std::string_view text) {
 
 namespace {
 
-bool is_alpha(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool is_digit(char c) noexcept {
-    return c >= '0' && c <= '9';
-}
-bool is_hex(char c) noexcept {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-bool is_space(char c) noexcept {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /// True if s[i] == '&' starts "&name;", "&#123;" or "&#x1F;".
 bool starts_reference(std::string_view s, std::size_t i) noexcept {
     std::size_t j = i + 1;
@@ -437,15 +425,17 @@ bool starts_reference(std::string_view s, std::size_t i) noexcept {
         bool hex = j < s.size() && (s[j] == 'x' || s[j] == 'X');
         if (hex) ++j;
         std::size_t start = j;
-        while (j < s.size() && j - start < 10 && (hex ? is_hex(s[j]) : is_digit(s[j]))) ++j;
+        while (j < s.size() && j - start < 10 && (hex ? is_ascii_hex(s[j]) : is_ascii_digit(s[j])))
+            ++j;
         return j > start && j < s.size() && s[j] == ';';
     }
     std::size_t start = j;
     while (j < s.size() && j - start < 32 &&
-           (is_alpha(s[j]) || is_digit(s[j]) || s[j] == '_' || s[j] == '.' || s[j] == '-')) {
+           (is_ascii_alpha(s[j]) || is_ascii_digit(s[j]) || s[j] == '_' || s[j] == '.' ||
+            s[j] == '-')) {
         ++j;
     }
-    return j > start && j < s.size() && s[j] == ';' && is_alpha(s[start]);
+    return j > start && j < s.size() && s[j] == ';' && is_ascii_alpha(s[start]);
 }
 
 void append_text_repaired(std::string& out, char c, std::string_view s, std::size_t i) {
@@ -465,7 +455,7 @@ std::string repair_xml(std::string_view s) {
     const std::size_t n = s.size();
     while (i < n) {
         char c = s[i];
-        if (c != '<' || i + 1 >= n || !(is_alpha(s[i + 1]) || s[i + 1] == '_')) {
+        if (c != '<' || i + 1 >= n || !(is_ascii_alpha(s[i + 1]) || s[i + 1] == '_')) {
             append_text_repaired(out, c, s, i);
             ++i;
             continue;
@@ -473,9 +463,9 @@ std::string repair_xml(std::string_view s) {
         // A start tag: copy the name, then fix its attributes.
         out.push_back('<');
         ++i;
-        while (i < n && !is_space(s[i]) && s[i] != '>' && s[i] != '/') out.push_back(s[i++]);
+        while (i < n && !is_trim_space(s[i]) && s[i] != '>' && s[i] != '/') out.push_back(s[i++]);
         while (i < n) {
-            while (i < n && is_space(s[i])) out.push_back(s[i++]);
+            while (i < n && is_trim_space(s[i])) out.push_back(s[i++]);
             if (i >= n) break;
             if (s[i] == '>') {
                 out.push_back(s[i++]);
@@ -487,7 +477,7 @@ std::string repair_xml(std::string_view s) {
             }
             if (s[i] == '<') break;  // an unclosed tag: let the parser report it
             std::size_t name_start = i;
-            while (i < n && !is_space(s[i]) && s[i] != '=' && s[i] != '>' && s[i] != '/' &&
+            while (i < n && !is_trim_space(s[i]) && s[i] != '=' && s[i] != '>' && s[i] != '/' &&
                    s[i] != '<') {
                 out.push_back(s[i++]);
             }
@@ -496,7 +486,7 @@ std::string repair_xml(std::string_view s) {
                 continue;
             }
             std::size_t after_name = i;
-            while (i < n && is_space(s[i])) ++i;
+            while (i < n && is_trim_space(s[i])) ++i;
             if (i >= n || s[i] != '=') {
                 out += "=\"\"";
                 i = after_name;
@@ -504,7 +494,7 @@ std::string repair_xml(std::string_view s) {
             }
             out.push_back('=');
             ++i;
-            while (i < n && is_space(s[i])) ++i;
+            while (i < n && is_trim_space(s[i])) ++i;
             if (i < n && (s[i] == '"' || s[i] == '\'')) {
                 char quote = s[i++];
                 out.push_back(quote);
@@ -520,7 +510,7 @@ std::string repair_xml(std::string_view s) {
                 out.push_back(quote);
             } else {  // an unquoted value: quote it
                 out.push_back('"');
-                while (i < n && !is_space(s[i]) && s[i] != '>' && s[i] != '<') {
+                while (i < n && !is_trim_space(s[i]) && s[i] != '>' && s[i] != '<') {
                     if (s[i] == '"') {
                         out += "&quot;";
                     } else if (s[i] == '/' && i + 1 < n && s[i + 1] == '>') {

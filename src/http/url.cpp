@@ -2,20 +2,11 @@
 
 #include <charconv>
 
+#include "uvgena/core/strings.hpp"
 #include "uvgena/http/error.hpp"
 
 namespace uvgena::http {
 namespace {
-
-bool is_alpha(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool is_digit(char c) noexcept {
-    return c >= '0' && c <= '9';
-}
-bool is_hex(char c) noexcept {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
 
 // The five components of RFC 3986 appendix B, each with "defined" kept apart from "empty"
 // because the resolution algorithm distinguishes them ("?" differs from no query).
@@ -27,10 +18,11 @@ struct Parts {
 Parts split(std::string_view s) {
     Parts p;
     std::size_t colon = s.find_first_of(":/?#");
-    if (colon != std::string_view::npos && s[colon] == ':' && colon > 0 && is_alpha(s[0])) {
+    if (colon != std::string_view::npos && s[colon] == ':' && colon > 0 && is_ascii_alpha(s[0])) {
         bool valid = true;
         for (char c : s.substr(0, colon)) {
-            valid = valid && (is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.');
+            valid = valid &&
+                    (is_ascii_alpha(c) || is_ascii_digit(c) || c == '+' || c == '-' || c == '.');
         }
         if (valid) {
             p.scheme = s.substr(0, colon);
@@ -165,7 +157,7 @@ Result<Url> Url::try_parse(std::string_view text, std::string* reason) {
             return bad_url(reason, text, "bracketed host is not an IPv6 address");
         }
         for (char c : literal) {
-            if (!is_hex(c) && c != ':' && c != '.') {
+            if (!is_ascii_hex(c) && c != ':' && c != '.') {
                 return bad_url(reason, text, "invalid character in IPv6 address");
             }
         }
@@ -178,7 +170,7 @@ Result<Url> Url::try_parse(std::string_view text, std::string* reason) {
             has_port = true;
         }
         for (char c : host) {
-            bool ok = is_alpha(c) || is_digit(c) ||
+            bool ok = is_ascii_alpha(c) || is_ascii_digit(c) ||
                       std::string_view("-._~%!$&'()*+,;=").find(c) != std::string_view::npos;
             if (!ok) return bad_url(reason, text, "invalid character in host");
         }

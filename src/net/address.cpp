@@ -120,40 +120,38 @@ Result<SocketAddress> SocketAddress::from_sockaddr(const sockaddr* sa) noexcept 
     return a;
 }
 
+namespace {
+// The well-known addresses, built as the sockaddr they are (never invalid).
+SocketAddress ipv4_address(std::uint32_t host_order, std::uint16_t port) noexcept {
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(host_order);
+    in.sin_port = htons(port);
+    return *SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&in));
+}
+SocketAddress ipv6_address(const in6_addr& address, std::uint16_t port) noexcept {
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    in6.sin6_addr = address;
+    in6.sin6_port = htons(port);
+    return *SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&in6));
+}
+}  // namespace
+
 SocketAddress SocketAddress::ipv4_any(std::uint16_t port) noexcept {
-    SocketAddress a;
-    sockaddr_in* in = as_in(a.storage_);
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = htonl(INADDR_ANY);
-    in->sin_port = htons(port);
-    return a;
+    return ipv4_address(INADDR_ANY, port);
 }
 
 SocketAddress SocketAddress::ipv6_any(std::uint16_t port) noexcept {
-    SocketAddress a;
-    sockaddr_in6* in6 = as_in6(a.storage_);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_addr = in6addr_any;
-    in6->sin6_port = htons(port);
-    return a;
+    return ipv6_address(in6addr_any, port);
 }
 
 SocketAddress SocketAddress::ipv4_loopback(std::uint16_t port) noexcept {
-    SocketAddress a;
-    sockaddr_in* in = as_in(a.storage_);
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    in->sin_port = htons(port);
-    return a;
+    return ipv4_address(INADDR_LOOPBACK, port);
 }
 
 SocketAddress SocketAddress::ipv6_loopback(std::uint16_t port) noexcept {
-    SocketAddress a;
-    sockaddr_in6* in6 = as_in6(a.storage_);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_addr = in6addr_loopback;
-    in6->sin6_port = htons(port);
-    return a;
+    return ipv6_address(in6addr_loopback, port);
 }
 
 int SocketAddress::family() const noexcept {

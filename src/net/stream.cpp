@@ -104,43 +104,39 @@ void ReadAwaiter::on_stop(ReadAwaiter* self) noexcept {
     wake_later(s->ctx.get(), &self->waiter_);
 }
 
-void ReadAwaiter::finish_status() const {
+std::size_t ReadAwaiter::take_available() {
+    stop_.reset();
+    unpin_on_resume();
     if (error_ == kCancelled) throw_status(kCancelled, "read");
     if (error_ == kClosed) throw_status(kClosed, "read");
     if (error_ == kInvalid) throw_status(kInvalid, "read into an empty buffer");
+    StreamHandle* s = handle_;
+    std::size_t avail = s->end - s->begin;
+    if (avail == 0 && s->read_status != UV_EOF) {
+        throw_status(s->read_status, "read from " + s->describe_peer());
+    }
+    return avail;
 }
 
 std::size_t ReadAwaiter::resume_count() {
-    stop_.reset();
-    unpin_on_resume();
-    finish_status();
+    std::size_t avail = take_available();
+    if (avail == 0) return 0;  // end of stream
     StreamHandle* s = handle_;
-    std::size_t avail = s->end - s->begin;
-    if (avail > 0) {
-        std::size_t n = std::min(avail, buffer_.size());
-        std::memcpy(buffer_.data(), s->buf.get() + s->begin, n);
-        s->begin += n;
-        if (s->begin == s->end) s->begin = s->end = 0;
-        s->start_reading();
-        return n;
-    }
-    if (s->read_status == UV_EOF) return 0;
-    throw_status(s->read_status, "read from " + s->describe_peer());
+    std::size_t n = std::min(avail, buffer_.size());
+    std::memcpy(buffer_.data(), s->buf.get() + s->begin, n);
+    s->begin += n;
+    if (s->begin == s->end) s->begin = s->end = 0;
+    s->start_reading();
+    return n;
 }
 
 std::string_view ReadAwaiter::resume_view() {
-    stop_.reset();
-    unpin_on_resume();
-    finish_status();
+    std::size_t avail = take_available();
+    if (avail == 0) return {};  // end of stream
     StreamHandle* s = handle_;
-    std::size_t avail = s->end - s->begin;
-    if (avail > 0) {
-        s->view_pending = avail;
-        s->start_reading();
-        return std::string_view(s->buf.get() + s->begin, avail);
-    }
-    if (s->read_status == UV_EOF) return {};
-    throw_status(s->read_status, "read from " + s->describe_peer());
+    s->view_pending = avail;
+    s->start_reading();
+    return std::string_view(s->buf.get() + s->begin, avail);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -27,6 +27,21 @@ constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcep
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
+/// True for an ASCII letter.
+constexpr bool is_ascii_alpha(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/// True for an ASCII decimal digit.
+constexpr bool is_ascii_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+}
+
+/// True for an ASCII hexadecimal digit (either case).
+constexpr bool is_ascii_hex(char c) noexcept {
+    return is_ascii_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 /// True for the optional whitespace of HTTP (space and horizontal tab).
 constexpr bool is_ows(char c) noexcept {
     return c == ' ' || c == '\t';

@@ -58,7 +58,9 @@ class [[nodiscard]] ReadAwaiter {
     friend struct StreamHandle;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(ReadAwaiter* self) noexcept;
-    void finish_status() const;
+    // Ends the wait (stop callback, pin) and returns the bytes buffered, 0 at end of
+    // stream; throws for a cancelled, closed or failed read.
+    std::size_t take_available();
     void unpin_on_resume() noexcept;
 
     StreamHandle* handle_;
