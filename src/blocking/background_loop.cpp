@@ -76,14 +76,14 @@ void BackgroundLoop::LoopOwner::drain() noexcept {
     // uv_async_send coalesces wake-ups, and libuv clears the pending flag before calling this:
     // a job posted after take() sends again, so none is left behind.
     bool stopping = mailbox->take(batch_);
-    detail::LoopSide side{loop.get(), scope_};
+    detail::JobContext context{loop.get(), scope_};
     for (auto& job : batch_) {
         // A stop requested while this batch runs abandons the rest of it.
         if (!stopping && mailbox->stop_requested()) stopping = true;
         if (stopping) {
             job->abandon();
         } else {
-            job->run(side);
+            job->run(context);
         }
         job.reset();  // the callable dies here, on the loop thread
     }

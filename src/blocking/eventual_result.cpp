@@ -14,7 +14,7 @@ class CancelJob final : public Job {
   public:
     explicit CancelJob(std::shared_ptr<ResultStateBase> state) noexcept
         : state_(std::move(state)) {}
-    void run(const LoopSide&) noexcept override { state_->stop_on_loop(); }
+    void run(const JobContext&) noexcept override { state_->stop_on_loop(); }
     void abandon() noexcept override {}
 
   private:

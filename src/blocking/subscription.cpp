@@ -311,7 +311,8 @@ EventualResult<BlockingSubscription> BackgroundLoop::subscribe(
     std::string event_url, gena::SubscribeOptions options, gena::SubscriptionHandlers handlers) {
     std::string what = "BackgroundLoop::subscribe " + event_url;
     return run([url = std::move(event_url), options, handlers = std::move(handlers),
-                poster = poster_](detail::LoopSide side) mutable -> Task<BlockingSubscription> {
+                poster =
+                    poster_](detail::JobContext context) mutable -> Task<BlockingSubscription> {
                Overflow policy =
                    options.overflow == Overflow::wait ? Overflow::reject_new : options.overflow;
                auto shared =
@@ -325,9 +326,9 @@ EventualResult<BlockingSubscription> BackgroundLoop::subscribe(
                        std::make_shared<gena::EventCallback>(std::move(handlers.on_event));
                    handlers.on_event = {};
                }
-               ls->subscription = co_await gena::subscribe(side.loop, std::move(url), options,
+               ls->subscription = co_await gena::subscribe(context.loop, std::move(url), options,
                                                            std::move(handlers));
-               side.scope->spawn(detail::pump(ls));
+               context.scope->spawn(detail::pump(ls));
                co_return BlockingSubscription(std::move(poster), ls, std::move(shared));
            })
         .describe(std::move(what));

@@ -65,31 +65,31 @@ struct RunValue<Task<T>> {
     static constexpr bool is_task = true;
 };
 
-/// Calls `f` with the LoopSide (taken by value: internal use), else with the loop if it
+/// Calls `f` with the JobContext (taken by value: internal use), else with the loop if it
 /// accepts one, else with no argument.
 template <typename F>
-decltype(auto) invoke_on_loop(F& f, const LoopSide& side) {
-    if constexpr (std::is_invocable_v<F&, LoopSide>) {
-        return std::invoke(f, side);
+decltype(auto) invoke_on_loop(F& f, const JobContext& context) {
+    if constexpr (std::is_invocable_v<F&, JobContext>) {
+        return std::invoke(f, context);
     } else if constexpr (std::is_invocable_v<F&, uv_loop_t*>) {
-        return std::invoke(f, side.loop);
+        return std::invoke(f, context.loop);
     } else {
         return std::invoke(f);
     }
 }
 
-/// What `invoke_on_loop(f, side)` returns (no `type` when F is not callable that way, so
+/// What `invoke_on_loop(f, context)` returns (no `type` when F is not callable that way, so
 /// that overload resolution can discard candidates).
-template <typename F, int = std::is_invocable_v<F&, LoopSide>     ? 2
+template <typename F, int = std::is_invocable_v<F&, JobContext>   ? 2
                             : std::is_invocable_v<F&, uv_loop_t*> ? 1
                                                                   : 0>
 struct InvokeResultOf : std::invoke_result<F&> {};
 template <typename F>
 struct InvokeResultOf<F, 1> : std::invoke_result<F&, uv_loop_t*> {};
 template <typename F>
-struct InvokeResultOf<F, 2> : std::invoke_result<F&, LoopSide> {};
+struct InvokeResultOf<F, 2> : std::invoke_result<F&, JobContext> {};
 
-/// What `invoke_on_loop(f, side)` returns.
+/// What `invoke_on_loop(f, context)` returns.
 template <typename F>
 using InvokeResult = typename InvokeResultOf<F>::type;
 
@@ -162,7 +162,7 @@ class CallJob final : public Job {
     CallJob(F f, std::shared_ptr<ResultState<T>> state)
         : callable_(std::make_unique<CallableOf<F>>(std::move(f))), state_(std::move(state)) {}
 
-    void run(const LoopSide& side) noexcept override {
+    void run(const JobContext& context) noexcept override {
         if (state_->cancel_requested()) {
             state_->fail(make_error_code(errc::cancelled), "cancelled before it started");
             return;
@@ -171,13 +171,13 @@ class CallJob final : public Job {
         try {
             F& f = static_cast<CallableOf<F>*>(callable_.get())->f;
             if constexpr (RunValue<InvokeResult<F>>::is_task) {
-                Task<T> task = invoke_on_loop(f, side);
-                side.scope->spawn(drive_task<T>(std::move(callable_), std::move(task), state_));
+                Task<T> task = invoke_on_loop(f, context);
+                context.scope->spawn(drive_task<T>(std::move(callable_), std::move(task), state_));
             } else if constexpr (std::is_void_v<T>) {
-                invoke_on_loop(f, side);
+                invoke_on_loop(f, context);
                 state_->set_value();
             } else {
-                state_->set_value(invoke_on_loop(f, side));
+                state_->set_value(invoke_on_loop(f, context));
             }
         } catch (...) {
             error = std::current_exception();

@@ -17,8 +17,8 @@ class Scope;
 
 namespace detail {
 
-/// What a job sees of the loop thread.
-struct LoopSide {
+/// What a job posted to the loop thread is given: the loop and the scope its tasks live in.
+struct JobContext {
     uv_loop_t* loop;  ///< The loop.
     Scope* scope;     ///< The scope in which tasks started by run() live.
 };
@@ -32,7 +32,7 @@ class Job {
     Job& operator=(const Job&) = delete;
     virtual ~Job() = default;
     /// Does the work, or starts it (loop thread).
-    virtual void run(const LoopSide& side) noexcept = 0;
+    virtual void run(const JobContext& context) noexcept = 0;
     /// The loop stops before the job ran (loop thread).
     virtual void abandon() noexcept = 0;
 };
