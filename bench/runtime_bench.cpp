@@ -14,9 +14,12 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 
 #include "uvgena/co/co.hpp"
+#include "uvgena/net/tcp_listener.hpp"
+#include "uvgena/net/tcp_stream.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
