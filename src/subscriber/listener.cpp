@@ -73,6 +73,7 @@ void ListenerImpl::start() {
     so.port_range = options_.port == 0 ? 0 : options_.port_range;
     so.limits.max_body_bytes = options_.max_body_bytes;
     so.max_connections = options_.max_connections;
+    so.max_connections_per_host = options_.max_connections_per_host;
     so.evict_idle = options_.evict_idle_connections;
     so.header_timeout = options_.header_timeout;
     so.body_timeout = options_.body_timeout;
@@ -402,6 +403,8 @@ const ListenerStats& EventListener::stats() const noexcept {
     if (const http::Server* server = impl_->server(); server != nullptr) {
         impl_->stats_.connections_evicted = server->stats().connections_evicted;
         impl_->stats_.connections_refused = server->stats().connections_refused;
+        impl_->stats_.connections_refused_host_share =
+            server->stats().connections_refused_host_share;
     }
     return impl_->stats_;
 }
