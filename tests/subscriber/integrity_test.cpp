@@ -404,4 +404,86 @@ TEST_SUITE("gena.integrity") {
             co_await device.stop();
         }(loop));
     }
+
+    TEST_CASE(
+        "an exact retransmission is answered 200 and counted as a duplicate, and its body is "
+        "not parsed; a late event's body is") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            EventListener listener(l, loopback());
+            Subscription sub = co_await subscribe(l, device.event_url(),
+                                                  {.listener = &listener, .reorder_window = 0ms});
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 1; }, kWait));
+            http::Url callback = http::Url::parse(sub.callback_url());
+            std::string good = TestDevice::body_of({{"Volume", "1"}});
+            // Not XML: a parse_error if it were parsed (the late event below shows it is).
+            std::string bad = "<e:propertyset><<not xml" + std::string(4096, '&');
+            CHECK(co_await device.send(callback, sub.sid(), 1, good) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 2, good) == 200);
+            // 2 again (the last delivered) and 1 again (older, already out): both dropped.
+            CHECK(co_await device.send(callback, sub.sid(), 2, bad) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 1, bad) == 200);
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().duplicates == 2; }, kWait));
+            CHECK(sub.stats().events_delivered == 3);
+            CHECK(sub.stats().parse_errors == 0);
+            CHECK(listener.stats().parse_errors == 0);
+            CHECK(listener.stats().duplicates_not_parsed == 2);
+            // A missing SEQ that arrives late is delivered, so its body is parsed.
+            CHECK(co_await device.send(callback, sub.sid(), 4, good) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 3, bad) == 200);
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 5; }, kWait));
+            CHECK(sub.stats().events_late == 1);
+            CHECK(sub.stats().parse_errors == 1);
+            CHECK(listener.stats().parse_errors == 1);
+            CHECK(listener.stats().duplicates_not_parsed == 2);
+            std::vector<Event> events;
+            while (std::optional<Event> e = sub.events().try_next()) events.push_back(*e);
+            REQUIRE(events.size() == 5);
+            CHECK(events[4].seq == 3);
+            CHECK(events[4].parse_error);
+            for (std::size_t i = 0; i < 4; ++i) CHECK_FALSE(events[i].parse_error);
+            co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
+    TEST_CASE("a retransmission of an event waiting in the reorder window is not parsed") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            EventListener listener(l, loopback());
+            // A window far longer than the test: 3 waits until 2 arrives.
+            Subscription sub = co_await subscribe(l, device.event_url(),
+                                                  {.listener = &listener, .reorder_window = 60s});
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 1; }, kWait));
+            http::Url callback = http::Url::parse(sub.callback_url());
+            std::string good = TestDevice::body_of({{"Volume", "3"}});
+            std::string bad = "<e:propertyset><<not xml";
+            CHECK(co_await device.send(callback, sub.sid(), 1, good) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 3, good) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 3, bad) == 200);
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().duplicates == 1; }, kWait));
+            CHECK(listener.stats().duplicates_not_parsed == 1);
+            CHECK(co_await device.send(callback, sub.sid(), 2, good) == 200);
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 4; }, kWait));
+            CHECK(listener.stats().parse_errors == 0);
+            CHECK(sub.stats().parse_errors == 0);
+            std::vector<Event> events;
+            while (std::optional<Event> e = sub.events().try_next()) events.push_back(*e);
+            REQUIRE(events.size() == 4);
+            CHECK(events[3].seq == 3);
+            CHECK(events[3].variables().at("Volume") == "3");
+            co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
 }

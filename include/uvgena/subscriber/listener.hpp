@@ -4,7 +4,9 @@
 // has its own callback path (`/uvgena/<n>`), so a NOTIFY for a stale SID is told apart from
 // garbage. Every accepted NOTIFY is answered 200 before any user code runs (events are handed
 // over from the loop's next check phase), unknown paths and SIDs get 412, malformed GENA
-// headers 400. A NOTIFY that arrives while the SUBSCRIBE answer carrying its SID is still
+// headers 400. The SID and SEQ are judged before the body: an exact retransmission (a SEQ
+// already delivered) is answered 200 and counted, and its body is never parsed. A NOTIFY that
+// arrives while the SUBSCRIBE answer carrying its SID is still
 // in flight is held (bounded) and delivered in SEQ order once the SID is known, or dropped
 // with a log line if it never is.
 //
@@ -97,6 +99,8 @@ struct ListenerStats {
     std::uint64_t unknown = 0;        ///< Answered 412 (unknown path or SID, wrong source).
     std::uint64_t bad_requests = 0;   ///< Answered 400 / 405 (malformed GENA headers).
     std::uint64_t parse_errors = 0;   ///< Accepted bodies that did not parse.
+    std::uint64_t duplicates_not_parsed = 0;  ///< Exact retransmissions (SID and SEQ already
+                                              ///< delivered): answered 200, body not parsed.
     std::uint64_t held = 0;           ///< NOTIFYs held until their SID became known.
     std::uint64_t held_dropped = 0;   ///< Held NOTIFYs dropped (SID never known, or too many).
     std::uint64_t wrong_source = 0;   ///< Refused by the source address check.
