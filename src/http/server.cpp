@@ -264,16 +264,17 @@ struct Server::Impl {
                 stream.close();
                 continue;
             }
-            HostMap::value_type* host = &*hosts.try_emplace(host_key(*peer)).first;
+            HostMap::value_type* host = nullptr;
             bool room = false;
             try {
+                host = &*hosts.try_emplace(host_key(*peer)).first;
                 room = make_room(*host);
             } catch (const std::bad_alloc&) {
-                room = false;
+                room = false;  // out of memory: refuse rather than end the accept loop
             }
             if (!room) {
                 ++stats.connections_refused;
-                if (host->second.linked == 0) hosts.erase(host->first);
+                if (host != nullptr && host->second.linked == 0) hosts.erase(host->first);
                 stream.close();
                 continue;
             }
