@@ -57,7 +57,9 @@ inline std::size_t host_share(std::size_t max_connections, std::size_t configure
     return share == 0 ? 1 : share;
 }
 
-/// Decides on a new connection given the open ones, `slots`, oldest first.
+/// Decides on a new connection given the open ones, `slots`, oldest first, and those accepted
+/// but not started yet (`starting_own` of them from the new connection's host, `starting`
+/// in all): these count against the limits but cannot be evicted.
 ///  1. Its host holds its share: room is made among that host's own connections only (the
 ///     oldest that never sent a byte, else the oldest keep-alive one between requests); if
 ///     none is idle it is refused. A host never takes another host's slot beyond its share.
@@ -70,9 +72,10 @@ inline std::size_t host_share(std::size_t max_connections, std::size_t configure
 ///     Connections whose request is being handled or answered are never evicted. No
 ///     candidate: refused.
 /// Without `evict` nothing is evicted: a new connection beyond either limit is refused.
-inline Admission admit(std::span<const Slot> slots, const AdmissionLimits& limits) noexcept {
+inline Admission admit(std::span<const Slot> slots, const AdmissionLimits& limits,
+                       std::size_t starting_own = 0, std::size_t starting = 0) noexcept {
     Admission verdict;
-    std::size_t own = 0;
+    std::size_t own = starting_own;
     for (const Slot& s : slots) own += s.same_host ? 1 : 0;
     auto better = [&](std::size_t candidate, std::size_t best, int rank_c, int rank_b) {
         if (best == Admission::none) return true;
@@ -104,7 +107,7 @@ inline Admission admit(std::span<const Slot> slots, const AdmissionLimits& limit
         verdict.victim = best;
         return verdict;
     }
-    if (slots.size() < limits.max_connections) {
+    if (slots.size() + starting < limits.max_connections) {
         verdict.admit = true;
         return verdict;
     }

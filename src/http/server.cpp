@@ -61,10 +61,12 @@ struct HostKeyHash {
     }
 };
 
-// Connections of one host: `linked` counts its registered connections (closing ones too),
-// `open` is scratch space for make_room().
+// Connections of one host: `linked` counts its connections from acceptance to the end of
+// their task (closing ones too), `starting` those accepted whose task has not started yet
+// (Scope::spawn starts it from the loop), `open` is scratch space for make_room().
 struct HostCount {
     std::size_t linked = 0;
+    std::size_t starting = 0;
     std::size_t open = 0;
 };
 using HostMap = std::unordered_map<HostKey, HostCount, HostKeyHash>;
@@ -193,8 +195,10 @@ struct Server::Impl {
             slots.push_back({c->host->second.open, c->host == &host, state});
             slot_owners.push_back(c);
         }
-        detail::Admission verdict = detail::admit(
-            slots, {options.max_connections, per_host, options.evict_idle});
+        // Connections accepted in this loop turn are not linked yet: they count, unevictable.
+        detail::Admission verdict =
+            detail::admit(slots, {options.max_connections, per_host, options.evict_idle},
+                          host.second.starting, starting);
         if (!verdict.admit) {
             if (verdict.host_full) ++stats.connections_refused_host_share;
             return false;
@@ -281,6 +285,8 @@ struct Server::Impl {
             ++stats.connections_accepted;
             ++count;
             ++host->second.linked;
+            ++host->second.starting;
+            ++starting;
             scope->spawn(serve(std::move(stream), *peer, host));
         }
     }
@@ -347,6 +353,8 @@ struct Server::Impl {
         conn.stream = &stream;
         conn.host = host;
         conn.deadline = after(options.header_timeout);
+        --host->second.starting;
+        --starting;
         link(&conn);
         struct Unlink {
             Impl* impl;
@@ -541,6 +549,7 @@ struct Server::Impl {
     Connection head;
     std::size_t count = 0;
     std::size_t per_host = 1;  // connections one source address may hold
+    std::size_t starting = 0;  // accepted, task not started yet (see HostCount)
     HostMap hosts;             // the hosts with connections linked (or being admitted)
     // make_room()'s scratch, kept for its capacity.
     std::vector<detail::Slot> slots;

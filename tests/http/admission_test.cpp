@@ -103,4 +103,21 @@ TEST_SUITE("http.admission") {
         CHECK_FALSE(a.admit);
         CHECK(a.victim == Admission::none);
     }
+
+    TEST_CASE("connections accepted but not started yet count against both limits") {
+        // Host 0 holds 1 open and 1 starting: at its share of 2, and its open one is slow.
+        std::vector<Slot> slots = slots_of({{0, S}, {1, S}});
+        Admission a = admit(slots, {8, 2, true}, 1, 1);
+        CHECK_FALSE(a.admit);
+        CHECK(a.host_full);
+        // 2 open + 2 starting (another host's) fill 4: an idle one must go.
+        slots = slots_of({{1, I}, {2, S}});
+        a = admit(slots, {4, 4, true}, 0, 2);
+        REQUIRE(a.admit);
+        CHECK(a.victim == 0);
+        a = admit(slots, {5, 4, true}, 0, 2);
+        REQUIRE(a.admit);
+        CHECK(a.victim == Admission::none);
+    }
 }
+
