@@ -347,7 +347,8 @@ void print_spread() {
         }
     }
     std::uint32_t max_behind = behind.empty() ? 0 : *std::max_element(behind.begin(), behind.end());
-    std::uint32_t max_wait = wait_us.empty() ? 0 : *std::max_element(wait_us.begin(), wait_us.end());
+    std::uint32_t max_wait =
+        wait_us.empty() ? 0 : *std::max_element(wait_us.begin(), wait_us.end());
     std::printf(
         "spread: events=%llu out_of_order=%zu (%.2f%%) behind_p50=%u behind_p99=%u "
         "behind_max=%u wait_p50_us=%u wait_p99_us=%u wait_p999_us=%u wait_max_us=%u\n",

@@ -521,7 +521,8 @@ Task<int> bench(uv_loop_t* loop, Config config) {
                 std::printf("RESULT %s p99 latency @50%% peak|%.0f|%.0f|%.3f|info|us (vs (b))\n",
                             name.c_str(), ul.p99_us, bl.p99_us,
                             bl.p99_us > 0 ? ul.p99_us / bl.p99_us : 0);
-                double bad_l = ul.lost + ul.seq_errors + ul.duplicates + std::max(0.0, ul.sent - ul.ok);
+                double bad_l =
+                    ul.lost + ul.seq_errors + ul.duplicates + std::max(0.0, ul.sent - ul.ok);
                 std::printf(
                     "RESULT %s @50%% lost+reordered (sent %.0f)|%.0f|%.0f|-|value<=0|"
                     "events\n",

@@ -436,7 +436,8 @@ int main(int argc, char** argv) {
         if (shared) {
             // Every SID on every connection, each slot starting at another one.
             for (std::size_t k = 0; k < targets.size(); ++k) {
-                s->targets.push_back(targets[(k + static_cast<std::size_t>(i)) % targets.size()].get());
+                s->targets.push_back(
+                    targets[(k + static_cast<std::size_t>(i)) % targets.size()].get());
             }
         } else {
             for (std::size_t t = static_cast<std::size_t>(i); t < targets.size();

@@ -356,8 +356,7 @@ http::Response ListenerImpl::handle(const http::Request& request,
             event.parse_error = parsed.error();
             ++stats_.parse_errors;
             log(LogLevel::warning, "uvgena: NOTIFY for ", event.sid, " SEQ ", event.seq,
-                ": body not parsed (", parsed.error().message(),
-                "); delivered without variables");
+                ": body not parsed (", parsed.error().message(), "); delivered without variables");
         }
         if (sub->keeps_body()) event.body = request.body;
     }

@@ -120,4 +120,3 @@ TEST_SUITE("http.admission") {
         CHECK(a.victim == Admission::none);
     }
 }
-

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "subscriber/subscription_impl.hpp"
 #include "support/gena_device.hpp"
 #include "support/peers.hpp"
 #include "support/test_loop.hpp"
-#include "subscriber/subscription_impl.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/gena/protocol.hpp"
@@ -350,8 +350,8 @@ TEST_SUITE("gena.integrity") {
             ConnectOptions from_attacker;
             from_attacker.local_address = SocketAddress::parse("127.0.0.2", 0);
             for (int i = 0; i < kSlow; ++i) {
-                slow.streams.push_back(std::make_unique<TcpStream>(
-                    co_await connect(l, listener_at, from_attacker)));
+                slow.streams.push_back(
+                    std::make_unique<TcpStream>(co_await connect(l, listener_at, from_attacker)));
                 (void)co_await write_lenient(*slow.streams.back(), slow.head.substr(0, 1));
             }
             slow.sent = 1;
@@ -374,20 +374,20 @@ TEST_SUITE("gena.integrity") {
                 co_await device.notify(device.subscriptions.front(), std::move(body));
             }
             auto elapsed = Clock::now() - started;
-            std::size_t refused = static_cast<std::size_t>(std::count_if(
-                device.notify_statuses.begin(), device.notify_statuses.end(),
-                [](int status) { return status != 200; }));
+            std::size_t refused = static_cast<std::size_t>(
+                std::count_if(device.notify_statuses.begin(), device.notify_statuses.end(),
+                              [](int status) { return status != 200; }));
             CHECK(refused == 0);
             CHECK(co_await peers::eventually(
                 l, [&] { return sub.stats().events_delivered == kNotifies + 1; }, kWait));
             CHECK(sub.stats().events_missed == 0);
             std::size_t still_open = 0;
             for (auto& s : slow.streams) still_open += s->is_open() ? 1 : 0;
-            MESSAGE("connections held by the listener: " << held_by_server << ", "
-                    << kNotifies << " NOTIFYs in "
+            MESSAGE("connections held by the listener: "
+                    << held_by_server << ", " << kNotifies << " NOTIFYs in "
                     << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
-                    << " ms, refused " << refused << ", slow ones still dribbling "
-                    << still_open << ", slow bytes sent " << slow.sent << ", attacker's turned "
+                    << " ms, refused " << refused << ", slow ones still dribbling " << still_open
+                    << ", slow bytes sent " << slow.sent << ", attacker's turned "
                     << "away (evicted or refused) " << ss.connections_evicted << " / "
                     << ss.connections_refused);
             // The attacker kept its share (a quarter of 256), no more: its other connections

@@ -100,7 +100,7 @@ struct ServerStats {
                                              ///< and no idle connection to evict.
     std::uint64_t connections_refused_host_share = 0;  ///< Of connections_refused: its host
                                                        ///< held its share, none of it idle.
-    std::uint64_t connections_evicted = 0;   ///< Connections closed to make room.
+    std::uint64_t connections_evicted = 0;             ///< Connections closed to make room.
     std::uint64_t requests = 0;              ///< Requests handed to the handler.
     std::uint64_t bad_requests = 0;          ///< Requests answered 4xx/5xx by the server
                                              ///< itself (malformed, too large, ...).
