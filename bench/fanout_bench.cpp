@@ -145,6 +145,7 @@ Task<int> bench(uv_loop_t* loop, int n, int changes, double base_ms) {
     lo.listen_host = "127.0.0.1";
     lo.port = 0;
     lo.max_connections = 1024;
+    lo.max_connections_per_host = lo.max_connections;  // every peer is 127.0.0.1 here
     gena::EventListener listener(loop, lo);
     listener.start();
     std::string url =

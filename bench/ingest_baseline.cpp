@@ -9,7 +9,13 @@
 //       `val` read): the full-work ceiling.
 // Both read the SentNs stamp of notify_loadgen for latency (a with a substring search).
 //
-//   ingest_baseline_{transport,xml} --port P --targets FILE
+//   ingest_baseline_{transport,xml} --port P --targets FILE [--listen IP] [--spread]
+//
+// --spread (for scripts/reorder-spread.sh, issue 18): also records each NOTIFY's SEQ and
+// arrival time and prints how far arrival order strays from SEQ order: the share of events
+// that arrived after a higher SEQ of their SID, how many SEQs behind the highest they were,
+// and how long after the first higher SEQ they arrived (the wait a reorder window needs to
+// put them back in order).
 //
 // Runs until SIGTERM or SIGINT, then prints one line of figures and exits.
 #include <llhttp.h>
@@ -54,6 +60,15 @@ struct Stats {
 };
 
 std::unordered_map<std::string, SidState> g_sids;
+// --spread: (SID index, SEQ, arrival ns) of every NOTIFY, in arrival order.
+struct Arrival {
+    std::uint32_t sid;
+    std::uint32_t seq;
+    std::uint64_t at;
+};
+bool g_spread = false;
+std::vector<Arrival> g_arrivals;
+std::unordered_map<std::string, std::uint32_t> g_sid_index;
 Stats g_stats;
 uv_loop_t* g_loop = nullptr;
 uv_tcp_t g_server;
@@ -238,6 +253,11 @@ int on_message_complete(llhttp_t* p) {
     }
     auto seq = static_cast<std::uint32_t>(std::strtoul(c->seq.c_str(), nullptr, 10));
     if (seq != it->second.next_seq) ++g_stats.seq_errors;
+    if (g_spread) {
+        auto [idx, fresh] = g_sid_index.try_emplace(c->sid, g_sid_index.size());
+        (void)fresh;
+        g_arrivals.push_back({idx->second, seq, now});
+    }
     it->second.next_seq = seq + 1;
     if (!parse_body(c->body)) ++g_stats.xml_errors;
     ++g_stats.received;
@@ -301,18 +321,63 @@ std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
     return v[k];
 }
 
+// --spread: for each event that arrived after a higher SEQ of its SID, how many SEQs behind
+// the highest it was and how long after the first higher SEQ's arrival (in us).
+void print_spread() {
+    std::unordered_map<std::uint32_t, std::vector<const Arrival*>> by_sid;
+    for (const Arrival& a : g_arrivals) by_sid[a.sid].push_back(&a);
+    std::vector<std::uint32_t> behind, wait_us;
+    std::uint64_t events = 0;
+    for (auto& [sid, list] : by_sid) {
+        (void)sid;
+        events += list.size();
+        std::uint32_t highest = 0;
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            const Arrival& a = *list[i];
+            if (i > 0 && a.seq < highest) {
+                behind.push_back(highest - a.seq);
+                // The earliest arrival of a higher SEQ: spreads are short, look back a while.
+                std::uint64_t first = a.at;
+                for (std::size_t j = i; j-- > 0 && i - j <= 4096;) {
+                    if (list[j]->seq > a.seq) first = std::min(first, list[j]->at);
+                }
+                wait_us.push_back(static_cast<std::uint32_t>((a.at - first) / 1000));
+            }
+            highest = std::max(highest, a.seq);
+        }
+    }
+    std::uint32_t max_behind = behind.empty() ? 0 : *std::max_element(behind.begin(), behind.end());
+    std::uint32_t max_wait =
+        wait_us.empty() ? 0 : *std::max_element(wait_us.begin(), wait_us.end());
+    std::printf(
+        "spread: events=%llu out_of_order=%zu (%.2f%%) behind_p50=%u behind_p99=%u "
+        "behind_max=%u wait_p50_us=%u wait_p99_us=%u wait_p999_us=%u wait_max_us=%u\n",
+        static_cast<unsigned long long>(events), behind.size(),
+        events > 0 ? 100.0 * static_cast<double>(behind.size()) / static_cast<double>(events) : 0,
+        percentile(behind, 0.5), percentile(behind, 0.99), max_behind, percentile(wait_us, 0.5),
+        percentile(wait_us, 0.99), percentile(wait_us, 0.999), max_wait);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     // Never outlive the benchmark that started us (killed by a time limit, say).
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     int port = 0;
-    std::string targets;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    std::string targets, listen_ip = "127.0.0.1";
+    for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
+        if (a == "--spread") {
+            g_spread = true;
+            continue;
+        }
+        if (i + 1 >= argc) break;
         if (a == "--port") port = std::atoi(argv[i + 1]);
         if (a == "--targets") targets = argv[i + 1];
+        if (a == "--listen") listen_ip = argv[i + 1];
+        ++i;
     }
+    if (g_spread) g_arrivals.reserve(1 << 22);
     std::ifstream in(targets);
     for (std::string path, sid; in >> path >> sid;) g_sids[sid] = SidState{};
     g_stats.latency_us.reserve(1 << 20);
@@ -326,7 +391,7 @@ int main(int argc, char** argv) {
     g_loop = uv_default_loop();
     uv_tcp_init(g_loop, &g_server);
     sockaddr_in addr{};
-    uv_ip4_addr("127.0.0.1", port, &addr);
+    uv_ip4_addr(listen_ip.c_str(), port, &addr);
     if (uv_tcp_bind(&g_server, reinterpret_cast<const sockaddr*>(&addr), 0) < 0 ||
         uv_listen(reinterpret_cast<uv_stream_t*>(&g_server), 1024, on_connection) < 0) {
         std::fprintf(stderr, "baseline: cannot listen on port %d\n", port);
@@ -353,6 +418,7 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(g_stats.xml_errors), cpu,
         static_cast<unsigned long long>(g_stats.first_rx),
         static_cast<unsigned long long>(g_stats.last_rx), p50, p99, g_stats.sink);
+    if (g_spread) print_spread();
     uv_loop_close(g_loop);
     return 0;
 }

@@ -3,13 +3,17 @@
 // Sends GENA NOTIFYs to 127.0.0.1:<port> for the subscriptions listed in a targets file (one
 // "<path> <sid>" per line), either on keep-alive connections or with one connection per
 // NOTIFY (what most devices do). Each "slot" owns a share of the SIDs and sends one NOTIFY at a
-// time, waiting for its answer, so that the SEQs of a SID arrive in order whatever the mode.
+// time, waiting for its answer, so that the SEQs of a SID arrive in order in these modes.
+// Mode `concurrent` (issue 18): every slot is a keep-alive connection sending for every SID,
+// each NOTIFY taking its SID's next SEQ when it is written (SEQ in send order), so that one
+// SID's NOTIFYs travel on all the connections at once and arrive out of SEQ order.
 // The first variable of every body is SentNs, the CLOCK_MONOTONIC time at which the request's
 // first byte was handed to the kernel, so that the receiver can measure latency.
 //
-//   notify_loadgen --port P --targets FILE --mode keepalive|close --body small|lastchange|large
+//   notify_loadgen --port P --targets FILE --mode keepalive|close|concurrent
+//                  --body small|lastchange|large
 //                  [--seconds S] [--rate R (NOTIFY/s, 0 = as fast as answered)] [--slots C]
-//                  [--count N (stop after N NOTIFYs)]
+//                  [--count N (stop after N NOTIFYs)] [--host IPv4 (default 127.0.0.1)]
 //
 // Prints one line: sent=N ok=N errors=N start_ns=T end_ns=T body_bytes=N, then the mean
 // time to connect and to be answered (connect_us=X answer_us=X).
@@ -392,7 +396,7 @@ void pacer_cb(uv_timer_t* timer) {
 int main(int argc, char** argv) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive the benchmark that started us
     int port = 0, slots = 8;
-    std::string targets_file, mode = "keepalive", body = "lastchange";
+    std::string targets_file, mode = "keepalive", body = "lastchange", host = "127.0.0.1";
     Gen g;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string a = argv[i];
@@ -404,6 +408,7 @@ int main(int argc, char** argv) {
         if (a == "--rate") g.rate = std::atof(argv[i + 1]);
         if (a == "--count") g.count = std::strtoull(argv[i + 1], nullptr, 10);
         if (a == "--slots") slots = std::atoi(argv[i + 1]);
+        if (a == "--host") host = argv[i + 1];
     }
     std::vector<std::unique_ptr<Target>> targets;
     std::ifstream in(targets_file);
@@ -417,17 +422,28 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "notify_loadgen: need --port and a non-empty --targets file\n");
         return 2;
     }
-    if (static_cast<std::size_t>(slots) > targets.size()) slots = static_cast<int>(targets.size());
+    bool shared = mode == "concurrent";
+    if (!shared && static_cast<std::size_t>(slots) > targets.size()) {
+        slots = static_cast<int>(targets.size());
+    }
     g.loop = uv_default_loop();
     g.keep_alive = mode != "close";
     g.rest = body_rest(body);
-    uv_ip4_addr("127.0.0.1", port, &g.addr);
+    uv_ip4_addr(host.c_str(), port, &g.addr);
     for (int i = 0; i < slots; ++i) {
         auto s = std::make_unique<Slot>();
         s->gen = &g;
-        for (std::size_t t = static_cast<std::size_t>(i); t < targets.size();
-             t += static_cast<std::size_t>(slots)) {
-            s->targets.push_back(targets[t].get());
+        if (shared) {
+            // Every SID on every connection, each slot starting at another one.
+            for (std::size_t k = 0; k < targets.size(); ++k) {
+                s->targets.push_back(
+                    targets[(k + static_cast<std::size_t>(i)) % targets.size()].get());
+            }
+        } else {
+            for (std::size_t t = static_cast<std::size_t>(i); t < targets.size();
+                 t += static_cast<std::size_t>(slots)) {
+                s->targets.push_back(targets[t].get());
+            }
         }
         g.slots.push_back(std::move(s));
     }

@@ -570,6 +570,7 @@ Task<int> bench(uv_loop_t* loop, Config c) {
     lo.listen_host = "127.0.0.1";
     lo.port = 0;
     lo.max_connections = 2048;
+    lo.max_connections_per_host = lo.max_connections;  // every peer is 127.0.0.1 here
     if (c.renewals_in_flight > 0) {
         lo.max_renewals_in_flight = static_cast<std::size_t>(c.renewals_in_flight);
     }

@@ -35,7 +35,8 @@ programs=(
     "gena_parse_bench|40|bench/gena_parse_bench --benchmark_min_time=0.02"
     "pathological_body_bench|60|bench/pathological_body_bench --rounds 7"
     "http_bench|45|bench/http_bench --seconds 1 --rounds 4"
-    "notify_ingest_bench|120|bench/notify_ingest_bench --seconds 0.7 --rounds 4"
+    "notify_ingest_bench|120|bench/notify_ingest_bench --seconds 0.7 --rounds 4 --modes keepalive,close"
+    "notify_ingest_concurrent|60|bench/notify_ingest_bench --seconds 0.7 --rounds 4 --modes concurrent --no-latency"
     "fanout_bench|20|bench/fanout_bench --subscribers 1000"
     "scale_bench|75|bench/scale_bench --subscriptions 10000 --churn-seconds 8 --churn-timeout 6"
 )

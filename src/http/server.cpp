@@ -1,12 +1,17 @@
 #include "uvgena/http/server.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "co/once.hpp"
+#include "http/admission.hpp"
 #include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
@@ -27,12 +32,52 @@ constexpr milliseconds kLingerTime{2'000};
 // Where a connection stands, for the sweeper: each phase but `handling` has a deadline.
 enum class Phase { headers, body, handling, writing, idle, lingering };
 
+// A source address, for the per-host share: IPv4 as its IPv4-mapped IPv6 form, so that a
+// dual-stack listener counts a host the same whichever form the kernel reports.
+struct HostKey {
+    std::array<unsigned char, 16> bytes{};
+    bool operator==(const HostKey&) const = default;
+};
+
+HostKey host_key(const SocketAddress& address) noexcept {
+    HostKey key;
+    const sockaddr* sa = address.sockaddr_ptr();
+    if (sa->sa_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+        key.bytes[10] = key.bytes[11] = 0xff;
+        std::memcpy(key.bytes.data() + 12, &in->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        std::memcpy(key.bytes.data(), &in6->sin6_addr, 16);
+    }
+    return key;
+}
+
+struct HostKeyHash {
+    std::size_t operator()(const HostKey& key) const noexcept {
+        std::uint64_t h = 1469598103934665603u;  // FNV-1a
+        for (unsigned char b : key.bytes) h = (h ^ b) * 1099511628211u;
+        return static_cast<std::size_t>(h);
+    }
+};
+
+// Connections of one host: `linked` counts its connections from acceptance to the end of
+// their task (closing ones too), `starting` those accepted whose task has not started yet
+// (Scope::spawn starts it from the loop), `open` is scratch space for make_room().
+struct HostCount {
+    std::size_t linked = 0;
+    std::size_t starting = 0;
+    std::size_t open = 0;
+};
+using HostMap = std::unordered_map<HostKey, HostCount, HostKeyHash>;
+
 // A connection's registration with its server, living in the connection's coroutine frame.
 // The server's sweeper walks these to enforce deadlines; stop() walks them to close idle ones.
 struct Connection {
     Connection* prev = nullptr;
     Connection* next = nullptr;
     TcpStream* stream = nullptr;
+    HostMap::value_type* host = nullptr;  // its entry in Impl::hosts
     Phase phase = Phase::headers;
     bool in_request = false;     // a byte of a request arrived and its response is not written
     bool used = false;           // a request byte ever arrived on this connection
@@ -68,6 +113,7 @@ struct Server::Impl {
         milliseconds shortest = std::min({options.header_timeout, options.body_timeout,
                                           options.idle_timeout, options.write_timeout});
         sweep_interval = std::clamp(shortest / 4, milliseconds(5), milliseconds(1'000));
+        per_host = detail::host_share(options.max_connections, options.max_connections_per_host);
     }
 
     ~Impl() { close_now(); }
@@ -102,6 +148,8 @@ struct Server::Impl {
         c->prev->next = c->next;
         c->next->prev = c->prev;
         c->prev = c->next = nullptr;
+        if (c->host != nullptr && --c->host->second.linked == 0) hosts.erase(c->host->first);
+        c->host = nullptr;
         --count;
         if (count == 0 && stopping) drained.set();
     }
@@ -118,28 +166,47 @@ struct Server::Impl {
         }
     }
 
-    // True if a new connection may be served: below max_connections (not counting those
-    // closing already), or after evicting an idle one. At the limit, evict_idle closes the
-    // oldest connection that never sent a byte, else the oldest keep-alive connection between
-    // requests. The evicted connection's task ends (and unlinks it) when the close reaches
-    // its read, so `count` may exceed the limit by the closes in progress, never the number
-    // of connections served.
-    bool make_room() noexcept {
-        if (count < options.max_connections) return true;
-        std::size_t open = 0;
-        Connection* victim = nullptr;
+    // True if a new connection from `host` may be served, after closing one open connection
+    // if need be: the rule is detail::admit() (src/http/admission.hpp): at most per_host
+    // connections per source address, max_connections in all; eviction prefers connections
+    // that never sent a byte, then keep-alive ones between requests, from the host holding
+    // the most. An evicted connection's task ends (and unlinks it) when the close reaches its
+    // read, so `count` may exceed the limit by the closes in progress, never the number of
+    // connections served. Below both limits (counting closing ones) no connection is looked
+    // at.
+    bool make_room(HostMap::value_type& host) {
+        if (count < options.max_connections && host.second.linked < per_host) return true;
+        for (auto& entry : hosts) entry.second.open = 0;
+        for (Connection* c = head.next; c != &head; c = c->next) {
+            if (c->stream->is_open()) ++c->host->second.open;
+        }
+        slots.clear();
+        slot_owners.clear();
         for (Connection* c = head.next; c != &head; c = c->next) {
             if (!c->stream->is_open()) continue;
-            ++open;
-            bool waiting =
-                !c->in_request && (c->phase == Phase::headers || c->phase == Phase::idle);
-            if (!waiting) continue;
-            if (victim == nullptr || (victim->used && !c->used)) victim = c;
+            detail::SlotState state = detail::SlotState::busy;
+            if (!c->in_request && c->phase == Phase::headers) {
+                state = c->used ? detail::SlotState::idle : detail::SlotState::unused;
+            } else if (!c->in_request && c->phase == Phase::idle) {
+                state = detail::SlotState::idle;
+            } else if (c->in_request && (c->phase == Phase::headers || c->phase == Phase::body)) {
+                state = detail::SlotState::slow;
+            }
+            slots.push_back({c->host->second.open, c->host == &host, state});
+            slot_owners.push_back(c);
         }
-        if (open < options.max_connections) return true;
-        if (!options.evict_idle || victim == nullptr) return false;
-        ++stats.connections_evicted;
-        victim->stream->close();
+        // Connections accepted in this loop turn are not linked yet: they count, unevictable.
+        detail::Admission verdict =
+            detail::admit(slots, {options.max_connections, per_host, options.evict_idle},
+                          host.second.starting, starting);
+        if (!verdict.admit) {
+            if (verdict.host_full) ++stats.connections_refused_host_share;
+            return false;
+        }
+        if (verdict.victim != detail::Admission::none) {
+            ++stats.connections_evicted;
+            slot_owners[verdict.victim]->stream->close();
+        }
         return true;
     }
 
@@ -187,14 +254,40 @@ struct Server::Impl {
                 co_await sleep_for(loop, milliseconds(10));
                 continue;
             }
-            if (stopping || !make_room()) {
+            if (stopping) {
                 ++stats.connections_refused;
+                stream.close();
+                continue;
+            }
+            // The peer's address is needed for its host's share before anything is served.
+            std::optional<SocketAddress> peer;
+            try {
+                peer = stream.peer_address();
+            } catch (const std::system_error&) {
+                // Reset before we got to it: nobody to serve.
+                stream.close();
+                continue;
+            }
+            HostMap::value_type* host = nullptr;
+            bool room = false;
+            try {
+                host = &*hosts.try_emplace(host_key(*peer)).first;
+                room = make_room(*host);
+            } catch (const std::bad_alloc&) {
+                room = false;  // out of memory: refuse rather than end the accept loop
+            }
+            if (!room) {
+                ++stats.connections_refused;
+                if (host != nullptr && host->second.linked == 0) hosts.erase(host->first);
                 stream.close();
                 continue;
             }
             ++stats.connections_accepted;
             ++count;
-            scope->spawn(serve(std::move(stream)));
+            ++host->second.linked;
+            ++host->second.starting;
+            ++starting;
+            scope->spawn(serve(std::move(stream), *peer, host));
         }
     }
 
@@ -255,10 +348,13 @@ struct Server::Impl {
     // Serves one connection: requests in order, each answered before the next is read. This
     // is the NOTIFY hot path: the request's storage (header vector, body) and the response
     // buffer are reused from one request to the next, and each response is one write.
-    Task<void> serve(TcpStream stream) {
+    Task<void> serve(TcpStream stream, SocketAddress peer, HostMap::value_type* host) {
         Connection conn;
         conn.stream = &stream;
+        conn.host = host;
         conn.deadline = after(options.header_timeout);
+        --host->second.starting;
+        --starting;
         link(&conn);
         struct Unlink {
             Impl* impl;
@@ -272,8 +368,7 @@ struct Server::Impl {
         std::string_view input;
         try {
             // A listener bound to one address needs no getsockname per connection.
-            RequestContext context{stream.peer_address(),
-                                   bound_wildcard ? stream.local_address() : bound};
+            RequestContext context{peer, bound_wildcard ? stream.local_address() : bound};
             stream.set_nodelay(true);
             bool close_after = false;
             while (!close_after) {
@@ -453,6 +548,12 @@ struct Server::Impl {
     ServerStats stats;
     Connection head;
     std::size_t count = 0;
+    std::size_t per_host = 1;  // connections one source address may hold
+    std::size_t starting = 0;  // accepted, task not started yet (see HostCount)
+    HostMap hosts;             // the hosts with connections linked (or being admitted)
+    // make_room()'s scratch, kept for its capacity.
+    std::vector<detail::Slot> slots;
+    std::vector<Connection*> slot_owners;
     bool listening = false;
     bool stopping = false;
     bool stopped = false;  // stop() was called: listen() is refused

@@ -73,6 +73,7 @@ void ListenerImpl::start() {
     so.port_range = options_.port == 0 ? 0 : options_.port_range;
     so.limits.max_body_bytes = options_.max_body_bytes;
     so.max_connections = options_.max_connections;
+    so.max_connections_per_host = options_.max_connections_per_host;
     so.evict_idle = options_.evict_idle_connections;
     so.header_timeout = options_.header_timeout;
     so.body_timeout = options_.body_timeout;
@@ -342,16 +343,23 @@ http::Response ListenerImpl::handle(const http::Request& request,
     event.seq = decision.seq;
     event.timestamp = std::chrono::system_clock::now();
     event.service = sub->url_text();
-    Result<PropertySet> parsed = PropertySet::parse(request.body, options_.parse);
-    if (parsed) {
-        event.properties = std::move(*parsed);
+    // SID and SEQ first: an exact retransmission is answered 200 and counted as a duplicate
+    // by the subscription, but its body, which nobody will see, is not parsed (a hostile peer
+    // replaying a SEQ with a costly body buys no parsing work).
+    if (sub->drops_as_retransmission(event.sid, event.seq)) {
+        ++stats_.duplicates_not_parsed;
     } else {
-        event.parse_error = parsed.error();
-        ++stats_.parse_errors;
-        log(LogLevel::warning, "uvgena: NOTIFY for ", event.sid, " SEQ ", event.seq,
-            ": body not parsed (", parsed.error().message(), "); delivered without variables");
+        Result<PropertySet> parsed = PropertySet::parse(request.body, options_.parse);
+        if (parsed) {
+            event.properties = std::move(*parsed);
+        } else {
+            event.parse_error = parsed.error();
+            ++stats_.parse_errors;
+            log(LogLevel::warning, "uvgena: NOTIFY for ", event.sid, " SEQ ", event.seq,
+                ": body not parsed (", parsed.error().message(), "); delivered without variables");
+        }
+        if (sub->keeps_body()) event.body = request.body;
     }
-    if (sub->keeps_body()) event.body = request.body;
     decision.sid.clear();
     sub->on_notify(std::move(event));
     return make_notify_response(decision);
@@ -402,6 +410,8 @@ const ListenerStats& EventListener::stats() const noexcept {
     if (const http::Server* server = impl_->server(); server != nullptr) {
         impl_->stats_.connections_evicted = server->stats().connections_evicted;
         impl_->stats_.connections_refused = server->stats().connections_refused;
+        impl_->stats_.connections_refused_host_share =
+            server->stats().connections_refused_host_share;
     }
     return impl_->stats_;
 }

@@ -128,6 +128,14 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
         if (!config->check_source || !device_address) return std::nullopt;
         return device_address.get();
     }
+    /// True if a NOTIFY with `notify_sid` and `seq` would be dropped as an exact
+    /// retransmission (see SeqWindow::is_retransmission): the listener then does not parse
+    /// its body. False when duplicates are delivered (they need their body) or the SID is not
+    /// (yet) the current one (the event is held).
+    bool drops_as_retransmission(std::string_view notify_sid, std::uint32_t seq) const noexcept {
+        return window_ && !config->deliver_duplicates && notify_sid == sid &&
+               window_->is_retransmission(seq);
+    }
     /// True if events keep their raw body.
     bool keeps_body() const noexcept { return config->keep_body; }
     /// A NOTIFY the listener accepted for this subscription: delivered if its SID is the

@@ -350,6 +350,7 @@ TEST_SUITE("hostile.listener") {
             http::ServerOptions options;
             options.address = SocketAddress::ipv4_loopback(0);
             options.max_connections = 8;
+            options.max_connections_per_host = 8;  // one client host: 127.0.0.1
             options.evict_idle = false;
             http::Server server(
                 l,
@@ -381,6 +382,7 @@ TEST_SUITE("hostile.listener") {
             http::ServerOptions options;
             options.address = SocketAddress::ipv4_loopback(0);
             options.max_connections = 3;
+            options.max_connections_per_host = 3;  // one client host: 127.0.0.1
             http::Server server(
                 l,
                 [](const http::Request&, const http::RequestContext&) -> Task<http::Response> {

@@ -3,6 +3,8 @@
 // delivered and flagged; a forged SEQ far ahead does not silence the device.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "subscriber/subscription_impl.hpp"
 #include "support/gena_device.hpp"
 #include "support/peers.hpp"
 #include "support/test_loop.hpp"
@@ -87,6 +90,52 @@ Task<void> keep_alive_sender(uv_loop_t* loop, Feed& feed) {
 // 100,000 NOTIFYs on 10 connections (see the test's MESSAGE for the time they take).
 constexpr std::uint32_t kEvents = 100'000;
 constexpr int kConnections = 10;
+
+// True if this process may open `needed` descriptors, raising the soft limit if it must.
+bool ensure_fd_limit(rlim_t needed) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+    if (limit.rlim_cur >= needed) return true;
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed) return false;
+    limit.rlim_cur = needed;
+    return ::setrlimit(RLIMIT_NOFILE, &limit) == 0;
+}
+
+// Writes `bytes`; false if the server closed the connection (evicted or refused).
+Task<bool> write_lenient(TcpStream& stream, std::string bytes) {
+    if (!stream.is_open()) co_return false;
+    bool ok = true;
+    try {
+        co_await stream.write(std::move(bytes));
+    } catch (const std::system_error&) {
+        ok = false;
+    }
+    if (!ok) stream.close();
+    co_return ok;
+}
+
+// Issue 18 (e): slow connections from one address, NOTIFYs from a device on another.
+constexpr int kSlow = 300;
+constexpr std::uint32_t kNotifies = 400;
+
+// Slow connections from one address: each sends the next byte of a NOTIFY's headers once a
+// second (slowloris), until `stop`.
+struct Dribblers {
+    std::vector<std::unique_ptr<TcpStream>> streams;
+    std::string head = "NOTIFY /uvgena/1 HTTP/1.1\r\nHOST: 127.0.0.1\r\nX-Slow: ";
+    std::size_t sent = 0;  // bytes of `head` each has sent
+    bool stop = false;
+};
+
+Task<void> dribble(uv_loop_t* loop, Dribblers& d) {
+    while (!d.stop) {
+        for (int i = 0; i < 20 && !d.stop; ++i) co_await sleep_for(loop, 50ms);
+        if (d.stop) break;
+        std::string byte = d.sent < d.head.size() ? d.head.substr(d.sent, 1) : "a";
+        ++d.sent;
+        for (auto& s : d.streams) (void)co_await write_lenient(*s, byte);
+    }
+}
 
 struct Seen {
     std::uint32_t seq;
@@ -267,5 +316,174 @@ TEST_SUITE("gena.integrity") {
                 co_await device.stop();
             }(loop, window));
         }
+    }
+
+    TEST_CASE(
+        "300 slow connections from one address while a device on another sends 400 NOTIFYs: "
+        "none refused, all delivered (per-host share)") {
+        if (!ensure_fd_limit(2 * kSlow + 256)) {
+            MESSAGE("skipped: RLIMIT_NOFILE below ", 2 * kSlow + 256, " and cannot be raised");
+            return;
+        }
+        uvtest::TestLoop loop(60s);
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            // The device is 127.0.0.3 (and sends from there), the attacker 127.0.0.2: all of
+            // 127/8 is loopback on Linux. The listener has its default limits (256
+            // connections, a quarter of them per host).
+            auto device_ip = SocketAddress::parse("127.0.0.3", 0);
+            TestDevice device(l, device_ip);
+            device.send_from = device_ip;
+            EventListener listener(l, loopback());
+            Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 1; }, kWait));
+            http::Server* server = gena::detail::SubscriberAccess::server(listener);
+            REQUIRE(server != nullptr);
+            const http::ServerStats& ss = server->stats();
+            std::uint64_t before = ss.connections_accepted + ss.connections_refused;
+            std::uint64_t turned_away_before = ss.connections_evicted + ss.connections_refused;
+
+            // Each slow connection sends its first byte at once: from then on it is inside a
+            // request, which eviction spares, as it would a device's slow NOTIFY.
+            Dribblers slow;
+            auto listener_at = SocketAddress::ipv4_loopback(listener.port());
+            ConnectOptions from_attacker;
+            from_attacker.local_address = SocketAddress::parse("127.0.0.2", 0);
+            for (int i = 0; i < kSlow; ++i) {
+                slow.streams.push_back(
+                    std::make_unique<TcpStream>(co_await connect(l, listener_at, from_attacker)));
+                (void)co_await write_lenient(*slow.streams.back(), slow.head.substr(0, 1));
+            }
+            slow.sent = 1;
+            // Every slow connection was accepted or refused by the server.
+            CHECK(co_await peers::eventually(
+                l,
+                [&] { return ss.connections_accepted + ss.connections_refused >= before + kSlow; },
+                kWait));
+            std::size_t held_by_server = server->connection_count();
+            Scope dribbling(l);
+            dribbling.spawn(dribble(l, slow));
+
+            // The device's events, each on a connection of its own (as most devices send
+            // them), one every 5 ms (2-3 s in all) while the slow connections dribble.
+            auto started = Clock::now();
+            for (std::uint32_t i = 0; i < kNotifies; ++i) {
+                co_await sleep_for(l, 5ms);
+                // Built outside the co_await: GCC 12 mishandles a literal's array in it.
+                std::string body = TestDevice::body_of({{"Volume", std::to_string(i)}});
+                co_await device.notify(device.subscriptions.front(), std::move(body));
+            }
+            auto elapsed = Clock::now() - started;
+            std::size_t refused = static_cast<std::size_t>(
+                std::count_if(device.notify_statuses.begin(), device.notify_statuses.end(),
+                              [](int status) { return status != 200; }));
+            CHECK(refused == 0);
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == kNotifies + 1; }, kWait));
+            CHECK(sub.stats().events_missed == 0);
+            std::size_t still_open = 0;
+            for (auto& s : slow.streams) still_open += s->is_open() ? 1 : 0;
+            MESSAGE("connections held by the listener: "
+                    << held_by_server << ", " << kNotifies << " NOTIFYs in "
+                    << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
+                    << " ms, refused " << refused << ", slow ones still dribbling " << still_open
+                    << ", slow bytes sent " << slow.sent << ", attacker's turned "
+                    << "away (evicted or refused) " << ss.connections_evicted << " / "
+                    << ss.connections_refused);
+            // The attacker kept its share (a quarter of 256), no more: its other connections
+            // were turned away (their writes failed), and the ones kept dribbled meanwhile.
+            CHECK(still_open <= 64);
+            CHECK(ss.connections_evicted + ss.connections_refused - turned_away_before >=
+                  kSlow - 64);
+            CHECK(slow.sent >= 2);
+            slow.stop = true;
+            co_await dribbling.join();
+            for (auto& s : slow.streams) s->close();
+            co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
+    TEST_CASE(
+        "an exact retransmission is answered 200 and counted as a duplicate, and its body is "
+        "not parsed; a late event's body is") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            EventListener listener(l, loopback());
+            Subscription sub = co_await subscribe(l, device.event_url(),
+                                                  {.listener = &listener, .reorder_window = 0ms});
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 1; }, kWait));
+            http::Url callback = http::Url::parse(sub.callback_url());
+            std::string good = TestDevice::body_of({{"Volume", "1"}});
+            // Not XML: a parse_error if it were parsed (the late event below shows it is).
+            std::string bad = "<e:propertyset><<not xml" + std::string(4096, '&');
+            CHECK(co_await device.send(callback, sub.sid(), 1, good) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 2, good) == 200);
+            // 2 again (the last delivered) and 1 again (older, already out): both dropped.
+            CHECK(co_await device.send(callback, sub.sid(), 2, bad) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 1, bad) == 200);
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().duplicates == 2; }, kWait));
+            CHECK(sub.stats().events_delivered == 3);
+            CHECK(sub.stats().parse_errors == 0);
+            CHECK(listener.stats().parse_errors == 0);
+            CHECK(listener.stats().duplicates_not_parsed == 2);
+            // A missing SEQ that arrives late is delivered, so its body is parsed.
+            CHECK(co_await device.send(callback, sub.sid(), 4, good) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 3, bad) == 200);
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 5; }, kWait));
+            CHECK(sub.stats().events_late == 1);
+            CHECK(sub.stats().parse_errors == 1);
+            CHECK(listener.stats().parse_errors == 1);
+            CHECK(listener.stats().duplicates_not_parsed == 2);
+            std::vector<Event> events;
+            while (std::optional<Event> e = sub.events().try_next()) events.push_back(*e);
+            REQUIRE(events.size() == 5);
+            CHECK(events[4].seq == 3);
+            CHECK(events[4].parse_error);
+            for (std::size_t i = 0; i < 4; ++i) CHECK_FALSE(events[i].parse_error);
+            co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
+    TEST_CASE("a retransmission of an event waiting in the reorder window is not parsed") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            EventListener listener(l, loopback());
+            // A window far longer than the test: 3 waits until 2 arrives.
+            Subscription sub = co_await subscribe(l, device.event_url(),
+                                                  {.listener = &listener, .reorder_window = 60s});
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 1; }, kWait));
+            http::Url callback = http::Url::parse(sub.callback_url());
+            std::string good = TestDevice::body_of({{"Volume", "3"}});
+            std::string bad = "<e:propertyset><<not xml";
+            CHECK(co_await device.send(callback, sub.sid(), 1, good) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 3, good) == 200);
+            CHECK(co_await device.send(callback, sub.sid(), 3, bad) == 200);
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().duplicates == 1; }, kWait));
+            CHECK(listener.stats().duplicates_not_parsed == 1);
+            CHECK(co_await device.send(callback, sub.sid(), 2, good) == 200);
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().events_delivered == 4; }, kWait));
+            CHECK(listener.stats().parse_errors == 0);
+            CHECK(sub.stats().parse_errors == 0);
+            std::vector<Event> events;
+            while (std::optional<Event> e = sub.events().try_next()) events.push_back(*e);
+            REQUIRE(events.size() == 4);
+            CHECK(events[3].seq == 3);
+            CHECK(events[3].variables().at("Volume") == "3");
+            co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
     }
 }

@@ -266,6 +266,27 @@ class SeqWindow {
         }
     }
 
+    /// True if push(seq) would drop the event now as a retransmission (order duplicate or
+    /// stale: the SEQ went out already, waits, or is older than anything tracked), without
+    /// changing anything. Lets the caller skip the work of decoding a payload that would be
+    /// thrown away (the listener does not parse such a NOTIFY's body).
+    bool is_retransmission(std::uint32_t seq) const noexcept {
+        std::optional<std::uint64_t> d = ledger_.ahead(seq);
+        if (d && *d > 1 && ledger_.missing_just_behind(seq)) d.reset();
+        if (d) {
+            if (*d == 1) return false;
+            auto pos = std::lower_bound(
+                pending_.begin(), pending_.end(), *d,
+                [&](const Waiting& w, std::uint64_t key) { return distance(w.seq) < key; });
+            return pos != pending_.end() && pos->seq == seq;
+        }
+        if (seq == 0 && ledger_.position() && (*ledger_.position() != 0 || !pending_.empty())) {
+            return false;  // a counter restart
+        }
+        // What behind() calls late (a SEQ a gap skipped) is delivered; the rest is dropped.
+        return !ledger_.missing(seq);
+    }
+
     /// Releases the events whose window has ended by `now` (with everything below them).
     template <typename Sink>
     void poll(time_point now, Sink&& sink) {

@@ -5,8 +5,10 @@
 // handler for each, answering in order (keep-alive and pipelining), each response in a
 // single write. Every resource a peer can make the server hold is bounded: header and body
 // bytes, the time to send the headers and the body, the idle time between requests, the time
-// to read a response, and the number of connections. A handler that throws gets its client
-// a 500; one slow or hostile peer never stalls the others.
+// to read a response, the number of connections, and the share of them one source address
+// may hold (so that one host's slow or idle connections never lock the other hosts out). A
+// handler that throws gets its client a 500; one slow or hostile peer never stalls the
+// others.
 //
 // As in every libuv program, the application must ignore SIGPIPE (`signal(SIGPIPE,
 // SIG_IGN)`): a write to a peer that closed its connection raises it, and the library
@@ -71,10 +73,23 @@ struct ServerOptions {
     /// makes room as `evict_idle` says; if it cannot, the new connection is accepted and
     /// closed at once (never left to exhaust memory or descriptors).
     std::size_t max_connections = 512;
-    /// At max_connections, close the oldest connection that is not inside a request to
-    /// serve the new one: first those that never sent a byte, then keep-alive connections
-    /// waiting for their next request. Idle connections then cannot lock real clients out
-    /// until their header timeout (slot exhaustion). False: refuse the new connection.
+    /// Connections one source address (IP, whatever the port) may hold at once, its share of
+    /// max_connections; 0 (the default): a quarter of max_connections (at least 1). A new
+    /// connection from a host at its share may only take the place of one of that host's
+    /// own idle connections (as `evict_idle` says), else it is refused: however many slow
+    /// or idle connections one host opens (slowloris from one machine), three quarters of
+    /// the slots stay for the others. A quarter leaves a device that opens several
+    /// connections at once far below it, and takes four hosts to fill the server. Set it to
+    /// max_connections for no per-host limit (e.g. every client behind one NAT address).
+    std::size_t max_connections_per_host = 0;
+    /// At max_connections, close a connection to serve the new one: first one that never
+    /// sent a byte, then a keep-alive connection waiting for its next request, then one
+    /// still sending its request's headers or body from another host that, after the swap,
+    /// still holds more connections than the new one's host; within each kind the host
+    /// holding the most, then the oldest. A connection whose request is being handled or
+    /// answered is never closed. Idle or slow connections then cannot lock real clients out
+    /// until their timeouts (slot exhaustion). False: refuse the new connection (and the one
+    /// beyond its host's share).
     bool evict_idle = true;
 };
 
@@ -83,7 +98,9 @@ struct ServerStats {
     std::uint64_t connections_accepted = 0;  ///< Connections served (not refused).
     std::uint64_t connections_refused = 0;   ///< Closed at once: max_connections reached
                                              ///< and no idle connection to evict.
-    std::uint64_t connections_evicted = 0;   ///< Idle connections closed to make room.
+    std::uint64_t connections_refused_host_share = 0;  ///< Of connections_refused: its host
+                                                       ///< held its share, none of it idle.
+    std::uint64_t connections_evicted = 0;             ///< Connections closed to make room.
     std::uint64_t requests = 0;              ///< Requests handed to the handler.
     std::uint64_t bad_requests = 0;          ///< Requests answered 4xx/5xx by the server
                                              ///< itself (malformed, too large, ...).

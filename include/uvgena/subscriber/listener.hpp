@@ -4,7 +4,9 @@
 // has its own callback path (`/uvgena/<n>`), so a NOTIFY for a stale SID is told apart from
 // garbage. Every accepted NOTIFY is answered 200 before any user code runs (events are handed
 // over from the loop's next check phase), unknown paths and SIDs get 412, malformed GENA
-// headers 400. A NOTIFY that arrives while the SUBSCRIBE answer carrying its SID is still
+// headers 400. The SID and SEQ are judged before the body: an exact retransmission (a SEQ
+// already delivered) is answered 200 and counted, and its body is never parsed. A NOTIFY that
+// arrives while the SUBSCRIBE answer carrying its SID is still
 // in flight is held (bounded) and delivered in SEQ order once the SID is known, or dropped
 // with a log line if it never is.
 //
@@ -54,14 +56,23 @@ struct ListenerOptions {
     /// Connections served at once. At the limit a new connection evicts the oldest idle one
     /// (see `evict_idle_connections`), else it is closed at once.
     std::size_t max_connections = 256;
+    /// Connections one source address may hold at once; 0: a quarter of max_connections (64
+    /// by default). One host's slow or idle connections (a slowloris from one machine, or a
+    /// device that leaks connections) then never stop another device's NOTIFYs: a new
+    /// connection from a host at its share only replaces one of that host's own idle
+    /// connections, else it is refused. A device needs a few connections at most (one per
+    /// NOTIFY in flight). See http::ServerOptions::max_connections_per_host.
+    std::size_t max_connections_per_host = 0;
     /// Automatic renewals of this listener's subscriptions running at once; more wait in a
     /// queue (in the order they came due). Bounds the connections and the loop's work when
     /// thousands of subscriptions come due together.
     std::size_t max_renewals_in_flight = 32;
     /// At max_connections, close the oldest connection that has not sent a request byte
-    /// (then the oldest keep-alive connection between requests) to serve a new one, so that
-    /// idle connections from anyone on the LAN cannot lock devices out until the header
-    /// timeout. False: refuse new connections while at the limit.
+    /// (then the oldest keep-alive connection between requests, then a slow one of a host
+    /// holding more connections than the new one's), preferring the host holding the most,
+    /// to serve a new one, so that idle connections from anyone on the LAN cannot lock
+    /// devices out until the header timeout. False: refuse new connections while at the
+    /// limit.
     bool evict_idle_connections = true;
     /// Time from a connection's start (or a request's first byte) to the end of the request's
     /// headers; a slower client is disconnected without an answer (slowloris).
@@ -88,11 +99,14 @@ struct ListenerStats {
     std::uint64_t unknown = 0;        ///< Answered 412 (unknown path or SID, wrong source).
     std::uint64_t bad_requests = 0;   ///< Answered 400 / 405 (malformed GENA headers).
     std::uint64_t parse_errors = 0;   ///< Accepted bodies that did not parse.
+    std::uint64_t duplicates_not_parsed = 0;  ///< Exact retransmissions (SID and SEQ already
+                                              ///< delivered): answered 200, body not parsed.
     std::uint64_t held = 0;           ///< NOTIFYs held until their SID became known.
     std::uint64_t held_dropped = 0;   ///< Held NOTIFYs dropped (SID never known, or too many).
     std::uint64_t wrong_source = 0;   ///< Refused by the source address check.
     std::uint64_t connections_evicted = 0;  ///< Idle connections closed to make room.
     std::uint64_t connections_refused = 0;  ///< Closed at once: at the limit, none idle.
+    std::uint64_t connections_refused_host_share = 0;  ///< Of those: the host held its share.
 };
 
 /// A NOTIFY server on one loop. Not copyable or movable. Destroying it without `stop()` ends
