@@ -296,6 +296,9 @@ void SubscriptionCore::start_background(Task<void> task) {
 }
 
 void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
+    // A resubscription's answer: the first event of the new SID is flagged (Event::
+    // resubscribed), so that the application replaces its state with it.
+    bool resync = phase == Phase::resubscribing;
     if (!sid.empty() && answer.sid != sid) {
         log(LogLevel::info, "uvgena: ", url_text(), ": SID ", sid, " is now ", answer.sid);
         fresh = true;
@@ -311,6 +314,7 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
         delivered_any_ = false;
         arm_reorder();
     }
+    if (resync) resync_pending_ = true;
     schedule.on_granted(granted_at, granted);
     rearm();
     if (!held_) return;
@@ -401,7 +405,13 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
     stats.seq_resets = ws.resets;
     stats.seq_resyncs = ws.resyncs;
     bool gap = r.check.order == SeqOrder::gap && delivered_any_;
-    if (r.check.deliver()) delivered_any_ = true;
+    if (r.check.deliver()) {
+        delivered_any_ = true;
+        if (resync_pending_) {
+            event.resubscribed = true;
+            resync_pending_ = false;
+        }
+    }
     if (r.check.deliver() || config->deliver_duplicates) {
         ++stats.events_delivered;
         if (callback() != nullptr && listener != nullptr) {
@@ -554,6 +564,13 @@ void SubscriptionCore::set_handlers(std::shared_ptr<const SubscriptionHandlers> 
 void SubscriptionCore::lost(const std::error_code& error, const std::string& context) {
     if (config->auto_resubscribe && listener != nullptr) {
         log(LogLevel::warning, "uvgena: ", context, "; resubscribing");
+        if (phase == Phase::resubscribing) return;
+        // Kept alive across the call: the handler may drop the subscription.
+        if (auto h = handlers(); h && h->on_lost) {
+            Error failure(error, context);
+            call_user(listener, "lost handler", [&] { h->on_lost(failure); });
+        }
+        if (phase == Phase::ended) return;
         resubscribe_later(false);
     } else {
         end(error, context);
@@ -641,6 +658,9 @@ Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> 
     ++stats.renewals;
     reset_backoff();
     adopt(*answer, false);
+    log(LogLevel::info, "uvgena: renewed ", sid, " at ", cfg->url_text, ", granted ",
+        granted.infinite ? std::string("infinite")
+                         : std::to_string(granted.seconds.count()) + " s");
 }
 
 bool SubscriptionCore::start_auto_renewal() noexcept {
@@ -913,7 +933,7 @@ Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOp
     listener->start();
     std::shared_ptr<const SubscriptionHandlers> shared_handlers;
     if (handlers.on_event || handlers.on_renew_failed || handlers.on_resubscribe ||
-        handlers.on_silence) {
+        handlers.on_silence || handlers.on_lost) {
         shared_handlers = std::make_shared<const SubscriptionHandlers>(std::move(handlers));
     }
     std::shared_ptr<const detail::SubConfig> config = listener->intern(

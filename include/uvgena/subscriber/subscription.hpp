@@ -50,6 +50,10 @@ using RenewFailHandler = std::function<void(const Error&)>;
 /// Called after a resubscription: the SID changed and events may have been missed.
 using ResubscribeHandler =
     std::function<void(const std::string& old_sid, const std::string& new_sid)>;
+/// Called when the subscription was lost (the device answered a renewal 412, or the grant
+/// expired before a renewal succeeded) and auto_resubscribe starts to re-establish it; the
+/// error says why. on_resubscribe follows once a new SID was granted.
+using LostHandler = std::function<void(const Error&)>;
 /// Called when no event arrived for SubscribeOptions::silence_timeout.
 using SilenceHandler = std::function<void(std::chrono::milliseconds silence)>;
 
@@ -143,6 +147,9 @@ class SubscriptionHandlers {
     RenewFailHandler on_renew_failed;
     /// Called after an automatic resubscription.
     ResubscribeHandler on_resubscribe;
+    /// Called when the subscription is lost and auto_resubscribe starts over (before the
+    /// first attempt; attempts then repeat with `backoff` until one succeeds).
+    LostHandler on_lost;
     /// Called by the watchdog (SubscribeOptions::silence_timeout).
     SilenceHandler on_silence;
 };
