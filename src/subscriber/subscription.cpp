@@ -907,6 +907,10 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
     throw *failure;
 }
 
+void Subscription::resubscribe_now() {
+    if (state_) state_->resubscribe_later(true);
+}
+
 Task<void> Subscription::unsubscribe(bool strict) {
     std::shared_ptr<detail::SubscriptionCore> state = state_;
     if (!state) co_return;

@@ -272,6 +272,14 @@ class Subscription {
     /// granted duration). Adopts a changed SID. Throws uvgena::Error; a 412 (the device forgot
     /// us) ends the subscription with that error unless auto_resubscribe is on.
     Task<void> renew(std::optional<std::chrono::seconds> requested_timeout = std::nullopt);
+    /// Subscribes again now, in the background, as auto_resubscribe does after a loss: for an
+    /// application that learned elsewhere that the device forgot the subscription (SSDP: a
+    /// byebye then an alive, a higher BOOTID; see ssdp::DeviceFollower). Once a new SID is
+    /// granted the old one is unsubscribed (leniently), on_resubscribe is called and the new
+    /// SID's first event is flagged Event::resubscribed; failed attempts repeat with
+    /// `backoff` (its max_attempts exhausted: the subscription ends with the error). Does
+    /// nothing if the subscription ended or is already being re-established.
+    void resubscribe_now();
     /// Unsubscribes. Locally the subscription ends at once (the stream ends, later NOTIFYs
     /// get 412); then UNSUBSCRIBE is sent. With `strict`, its failure is thrown; without,
     /// logged and swallowed (SoCo's lenient mode). A second call does nothing.
