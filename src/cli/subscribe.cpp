@@ -17,6 +17,7 @@
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/http/url.hpp"
+#include "uvgena/subscriber/device_follower.hpp"
 #include "uvgena/subscriber/subscribe_device.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
@@ -39,6 +40,8 @@ struct SubscribeArgs {
     std::string advertise_host;
     std::optional<std::uint16_t> advertise_port;
     std::optional<unsigned> reorder_window_ms;
+    std::string udn;
+    bool no_follow = false;
     bool verbose = false;
 
     // With --auto-renew the subscription outlives device restarts unless told otherwise.
@@ -94,6 +97,45 @@ Task<void> print_events(Subscription& sub, const SubscribeArgs& args) {
     }
 }
 
+// Follows the advertisements of the device `udn` for `sub` (see ssdp::DeviceFollower): one
+// line when the device says goodbye and when it is back. Null (with a warning) when SSDP
+// cannot be listened to: the subscription still recovers at its next renewal.
+std::unique_ptr<ssdp::DeviceFollower> follow_device(uv_loop_t* loop, const Subscription& sub,
+                                                    const std::string& udn) {
+    ssdp::AdvertisementListenerOptions options;
+    // An IPv6 device advertises over IPv6 (and maybe IPv4): listen to both then.
+    Result<http::Url> url = http::Url::try_parse(sub.service_url());
+    options.ipv6 = url && url->host.find(':') != std::string::npos;
+    std::unique_ptr<ssdp::DeviceFollower> follower;
+    try {
+        follower = std::make_unique<ssdp::DeviceFollower>(loop, options);
+    } catch (const std::exception& e) {
+        print_error(std::string("warning: cannot follow the device's advertisements (") +
+                    e.what() + "): a restart is noticed at the next renewal only");
+        return nullptr;
+    }
+    follower->follow(sub, udn);
+    follower->set_handler([](const ssdp::DeviceChange& change, std::size_t resubscribing) {
+        switch (change.event) {
+            case ssdp::DeviceEvent::left:
+            case ssdp::DeviceEvent::expired:
+                print_error("device " + change.udn +
+                            (change.event == ssdp::DeviceEvent::left
+                                 ? " said goodbye (ssdp:byebye)"
+                                 : " stopped advertising") +
+                            ": subscription down until it is back");
+                break;
+            default:
+                if (resubscribing != 0) {
+                    print_error("device " + change.udn + " is back (" +
+                                std::string(ssdp::to_string(change.event)) + "): resubscribing");
+                }
+                break;
+        }
+    });
+    return follower;
+}
+
 // The handlers that print one line per loss, recovery and silence (also without -v).
 SubscriptionHandlers reporting_handlers(const SubscribeArgs& args) {
     SubscriptionHandlers h;
@@ -133,16 +175,19 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
         };
     }
     Subscription sub;
+    std::string udn;  // the device's, when known: its advertisements are followed
     std::optional<int> failed;
     try {
         // "<location>#<service>": the description names the event URL. Its errors (device
         // unreachable, unknown service with the list of the device's services) already say
         // which description or service they are about.
-        std::string event_url = co_await with_stop_token(
-            ssdp::resolve_event_url(loop, args.url, {.timeout = kDescriptionTimeout}),
+        ssdp::ResolvedTarget target = co_await with_stop_token(
+            ssdp::resolve_target(loop, args.url, {.timeout = kDescriptionTimeout}),
             stop.get_token());
-        sub = co_await with_stop_token(subscribe(loop, event_url, options, std::move(handlers)),
-                                       stop.get_token());
+        if (!args.udn.empty()) udn = args.udn;
+        if (udn.empty()) udn = target.udn;
+        sub = co_await with_stop_token(
+            subscribe(loop, target.event_url, options, std::move(handlers)), stop.get_token());
     } catch (const Error& e) {
         if (is_cancelled(e.code()) && signals.received() != 0) {
             print_error("interrupted before the subscription was established");
@@ -160,6 +205,11 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     if (args.verbose) {
         print_error("subscribed to " + sub.service_url() + ": SID " + sub.sid() + ", granted " +
                     granted_text(sub.timeout()) + ", callback " + sub.callback_url());
+    }
+    std::unique_ptr<ssdp::DeviceFollower> follower;
+    if (args.resubscribe() && !args.no_follow && !udn.empty()) {
+        follower = follow_device(loop, sub, udn);
+        if (follower && args.verbose) print_error("following the advertisements of " + udn);
     }
     Scope watchers(loop);
     if (args.initial_event_timeout > 0) {
@@ -186,6 +236,7 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     }
     watchers.request_stop();
     co_await watchers.join();
+    if (follower) co_await follower->close();
     // From here a second Ctrl-C exits at once; the first one's clean-up is bounded.
     signals.exit_on_second_signal();
     if (sub.is_subscribed()) {
@@ -310,7 +361,11 @@ void add_subscribe_command(CLI::App& app, Action& action) {
         "With --auto-renew the subscription survives device restarts: when the device forgets it "
         "(412), refuses connections past the expiry, or stays silent (--silence), it is "
         "subscribed again with backoff (1 s doubling to 60 s) for as long as the command runs; "
-        "one line on stderr per loss and per recovery. --no-resubscribe exits 1 instead.\n"
+        "one line on stderr per loss and per recovery. --no-resubscribe exits 1 instead. When "
+        "the device is known (<location>#<service>, or --udn), its SSDP advertisements are "
+        "followed too: a restart it announces (byebye then alive, a higher BOOTID, a new "
+        "LOCATION) resubscribes within seconds instead of at the next renewal (--no-follow: "
+        "off).\n"
         "Exit codes: 0 ok (also after --count, --duration or Ctrl-C once subscribed), 1 runtime "
         "failure (device unreachable or refusing, unknown service, listen port taken, "
         "subscription lost), 2 usage error, 130 interrupted before the subscription was "
@@ -347,6 +402,13 @@ void add_subscribe_command(CLI::App& app, Action& action) {
     cmd->add_option("--advertise-port", args->advertise_port,
                     "Port to put in the CALLBACK URL (a NAT or Docker port mapping)")
         ->check(CLI::Range(1, 65535));
+    cmd->add_option("--udn", args->udn,
+                    "The device's UDN (uuid:...), to follow its SSDP advertisements when the "
+                    "target is a plain event URL");
+    cmd->add_flag("--no-follow", args->no_follow,
+                  "With --auto-renew: do not follow the device's SSDP advertisements (by "
+                  "default a byebye marks it down and its return, a higher BOOTID or a new "
+                  "LOCATION resubscribe at once)");
     cmd->add_option("--reorder-window", args->reorder_window_ms,
                     "Milliseconds an event ahead of the expected SEQ waits for the missing "
                     "ones (default 30; 0: print at once, late ones flagged)");

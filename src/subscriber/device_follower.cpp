@@ -13,8 +13,8 @@
 namespace uvgena::ssdp {
 
 struct DeviceFollower::State {
-    State(uv_loop_t* l, AdvertisementListenerOptions options)
-        : loop(l), listener(AdvertisementListener::start(l, std::move(options))), scope(l) {}
+    State(uv_loop_t* l, AdvertisementListenerOptions o)
+        : loop(l), options(o), listener(AdvertisementListener::start(l, std::move(o))), scope(l) {}
 
     // One followed subscription.
     struct Entry {
@@ -32,6 +32,34 @@ struct DeviceFollower::State {
     static Task<void> read(State* self) {
         while (std::optional<DeviceChange> change = co_await self->listener.next()) {
             self->on_change(*change);
+        }
+    }
+
+    // Asks the device for its current advertisement (M-SEARCH for its UDN), so that a later
+    // alive with a higher BOOTID is seen as a reboot even when its last alive came before
+    // the follower started. Best effort: without an answer only byebye/alive are followed.
+    static Task<void> search(State* self, std::string udn) {
+        DiscoverOptions o;
+        o.search_target = udn;
+        o.timeout = std::chrono::milliseconds(2000);
+        o.mx = 1;
+        o.interface = self->options.interface;
+        o.ipv4 = self->options.ipv4;
+        o.ipv6 = self->options.ipv6;
+        std::optional<Search> s;
+        try {
+            s.emplace(Search::start(self->loop, o));
+        } catch (const Error& e) {
+            log(LogLevel::info, "uvgena: cannot search for ", udn, ": ", e.what());
+            co_return;
+        }
+        while (std::optional<DiscoveredDevice> found = co_await s->next()) {
+            if (found->udn != udn) continue;
+            self->listener.remember(*found);
+            if (Device* d = self->device(udn); d != nullptr && d->location.empty()) {
+                d->location = found->location;
+            }
+            break;
         }
     }
 
@@ -112,6 +140,7 @@ struct DeviceFollower::State {
     }
 
     uv_loop_t* loop;
+    AdvertisementListenerOptions options;
     AdvertisementListener listener;
     std::vector<Entry> entries;
     std::vector<Device> devices;
@@ -141,7 +170,15 @@ void DeviceFollower::follow(const gena::Subscription& subscription, std::string 
         std::shared_ptr<gena::detail::SubscriptionCore> c = e.core.lock();
         return c == core;
     });
-    if (state_->device(udn) == nullptr) state_->devices.push_back(State::Device{udn, false, {}});
+    if (state_->device(udn) == nullptr) {
+        state_->devices.push_back(State::Device{udn, false, {}});
+        // Known from now on (the subscription says it is up), so that its byebye counts even
+        // if its last alive came before the follower started; its BOOTID from a search.
+        DiscoveredDevice known;
+        known.udn = udn;
+        state_->listener.remember(known);
+        state_->scope.spawn(State::search(state_.get(), udn));
+    }
     state_->entries.push_back(State::Entry{std::move(udn), core});
 }
 
