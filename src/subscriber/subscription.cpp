@@ -620,6 +620,7 @@ Task<void> SubscriptionCore::exchange_subscribe() {
 
 Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> requested) {
     std::shared_ptr<const SubConfig> cfg = config;
+    std::string renewed_sid = sid;
     std::string context = "renew subscription " + sid + " to " + cfg->url_text;
     if (!subscribed() || !device_address) {
         throw Error(make_error_code(uvgena::errc::not_running), context + ": not subscribed");
@@ -655,6 +656,19 @@ Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> 
     Result<SubscribeAnswer> answer = read_subscribe_response(*response, requested);
     if (!answer) throw Error(answer.error(), answer_context(context, *response, answer.error()));
     if (phase == Phase::ended) co_return;
+    if (phase == Phase::resubscribing || sid != renewed_sid) {
+        // The subscription was given up meanwhile (it expired while this renewal was queued
+        // or in flight, e.g. a process paused past the grant) and a new one is on its way or
+        // made: this answer is about the old SID and must not bring it back.
+        // The device renewed it: give it back, so that it does not send events for it.
+        log(LogLevel::info, "uvgena: renewal of ", renewed_sid,
+            " answered after it was replaced: unsubscribing it");
+        if (device_address && answer->sid == renewed_sid) {
+            start_background(send_unsubscribe(loop, cfg->url, device_address.get(), renewed_sid,
+                                              cfg->timeout, cfg->user_agent, false));
+        }
+        co_return;
+    }
     ++stats.renewals;
     reset_backoff();
     adopt(*answer, false);
@@ -687,6 +701,7 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
     self->background_busy = true;
     std::optional<std::chrono::seconds> request;
     if (!self->granted.infinite) request = self->granted.seconds;
+    std::string renewed_sid = self->sid;
     std::optional<Error> failure;
     try {
         co_await self->exchange_renew(request);
@@ -695,6 +710,12 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
     }
     self->background_busy = false;
     if (!failure || is_cancelled(failure->code()) || self->phase == Phase::ended) co_return;
+    if (self->phase == Phase::resubscribing || self->sid != renewed_sid) {
+        // The SID it renewed was given up meanwhile (expired, resubscribing or resubscribed):
+        // its failure is no news, and must not start another resubscription.
+        log(LogLevel::info, "uvgena: ", failure->what(), " (the SID was replaced meanwhile)");
+        co_return;
+    }
     ++self->stats.renewal_failures;
     log(LogLevel::warning, "uvgena: ", failure->what());
     if (auto h = self->handlers(); h && h->on_renew_failed) {
@@ -888,6 +909,7 @@ void Subscription::set_handlers(SubscriptionHandlers handlers) {
 
 Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_timeout) {
     std::shared_ptr<detail::SubscriptionCore> state = checked(state_);
+    std::string renewed_sid = state->sid;
     if (!requested_timeout) {
         requested_timeout = state->config->requested_timeout;
         if (!requested_timeout && !state->granted.infinite)
@@ -901,7 +923,7 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
     }
     if (!failure) co_return;
     if (failure->code() == errc::precondition_failed &&
-        state->phase != detail::SubscriptionCore::Phase::ended) {
+        state->phase != detail::SubscriptionCore::Phase::ended && state->sid == renewed_sid) {
         state->lost(failure->code(), context_of(*failure));
     }
     throw *failure;

@@ -276,6 +276,29 @@ TEST_SUITE("cli.recovery") {
         CHECK(count_of(err, "uvgena: resubscribed: SID ") == 1);
     }
 
+    TEST_CASE("a subscriber paused (SIGSTOP) past its grant recovers on resume") {
+        uvtest::Watchdog watchdog(40s);
+        DeviceThread device;
+        std::vector<std::string> args = base_args(device);
+        for (const char* a : {"--auto-renew", "--duration", "6", "-v"}) args.push_back(a);
+        Child cli(args);
+        REQUIRE_MESSAGE(cli.line(5s), "stderr: " << cli.stderr_text());
+        cli.signal(SIGSTOP);
+        std::this_thread::sleep_for(2500ms);  // past the 2 s grant: its renewal never went out
+        device.command("forget");             // and the device let it expire meanwhile
+        REQUIRE(wait_for([&] { return device.subscriptions() == 0; }));
+        cli.signal(SIGCONT);
+        REQUIRE(wait_for([&] { return device.subscriptions() == 1; }, 5s));
+        device.command("set 5");
+        std::vector<nlohmann::json> events = read_until(cli, "5", 5s);
+        REQUIRE_MESSAGE(!events.empty(), "stderr: " << cli.stderr_text());
+        CHECK(events.back()["variables"]["Volume"] == "5");
+        CHECK(events.front()["resubscribed"] == true);
+        CHECK(cli.wait(10s) == 0);
+        CHECK_MESSAGE(count_of(cli.stderr_text(), "uvgena: resubscribed: SID ") == 1,
+                      cli.stderr_text());
+    }
+
     TEST_CASE("--no-resubscribe keeps the old exit on loss (exit 1)") {
         uvtest::Watchdog watchdog(30s);
         DeviceThread device;
