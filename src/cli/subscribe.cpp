@@ -239,7 +239,9 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     if (follower) co_await follower->close();
     // From here a second Ctrl-C exits at once; the first one's clean-up is bounded.
     signals.exit_on_second_signal();
-    if (sub.is_subscribed()) {
+    // Also while resubscribing (the device may hold the SID being replaced); not after a
+    // loss, which already ended the subscription.
+    if (!sub.error() && !sub.sid().empty()) {
         std::string what = "unsubscribing " + sub.sid() + " from " + sub.service_url();
         if (signals.received() != 0) {
             print_error(what + " (waiting up to " +

@@ -188,6 +188,8 @@ void DeviceFollower::set_handler(FollowHandler handler) {
 
 Task<void> DeviceFollower::close() {
     state_->listener.close();
+    // A search still waiting for the device's answer is not worth waiting for.
+    state_->scope.request_stop();
     co_await state_->scope.join();
 }
 
