@@ -110,8 +110,8 @@ std::unique_ptr<ssdp::DeviceFollower> follow_device(uv_loop_t* loop, const Subsc
     try {
         follower = std::make_unique<ssdp::DeviceFollower>(loop, options);
     } catch (const std::exception& e) {
-        print_error(std::string("warning: cannot follow the device's advertisements (") +
-                    e.what() + "): a restart is noticed at the next renewal only");
+        print_error(std::string("warning: cannot follow the device's advertisements (") + e.what() +
+                    "): a restart is noticed at the next renewal only");
         return nullptr;
     }
     follower->follow(sub, udn);
@@ -120,9 +120,8 @@ std::unique_ptr<ssdp::DeviceFollower> follow_device(uv_loop_t* loop, const Subsc
             case ssdp::DeviceEvent::left:
             case ssdp::DeviceEvent::expired:
                 print_error("device " + change.udn +
-                            (change.event == ssdp::DeviceEvent::left
-                                 ? " said goodbye (ssdp:byebye)"
-                                 : " stopped advertising") +
+                            (change.event == ssdp::DeviceEvent::left ? " said goodbye (ssdp:byebye)"
+                                                                     : " stopped advertising") +
                             ": subscription down until it is back");
                 break;
             default:
@@ -170,8 +169,8 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     if (args.silence) {
         bool resubscribes = args.resubscribe();
         handlers.on_silence = [resubscribes](std::chrono::milliseconds silence) {
-            print_error("warning: no event for " + std::to_string(silence.count() / 1000) +
-                        " s" + (resubscribes ? "; resubscribing" : ""));
+            print_error("warning: no event for " + std::to_string(silence.count() / 1000) + " s" +
+                        (resubscribes ? "; resubscribing" : ""));
         };
     }
     Subscription sub;

@@ -90,8 +90,7 @@ class DeviceThread {
                 } else if (c == "up" && !device) {
                     device = self->make(loop, port);
                 } else if (c.rfind("set ", 0) == 0 && device) {
-                    std::vector<std::pair<std::string, std::string>> vars{
-                        {"Volume", c.substr(4)}};
+                    std::vector<std::pair<std::string, std::string>> vars{{"Volume", c.substr(4)}};
                     co_await device->notify_all(std::move(vars));
                 }
             }
@@ -192,8 +191,9 @@ std::vector<nlohmann::json> read_until(Child& cli, const std::string& volume,
 }
 
 std::vector<std::string> base_args(const DeviceThread& device) {
-    return {"subscribe", device.event_url(), "--json",        "--listen-host", "127.0.0.1",
-            "--listen-port", "0",             "--timeout", "2"};
+    return {"subscribe", device.event_url(), "--json", "--listen-host",
+            "127.0.0.1", "--listen-port",    "0",      "--timeout",
+            "2"};
 }
 
 }  // namespace

@@ -312,8 +312,8 @@ TEST_SUITE("cli.ssdp") {
         demo.reset();
         CHECK(err_has("device " + kUdnFollow + " said goodbye (ssdp:byebye)"));
         auto restarted = std::chrono::steady_clock::now();
-        demo.emplace(std::vector<std::string>{"--interval", "200", "--udn", kUdnFollow, "--port",
-                                              port});
+        demo.emplace(
+            std::vector<std::string>{"--interval", "200", "--udn", kUdnFollow, "--port", port});
         CHECK(demo->description == description);
         // Events go on; the first of the new SID says it is a resubscription.
         std::optional<nlohmann::json> initial;

@@ -88,8 +88,7 @@ struct Seen {
 // Subscribes to a fresh 300 s device, follows it, restarts it the way `restart` says, and
 // checks that the subscription is resubscribed within a few seconds of the device's return
 // and that a change made after the restart is delivered.
-using Restart = Task<void> (*)(uv_loop_t*, uvtest::TestDevice&, std::optional<Advertiser>&,
-                               Seen&);
+using Restart = Task<void> (*)(uv_loop_t*, uvtest::TestDevice&, std::optional<Advertiser>&, Seen&);
 
 void check_restart_followed(Restart how, DeviceEvent what) {
     uvtest::TestLoop loop(30s);
@@ -164,8 +163,9 @@ TEST_SUITE("ssdp.follow") {
             DeviceEvent::appeared);
     }
 
-    TEST_CASE("a followed device that restarts without byebye but with a higher BOOTID is "
-              "resubscribed at once") {
+    TEST_CASE(
+        "a followed device that restarts without byebye but with a higher BOOTID is "
+        "resubscribed at once") {
         check_restart_followed(
             [](uv_loop_t* l, uvtest::TestDevice& device, std::optional<Advertiser>& adv,
                Seen&) -> Task<void> {

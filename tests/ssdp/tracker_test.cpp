@@ -166,9 +166,8 @@ TEST_SUITE("ssdp.tracker") {
         searched.location = "http://192.168.1.21/d.xml";
         searched.boot_id = 3;
         t.remember(searched, t0);
-        auto rebooted = t.on_notify(notify(NotifyType::alive, "uuid:b", 4,
-                                           "http://192.168.1.21/d.xml"),
-                                    kFrom, t0 + 1s);
+        auto rebooted = t.on_notify(
+            notify(NotifyType::alive, "uuid:b", 4, "http://192.168.1.21/d.xml"), kFrom, t0 + 1s);
         REQUIRE(rebooted);
         CHECK(rebooted->event == DeviceEvent::rebooted);
         CHECK(rebooted->previous_boot_id == 3u);
