@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <utility>
@@ -14,22 +15,26 @@ namespace uvgena::cli {
 struct SignalStop::Handle {
     uv_signal_t signal{};
     std::stop_source source;
-    int* received = nullptr;
+    Shared* shared = nullptr;
 };
 
-SignalStop::SignalStop(uv_loop_t* loop, std::stop_source source) : received_(new int(0)) {
+SignalStop::SignalStop(uv_loop_t* loop, std::stop_source source) : shared_(new Shared) {
     const int signals[2] = {SIGINT, SIGTERM};
     for (int i = 0; i < 2; ++i) {
         auto* h = new Handle;
         h->source = source;
-        h->received = received_;
+        h->shared = shared_;
         uv_signal_init(loop, &h->signal);
         h->signal.data = h;
         uv_signal_start(
             &h->signal,
             [](uv_signal_t* s, int signum) {
                 auto* self = static_cast<Handle*>(s->data);
-                if (*self->received == 0) *self->received = signum;
+                if (self->shared->received != 0 && self->shared->second_exits) {
+                    print_error("interrupted again: exiting now");
+                    std::_Exit(130);
+                }
+                if (self->shared->received == 0) self->shared->received = signum;
                 self->source.request_stop();
             },
             signals[i]);
@@ -45,7 +50,7 @@ SignalStop::~SignalStop() {
         uv_close(reinterpret_cast<uv_handle_t*>(&h->signal),
                  [](uv_handle_t* handle) { delete static_cast<Handle*>(handle->data); });
     }
-    delete received_;
+    delete shared_;
 }
 
 void print_line(std::string_view line) {
@@ -87,6 +92,7 @@ nlohmann::json event_json(const gena::Event& event) {
     j["timestamp"] = iso_time(event.timestamp);
     j["seq_status"] = std::string(gena::to_string(event.seq_status));
     j["missed"] = event.missed;
+    if (event.resubscribed) j["resubscribed"] = true;
     nlohmann::json vars = nlohmann::json::object();
     for (const gena::Variable& v : event.variables()) vars[v.name] = v.value;
     j["variables"] = std::move(vars);
@@ -138,6 +144,7 @@ std::string event_text(const gena::Event& event) {
         if (event.missed != 0) out += ", " + std::to_string(event.missed) + " missed";
         out += "]";
     }
+    if (event.resubscribed) out += " [resubscribed: the state starts over from this event]";
     if (event.parse_error) out += "\n  (body not parsed: " + event.parse_error.message() + ")";
     for (const gena::Variable& v : event.variables()) {
         if (v.name == "LastChange" && event.has_last_change() && event.last_change()) continue;

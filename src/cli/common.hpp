@@ -26,12 +26,20 @@ class SignalStop {
     SignalStop& operator=(const SignalStop&) = delete;
     ~SignalStop();
     /// The signal received, 0 if none.
-    int received() const noexcept { return *received_; }
+    int received() const noexcept { return shared_->received; }
+    /// From now on a second signal ends the process at once (exit 130, one line on stderr),
+    /// so that the user is never stuck behind a slow clean-up such as an UNSUBSCRIBE to a
+    /// dead device.
+    void exit_on_second_signal() noexcept { shared_->second_exits = true; }
 
   private:
     struct Handle;
+    struct Shared {
+        int received = 0;
+        bool second_exits = false;
+    };
     Handle* handles_[2] = {nullptr, nullptr};
-    int* received_;
+    Shared* shared_;
 };
 
 /// Writes `line` and a newline to stdout and flushes at once (output is piped into jq).
@@ -41,6 +49,8 @@ void print_error(std::string_view message);
 
 /// The JSON object of an event: sid, seq, service, timestamp, seq_status (ok, gap, late,
 /// duplicate, reset, outlier), missed (events lost before this one, 0 unless a gap),
+/// resubscribed (true only on the first event after a resubscription: its values replace
+/// the state; absent otherwise),
 /// variables (name -> value), last_change (InstanceID -> name -> value, or channel -> value
 /// for variables with a channel attribute, as SoCo does; only when the event has a
 /// LastChange), parse_error when the body did not parse.

@@ -126,6 +126,23 @@ std::optional<DeviceChange> DeviceTracker::on_notify(const Notify& notify,
     return std::nullopt;
 }
 
+void DeviceTracker::remember(const Advertisement& ad, Clock::time_point now) {
+    std::string udn = detail::udn_of(ad.usn);
+    if (udn.empty() || max_ == 0) return;
+    Entry* e = find(udn);
+    if (e == nullptr) {
+        if (devices_.size() >= max_) return;  // never evicts a device it heard from
+        devices_.push_back(
+            Entry{udn, ad.location, ad.server, ad.boot_id, ad.config_id, now + ad.max_age});
+        return;
+    }
+    if (!e->boot_id) e->boot_id = ad.boot_id;
+    if (e->location.empty()) e->location = ad.location;
+    if (!e->config_id) e->config_id = ad.config_id;
+    if (e->server.empty()) e->server = ad.server;
+    e->expires = std::max(e->expires, now + ad.max_age);
+}
+
 std::optional<DeviceChange> DeviceTracker::on_response(const Advertisement& ad,
                                                        const SocketAddress& from,
                                                        Clock::time_point now) {
@@ -232,6 +249,18 @@ std::size_t AdvertisementListener::dropped() const noexcept {
 }
 std::size_t AdvertisementListener::known_devices() const noexcept {
     return state_->tracker.size();
+}
+
+void AdvertisementListener::remember(const DiscoveredDevice& device) {
+    Advertisement ad;
+    ad.location = device.location;
+    ad.usn = device.usn.empty() ? device.udn : device.usn;
+    ad.target = device.udn;
+    ad.server = device.server;
+    ad.max_age = device.max_age;
+    ad.boot_id = device.boot_id;
+    ad.config_id = device.config_id;
+    state_->tracker.remember(ad, DeviceTracker::Clock::now());
 }
 
 }  // namespace uvgena::ssdp

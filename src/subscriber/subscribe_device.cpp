@@ -18,8 +18,12 @@ Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
 }
 
 Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOptions options) {
+    co_return (co_await resolve_target(loop, std::move(target), std::move(options))).event_url;
+}
+
+Task<ResolvedTarget> resolve_target(uv_loop_t* loop, std::string target, FetchOptions options) {
     auto hash = target.rfind('#');
-    if (hash == std::string::npos) co_return target;
+    if (hash == std::string::npos) co_return ResolvedTarget{target, {}, {}};
     std::string location = target.substr(0, hash);
     std::string name = target.substr(hash + 1);
     if (name.empty()) {
@@ -43,7 +47,7 @@ Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOp
                     "subscribe to " + target + ": service " + service->short_name() +
                         " has no eventSubURL");
     }
-    co_return service->event_sub_url;
+    co_return ResolvedTarget{service->event_sub_url, location, description.root.udn};
 }
 
 Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,

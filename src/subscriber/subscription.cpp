@@ -296,6 +296,9 @@ void SubscriptionCore::start_background(Task<void> task) {
 }
 
 void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
+    // A resubscription's answer: the first event of the new SID is flagged (Event::
+    // resubscribed), so that the application replaces its state with it.
+    bool resync = phase == Phase::resubscribing;
     if (!sid.empty() && answer.sid != sid) {
         log(LogLevel::info, "uvgena: ", url_text(), ": SID ", sid, " is now ", answer.sid);
         fresh = true;
@@ -311,6 +314,7 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
         delivered_any_ = false;
         arm_reorder();
     }
+    if (resync) resync_pending_ = true;
     schedule.on_granted(granted_at, granted);
     rearm();
     if (!held_) return;
@@ -401,7 +405,13 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
     stats.seq_resets = ws.resets;
     stats.seq_resyncs = ws.resyncs;
     bool gap = r.check.order == SeqOrder::gap && delivered_any_;
-    if (r.check.deliver()) delivered_any_ = true;
+    if (r.check.deliver()) {
+        delivered_any_ = true;
+        if (resync_pending_) {
+            event.resubscribed = true;
+            resync_pending_ = false;
+        }
+    }
     if (r.check.deliver() || config->deliver_duplicates) {
         ++stats.events_delivered;
         if (callback() != nullptr && listener != nullptr) {
@@ -554,6 +564,13 @@ void SubscriptionCore::set_handlers(std::shared_ptr<const SubscriptionHandlers> 
 void SubscriptionCore::lost(const std::error_code& error, const std::string& context) {
     if (config->auto_resubscribe && listener != nullptr) {
         log(LogLevel::warning, "uvgena: ", context, "; resubscribing");
+        if (phase == Phase::resubscribing) return;
+        // Kept alive across the call: the handler may drop the subscription.
+        if (auto h = handlers(); h && h->on_lost) {
+            Error failure(error, context);
+            call_user(listener, "lost handler", [&] { h->on_lost(failure); });
+        }
+        if (phase == Phase::ended) return;
         resubscribe_later(false);
     } else {
         end(error, context);
@@ -603,6 +620,7 @@ Task<void> SubscriptionCore::exchange_subscribe() {
 
 Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> requested) {
     std::shared_ptr<const SubConfig> cfg = config;
+    std::string renewed_sid = sid;
     std::string context = "renew subscription " + sid + " to " + cfg->url_text;
     if (!subscribed() || !device_address) {
         throw Error(make_error_code(uvgena::errc::not_running), context + ": not subscribed");
@@ -638,9 +656,25 @@ Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> 
     Result<SubscribeAnswer> answer = read_subscribe_response(*response, requested);
     if (!answer) throw Error(answer.error(), answer_context(context, *response, answer.error()));
     if (phase == Phase::ended) co_return;
+    if (phase == Phase::resubscribing || sid != renewed_sid) {
+        // The subscription was given up meanwhile (it expired while this renewal was queued
+        // or in flight, e.g. a process paused past the grant) and a new one is on its way or
+        // made: this answer is about the old SID and must not bring it back.
+        // The device renewed it: give it back, so that it does not send events for it.
+        log(LogLevel::info, "uvgena: renewal of ", renewed_sid,
+            " answered after it was replaced: unsubscribing it");
+        if (device_address && answer->sid == renewed_sid) {
+            start_background(send_unsubscribe(loop, cfg->url, device_address.get(), renewed_sid,
+                                              cfg->timeout, cfg->user_agent, false));
+        }
+        co_return;
+    }
     ++stats.renewals;
     reset_backoff();
     adopt(*answer, false);
+    log(LogLevel::info, "uvgena: renewed ", sid, " at ", cfg->url_text, ", granted ",
+        granted.infinite ? std::string("infinite")
+                         : std::to_string(granted.seconds.count()) + " s");
 }
 
 bool SubscriptionCore::start_auto_renewal() noexcept {
@@ -667,6 +701,7 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
     self->background_busy = true;
     std::optional<std::chrono::seconds> request;
     if (!self->granted.infinite) request = self->granted.seconds;
+    std::string renewed_sid = self->sid;
     std::optional<Error> failure;
     try {
         co_await self->exchange_renew(request);
@@ -675,6 +710,12 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
     }
     self->background_busy = false;
     if (!failure || is_cancelled(failure->code()) || self->phase == Phase::ended) co_return;
+    if (self->phase == Phase::resubscribing || self->sid != renewed_sid) {
+        // The SID it renewed was given up meanwhile (expired, resubscribing or resubscribed):
+        // its failure is no news, and must not start another resubscription.
+        log(LogLevel::info, "uvgena: ", failure->what(), " (the SID was replaced meanwhile)");
+        co_return;
+    }
     ++self->stats.renewal_failures;
     log(LogLevel::warning, "uvgena: ", failure->what());
     if (auto h = self->handlers(); h && h->on_renew_failed) {
@@ -868,6 +909,7 @@ void Subscription::set_handlers(SubscriptionHandlers handlers) {
 
 Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_timeout) {
     std::shared_ptr<detail::SubscriptionCore> state = checked(state_);
+    std::string renewed_sid = state->sid;
     if (!requested_timeout) {
         requested_timeout = state->config->requested_timeout;
         if (!requested_timeout && !state->granted.infinite)
@@ -881,10 +923,14 @@ Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_tim
     }
     if (!failure) co_return;
     if (failure->code() == errc::precondition_failed &&
-        state->phase != detail::SubscriptionCore::Phase::ended) {
+        state->phase != detail::SubscriptionCore::Phase::ended && state->sid == renewed_sid) {
         state->lost(failure->code(), context_of(*failure));
     }
     throw *failure;
+}
+
+void Subscription::resubscribe_now() {
+    if (state_) state_->resubscribe_later(true);
 }
 
 Task<void> Subscription::unsubscribe(bool strict) {
@@ -913,7 +959,7 @@ Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOp
     listener->start();
     std::shared_ptr<const SubscriptionHandlers> shared_handlers;
     if (handlers.on_event || handlers.on_renew_failed || handlers.on_resubscribe ||
-        handlers.on_silence) {
+        handlers.on_silence || handlers.on_lost) {
         shared_handlers = std::make_shared<const SubscriptionHandlers>(std::move(handlers));
     }
     std::shared_ptr<const detail::SubConfig> config = listener->intern(

@@ -261,6 +261,7 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
 
     std::uint8_t renewals_running_ = 0;  // renewal exchanges in flight (automatic and manual)
     bool delivered_any_ = false;         // an event of the current SID was delivered
+    bool resync_pending_ = false;        // the next delivered event is a resubscription's first
     std::shared_ptr<const SubscriptionHandlers> handlers_;
     std::unique_ptr<Ended> ended_;
     std::unique_ptr<std::vector<Event>> held_;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "child.hpp"
@@ -30,6 +31,7 @@ namespace {
 
 const std::string kUdn = "uuid:c1e5d0a4-7f1b-4a44-9d7e-2b1f3c5d6e70";
 const std::string kUdnBye = "uuid:c1e5d0a4-7f1b-4a44-9d7e-2b1f3c5d6e71";
+const std::string kUdnFollow = "uuid:c1e5d0a4-7f1b-4a44-9d7e-2b1f3c5d6e72";
 
 // A running `serve-demo --ssdp` with the URLs it printed.
 struct Demo {
@@ -280,5 +282,64 @@ TEST_SUITE("cli.ssdp") {
             CHECK(summary->find("searches answered") != std::string::npos);
             CHECK(demo.child.wait() == 0);
         }(loop));
+    }
+
+    TEST_CASE(
+        "subscribe '<location>#RenderingControl' --auto-renew follows the device: serve-demo "
+        "stopped (byebye) and started again on the same port and UDN is resubscribed within "
+        "seconds, not at the renewal of its 300 s grant") {
+        std::optional<Demo> demo;
+        demo.emplace(std::vector<std::string>{"--interval", "200", "--udn", kUdnFollow});
+        std::string description = demo->description;
+        auto colon = description.find(':', 7);
+        std::string port = description.substr(colon + 1, description.find('/', colon) - colon - 1);
+        Child sub({"subscribe", description + "#RenderingControl", "--json", "--auto-renew",
+                   "--timeout", "300", "--listen-host", "127.0.0.1", "--listen-port", "0", "-v"});
+        auto first = sub.line(20s);
+        REQUIRE_MESSAGE(first, "stderr: " << sub.stderr_text());
+        std::string old_sid = nlohmann::json::parse(*first).at("sid");
+        auto err_has = [&](const std::string& what) {
+            for (int i = 0; i < 1000; ++i) {
+                if (sub.stderr_text().find(what) != std::string::npos) return true;
+                std::this_thread::sleep_for(10ms);
+            }
+            return false;
+        };
+        REQUIRE(err_has("following the advertisements of " + kUdnFollow));
+        CHECK(err_has(", granted 300 s"));
+        demo->child.signal(SIGTERM);  // ssdp:byebye
+        CHECK(demo->child.wait() == 0);
+        demo.reset();
+        CHECK(err_has("device " + kUdnFollow + " said goodbye (ssdp:byebye)"));
+        auto restarted = std::chrono::steady_clock::now();
+        demo.emplace(
+            std::vector<std::string>{"--interval", "200", "--udn", kUdnFollow, "--port", port});
+        CHECK(demo->description == description);
+        // Events go on; the first of the new SID says it is a resubscription.
+        std::optional<nlohmann::json> initial;
+        while (auto line = sub.line(10s)) {
+            nlohmann::json e = nlohmann::json::parse(*line);
+            if (e.value("resubscribed", false)) {
+                initial = e;
+                break;
+            }
+        }
+        REQUIRE_MESSAGE(initial, "stderr: " << sub.stderr_text());
+        CHECK(std::chrono::steady_clock::now() - restarted < 5s);
+        CHECK(initial->at("sid") != old_sid);
+        CHECK(initial->at("seq") == 0);
+        auto next = sub.line(5s);
+        REQUIRE(next);
+        nlohmann::json change = nlohmann::json::parse(*next);
+        CHECK(change.at("sid") == initial->at("sid"));
+        CHECK(change.at("seq") == 1);
+        sub.signal(SIGTERM);
+        CHECK(sub.wait() == 0);
+        std::string err = sub.stderr_text();
+        CHECK(err.find("uvgena: device " + kUdnFollow + " is back (appeared): resubscribing") !=
+              std::string::npos);
+        CHECK(err.find("uvgena: resubscribed: SID " + old_sid + " -> ") != std::string::npos);
+        demo->child.signal(SIGTERM);
+        CHECK(demo->child.wait() == 0);
     }
 }

@@ -42,6 +42,7 @@ std::unique_ptr<uvtest::TestDevice> make_device(uv_loop_t* loop, std::string vol
 struct Reports {
     std::vector<std::error_code> renew_failures;
     std::vector<std::pair<std::string, std::string>> resubscribed;  // old SID, new SID
+    std::vector<std::error_code> lost;  // on_lost: why each loss started a resubscription
 };
 
 // Options for a short-lived, self-healing subscription (handlers: reporting()).
@@ -65,6 +66,7 @@ SubscriptionHandlers reporting(Reports& reports) {
     h.on_resubscribe = [&reports](const std::string& old_sid, const std::string& new_sid) {
         reports.resubscribed.emplace_back(old_sid, new_sid);
     };
+    h.on_lost = [&reports](const Error& e) { reports.lost.push_back(e.code()); };
     return h;
 }
 
@@ -101,6 +103,7 @@ Task<void> check_flow(uv_loop_t* loop, uvtest::TestDevice& device, Subscription&
     CHECK(e.seq == seq);
     CHECK(e.seq_status == gena::SeqStatus::ok);
     CHECK(e.sid == sub.sid());
+    CHECK_FALSE(e.resubscribed);  // only the first event after a resubscription is flagged
     CHECK(e.variables().at("Volume") == value);
 }
 
@@ -118,7 +121,9 @@ TEST_SUITE("faults") {
             Subscription sub =
                 co_await subscribe(l, device->url(), healing(listener), reporting(reports));
             std::string first_sid = sub.sid();
-            CHECK((co_await next_event(l, sub)).seq == 0);
+            Event first = co_await next_event(l, sub);
+            CHECK(first.seq == 0);
+            CHECK_FALSE(first.resubscribed);  // the first subscription is no resubscription
             co_await check_flow(l, *device, sub, "1", 1);
 
             // Reboot: a new publisher on the same port, with no memory of the subscription.
@@ -132,10 +137,15 @@ TEST_SUITE("faults") {
             CHECK(sub.stats().renewal_failures >= 1);
             CHECK(sub.stats().resubscriptions == 1);
             CHECK(sub.is_subscribed());
-            // The new subscription starts over: its initial event carries the whole state.
+            // The loss was reported once, with its reason, before the recovery.
+            REQUIRE(reports.lost.size() == 1);
+            CHECK(reports.lost[0] == gena::errc::precondition_failed);
+            // The new subscription starts over: its initial event carries the whole state,
+            // and says so.
             Event initial = co_await next_event(l, sub);
             CHECK(initial.sid == sub.sid());
             CHECK(initial.seq == 0);
+            CHECK(initial.resubscribed);
             CHECK(initial.variables().at("Volume") == "rebooted");
             co_await check_flow(l, *device, sub, "2", 1);
             CHECK(device->publisher().subscriber_count() == 1);
@@ -211,8 +221,12 @@ TEST_SUITE("faults") {
             CHECK(co_await peers::eventually(l, [&] { return !reports.resubscribed.empty(); }));
             CHECK(sub.is_subscribed());
             CHECK(sub.stats().resubscriptions == 1);
+            // Lost once (the grant ran out), however many attempts failed after.
+            REQUIRE(reports.lost.size() == 1);
+            CHECK(reports.lost[0] == make_error_code(uvgena::errc::timed_out));
             Event initial = co_await next_event(l, sub);
             CHECK(initial.seq == 0);
+            CHECK(initial.resubscribed);
             CHECK(initial.variables().at("Volume") == "back");
             co_await check_flow(l, *device, sub, "1", 1);
             co_await sub.unsubscribe();

@@ -10,12 +10,16 @@
 #include <string>
 
 #include "support.hpp"
+#include "support/peers.hpp"
+#include "support/test_device.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/ssdp/advertiser.hpp"
 #include "uvgena/ssdp/discovery.hpp"
 #include "uvgena/ssdp/multicast_events.hpp"
+#include "uvgena/subscriber/device_follower.hpp"
+#include "uvgena/subscriber/listener.hpp"
 
 using namespace uvgena;
 using namespace uvgena::ssdp;
@@ -137,6 +141,58 @@ TEST_SUITE("ssdp.ipv6") {
             CHECK(c->event == DeviceEvent::left);
             CHECK(c->udn == kUdn);
             listener.close();
+        }(loop, veth()));
+    }
+
+    TEST_CASE(
+        "a DeviceFollower on IPv6 resubscribes an IPv6 device that says byebye, restarts and "
+        "says alive, at once (its grant is 300 s)") {
+        uvtest::TestLoop loop(30s);
+        run(loop, [](uv_loop_t* l, Link veth_pair) -> Task<void> {
+            gena::PublisherOptions po;
+            po.policy.min_timeout = 300s;
+            po.policy.max_timeout = 300s;
+            uvtest::TestDevice device(l, po, SocketAddress::parse(kDeviceIp, 0), "Volume", "0");
+            gena::ListenerOptions lo;
+            lo.listen_host = "fd75:7667::2";
+            lo.port = 0;
+            gena::EventListener listener(l, lo);
+            AdvertiserOptions ao =
+                ssdptest::advertiser_options(kUdn, "Six", device.address().port());
+            ao.device.devices.clear();
+            ao.interface = veth_pair.device_side;
+            ao.ipv4 = false;
+            ao.ipv6 = true;
+            std::optional<Advertiser> adv;
+            adv.emplace(Advertiser::start(l, ao));
+            DeviceFollower follower(
+                l, {.interface = veth_pair.control_side, .ipv4 = false, .ipv6 = true});
+            gena::SubscribeOptions so;
+            so.listener = &listener;
+            so.requested_timeout = 300s;
+            so.auto_renew = true;
+            so.auto_resubscribe = true;
+            so.backoff.initial = 100ms;
+            gena::Subscription sub = co_await gena::subscribe(l, device.url(), so);
+            CHECK(sub.timeout().seconds == 300s);
+            std::string first_sid = sub.sid();
+            follower.follow(sub, kUdn);
+            co_await sleep_for(l, 300ms);
+            co_await adv->stop();  // byebye over [FF02::C]
+            adv.reset();
+            co_await device.restart("back");
+            auto back = Clock::now();
+            adv.emplace(Advertiser::start(l, ao));
+            CHECK(co_await peers::eventually(
+                l, [&] { return sub.stats().resubscriptions == 1 && sub.is_subscribed(); }, 5s));
+            CHECK(Clock::now() - back < 3s);
+            CHECK(sub.sid() != first_sid);
+            CHECK(follower.resubscriptions() == 1);
+            co_await sub.unsubscribe();
+            co_await follower.close();
+            adv->close();
+            co_await listener.stop();
+            co_await device.stop();
         }(loop, veth()));
     }
 

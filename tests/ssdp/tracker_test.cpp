@@ -143,6 +143,49 @@ TEST_SUITE("ssdp.tracker") {
         CHECK_FALSE(t.on_notify(empty, kFrom, t0));
     }
 
+    TEST_CASE(
+        "a remembered device (subscribed to before its advertisements were heard) reports its "
+        "byebye, and with a known BOOTID its reboot; remembering reports nothing") {
+        DeviceTracker t;
+        // Not remembered: its byebye is silent (the tracker cannot know it left).
+        CHECK_FALSE(t.on_notify(notify(NotifyType::byebye, "uuid:a"), kFrom, t0));
+        Advertisement only_udn;
+        only_udn.usn = "uuid:a";
+        t.remember(only_udn, t0);
+        CHECK(t.knows("uuid:a"));
+        auto left = t.on_notify(notify(NotifyType::byebye, "uuid:a"), kFrom, t0 + 1s);
+        REQUIRE(left);
+        CHECK(left->event == DeviceEvent::left);
+        auto back = t.on_notify(notify(NotifyType::alive, "uuid:a"), kFrom, t0 + 2s);
+        REQUIRE(back);
+        CHECK(back->event == DeviceEvent::appeared);
+
+        // Remembered from a search response with its BOOTID: a higher one is a reboot.
+        Advertisement searched;
+        searched.usn = "uuid:b::upnp:rootdevice";
+        searched.location = "http://192.168.1.21/d.xml";
+        searched.boot_id = 3;
+        t.remember(searched, t0);
+        auto rebooted = t.on_notify(
+            notify(NotifyType::alive, "uuid:b", 4, "http://192.168.1.21/d.xml"), kFrom, t0 + 1s);
+        REQUIRE(rebooted);
+        CHECK(rebooted->event == DeviceEvent::rebooted);
+        CHECK(rebooted->previous_boot_id == 3u);
+        // Remembering a known device fills in what was missing (here the BOOTID a search
+        // answered after the UDN alone was remembered), silently.
+        Advertisement first;
+        first.usn = "uuid:c";
+        t.remember(first, t0);
+        Advertisement later;
+        later.usn = "uuid:c::upnp:rootdevice";
+        later.boot_id = 9;
+        t.remember(later, t0 + 3s);
+        auto again = t.on_notify(notify(NotifyType::alive, "uuid:c", 10), kFrom, t0 + 4s);
+        REQUIRE(again);
+        CHECK(again->event == DeviceEvent::rebooted);
+        CHECK(again->previous_boot_id == 9u);
+    }
+
     TEST_CASE("device events have names") {
         CHECK(to_string(DeviceEvent::appeared) == "appeared");
         CHECK(to_string(DeviceEvent::rebooted) == "rebooted");

@@ -194,6 +194,45 @@ TEST_SUITE("gena.subscription") {
         }(loop));
     }
 
+    TEST_CASE(
+        "a renewal answered after the grant ran out and the subscription was replaced does "
+        "not bring the old SID back (a process paused past its grant, a slow device)") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            TestDevice device(l);
+            device.renew_delay = 700ms;  // the renewal at 75-85% of 1 s is answered after expiry
+            EventListener listener(l, loopback());
+            std::string new_sid;
+            SubscriptionHandlers handlers;
+            handlers.on_resubscribe = [&](const std::string&, const std::string& n) {
+                new_sid = n;
+            };
+            Subscription sub = co_await subscribe(l, device.event_url(),
+                                                  {.requested_timeout = 1s,
+                                                   .auto_renew = true,
+                                                   .auto_resubscribe = true,
+                                                   .listener = &listener,
+                                                   .timeout = 3s,
+                                                   .backoff = {.initial = 20ms, .max = 100ms}},
+                                                  std::move(handlers));
+            std::string first_sid = sub.sid();
+            // Only the first renewal is slow.
+            CHECK(co_await eventually(l, [&] { return device.renewals >= 1; }));
+            device.renew_delay = 0ms;
+            CHECK(co_await eventually(l, [&] { return !new_sid.empty(); }));
+            CHECK(new_sid != first_sid);
+            // The late renewal answer (for the first SID) arrives: the subscription keeps the
+            // new SID and gives the renewed old one back to the device.
+            CHECK(co_await eventually(l, [&] { return device.unsubscribes >= 1; }));
+            CHECK(sub.sid() == new_sid);
+            REQUIRE(device.subscriptions.size() == 1);
+            CHECK(device.subscriptions[0].sid == new_sid);
+            co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
     TEST_CASE("a renewal answered 412 resubscribes when auto_resubscribe is on") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
@@ -223,6 +262,8 @@ TEST_SUITE("gena.subscription") {
             CHECK(again->seq == 0);
             CHECK(again->sid != first_sid);
             CHECK(again->seq_status == gena::SeqStatus::ok);
+            CHECK(again->resubscribed);
+            CHECK_FALSE(first->resubscribed);
             CHECK(co_await eventually(l, [&] { return !new_sid.empty(); }));
             CHECK(old_sid == first_sid);
             CHECK(new_sid == sub.sid());

@@ -51,6 +51,12 @@ struct Event {
     std::string body;
     /// The parsed property set (variables, LastChange, DIDL-Lite on request).
     PropertySet properties;
+    /// True on the first event delivered after an automatic resubscription (the device
+    /// forgot the subscription, it expired, or the watchdog, a gap or an advertisement
+    /// asked for a new one): the new SID's initial event, which carries every evented
+    /// variable. Events in between were lost, so a mirror of the device's state should
+    /// replace its state with this event's values rather than merge them.
+    bool resubscribed = false;
 
     /// The variables in received order (`event.variables().at("Volume")`).
     const Variables& variables() const noexcept { return properties.variables(); }

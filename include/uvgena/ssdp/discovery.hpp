@@ -169,6 +169,11 @@ class DeviceTracker {
                                             Clock::time_point now);
     /// Forgets the devices whose max-age ran out by `now` and reports them.
     std::vector<DeviceChange> expire(Clock::time_point now);
+    /// Takes a device known otherwise (a search response `ad`, or only its UDN in `ad.usn`:
+    /// a device one is subscribed to) as known, reporting nothing, so that its byebye and a
+    /// later alive with a higher BOOTID are reported. For a device already known it only
+    /// fills in what is missing (BOOTID, LOCATION, CONFIGID) and extends its max-age.
+    void remember(const Advertisement& ad, Clock::time_point now);
     /// Number of devices known.
     std::size_t size() const noexcept { return devices_.size(); }
     /// True if the device is known.
@@ -229,6 +234,10 @@ class AdvertisementListener {
     std::size_t dropped() const noexcept;
     /// Number of devices currently known.
     std::size_t known_devices() const noexcept;
+    /// Takes `device` as known without reporting it (DeviceTracker::remember): a device one
+    /// subscribed to, whose last alive came before this listener started, so that its byebye
+    /// (and a higher BOOTID, if `device.boot_id` is set) is reported.
+    void remember(const DiscoveredDevice& device);
 
     struct State;
 

@@ -28,6 +28,18 @@ Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
 /// listing the ones the device has.
 Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOptions options = {});
 
+/// What a subscription target names (see resolve_target).
+struct ResolvedTarget {
+    std::string event_url;  ///< The event subscription URL.
+    std::string location;   ///< For "<location-url>#<service>": the description URL, else empty.
+    std::string udn;        ///< For "<location-url>#<service>": the root device's UDN (what a
+                            ///< DeviceFollower follows), else empty.
+};
+
+/// As resolve_event_url, and also says which device the service belongs to, so that the
+/// subscription can follow the device's advertisements (ssdp::DeviceFollower).
+Task<ResolvedTarget> resolve_target(uv_loop_t* loop, std::string target, FetchOptions options = {});
+
 /// Subscribes to `target`: an event URL, or "<location-url>#<service>" (see
 /// resolve_event_url).
 Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,

@@ -50,6 +50,10 @@ using RenewFailHandler = std::function<void(const Error&)>;
 /// Called after a resubscription: the SID changed and events may have been missed.
 using ResubscribeHandler =
     std::function<void(const std::string& old_sid, const std::string& new_sid)>;
+/// Called when the subscription was lost (the device answered a renewal 412, or the grant
+/// expired before a renewal succeeded) and auto_resubscribe starts to re-establish it; the
+/// error says why. on_resubscribe follows once a new SID was granted.
+using LostHandler = std::function<void(const Error&)>;
 /// Called when no event arrived for SubscribeOptions::silence_timeout.
 using SilenceHandler = std::function<void(std::chrono::milliseconds silence)>;
 
@@ -145,6 +149,9 @@ class SubscriptionHandlers {
     RenewFailHandler on_renew_failed;
     /// Called after an automatic resubscription.
     ResubscribeHandler on_resubscribe;
+    /// Called when the subscription is lost and auto_resubscribe starts over (before the
+    /// first attempt; attempts then repeat with `backoff` until one succeeds).
+    LostHandler on_lost;
     /// Called by the watchdog (SubscribeOptions::silence_timeout).
     SilenceHandler on_silence;
 };
@@ -267,6 +274,14 @@ class Subscription {
     /// granted duration). Adopts a changed SID. Throws uvgena::Error; a 412 (the device forgot
     /// us) ends the subscription with that error unless auto_resubscribe is on.
     Task<void> renew(std::optional<std::chrono::seconds> requested_timeout = std::nullopt);
+    /// Subscribes again now, in the background, as auto_resubscribe does after a loss: for an
+    /// application that learned elsewhere that the device forgot the subscription (SSDP: a
+    /// byebye then an alive, a higher BOOTID; see ssdp::DeviceFollower). Once a new SID is
+    /// granted the old one is unsubscribed (leniently), on_resubscribe is called and the new
+    /// SID's first event is flagged Event::resubscribed; failed attempts repeat with
+    /// `backoff` (its max_attempts exhausted: the subscription ends with the error). Does
+    /// nothing if the subscription ended or is already being re-established.
+    void resubscribe_now();
     /// Unsubscribes. Locally the subscription ends at once (the stream ends, later NOTIFYs
     /// get 412); then UNSUBSCRIBE is sent. With `strict`, its failure is thrown; without,
     /// logged and swallowed (SoCo's lenient mode). A second call does nothing.
