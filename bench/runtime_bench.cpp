@@ -14,9 +14,11 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 
 #include "uvgena/co/co.hpp"
+#include "uvgena/net/net.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
