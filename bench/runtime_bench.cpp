@@ -18,8 +18,7 @@
 #include <string>
 
 #include "uvgena/co/co.hpp"
-#include "uvgena/net/tcp_listener.hpp"
-#include "uvgena/net/tcp_stream.hpp"
+#include "uvgena/net/net.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;

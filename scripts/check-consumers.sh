@@ -4,8 +4,8 @@
 #   1. installed into a prefix, used from a plain Makefile through pkg-config only;
 #   2. the same prefix, used from CMake through find_package(uvgena CONFIG);
 #   3. as a meson subproject of a project at cpp_std=none (only the library is built);
-# and checks that libuvgena exports no llhttp symbol and that `uvgena --version` prints the
-# version meson.build declares. Prints "consumer NAME: ok" or "consumer NAME: FAILED" per
+# and checks that libuvgena exports no llhttp symbol and no symbol of a class declared only
+# under src/, and that `uvgena --version` prints the version meson.build declares. Prints "consumer NAME: ok" or "consumer NAME: FAILED" per
 # check; exits non-zero if any failed.
 #   bash scripts/check-consumers.sh [work-dir]
 set -uo pipefail
@@ -40,6 +40,23 @@ printed=$("$prefix/bin/uvgena" --version 2>&1)
 
 llhttp=$(nm -D --defined-only "$libdir/libuvgena.so" | grep -c llhttp)
 [ "$llhttp" = 0 ] && pass exports "no llhttp symbol exported" || fail exports "$llhttp llhttp symbols exported"
+
+# Only the public API is exported (include/uvgena/core/export.hpp): no symbol of a class that
+# is declared only under src/, a sample from every layer. The library's own symbol table
+# (not the dynamic one) still has them, which shows that the names are real.
+src_only='detail::(ListenerImpl|SubscriptionCore|SubConfig|Subscriber|SubscriberAccess|XmlTree|XmlElement|StreamHandle|ListenHandle|UdpHandle|IoHandle|LoopSubscription|BlockingSubShared|InterfaceCache|CompactAddress|PublisherTestAccess|GroupSpec)\b'
+src_only+='|ParserCore|(Publisher|Service|Server)::Impl\b|BackgroundLoop::LoopOwner'
+src_only+='|(Advertiser|Search|AdvertisementListener|MulticastEventListener|MulticastEventSender)::State\b'
+exported=$(nm -DC --defined-only "$libdir/libuvgena.so")
+exported_total=$(grep -c . <<<"$exported")
+exported_private=$(grep -cE "$src_only" <<<"$exported")
+inside=$(nm -C --defined-only "$libdir/libuvgena.so" 2>/dev/null | grep -cE "$src_only")
+if [ "$exported_private" = 0 ]; then
+    pass visibility "$exported_total symbols exported, none of a src-only class ($inside hidden inside)"
+else
+    grep -E "$src_only" <<<"$exported" | head -n 5
+    fail visibility "$exported_private symbols of src-only classes exported (of $exported_total)"
+fi
 
 # The device the consumers subscribe to.
 "$prefix/bin/uvgena" serve-demo --port 0 --interval 0 >"$work/serve-demo.out" 2>&1 &

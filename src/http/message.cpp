@@ -142,7 +142,8 @@ void Headers::remove(std::string_view name) {
                   fields_.end());
 }
 
-bool operator==(const Headers& a, const Headers& b) noexcept {
+// Exported here: the header declares it as a friend, where UVGENA_API cannot go.
+UVGENA_API bool operator==(const Headers& a, const Headers& b) noexcept {
     if (a.fields_.size() != b.fields_.size()) return false;
     for (std::size_t i = 0; i < a.fields_.size(); ++i) {
         if (!iequals(a.fields_[i].name, b.fields_[i].name) ||

@@ -231,7 +231,8 @@ unsigned SocketAddress::sockaddr_len() const noexcept {
     return 0;
 }
 
-bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept {
+// Exported here: the header declares it as a friend, where UVGENA_API cannot go.
+UVGENA_API bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept {
     if (a.family() != b.family()) return false;
     if (a.is_ipv4()) {
         return as_in(a.storage_)->sin_addr.s_addr == as_in(b.storage_)->sin_addr.s_addr &&

@@ -29,6 +29,7 @@
 #include "uvgena/co/task.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/export.hpp"
 
 namespace uvgena {
 
@@ -39,7 +40,7 @@ class SubscriptionHandlers;
 class BlockingSubscription;
 
 /// Settings of a BackgroundLoop.
-struct BackgroundLoopOptions {
+struct UVGENA_API BackgroundLoopOptions {
     /// How long stop() lets tasks unwind after triggering their stop tokens (time in which a
     /// subscription still sends its UNSUBSCRIBE) before it destroys the ones left.
     std::chrono::milliseconds shutdown_grace{2000};
@@ -95,7 +96,7 @@ using InvokeResult = typename InvokeResultOf<F>::type;
 
 /// Completes a result with Error(errc::cancelled) if the task driving it is destroyed first
 /// (the loop stopped and the grace period ran out).
-struct CompleteOnDestroy {
+struct UVGENA_API CompleteOnDestroy {
     explicit CompleteOnDestroy(ResultStateBase* s) noexcept : state(s) {}
     CompleteOnDestroy(const CompleteOnDestroy&) = delete;
     CompleteOnDestroy& operator=(const CompleteOnDestroy&) = delete;
@@ -109,7 +110,7 @@ struct CompleteOnDestroy {
 /// Owns a callable of any type (type-erased, so that coroutine frames holding it have no
 /// field of the callable's type: GCC warns about frames with fields of types without linkage,
 /// such as lambdas).
-class CallableHolder {
+class UVGENA_API CallableHolder {
   public:
     CallableHolder() noexcept = default;
     CallableHolder(const CallableHolder&) = delete;
@@ -207,7 +208,7 @@ namespace detail {
 /// Posts work to a BackgroundLoop's thread. Copyable, and safe to keep after the loop
 /// stopped (run() then throws Error(errc::not_running)), so that handles such as a blocking
 /// subscription never outlive what they point to.
-class LoopPoster {
+class UVGENA_API LoopPoster {
   public:
     /// A poster that posts nowhere (run() throws Error(errc::not_running)).
     LoopPoster() noexcept = default;
@@ -255,7 +256,7 @@ class LoopPoster {
 ///
 /// All public functions may be called from any thread, including the loop thread (where
 /// stop() only requests the stop, since the thread cannot join itself).
-class BackgroundLoop {
+class UVGENA_API BackgroundLoop {
   public:
     /// Starts the thread and its loop. Throws Error (a libuv code) if the loop cannot be set
     /// up, or std::system_error if the thread cannot be started.
@@ -328,7 +329,7 @@ class BackgroundLoop {
     // Owns the uv loop, its wake-up handle, the mailbox and the kept objects, and runs the
     // loop on thread_; shared with that thread, so that a loop destroyed from its own thread
     // can finish detached (defined in background_loop.cpp).
-    class LoopOwner;
+    class UVGENA_LOCAL LoopOwner;
 
     std::shared_ptr<LoopOwner> owner_;
     detail::LoopPoster poster_;

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/export.hpp"
 
 namespace uvgena {
 
@@ -30,7 +31,7 @@ class Mailbox;
 /// What every result state has, whatever its value type: completion, the exception, the
 /// waiting, and cancellation. Completion happens once, on the loop thread; waiting and
 /// cancelling happen on any thread.
-class ResultStateBase : public std::enable_shared_from_this<ResultStateBase> {
+class UVGENA_API ResultStateBase : public std::enable_shared_from_this<ResultStateBase> {
   public:
     /// A state for work posted through `mailbox`, whose loop runs on `loop_thread`.
     ResultStateBase(std::weak_ptr<Mailbox> mailbox, std::thread::id loop_thread) noexcept;

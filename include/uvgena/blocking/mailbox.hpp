@@ -11,6 +11,8 @@
 #include <mutex>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
+
 namespace uvgena {
 
 class Scope;
@@ -18,14 +20,14 @@ class Scope;
 namespace detail {
 
 /// What a job posted to the loop thread is given: the loop and the scope its tasks live in.
-struct JobContext {
+struct UVGENA_API JobContext {
     uv_loop_t* loop;  ///< The loop.
     Scope* scope;     ///< The scope in which tasks started by run() live.
 };
 
 /// A unit of work posted to a loop thread. Exactly one of run() or abandon() is called, on
 /// the loop thread, unless posting failed (then neither).
-class Job {
+class UVGENA_API Job {
   public:
     Job() noexcept = default;
     Job(const Job&) = delete;
@@ -39,7 +41,7 @@ class Job {
 
 /// The cross-thread queue of one BackgroundLoop: any thread posts, the loop thread drains.
 /// Shared by the BackgroundLoop and (weakly) by result states, which post cancellations.
-class Mailbox {
+class UVGENA_API Mailbox {
   public:
     /// A mailbox waking `async` (initialised on the loop; the mailbox does not own it).
     explicit Mailbox(uv_async_t* async) noexcept : async_(async) {}

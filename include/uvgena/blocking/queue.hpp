@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/overflow.hpp"
 
 namespace uvgena {
@@ -130,7 +131,7 @@ class BlockingQueue {
 /// Calls posted from a loop thread for an application thread to run when it chooses: the
 /// "queued" delivery of callback mode. Unbounded by default; a bounded queue drops the oldest
 /// call (counted) rather than block the loop.
-class CallbackQueue {
+class UVGENA_API CallbackQueue {
   public:
     /// A queue of at most `capacity` calls (0: unbounded).
     explicit CallbackQueue(std::size_t capacity = 0) : calls_(capacity, Overflow::drop_oldest) {}

@@ -26,6 +26,7 @@
 #include "uvgena/blocking/background_loop.hpp"
 #include "uvgena/blocking/eventual_result.hpp"
 #include "uvgena/blocking/queue.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
 namespace uvgena {
@@ -37,7 +38,7 @@ struct LoopSubscription;
 
 /// The events of a blocking subscription, for any thread: a view of a thread-safe queue
 /// that the loop fills. Events are moved out to the thread that takes them and belong to it.
-class BlockingEventStream {
+class UVGENA_API BlockingEventStream {
   public:
     /// A stream over `shared` (internal).
     explicit BlockingEventStream(std::shared_ptr<detail::BlockingSubShared> shared) noexcept
@@ -80,7 +81,7 @@ class BlockingEventStream {
 ///
 /// Handlers in SubscriptionHandlers (on_renew_failed, on_resubscribe, on_silence, on_event) run
 /// on the loop thread: they must not block, and must not wait() on this loop.
-class BlockingSubscription {
+class UVGENA_API BlockingSubscription {
   public:
     /// An empty handle (valid() is false).
     BlockingSubscription() noexcept = default;
@@ -93,7 +94,7 @@ class BlockingSubscription {
     ~BlockingSubscription();
 
     /// Internal: made by BackgroundLoop::subscribe.
-    BlockingSubscription(detail::LoopPoster poster,
+    UVGENA_LOCAL BlockingSubscription(detail::LoopPoster poster,
                          std::weak_ptr<detail::LoopSubscription> loop_side,
                          std::shared_ptr<detail::BlockingSubShared> shared) noexcept;
 

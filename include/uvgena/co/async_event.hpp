@@ -8,6 +8,7 @@
 
 #include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 
 namespace uvgena {
 
@@ -16,7 +17,7 @@ class AsyncEvent;
 namespace detail {
 
 /// Awaiter of AsyncEvent::wait().
-class [[nodiscard]] EventWaitAwaiter {
+class [[nodiscard]] UVGENA_API EventWaitAwaiter {
   public:
     explicit EventWaitAwaiter(AsyncEvent* event) noexcept : event_(event) {}
     EventWaitAwaiter(const EventWaitAwaiter&) = delete;
@@ -46,7 +47,7 @@ class [[nodiscard]] EventWaitAwaiter {
 /// A manual-reset event on one loop: `set()` wakes every waiter (from the loop's check phase,
 /// never inline) and stays set until `reset()`. `co_await wait()` returns at once when set.
 /// Destroying the event wakes its waiters with Error(errc::closed). Loop thread only.
-class AsyncEvent {
+class UVGENA_API AsyncEvent {
   public:
     /// An event on `loop`, initially set or not.
     explicit AsyncEvent(uv_loop_t* loop, bool initially_set = false);

@@ -22,12 +22,14 @@
 #include <utility>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
+
 namespace uvgena::detail {
 
 /// An intrusive list node for a suspended coroutine. It is linked into at most one list at a
 /// time (a wait list of a channel, event or socket, or the loop's ready queue) and unlinks
 /// itself when destroyed, so that destroying a suspended task never leaves a dangling entry.
-struct Waiter {
+struct UVGENA_API Waiter {
     Waiter() noexcept = default;
     Waiter(const Waiter&) = delete;
     Waiter& operator=(const Waiter&) = delete;
@@ -50,7 +52,7 @@ struct Waiter {
 };
 
 /// A circular FIFO of Waiters with a sentinel; neither copyable nor movable.
-class WaiterList {
+class UVGENA_API WaiterList {
   public:
     WaiterList() noexcept { head_.prev = head_.next = &head_; }
     WaiterList(const WaiterList&) = delete;
@@ -97,7 +99,7 @@ class WaiterList {
 };
 
 /// A deadline in the loop's timer heap; `fire` runs from the loop's timer callback.
-struct TimerNode {
+struct UVGENA_API TimerNode {
     std::chrono::steady_clock::time_point deadline{};
     void (*fire)(TimerNode*) noexcept = nullptr;
     void* owner = nullptr;  ///< The object embedding this node.
@@ -112,7 +114,7 @@ class DetachedTasks;
 /// Per-loop state: a ready queue (a uv_check drains it; a uv_idle is active only while it is
 /// non-empty so that the loop does not block in poll), a timer heap on one uv_timer, and the
 /// tasks started by `uvgena::spawn`. Reference counted by the library objects using the loop.
-class LoopContext {
+class UVGENA_API LoopContext {
   public:
     /// Finds or creates the context of `loop` and takes a reference on it.
     static LoopContext* acquire(uv_loop_t* loop);
@@ -203,7 +205,7 @@ class LoopContext {
 };
 
 /// An owning reference to a LoopContext (RAII around acquire/release).
-class LoopRef {
+class UVGENA_API LoopRef {
   public:
     LoopRef() noexcept = default;
     /// Acquires the context of `loop`.
@@ -237,7 +239,7 @@ class LoopRef {
 /// The callable type of every stop callback in the co layer: a function and its object, so
 /// that one `std::stop_callback` instantiation serves all awaiters. It must never resume a
 /// coroutine inline (request_stop may run anywhere); it schedules or closes instead.
-struct StopFn {
+struct UVGENA_API StopFn {
     void (*fn)(void*) noexcept;
     void* self;
     void operator()() const noexcept { fn(self); }
@@ -265,10 +267,10 @@ namespace uvgena {
 /// timers and I/O can be made by a burst of the library's work (a wave of renewals, a flood
 /// of NOTIFYs), at the cost of one more loop turn for the work left over. A coroutine that
 /// runs longer than the slice is not interrupted. Thread-safe.
-void set_time_slice(std::chrono::microseconds slice) noexcept;
+UVGENA_API void set_time_slice(std::chrono::microseconds slice) noexcept;
 
 /// The process-wide default time slice (see `set_time_slice`).
-std::chrono::microseconds time_slice() noexcept;
+UVGENA_API std::chrono::microseconds time_slice() noexcept;
 
 /// Gives `loop` a time slice of its own (zero = unbounded), so that loops with different
 /// latency needs in one process (a BackgroundLoop beside the application's loop) do not
@@ -276,10 +278,10 @@ std::chrono::microseconds time_slice() noexcept;
 /// library object uses the loop (a Scope, a socket, a subscription, a BackgroundLoop's
 /// tasks): call it then, on the loop's thread. Throws Error(errc::invalid_argument) if the
 /// library does not use `loop` yet. A loop that the library stops using forgets its setting.
-void set_time_slice(uv_loop_t* loop, std::chrono::microseconds slice);
+UVGENA_API void set_time_slice(uv_loop_t* loop, std::chrono::microseconds slice);
 
 /// The time slice that applies to `loop`: its own, else the process-wide default. Call it
 /// on the loop's thread.
-std::chrono::microseconds time_slice(uv_loop_t* loop) noexcept;
+UVGENA_API std::chrono::microseconds time_slice(uv_loop_t* loop) noexcept;
 
 }  // namespace uvgena

@@ -16,6 +16,7 @@
 
 #include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 
 namespace uvgena {
 
@@ -27,7 +28,7 @@ namespace detail {
 using ErrorHandler = std::function<void(std::exception_ptr)>;
 
 /// The coroutine that owns one detached task: it awaits the task and reports its exception.
-class RootTask {
+class UVGENA_API RootTask {
   public:
     struct promise_type : PromiseBase {
         RootTask get_return_object() noexcept;
@@ -46,7 +47,7 @@ class RootTask {
 
 /// The live detached tasks of a Scope (or of a loop, for `spawn`), with their error handler
 /// and their join waiters.
-class DetachedTasks {
+class UVGENA_API DetachedTasks {
   public:
     /// A list on `ctx` (not referenced by the list itself; each live task holds a reference).
     DetachedTasks(LoopContext* ctx, ErrorHandler on_error);
@@ -79,7 +80,7 @@ class DetachedTasks {
 };
 
 /// Awaiter of Scope::join(): resumes when the scope has no live task.
-class [[nodiscard]] JoinAwaiter {
+class [[nodiscard]] UVGENA_API JoinAwaiter {
   public:
     explicit JoinAwaiter(DetachedTasks* list) noexcept : list_(list) {}
     JoinAwaiter(const JoinAwaiter&) = delete;
@@ -106,7 +107,7 @@ class [[nodiscard]] JoinAwaiter {
 
 /// Drives `uv_run(UV_RUN_ONCE)` until `h` is done; throws Error(errc::loop_drained) if the loop
 /// has nothing left to do while `h` is still suspended.
-void drive_until_done(uv_loop_t* loop, std::coroutine_handle<> h);
+UVGENA_API void drive_until_done(uv_loop_t* loop, std::coroutine_handle<> h);
 
 }  // namespace detail
 
@@ -115,7 +116,7 @@ void drive_until_done(uv_loop_t* loop, std::coroutine_handle<> h);
 /// (cancellation after a stop request is not an error). Destroying a scope requests stop and
 /// destroys the tasks still suspended; join it first to let them finish cleanly. Must not be
 /// destroyed by one of its own tasks.
-class Scope {
+class UVGENA_API Scope {
   public:
     /// Receives the exception that escaped a task; it must not throw.
     using ErrorHandler = detail::ErrorHandler;
@@ -163,7 +164,7 @@ class Scope {
 /// Starts `task` detached on `loop` (from the loop's check phase, never inside this call).
 /// An exception escaping it is logged at error level. The task inherits the loop's spawn stop
 /// token (see `request_stop_spawned`).
-void spawn(uv_loop_t* loop, Task<void> task);
+UVGENA_API void spawn(uv_loop_t* loop, Task<void> task);
 
 /// Starts `task` detached on `loop`, discarding its value.
 template <typename T>
@@ -172,7 +173,7 @@ void spawn(uv_loop_t* loop, Task<T> task) {
 }
 
 /// Requests stop on every task started with `spawn(loop, ...)` (for shutdown).
-void request_stop_spawned(uv_loop_t* loop);
+UVGENA_API void request_stop_spawned(uv_loop_t* loop);
 
 /// Runs `task` on `loop` until it finishes, driving `uv_run(loop, UV_RUN_ONCE)`, and returns
 /// its value or rethrows its exception. Throws Error(errc::loop_drained) if the loop runs out

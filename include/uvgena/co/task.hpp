@@ -19,6 +19,7 @@
 #include <variant>
 
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/export.hpp"
 
 // Symmetric transfer only bounds the stack when the compiler turns the transfer into a tail
 // call. Clang always does; GCC does when optimising, but not at -O0 nor under AddressSanitizer.
@@ -41,7 +42,7 @@ class Task;
 namespace detail {
 
 /// What every uvgena coroutine promise has: a continuation and a stop token.
-class PromiseBase {
+class UVGENA_API PromiseBase {
   public:
     /// The stop token of this coroutine.
     const std::stop_token& stop_token() const noexcept { return token_; }
@@ -131,7 +132,7 @@ class TaskPromise<void> : public PromiseBase {
 };
 
 /// Awaiter returned by `current_stop_token()`: reads the token without suspending.
-struct CurrentStopTokenAwaiter {
+struct UVGENA_API CurrentStopTokenAwaiter {
     std::stop_token token;
     bool await_ready() const noexcept { return false; }
     template <typename P>

@@ -14,6 +14,7 @@
 #include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/export.hpp"
 
 namespace uvgena {
 
@@ -23,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 namespace detail {
 
 /// Awaiter of sleep_until / sleep_for.
-class [[nodiscard]] SleepAwaiter {
+class [[nodiscard]] UVGENA_API SleepAwaiter {
   public:
     SleepAwaiter(uv_loop_t* loop, Clock::time_point deadline) noexcept
         : loop_(loop), deadline_(deadline) {}
@@ -54,7 +55,7 @@ class [[nodiscard]] SleepAwaiter {
 };
 
 /// Requests stop on a stop_source when a deadline passes (the engine of with_timeout).
-class DeadlineGuard {
+class UVGENA_API DeadlineGuard {
   public:
     DeadlineGuard(uv_loop_t* loop, Clock::time_point deadline, std::stop_source source);
     DeadlineGuard(const DeadlineGuard&) = delete;
@@ -73,7 +74,7 @@ class DeadlineGuard {
 };
 
 /// Forwards a stop request of one token to a stop_source.
-struct StopForwarder {
+struct UVGENA_API StopForwarder {
     std::stop_source* target;
     void operator()() const noexcept { target->request_stop(); }
 };

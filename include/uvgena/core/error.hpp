@@ -9,6 +9,8 @@
 #include <string>
 #include <system_error>
 
+#include "uvgena/core/export.hpp"
+
 namespace uvgena {
 
 /// The library's own error conditions, independent of any layer.
@@ -24,20 +26,20 @@ enum class errc {
 };
 
 /// Category of `errc`.
-const std::error_category& uvgena_category() noexcept;
+UVGENA_API const std::error_category& uvgena_category() noexcept;
 
 /// Category of libuv status codes; the value is libuv's negative `UV_E*` code.
-const std::error_category& uv_category() noexcept;
+UVGENA_API const std::error_category& uv_category() noexcept;
 
 /// Makes an error_code from a uvgena condition.
-std::error_code make_error_code(errc e) noexcept;
+UVGENA_API std::error_code make_error_code(errc e) noexcept;
 
 /// Makes an error_code from a libuv status (negative `UV_E*`).
-std::error_code uv_error(int status) noexcept;
+UVGENA_API std::error_code uv_error(int status) noexcept;
 
 /// The exception type of the public API: a std::system_error whose `what()` names the
 /// operation that failed (e.g. "connect to 10.0.0.2:1400: connection refused").
-class Error : public std::system_error {
+class UVGENA_API Error : public std::system_error {
   public:
     /// Creates an error for `code`, with `context` naming what was being done.
     Error(std::error_code code, const std::string& context) : std::system_error(code, context) {}
@@ -48,16 +50,16 @@ class Error : public std::system_error {
 /// The context part of a system_error's what(): what() without the ": <message>" that
 /// std::system_error appends, and empty when what() is the message alone. For rethrowing an
 /// error with more context without printing its message twice.
-std::string context_of(const std::system_error& e);
+UVGENA_API std::string context_of(const std::system_error& e);
 
 /// Throws `Error(code, context)`.
-[[noreturn]] void throw_error(std::error_code code, const std::string& context = {});
+[[noreturn]] UVGENA_API void throw_error(std::error_code code, const std::string& context = {});
 
 /// True if `code` means the operation was cancelled (uvgena's or libuv's UV_ECANCELED).
-bool is_cancelled(std::error_code code) noexcept;
+UVGENA_API bool is_cancelled(std::error_code code) noexcept;
 
 /// True if `code` means a timeout (uvgena's or libuv's UV_ETIMEDOUT).
-bool is_timeout(std::error_code code) noexcept;
+UVGENA_API bool is_timeout(std::error_code code) noexcept;
 
 }  // namespace uvgena
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "uvgena/core/export.hpp"
+
 namespace uvgena {
 
 /// Severity of a log message.
@@ -19,13 +21,13 @@ enum class LogLevel { debug = 0, info = 1, warning = 2, error = 3, off = 4 };
 using LogSink = std::function<void(LogLevel, std::string_view message)>;
 
 /// Replaces the sink; an empty function restores the default (stderr).
-void set_log_sink(LogSink sink);
+UVGENA_API void set_log_sink(LogSink sink);
 
 /// Sets the lowest level that reaches the sink (default: warning).
-void set_log_level(LogLevel level) noexcept;
+UVGENA_API void set_log_level(LogLevel level) noexcept;
 
 /// The lowest level that reaches the sink.
-LogLevel log_level() noexcept;
+UVGENA_API LogLevel log_level() noexcept;
 
 /// True if a message at `level` would reach the sink (cheap: check before formatting).
 inline bool log_enabled(LogLevel level) noexcept {
@@ -33,10 +35,10 @@ inline bool log_enabled(LogLevel level) noexcept {
 }
 
 /// Sends one message to the sink.
-void log_message(LogLevel level, std::string_view message);
+UVGENA_API void log_message(LogLevel level, std::string_view message);
 
 /// Name of a level ("debug", "info", "warning", "error").
-std::string_view to_string(LogLevel level) noexcept;
+UVGENA_API std::string_view to_string(LogLevel level) noexcept;
 
 /// Formats the arguments with operator<< and logs them, only if the level is enabled.
 template <typename... Args>

@@ -9,11 +9,12 @@
 #include <variant>
 
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/export.hpp"
 
 namespace uvgena {
 
 /// The failure half of a Result, made with `fail(code)`; converts to any Result<T>.
-struct Failure {
+struct UVGENA_API Failure {
     std::error_code code;
 };
 

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/net/address.hpp"
 
@@ -33,13 +34,13 @@ enum class CallbackScope {
 };
 
 /// One address of a local interface with its netmask (see local_interface_networks()).
-struct InterfaceNetwork {
+struct UVGENA_API InterfaceNetwork {
     SocketAddress address;  ///< The interface's address (port ignored).
     SocketAddress netmask;  ///< Its netmask, same family (port ignored).
 };
 
 /// An IP network in CIDR form, e.g. 192.168.0.0/16 or fd00::/8.
-struct IpNetwork {
+struct UVGENA_API IpNetwork {
     SocketAddress address;  ///< Network address (port ignored).
     unsigned prefix = 0;    ///< Prefix length in bits.
 
@@ -51,7 +52,7 @@ struct IpNetwork {
 };
 
 /// The facts a CALLBACK decision is made from.
-struct CallbackCheck {
+struct UVGENA_API CallbackCheck {
     SocketAddress requester;                       ///< The SUBSCRIBE's peer address.
     SocketAddress local;                           ///< The address the SUBSCRIBE arrived on.
     std::span<const InterfaceNetwork> interfaces;  ///< The host's interfaces.
@@ -61,9 +62,9 @@ struct CallbackCheck {
 
 /// True if a NOTIFY may be sent to `callback_ip` (an IP literal; the port is ignored).
 /// IPv4-mapped IPv6 addresses are compared as IPv4, IPv6 scope ids are ignored.
-bool callback_allowed(const SocketAddress& callback_ip, const CallbackCheck& check) noexcept;
+UVGENA_API bool callback_allowed(const SocketAddress& callback_ip, const CallbackCheck& check) noexcept;
 
 /// True for loopback, RFC 1918, link-local (IPv4 and IPv6) and unique-local IPv6 addresses.
-bool is_private_address(const SocketAddress& ip) noexcept;
+UVGENA_API bool is_private_address(const SocketAddress& ip) noexcept;
 
 }  // namespace uvgena::gena

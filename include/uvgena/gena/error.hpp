@@ -5,6 +5,8 @@
 #include <string>
 #include <system_error>
 
+#include "uvgena/core/export.hpp"
+
 namespace uvgena::gena {
 
 /// What went wrong in the GENA layer.
@@ -45,10 +47,10 @@ enum class errc {
 };
 
 /// Category of `errc` (name "uvgena.gena").
-const std::error_category& gena_category() noexcept;
+UVGENA_API const std::error_category& gena_category() noexcept;
 
 /// Makes an error_code from a GENA condition.
-std::error_code make_error_code(errc e) noexcept;
+UVGENA_API std::error_code make_error_code(errc e) noexcept;
 
 }  // namespace uvgena::gena
 

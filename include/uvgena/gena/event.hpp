@@ -8,6 +8,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/gena/event_body.hpp"
 #include "uvgena/gena/seq.hpp"
@@ -32,10 +33,10 @@ enum class SeqStatus {
 };
 
 /// "ok", "gap", "duplicate", "reset", "late", "outlier".
-std::string_view to_string(SeqStatus status) noexcept;
+UVGENA_API std::string_view to_string(SeqStatus status) noexcept;
 
 /// One event of a subscription: who sent it, its SEQ verdict, and its parsed body.
-struct Event {
+struct UVGENA_API Event {
     std::string sid;        ///< The subscription id the device sent.
     std::uint32_t seq = 0;  ///< The SEQ header.
     /// When the NOTIFY was received (wall clock, for display and logs).

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/gena/error.hpp"
 #include "uvgena/gena/xml_scanner.hpp"
@@ -47,13 +48,13 @@ inline constexpr std::string_view dc_namespace = "http://purl.org/dc/elements/1.
 inline constexpr std::string_view upnp_namespace = "urn:schemas-upnp-org:metadata-1-0/upnp/";
 
 /// An XML attribute: name as written (prefix kept) and decoded value.
-struct Attribute {
+struct UVGENA_API Attribute {
     std::string name;   ///< Qualified name as written, e.g. "channel" or "dlna:profileID".
     std::string value;  ///< Decoded value.
 };
 
 /// One evented state variable of a property set.
-struct Variable {
+struct UVGENA_API Variable {
     std::string name;   ///< Local name as the device sent it, prefix dropped ("LastChange").
     std::string value;  ///< Text content, entities decoded, whitespace kept ("" when empty).
     std::string ns;     ///< Namespace URI of the element ("" when none, the usual case).
@@ -61,7 +62,7 @@ struct Variable {
 
 /// The variables of a property set, in the order received. Repeats are kept; lookups by
 /// name return the last occurrence (a later value supersedes an earlier one).
-class Variables {
+class UVGENA_API Variables {
   public:
     using const_iterator = std::vector<Variable>::const_iterator;
 
@@ -96,7 +97,7 @@ class Variables {
 };
 
 /// One variable inside a LastChange <InstanceID>: `<Volume channel="Master" val="12"/>`.
-struct LastChangeValue {
+struct UVGENA_API LastChangeValue {
     std::string name;                   ///< Local name ("Volume", "NextTrackURI").
     std::string value;                  ///< The `val` attribute, else the element's text.
     std::vector<Attribute> attributes;  ///< Every other attribute (e.g. channel="Master").
@@ -108,7 +109,7 @@ struct LastChangeValue {
 };
 
 /// The variables of one instance (`<InstanceID val="0">`, Sonos `<QueueID val="0">`).
-struct LastChangeInstance {
+struct UVGENA_API LastChangeInstance {
     std::string element;                  ///< Local name of the element ("InstanceID").
     std::string id;                       ///< Its `val` attribute ("0").
     std::vector<LastChangeValue> values;  ///< In document order, repeats kept.
@@ -123,7 +124,7 @@ struct LastChangeInstance {
 };
 
 /// A parsed LastChange document (`<Event xmlns="urn:schemas-upnp-org:metadata-1-0/AVT/">`).
-struct LastChange {
+struct UVGENA_API LastChange {
     std::string ns;                             ///< Default namespace of <Event> ("" if none).
     std::vector<LastChangeInstance> instances;  ///< In document order.
     bool repaired = false;                      ///< True if it parsed only after the repair pass.
@@ -135,11 +136,11 @@ struct LastChange {
 /// Parses a LastChange document (the already unescaped value of the LastChange variable).
 /// Any namespace is accepted; the root's local name must be "Event". An empty (or
 /// whitespace-only) text gives a LastChange with no instances.
-Result<LastChange> parse_last_change(std::string_view xml);
+UVGENA_API Result<LastChange> parse_last_change(std::string_view xml);
 
 /// A child element of a DIDL-Lite object, other than <res>: kept so that nothing the
 /// device sent is lost (dc:title, upnp:class, r:streamContent, desc, ...).
-struct DidlElement {
+struct UVGENA_API DidlElement {
     std::string name;                   ///< Local name ("title", "streamContent").
     std::string ns;                     ///< Namespace URI (resolved; see parse_didl).
     std::string text;                   ///< Text content.
@@ -147,7 +148,7 @@ struct DidlElement {
 };
 
 /// A <res> of a DIDL-Lite object.
-struct DidlResource {
+struct UVGENA_API DidlResource {
     std::string uri;                    ///< The element's text (the resource URI).
     std::string protocol_info;          ///< protocolInfo attribute ("" when absent).
     std::vector<Attribute> attributes;  ///< Every attribute, protocolInfo included.
@@ -159,7 +160,7 @@ struct DidlResource {
 };
 
 /// A DIDL-Lite <item> or <container>.
-struct DidlObject {
+struct UVGENA_API DidlObject {
     bool is_container = false;            ///< <container> rather than <item>.
     std::string id;                       ///< id attribute.
     std::string parent_id;                ///< parentID attribute.
@@ -181,7 +182,7 @@ struct DidlObject {
 };
 
 /// A parsed DIDL-Lite document.
-struct DidlLite {
+struct UVGENA_API DidlLite {
     std::vector<DidlObject> objects;  ///< Items and containers in document order.
     bool repaired = false;            ///< True if it parsed only after the repair pass.
 };
@@ -190,13 +191,13 @@ struct DidlLite {
 /// namespace URI; an undeclared `dc:` / `upnp:` prefix (sloppy devices) falls back to the
 /// conventional namespace. Fails with errc::not_didl when the root is not <DIDL-Lite> or the
 /// text is empty, errc::xml_malformed when it does not parse even after the repair pass.
-Result<DidlLite> parse_didl(std::string_view xml);
+UVGENA_API Result<DidlLite> parse_didl(std::string_view xml);
 
 // The bounds on every XML document read here (max_xml_attributes_per_element, ...) are in
 // uvgena/gena/xml_scanner.hpp, with the reader switch.
 
 /// Limits and choices for PropertySet::parse.
-struct ParseOptions {
+struct UVGENA_API ParseOptions {
     std::size_t max_body_bytes = 4u << 20;  ///< Larger bodies fail with body_too_large.
     bool parse_last_change = true;          ///< Parse a LastChange variable eagerly (else never).
 };
@@ -204,7 +205,7 @@ struct ParseOptions {
 /// A parsed NOTIFY body: its variables, the LastChange document if there is one (parsed
 /// once, eagerly), and DIDL-Lite values parsed lazily on request and cached.
 /// Copies share the DIDL cache entries already made. Not for concurrent use across threads.
-class PropertySet {
+class UVGENA_API PropertySet {
   public:
     /// Parses a NOTIFY body. Fails only when the document itself is unusable (malformed,
     /// wrong root, too deep, DOCTYPE, too large); broken nested documents do not fail it.
@@ -250,14 +251,14 @@ class PropertySet {
 };
 
 /// Escapes text for XML content or a double-quoted attribute (& < > " ').
-std::string escape_xml(std::string_view text);
+UVGENA_API std::string escape_xml(std::string_view text);
 /// Appends the escaped text to `out`.
-void append_escaped_xml(std::string& out, std::string_view text);
+UVGENA_API void append_escaped_xml(std::string& out, std::string_view text);
 
 /// Repairs common damage in device XML so that a strict parser accepts it: a `&` that
 /// does not start an entity or character reference becomes `&amp;`; in start tags an
 /// attribute without a value gets `=""` and a `<` inside a quoted value becomes `&lt;`.
 /// Everything else is copied unchanged. Used as a retry after a parse failure.
-std::string repair_xml(std::string_view xml);
+UVGENA_API std::string repair_xml(std::string_view xml);
 
 }  // namespace uvgena::gena

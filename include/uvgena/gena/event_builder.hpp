@@ -9,25 +9,26 @@
 #include <utility>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/gena/event_body.hpp"
 
 namespace uvgena::gena {
 
 /// A variable to publish: name and (unescaped) value.
-struct NameValue {
+struct UVGENA_API NameValue {
     std::string_view name;   ///< An XML name, e.g. "Volume", "LastChange".
     std::string_view value;  ///< Any text; escaped by the builder.
 };
 
 /// True if `name` is usable as an element name: [A-Za-z_][A-Za-z0-9_.-]* (no prefix).
-bool is_valid_variable_name(std::string_view name) noexcept;
+UVGENA_API bool is_valid_variable_name(std::string_view name) noexcept;
 
 /// Builds `<?xml?><e:propertyset xmlns:e="urn:schemas-upnp-org:event-1-0"><e:property>
 /// <Name>value</Name></e:property>...</e:propertyset>`, one e:property per variable, values
 /// escaped. Throws uvgena::Error(uvgena::errc::invalid_argument) for an invalid name.
-std::string build_property_set(std::span<const NameValue> variables);
+UVGENA_API std::string build_property_set(std::span<const NameValue> variables);
 /// Same, from a braced list: build_property_set({{"Volume", "12"}}).
-std::string build_property_set(std::initializer_list<NameValue> variables);
+UVGENA_API std::string build_property_set(std::initializer_list<NameValue> variables);
 
 /// Builds a LastChange document, e.g. for RenderingControl:
 ///
@@ -38,7 +39,7 @@ std::string build_property_set(std::initializer_list<NameValue> variables);
 /// document() gives `<Event xmlns="..."><InstanceID val="0"><Volume channel="Master"
 /// val="12"/>...</InstanceID></Event>`, attribute values escaped; build_property_set escapes
 /// the whole document once more into the property, as UDA requires.
-class LastChangeBuilder {
+class UVGENA_API LastChangeBuilder {
   public:
     /// An empty document in namespace `ns` (AVT: "urn:schemas-upnp-org:metadata-1-0/AVT/").
     explicit LastChangeBuilder(std::string ns);

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/gena/event_builder.hpp"
 
 namespace uvgena::gena {
@@ -25,7 +26,7 @@ namespace uvgena::gena {
 /// A variable is identified by its instance, name and attributes (Volume channel="Master" and
 /// Volume channel="LF" are two variables). Setting a variable twice before the changes are
 /// taken keeps only the last value, in the position of the first change.
-class LastChangeState {
+class UVGENA_API LastChangeState {
   public:
     /// An empty state in namespace `ns` (e.g. "urn:schemas-upnp-org:metadata-1-0/RCS/").
     explicit LastChangeState(std::string ns);

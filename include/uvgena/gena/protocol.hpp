@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/gena/error.hpp"
 #include "uvgena/http/message.hpp"
@@ -23,7 +24,7 @@ namespace uvgena::gena {
 // TIMEOUT and SEQ headers
 
 /// A subscription duration as carried by TIMEOUT: a number of seconds or infinite.
-struct Timeout {
+struct UVGENA_API Timeout {
     bool infinite = false;            ///< "Second-infinite" (UDA 1.0) or bare "infinite".
     std::chrono::seconds seconds{0};  ///< The duration when not infinite.
 
@@ -36,25 +37,25 @@ struct Timeout {
 /// "Second-540.0" -> 540 s (fraction dropped) and "Second-0:30:00" -> 1800 s (H:MM:SS), two
 /// forms shipped by real peers. Values above 2^31-1 are capped there. Anything else,
 /// including "Second-0", "Second--5" and "Second-", fails with errc::bad_timeout.
-Result<Timeout> parse_timeout(std::string_view value);
+UVGENA_API Result<Timeout> parse_timeout(std::string_view value);
 
 /// "Second-<n>": the only form uvgena ever sends.
-std::string format_timeout(std::chrono::seconds seconds);
+UVGENA_API std::string format_timeout(std::chrono::seconds seconds);
 
 /// Reads a SEQ value: an unsigned 32-bit decimal integer, leading zeros ignored, surrounding
 /// whitespace ignored. Missing digits, any other character, or a value above 4294967295 fail
 /// with errc::bad_seq.
-Result<std::uint32_t> parse_seq(std::string_view value);
+UVGENA_API Result<std::uint32_t> parse_seq(std::string_view value);
 
 /// The USER-AGENT / SERVER value per UDA: "OS/version UPnP/1.1 product/version", e.g.
 /// "Linux/6.1.0 UPnP/1.1 uvgena/0.1.0" (OS from uname, computed once).
-const std::string& default_user_agent();
+UVGENA_API const std::string& default_user_agent();
 
 // ---------------------------------------------------------------------------------------
 // Subscriber side: requests to the device and reading its answers
 
 /// What to put in an initial SUBSCRIBE.
-struct SubscribeParams {
+struct UVGENA_API SubscribeParams {
     /// Delivery URLs, tried by the device in order (CALLBACK: <url1><url2>). At least one;
     /// each must be an http:// URL (checked, see make_subscribe).
     std::vector<std::string> callbacks;
@@ -68,15 +69,15 @@ struct SubscribeParams {
 /// TIMEOUT). Throws uvgena::Error(errc::bad_callback) if there is no callback or one is not
 /// an http:// URL or contains '<' / '>', and (uvgena::errc::invalid_argument) for a
 /// non-positive timeout.
-http::Request make_subscribe(const http::Url& event_url, const SubscribeParams& params);
+UVGENA_API http::Request make_subscribe(const http::Url& event_url, const SubscribeParams& params);
 
 /// Builds a renewal: SUBSCRIBE with SID and TIMEOUT, no CALLBACK and no NT (UDA 4.1.3).
-http::Request make_renewal(const http::Url& event_url, std::string_view sid,
+UVGENA_API http::Request make_renewal(const http::Url& event_url, std::string_view sid,
                            std::optional<std::chrono::seconds> timeout,
                            std::string_view user_agent = {});
 
 /// Builds an UNSUBSCRIBE with SID (UDA 4.1.4).
-http::Request make_unsubscribe(const http::Url& event_url, std::string_view sid,
+UVGENA_API http::Request make_unsubscribe(const http::Url& event_url, std::string_view sid,
                                std::string_view user_agent = {});
 
 /// Where the granted duration of a subscription came from.
@@ -87,7 +88,7 @@ enum class TimeoutSource {
 };
 
 /// A successful answer to SUBSCRIBE or to a renewal.
-struct SubscribeAnswer {
+struct UVGENA_API SubscribeAnswer {
     /// The subscription id (SID header, whitespace trimmed). A renewal may return a
     /// different SID than the one sent: this is the one to use from now on.
     std::string sid;
@@ -104,23 +105,23 @@ inline constexpr std::chrono::seconds default_subscription_timeout{1800};
 /// Maps an HTTP status of a GENA answer to an error: 200 -> success (empty code),
 /// 400 -> bad_request, 412 -> precondition_failed (subscription unknown or expired),
 /// 5xx -> server_error, anything else -> unexpected_status.
-std::error_code status_error(int status) noexcept;
+UVGENA_API std::error_code status_error(int status) noexcept;
 
 /// Reads the answer to a SUBSCRIBE or renewal. Non-200 statuses give status_error();
 /// a 200 without a non-empty SID fails with errc::missing_sid. `requested` is the duration
 /// that was asked for, assumed when the device grants none (else 1800 s).
-Result<SubscribeAnswer> read_subscribe_response(const http::Response& response,
+UVGENA_API Result<SubscribeAnswer> read_subscribe_response(const http::Response& response,
                                                 std::optional<std::chrono::seconds> requested);
 
 /// Reads the answer to an UNSUBSCRIBE: success on 200, else status_error().
-Result<void> read_unsubscribe_response(const http::Response& response);
+UVGENA_API Result<void> read_unsubscribe_response(const http::Response& response);
 
 // ---------------------------------------------------------------------------------------
 // Listener side: checking a received NOTIFY
 
 /// The listener's decision on one NOTIFY, to be turned into a response with
 /// make_notify_response.
-struct NotifyDecision {
+struct UVGENA_API NotifyDecision {
     int status = 200;        ///< 200 accept, 400 bad request, 412 precondition failed,
                              ///< 405 not a NOTIFY.
     std::error_code reason;  ///< Empty when accepted, else the GENA error saying why.
@@ -139,16 +140,16 @@ using SidPredicate = std::function<bool(std::string_view sid)>;
 /// present (else 400 missing_nt / missing_nts); NT "upnp:event" and NTS "upnp:propchange",
 /// case-insensitive (else 412 bad_nt / bad_nts); SID present and `sid_known(sid)` (else 412
 /// unknown_sid); SEQ a valid 32-bit unsigned (else 400 bad_seq). The body is not looked at.
-NotifyDecision check_notify(const http::Request& request, const SidPredicate& sid_known);
+UVGENA_API NotifyDecision check_notify(const http::Request& request, const SidPredicate& sid_known);
 
 /// The response for a decision: status, empty body, "Connection: close" unless accepted.
-http::Response make_notify_response(const NotifyDecision& decision);
+UVGENA_API http::Response make_notify_response(const NotifyDecision& decision);
 
 // ---------------------------------------------------------------------------------------
 // Device side (publisher): checking SUBSCRIBE / renewal / UNSUBSCRIBE, building NOTIFY
 
 /// Bounds the publisher applies to subscription requests.
-struct SubscriptionPolicy {
+struct UVGENA_API SubscriptionPolicy {
     std::chrono::seconds default_timeout{1800};  ///< Granted when none is asked for.
     std::chrono::seconds min_timeout{60};        ///< Shorter requests are raised to this.
     std::chrono::seconds max_timeout{86400};     ///< Longer (and infinite) are cut to this.
@@ -162,7 +163,7 @@ struct SubscriptionPolicy {
 /// `max_length` bytes. URLs that are not http:// (or do not parse) are skipped; the header
 /// fails with errc::bad_callback if it is longer than `max_header`, has an unterminated
 /// '<', text other than whitespace between entries, or yields no usable URL.
-Result<std::vector<http::Url>> parse_callback(std::string_view header, std::size_t max_count = 8,
+UVGENA_API Result<std::vector<http::Url>> parse_callback(std::string_view header, std::size_t max_count = 8,
                                               std::size_t max_length = 512,
                                               std::size_t max_header = 4096);
 
@@ -174,7 +175,7 @@ enum class SubscriptionAction {
 };
 
 /// The publisher's decision on a SUBSCRIBE / renewal / UNSUBSCRIBE.
-struct SubscriptionDecision {
+struct UVGENA_API SubscriptionDecision {
     int status = 200;        ///< 200, 400, 412, or 405 (another method).
     std::error_code reason;  ///< Empty when accepted, else why not.
     SubscriptionAction action = SubscriptionAction::subscribe;
@@ -192,23 +193,23 @@ struct SubscriptionDecision {
 /// missing or invalid -> 412 (bad_callback); UNSUBSCRIBE with NT or CALLBACK -> 400,
 /// without a known SID -> 412. The TIMEOUT asked for is clamped to the policy range, the
 /// default used when it is missing or unreadable, the maximum for "infinite".
-SubscriptionDecision check_subscription_request(const http::Request& request,
+UVGENA_API SubscriptionDecision check_subscription_request(const http::Request& request,
                                                 const SubscriptionPolicy& policy,
                                                 const SidPredicate& sid_known);
 
 /// A new subscription id: "uuid:" + a random (version 4) UUID.
-std::string make_sid();
+UVGENA_API std::string make_sid();
 
 /// The 200 answer to SUBSCRIBE / renewal: SID, TIMEOUT: Second-N, SERVER, empty body.
-http::Response make_subscribe_response(std::string_view sid, std::chrono::seconds timeout,
+UVGENA_API http::Response make_subscribe_response(std::string_view sid, std::chrono::seconds timeout,
                                        std::string_view server = {});
 
 /// An error answer (400 / 412 / 405 / 5xx) with empty body and "Connection: close".
-http::Response make_error_response(int status);
+UVGENA_API http::Response make_error_response(int status);
 
 /// Builds an event NOTIFY to `callback`: HOST, CONTENT-TYPE text/xml; charset="utf-8",
 /// NT: upnp:event, NTS: upnp:propchange, SID, SEQ, and `body` (a property set).
-http::Request make_notify(const http::Url& callback, std::string_view sid, std::uint32_t seq,
+UVGENA_API http::Request make_notify(const http::Url& callback, std::string_view sid, std::uint32_t seq,
                           std::string body);
 
 }  // namespace uvgena::gena

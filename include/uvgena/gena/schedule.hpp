@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/gena/protocol.hpp"
 
 namespace uvgena::gena {
@@ -20,16 +21,16 @@ inline constexpr double default_renew_fraction = 0.85;
 
 /// The renewal time of a subscription granted `granted` at `granted_at`: `fraction` of the
 /// duration later. Infinite durations are never renewed (nullopt).
-std::optional<SteadyClock::time_point> renewal_time(SteadyClock::time_point granted_at,
+UVGENA_API std::optional<SteadyClock::time_point> renewal_time(SteadyClock::time_point granted_at,
                                                     const Timeout& granted,
                                                     double fraction = default_renew_fraction);
 
 /// When a subscription granted `granted` at `granted_at` expires (nullopt: never).
-std::optional<SteadyClock::time_point> expiry_time(SteadyClock::time_point granted_at,
+UVGENA_API std::optional<SteadyClock::time_point> expiry_time(SteadyClock::time_point granted_at,
                                                    const Timeout& granted);
 
 /// How retries (of a renewal, of a resubscription) are spaced.
-struct BackoffOptions {
+struct UVGENA_API BackoffOptions {
     std::chrono::milliseconds initial{1'000};  ///< Delay before the first retry.
     std::chrono::milliseconds max{60'000};     ///< Cap of the delay.
     double factor = 2.0;                       ///< Growth per attempt.
@@ -39,7 +40,7 @@ struct BackoffOptions {
 
 /// Exponential backoff with jitter and a cap; the random source is a seeded generator so that
 /// tests are deterministic.
-class Backoff {
+class UVGENA_API Backoff {
   public:
     /// A backoff with these options; `seed` feeds the jitter.
     explicit Backoff(BackoffOptions options = {}, std::uint64_t seed = 0x9e3779b97f4a7c15u);
@@ -71,7 +72,7 @@ enum class ScheduledAction {
 };
 
 /// The deadlines of one subscription. Feed it what happened; ask it what is next.
-class SubscriptionSchedule {
+class UVGENA_API SubscriptionSchedule {
   public:
     using time_point = SteadyClock::time_point;
     using duration = SteadyClock::duration;

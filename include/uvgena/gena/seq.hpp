@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
+
 namespace uvgena::gena {
 
 /// The largest SEQ (2^32 - 1).
@@ -43,7 +45,7 @@ enum class SeqOrder {
 };
 
 /// The verdict on one SEQ.
-struct SeqCheck {
+struct UVGENA_API SeqCheck {
     SeqOrder order = SeqOrder::first;
     std::uint32_t missed = 0;  ///< Events lost before this one (gap only).
 
@@ -57,10 +59,10 @@ struct SeqCheck {
 /// up to 2^31 counts as a gap, farther counts as stale (serial-number arithmetic on the
 /// ring 1..2^32-1); the signed wrap (2147483647 -> 1) is recognised when `last` is within
 /// 65536 of 2147483647 and `seq` is within the same distance past it.
-SeqCheck classify_seq(std::optional<std::uint32_t> last, std::uint32_t seq) noexcept;
+UVGENA_API SeqCheck classify_seq(std::optional<std::uint32_t> last, std::uint32_t seq) noexcept;
 
 /// The SEQ state of one subscription, with counters that make losses visible.
-class SeqTracker {
+class UVGENA_API SeqTracker {
   public:
     /// Classifies `seq`, and adopts it as the last SEQ when it is delivered.
     SeqCheck observe(std::uint32_t seq) noexcept;
@@ -85,7 +87,7 @@ class SeqTracker {
 };
 
 /// Settings of a SeqWindow.
-struct SeqWindowOptions {
+struct UVGENA_API SeqWindowOptions {
     /// How long an event ahead of the expected SEQ waits for the missing ones; zero: it goes
     /// out at once (as a gap) and the missing ones go out as `late` when they come.
     std::chrono::steady_clock::duration window = std::chrono::milliseconds(30);
@@ -101,7 +103,7 @@ struct SeqWindowOptions {
 };
 
 /// Counters of a SeqWindow (cumulative, also across reset()).
-struct SeqWindowStats {
+struct UVGENA_API SeqWindowStats {
     std::uint64_t missed = 0;      ///< SEQs skipped by gaps and not arrived (yet): net.
     std::uint64_t recovered = 0;   ///< SEQs first counted missed, then delivered late.
     std::uint64_t reordered = 0;   ///< Events held by the window and released in order.
@@ -111,7 +113,7 @@ struct SeqWindowStats {
 };
 
 /// What a SeqWindow decided about one event as it goes out.
-struct SeqRelease {
+struct UVGENA_API SeqRelease {
     std::uint32_t seq = 0;
     SeqCheck check;        ///< order: first, expected, gap, late, resync, reset, duplicate, stale.
     bool initial = false;  ///< The first event released since construction or reset().
@@ -121,7 +123,7 @@ struct SeqRelease {
 
 /// The SEQ bookkeeping of a SeqWindow: position, gaps not yet filled, the suspect jump.
 /// Sans-IO and without payloads; SeqWindow<T> adds the waiting events.
-class SeqLedger {
+class UVGENA_API SeqLedger {
   public:
     explicit SeqLedger(const SeqWindowOptions& options) noexcept : options_(options) {}
 

@@ -7,6 +7,7 @@
 #include <limits>
 #include <string_view>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/gena/error.hpp"
 
@@ -14,7 +15,7 @@ namespace uvgena::gena {
 
 /// Reads a decimal integer (optional sign, surrounding ASCII whitespace ignored) and checks
 /// it lies in [min, max]. Errors: value_not_integer, value_out_of_range.
-Result<std::int64_t> to_integer(std::string_view text,
+UVGENA_API Result<std::int64_t> to_integer(std::string_view text,
                                 std::int64_t min = std::numeric_limits<std::int64_t>::min(),
                                 std::int64_t max = std::numeric_limits<std::int64_t>::max());
 
@@ -34,10 +35,10 @@ Result<Int> to_integer_as(std::string_view text) {
 
 /// Reads a UPnP boolean: "0"/"1", "true"/"false", "yes"/"no" (case-insensitive, surrounding
 /// whitespace ignored). Error: value_not_boolean.
-Result<bool> to_boolean(std::string_view text);
+UVGENA_API Result<bool> to_boolean(std::string_view text);
 
 /// Reads a UPnP duration "H+:MM:SS[.F+]" (CurrentTrackDuration, res@duration) into
 /// milliseconds. "NOT_IMPLEMENTED" and malformed text fail with value_not_integer.
-Result<std::chrono::milliseconds> to_duration(std::string_view text);
+UVGENA_API Result<std::chrono::milliseconds> to_duration(std::string_view text);
 
 }  // namespace uvgena::gena

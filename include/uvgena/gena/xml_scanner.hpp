@@ -5,6 +5,8 @@
 
 #include <cstddef>
 
+#include "uvgena/core/export.hpp"
+
 namespace uvgena::gena {
 
 /// Selects how NOTIFY bodies, LastChange and DIDL-Lite documents are read, process-wide:
@@ -13,9 +15,9 @@ namespace uvgena::gena {
 /// entities, syntax errors, ...) to tinyxml2; false reads everything with tinyxml2. Both
 /// give the same results (tested on every input of the fuzz corpus); the switch exists for
 /// comparisons and as a safety valve. Thread-safe.
-void set_xml_scanner(bool enabled) noexcept;
+UVGENA_API void set_xml_scanner(bool enabled) noexcept;
 /// The current choice of set_xml_scanner.
-bool xml_scanner() noexcept;
+UVGENA_API bool xml_scanner() noexcept;
 
 /// Bounds on the shape of every XML document read here (property set, LastChange,
 /// DIDL-Lite), so that reading any body costs time linear in its size, whichever reader

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/http/message.hpp"
 #include "uvgena/http/url.hpp"
@@ -33,7 +34,7 @@
 namespace uvgena::http {
 
 /// Options of one client request.
-struct ClientOptions {
+struct UVGENA_API ClientOptions {
     /// Time to establish the TCP connection (all resolved addresses together).
     std::chrono::milliseconds connect_timeout{5'000};
     /// Time for the whole exchange, from resolution to the last byte of the response.
@@ -53,32 +54,32 @@ struct ClientOptions {
 /// (from the URL) unless present, `Connection: close` unless a Connection field is present,
 /// and a correct Content-Length. A response to HEAD has no body. Throws `uvgena::Error`
 /// (see the top of this header).
-Task<Response> request(uv_loop_t* loop, std::string method, Url url, Headers headers = {},
+UVGENA_API Task<Response> request(uv_loop_t* loop, std::string method, Url url, Headers headers = {},
                        std::string body = {}, ClientOptions options = {});
 
 /// Same, parsing `url` first.
-Task<Response> request(uv_loop_t* loop, std::string method, std::string_view url,
+UVGENA_API Task<Response> request(uv_loop_t* loop, std::string method, std::string_view url,
                        Headers headers = {}, std::string body = {}, ClientOptions options = {});
 
 /// Same as `request` but reports failure as a Result instead of throwing (for senders of
 /// many requests, such as a publisher's NOTIFYs).
-Task<Result<Response>> try_request(uv_loop_t* loop, std::string method, Url url,
+UVGENA_API Task<Result<Response>> try_request(uv_loop_t* loop, std::string method, Url url,
                                    Headers headers = {}, std::string body = {},
                                    ClientOptions options = {});
 
 /// Sends a prepared request (its Host field is required) to `address`, skipping URL parsing
 /// and name resolution. Adds `Connection: close` unless a Connection field is present.
 /// Failures as in `request`, returned instead of thrown.
-Task<Result<Response>> try_send(uv_loop_t* loop, SocketAddress address, Request request,
+UVGENA_API Task<Result<Response>> try_send(uv_loop_t* loop, SocketAddress address, Request request,
                                 ClientOptions options = {});
 
 /// The address (host and port) of `url` when its host is an IP literal, zone included;
 /// empty for a name. No lookup: for URLs that must name an address (a GENA CALLBACK).
-std::optional<SocketAddress> literal_address(const Url& url);
+UVGENA_API std::optional<SocketAddress> literal_address(const Url& url);
 
 /// The addresses of `url`'s host and port: the IP literal at once, else a name lookup, in the
 /// resolver's order. Throws Error: errc::bad_url for an IPv6 literal that does not parse,
 /// errc::resolve_failed when the lookup fails or finds nothing, errc::cancelled when stopped.
-Task<std::vector<SocketAddress>> resolve_url(uv_loop_t* loop, const Url& url);
+UVGENA_API Task<std::vector<SocketAddress>> resolve_url(uv_loop_t* loop, const Url& url);
 
 }  // namespace uvgena::http

@@ -13,6 +13,8 @@
 
 #include <system_error>
 
+#include "uvgena/core/export.hpp"
+
 namespace uvgena::http {
 
 /// HTTP protocol failures.
@@ -40,16 +42,16 @@ enum class errc {
 };
 
 /// Category of `http::errc`.
-const std::error_category& http_category() noexcept;
+UVGENA_API const std::error_category& http_category() noexcept;
 
 /// Category of HTTP error statuses answered by a peer; the value is the status code.
-const std::error_category& http_status_category() noexcept;
+UVGENA_API const std::error_category& http_status_category() noexcept;
 
 /// Makes an error_code from an http condition.
-std::error_code make_error_code(errc e) noexcept;
+UVGENA_API std::error_code make_error_code(errc e) noexcept;
 
 /// Makes an error_code for an error status (e.g. 412) answered by a peer.
-std::error_code status_error(int status) noexcept;
+UVGENA_API std::error_code status_error(int status) noexcept;
 
 /// True if `code` is a status error (http_status_category); `status` tells which.
 inline bool is_status_error(std::error_code code) noexcept {

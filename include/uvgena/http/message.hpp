@@ -13,13 +13,14 @@
 #include <system_error>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/strings.hpp"
 #include "uvgena/http/status.hpp"
 
 namespace uvgena::http {
 
 /// One header field as received or as to be sent.
-struct Field {
+struct UVGENA_API Field {
     std::string name;   ///< Field name in its original spelling.
     std::string value;  ///< Field value without surrounding whitespace.
 };
@@ -30,10 +31,10 @@ using uvgena::iequals;
 
 /// True if the comma-separated list `list` contains `token`, ignoring ASCII case and
 /// surrounding whitespace (e.g. `Connection: keep-alive, Upgrade` contains "upgrade").
-bool has_token(std::string_view list, std::string_view token) noexcept;
+UVGENA_API bool has_token(std::string_view list, std::string_view token) noexcept;
 
 /// Header fields in received order and spelling; lookup is case-insensitive; repeats kept.
-class Headers {
+class UVGENA_API Headers {
   public:
     using const_iterator = std::vector<Field>::const_iterator;
 
@@ -72,7 +73,7 @@ class Headers {
 };
 
 /// An HTTP request (any method token: GET, SUBSCRIBE, UNSUBSCRIBE, NOTIFY, ...).
-struct Request {
+struct UVGENA_API Request {
     std::string method;
     std::string target;  ///< request-target as sent, e.g. "/event/3" or "*"
     int version_major = 1, version_minor = 1;
@@ -87,7 +88,7 @@ struct Request {
 };
 
 /// An HTTP response.
-struct Response {
+struct UVGENA_API Response {
     int status = 200;
     std::string reason;  ///< empty: the standard phrase for status is used when serialised
     int version_major = 1, version_minor = 1;
@@ -109,19 +110,19 @@ struct Response {
 /// replaced by `Content-Length: body.size()`. Throws `uvgena::Error` with
 /// `errc::missing_host` if there is no Host field, `errc::invalid_field` if a name is not a
 /// token or a value contains CR, LF or NUL, or if method or target are malformed.
-std::string serialize(const Request& r);
+UVGENA_API std::string serialize(const Request& r);
 
 /// Serialises a response with a correct Content-Length (none for 1xx/204/304, whose body
 /// must be empty). Throws `uvgena::Error` with `errc::invalid_field` on a bad field.
-std::string serialize(const Response& r);
+UVGENA_API std::string serialize(const Response& r);
 
 /// Appends the serialised request to `out` (reuses `out`'s storage). Same rules and
 /// errors as `serialize(const Request&)`.
-void serialize_into(std::string& out, const Request& r);
+UVGENA_API void serialize_into(std::string& out, const Request& r);
 
 /// Appends the serialised response to `out` (reuses `out`'s storage). With
 /// `include_body == false` the body is left out but Content-Length still announces it (the
 /// answer to a HEAD request). Same errors as `serialize(const Response&)`.
-void serialize_into(std::string& out, const Response& r, bool include_body = true);
+UVGENA_API void serialize_into(std::string& out, const Response& r, bool include_body = true);
 
 }  // namespace uvgena::http

@@ -15,12 +15,13 @@
 #include <string_view>
 #include <system_error>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/http/message.hpp"
 
 namespace uvgena::http {
 
 /// Bounds on what one message may make the parser hold.
-struct ParserLimits {
+struct UVGENA_API ParserLimits {
     /// Start line plus header fields (and trailers), counted as received; a server answers
     /// 431 when it is exceeded.
     std::size_t max_header_bytes = 8 * 1024;
@@ -39,7 +40,7 @@ enum class ParseEvent {
 };
 
 /// The outcome of one `feed` or `finish` call.
-struct FeedResult {
+struct UVGENA_API FeedResult {
     std::size_t consumed = 0;  ///< Bytes of the input that were consumed.
     ParseEvent event = ParseEvent::need_more;
 };
@@ -49,7 +50,7 @@ class ParserCore;
 }
 
 /// Parses requests, as a server receives them (pipelined requests one at a time).
-class RequestParser {
+class UVGENA_API RequestParser {
   public:
     /// A parser bounded by `limits`.
     explicit RequestParser(ParserLimits limits = {});
@@ -88,7 +89,7 @@ class RequestParser {
 };
 
 /// Parses responses, as a client receives them. Interim 1xx responses are skipped.
-class ResponseParser {
+class UVGENA_API ResponseParser {
   public:
     /// A parser bounded by `limits`.
     explicit ResponseParser(ParserLimits limits = {});

@@ -24,6 +24,7 @@
 #include <memory>
 
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/http/message.hpp"
 #include "uvgena/http/parser.hpp"
 #include "uvgena/net/address.hpp"
@@ -31,7 +32,7 @@
 namespace uvgena::http {
 
 /// What a handler knows about the connection a request came on.
-struct RequestContext {
+struct UVGENA_API RequestContext {
     SocketAddress peer;   ///< The client's address and port.
     SocketAddress local;  ///< The server's address the client connected to.
 };
@@ -41,7 +42,7 @@ struct RequestContext {
 using Handler = std::function<Task<Response>(const Request&, const RequestContext&)>;
 
 /// Configuration of a Server; every limit has a safe default.
-struct ServerOptions {
+struct UVGENA_API ServerOptions {
     /// Where to listen; port 0 picks a free port.
     SocketAddress address = SocketAddress::ipv4_any(0);
     /// If the port is taken, try the next ones up to `address.port() + port_range` (e.g.
@@ -94,7 +95,7 @@ struct ServerOptions {
 };
 
 /// Counters of a Server's activity, for monitoring and tests.
-struct ServerStats {
+struct UVGENA_API ServerStats {
     std::uint64_t connections_accepted = 0;  ///< Connections served (not refused).
     std::uint64_t connections_refused = 0;   ///< Closed at once: max_connections reached
                                              ///< and no idle connection to evict.
@@ -112,7 +113,7 @@ struct ServerStats {
 /// Destroying it closes every connection at once (in-flight handlers are destroyed, the
 /// handler is never called again); use `stop()` for a graceful end. Destroying it while a
 /// `stop()` is suspended is safe: that stop() (and any other waiting) returns soon after.
-class Server {
+class UVGENA_API Server {
   public:
     /// A server on `loop` calling `handler` for each request; `listen()` starts it.
     Server(uv_loop_t* loop, Handler handler, ServerOptions options = {});
@@ -143,7 +144,7 @@ class Server {
     const ServerStats& stats() const noexcept;
 
   private:
-    struct Impl;
+    struct UVGENA_LOCAL Impl;
     // Shared with a stop() in flight, which may outlive the Server.
     std::shared_ptr<Impl> impl_;
 };

@@ -5,10 +5,12 @@
 
 #include <string_view>
 
+#include "uvgena/core/export.hpp"
+
 namespace uvgena::http {
 
 /// Standard reason phrase of `status` ("OK", "Precondition Failed"), or "Unknown".
-std::string_view reason_phrase(int status) noexcept;
+UVGENA_API std::string_view reason_phrase(int status) noexcept;
 
 /// True if a response with `status` never has a body (1xx, 204, 304).
 constexpr bool status_has_no_body(int status) noexcept {

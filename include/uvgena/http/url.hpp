@@ -8,12 +8,13 @@
 #include <string>
 #include <string_view>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 
 namespace uvgena::http {
 
 /// An absolute URL with an authority, as used for HTTP requests.
-struct Url {
+struct UVGENA_API Url {
     std::string scheme;          ///< Lower case, e.g. "http".
     std::string userinfo;        ///< Before '@' in the authority; usually empty.
     std::string host;            ///< Name or address; an IPv6 literal without brackets.
@@ -53,18 +54,18 @@ struct Url {
 /// ("fe80::1%eth0" -> "[fe80::1%25eth0]"); IPv4, names and already bracketed hosts unchanged.
 /// The zone is kept: without it a link-local address is reachable by no one, and this
 /// library's own URL parser and Publisher read it back.
-std::string url_host(std::string_view host);
+UVGENA_API std::string url_host(std::string_view host);
 
 /// Default port of a scheme ("http" 80, "https" 443), 0 if unknown.
-std::uint16_t default_port(std::string_view scheme) noexcept;
+UVGENA_API std::uint16_t default_port(std::string_view scheme) noexcept;
 
 /// Resolves `reference` against `base` per RFC 3986 section 5.2 on any URI (both strings are
 /// generic URIs; the result may have another scheme). Fails (errc::bad_url) only if `base` is
 /// not an absolute URI.
-Result<std::string> resolve_reference(std::string_view base, std::string_view reference);
+UVGENA_API Result<std::string> resolve_reference(std::string_view base, std::string_view reference);
 
 /// Resolves `reference` (relative or absolute) against `base` and parses the result as a Url.
 /// Throws `uvgena::Error` (errc::bad_url) if the result is not a valid URL.
-Url resolve(const Url& base, std::string_view reference);
+UVGENA_API Url resolve(const Url& base, std::string_view reference);
 
 }  // namespace uvgena::http

@@ -8,13 +8,14 @@
 #include <string>
 #include <string_view>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 
 namespace uvgena {
 
 /// An IPv4 or IPv6 socket address (a sockaddr_storage inside). Default-constructed it is
 /// unspecified (family AF_UNSPEC).
-class SocketAddress {
+class UVGENA_API SocketAddress {
   public:
     /// An unspecified address.
     SocketAddress() noexcept;
@@ -83,6 +84,6 @@ class SocketAddress {
 };
 
 /// Writes to_string().
-std::ostream& operator<<(std::ostream& out, const SocketAddress& address);
+UVGENA_API std::ostream& operator<<(std::ostream& out, const SocketAddress& address);
 
 }  // namespace uvgena

@@ -9,6 +9,7 @@
 #include <stop_token>
 
 #include "uvgena/co/loop_context.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/net/address.hpp"
 #include "uvgena/net/tcp_stream.hpp"
 
@@ -19,7 +20,7 @@ struct IoHandle;
 struct ListenHandle;
 
 /// Awaiter of TcpListener::accept.
-class [[nodiscard]] AcceptAwaiter {
+class [[nodiscard]] UVGENA_API AcceptAwaiter {
   public:
     explicit AcceptAwaiter(ListenHandle* handle) noexcept : handle_(handle) {
         waiter_.owner = this;
@@ -53,7 +54,7 @@ class [[nodiscard]] AcceptAwaiter {
 }  // namespace detail
 
 /// Options of TcpListener::bind.
-struct ListenOptions {
+struct UVGENA_API ListenOptions {
     int backlog = 511;       ///< listen() backlog.
     bool ipv6_only = false;  ///< For an IPv6 address: do not accept IPv4-mapped connections.
 };
@@ -61,7 +62,7 @@ struct ListenOptions {
 /// A listening TCP socket. `co_await accept()` yields the next connection; calling it in a
 /// loop is the stream of connections. Several tasks may accept at once (FIFO). Connections
 /// arriving while nobody accepts wait in the kernel's backlog.
-class TcpListener {
+class UVGENA_API TcpListener {
   public:
     /// A closed listener.
     TcpListener() noexcept = default;

@@ -23,6 +23,7 @@
 
 #include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/net/address.hpp"
 
 namespace uvgena {
@@ -37,7 +38,7 @@ class AcceptAwaiter;
 class StreamFactory;
 
 /// Awaiter of TcpStream::read / read_some.
-class [[nodiscard]] ReadAwaiter {
+class [[nodiscard]] UVGENA_API ReadAwaiter {
   public:
     ReadAwaiter(StreamHandle* handle, std::span<char> buffer, bool copy) noexcept
         : handle_(handle), buffer_(buffer), copy_(copy) {}
@@ -73,21 +74,21 @@ class [[nodiscard]] ReadAwaiter {
 };
 
 /// `co_await stream.read(buffer)` yields the bytes copied.
-class [[nodiscard]] ReadCopyAwaiter : public ReadAwaiter {
+class [[nodiscard]] UVGENA_API ReadCopyAwaiter : public ReadAwaiter {
   public:
     using ReadAwaiter::ReadAwaiter;
     std::size_t await_resume() { return resume_count(); }
 };
 
 /// `co_await stream.read_some()` yields a view of the stream's buffer.
-class [[nodiscard]] ReadViewAwaiter : public ReadAwaiter {
+class [[nodiscard]] UVGENA_API ReadViewAwaiter : public ReadAwaiter {
   public:
     using ReadAwaiter::ReadAwaiter;
     std::string_view await_resume() { return resume_view(); }
 };
 
 /// Awaiter of TcpStream::write.
-class [[nodiscard]] WriteAwaiter {
+class [[nodiscard]] UVGENA_API WriteAwaiter {
   public:
     WriteAwaiter(StreamHandle* handle, std::string_view data) noexcept
         : handle_(handle), data_(data) {}
@@ -125,7 +126,7 @@ class [[nodiscard]] WriteAwaiter {
 }  // namespace detail
 
 /// Options of connect().
-struct ConnectOptions {
+struct UVGENA_API ConnectOptions {
     /// Bind to this local address first (e.g. to choose the interface; port 0 = any).
     std::optional<SocketAddress> local_address;
     /// Disable Nagle's algorithm on the new connection.
@@ -137,7 +138,7 @@ struct ConnectOptions {
 /// time; writes may overlap (they are queued in order). Reading starts with the first read
 /// and continues into a bounded per-stream buffer (64 KiB) while it has room, so that a
 /// stream being read does not toggle uv_read_start/stop for every read.
-class TcpStream {
+class UVGENA_API TcpStream {
   public:
     /// Size of the per-stream read buffer.
     static constexpr std::size_t read_buffer_size = 64 * 1024;
@@ -215,6 +216,6 @@ class TcpStream {
 
 /// Connects to `address` (binding `options.local_address` first if given). Throws Error
 /// naming the address: "connect to 127.0.0.1:9: ECONNREFUSED: connection refused".
-Task<TcpStream> connect(uv_loop_t* loop, SocketAddress address, ConnectOptions options = {});
+UVGENA_API Task<TcpStream> connect(uv_loop_t* loop, SocketAddress address, ConnectOptions options = {});
 
 }  // namespace uvgena

@@ -20,12 +20,13 @@
 
 #include "uvgena/co/loop_context.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/net/address.hpp"
 
 namespace uvgena {
 
 /// One received datagram.
-struct UdpPacket {
+struct UVGENA_API UdpPacket {
     std::string data;        ///< The payload (at most UdpSocket::max_datagram bytes).
     SocketAddress sender;    ///< Who sent it.
     bool truncated = false;  ///< The datagram was larger than the receive buffer and was cut.
@@ -37,7 +38,7 @@ struct UdpHandle;
 struct UdpSendOp;
 
 /// Awaiter of UdpSocket::receive.
-class [[nodiscard]] UdpReceiveAwaiter {
+class [[nodiscard]] UVGENA_API UdpReceiveAwaiter {
   public:
     explicit UdpReceiveAwaiter(UdpHandle* handle) noexcept : handle_(handle) {
         waiter_.owner = this;
@@ -69,7 +70,7 @@ class [[nodiscard]] UdpReceiveAwaiter {
 };
 
 /// Awaiter of UdpSocket::send_to.
-class [[nodiscard]] UdpSendAwaiter {
+class [[nodiscard]] UVGENA_API UdpSendAwaiter {
   public:
     UdpSendAwaiter(UdpHandle* handle, std::string&& data, const SocketAddress& to) noexcept
         : handle_(handle), data_(std::move(data)), to_(to) {
@@ -105,7 +106,7 @@ class [[nodiscard]] UdpSendAwaiter {
 }  // namespace detail
 
 /// Options of UdpSocket::bind.
-struct UdpBindOptions {
+struct UVGENA_API UdpBindOptions {
     /// SO_REUSEADDR (and SO_REUSEPORT where libuv sets it): several sockets of this host may
     /// bind the same port, as every SSDP listener on port 1900 must.
     bool reuse_address = false;
@@ -119,7 +120,7 @@ struct UdpBindOptions {
 /// socket (waiting receivers get Error(errc::closed); memory is freed in libuv's close
 /// callback). Receiving starts with the first receive() and continues into the bounded
 /// queue until close. Several tasks may receive at once (FIFO, one datagram each).
-class UdpSocket {
+class UVGENA_API UdpSocket {
   public:
     /// Largest datagram received whole (bigger ones arrive truncated).
     static constexpr std::size_t max_datagram = 64 * 1024;
@@ -180,7 +181,7 @@ class UdpSocket {
 
 /// One address of a network interface of this host (as uv_interface_addresses reports it:
 /// only interfaces that are up).
-struct NetworkInterface {
+struct UVGENA_API NetworkInterface {
     std::string name;       ///< "eth0", "lo".
     unsigned index = 0;     ///< Interface index (the IPv6 scope id), 0 if unknown.
     SocketAddress address;  ///< The address (port 0); IPv6 link-local ones carry the scope.
@@ -193,12 +194,12 @@ struct NetworkInterface {
 };
 
 /// The addresses of this host's interfaces that are up. Throws Error on failure.
-std::vector<NetworkInterface> network_interfaces();
+UVGENA_API std::vector<NetworkInterface> network_interfaces();
 
 /// The IPv4 (family AF_INET) or IPv6 (AF_INET6) addresses to use for multicast on
 /// `name` (an interface name or one of its addresses), or, when `name` is empty, on every
 /// non-loopback interface; loopback only when no other interface is up. Throws
 /// Error(errc::invalid_argument) naming `name` if it matches nothing.
-std::vector<NetworkInterface> multicast_interfaces(std::string_view name, int family);
+UVGENA_API std::vector<NetworkInterface> multicast_interfaces(std::string_view name, int family);
 
 }  // namespace uvgena

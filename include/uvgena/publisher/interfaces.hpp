@@ -4,11 +4,12 @@
 
 #include <vector>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/gena/callback_policy.hpp"
 
 namespace uvgena::gena {
 
 /// The host's interface addresses with netmasks (uv_interface_addresses); empty on failure.
-std::vector<InterfaceNetwork> local_interface_networks();
+UVGENA_API std::vector<InterfaceNetwork> local_interface_networks();
 
 }  // namespace uvgena::gena

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/gena/callback_policy.hpp"
 #include "uvgena/gena/event_builder.hpp"
 #include "uvgena/gena/last_change_builder.hpp"
@@ -63,7 +64,7 @@ enum class QueueOverflow {
 };
 
 /// Configuration of a Publisher; every bound has a safe default.
-struct PublisherOptions {
+struct UVGENA_API PublisherOptions {
     /// Timeout clamping (default 1800 s when none is asked) and CALLBACK list bounds.
     SubscriptionPolicy policy{};
     /// Which CALLBACK hosts are accepted (CallStranger).
@@ -97,7 +98,7 @@ struct PublisherOptions {
 };
 
 /// One evented state variable of a service and its initial value.
-struct VariableConfig {
+struct UVGENA_API VariableConfig {
     /// A variable `name` with initial `value`, moderated to one event per `min_interval`.
     VariableConfig(std::string name_, std::string value_ = {},
                    std::chrono::milliseconds min_interval_ = std::chrono::milliseconds(0))
@@ -117,7 +118,7 @@ struct VariableConfig {
 using MulticastSink = std::function<void(std::string property_set)>;
 
 /// A service to publish.
-struct ServiceConfig {
+struct UVGENA_API ServiceConfig {
     /// Path of the eventSubURL, e.g. "/RenderingControl/event" (query ignored when matching).
     std::string event_path;
     /// Evented state variables in the order of the initial event.
@@ -133,7 +134,7 @@ struct ServiceConfig {
 };
 
 /// Counters of a Publisher's activity, for monitoring, tests and benchmarks.
-struct PublisherStats {
+struct UVGENA_API PublisherStats {
     std::uint64_t subscribes = 0;             ///< Subscriptions created.
     std::uint64_t renewals = 0;               ///< Renewals granted.
     std::uint64_t unsubscribes = 0;           ///< Subscriptions cancelled by UNSUBSCRIBE.
@@ -153,7 +154,7 @@ struct PublisherStats {
 };
 
 /// A snapshot of one subscription.
-struct SubscriberInfo {
+struct UVGENA_API SubscriberInfo {
     std::string sid;                                  ///< "uuid:..."
     std::string event_path;                           ///< The service's event path.
     std::vector<std::string> callbacks;               ///< Delivery URLs, in order of preference.
@@ -179,7 +180,7 @@ struct PublisherTestAccess;
 
 /// One published service: its evented variables and their subscribers. Owned by its
 /// Publisher and valid as long as it.
-class Service {
+class UVGENA_API Service {
   public:
     Service(const Service&) = delete;
     Service& operator=(const Service&) = delete;
@@ -215,16 +216,16 @@ class Service {
     std::size_t subscriber_count() const noexcept;
 
   private:
-    struct Impl;
+    struct UVGENA_LOCAL Impl;
     friend class Publisher;
     friend struct detail::Subscriber;
-    explicit Service(std::unique_ptr<Impl> impl);
+    UVGENA_LOCAL explicit Service(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
 
 /// The device side of GENA for any number of services on one loop. Not copyable or movable.
 /// Destroying it cancels every delivery at once; `stop()` ends it gracefully.
-class Publisher {
+class UVGENA_API Publisher {
   public:
     /// A publisher on `loop`; add services, then mount it (handler() / listen()).
     explicit Publisher(uv_loop_t* loop, PublisherOptions options = {});
@@ -280,7 +281,7 @@ class Publisher {
     uv_loop_t* loop() const noexcept;
 
   private:
-    struct Impl;
+    struct UVGENA_LOCAL Impl;
     friend class Service;
     friend struct detail::PublisherTestAccess;  // tests only (src/publisher/test_access.hpp)
     // Shared with handlers and stop() calls in flight, which may outlive the Publisher.

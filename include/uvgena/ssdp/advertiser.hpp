@@ -13,23 +13,24 @@
 #include <vector>
 
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/ssdp/description.hpp"
 #include "uvgena/ssdp/message.hpp"
 
 namespace uvgena::ssdp {
 
 /// One (NT/ST, USN) pair a device advertises.
-struct AdvertisedTarget {
+struct UVGENA_API AdvertisedTarget {
     std::string target;  ///< "upnp:rootdevice", "uuid:…", a device or service type.
     std::string usn;     ///< "uuid:…::upnp:rootdevice", "uuid:…", "uuid:…::urn:…".
 };
 
 /// The targets UDA 1.1 section 1.2.2 lists for a root device: upnp:rootdevice, its UDN and
 /// type; the UDN and type of every embedded device; every distinct service type per device.
-std::vector<AdvertisedTarget> advertised_targets(const DeviceInfo& root);
+UVGENA_API std::vector<AdvertisedTarget> advertised_targets(const DeviceInfo& root);
 
 /// Options of an Advertiser.
-struct AdvertiserOptions {
+struct UVGENA_API AdvertiserOptions {
     /// The device tree (types, UDNs, services); UDNs must start with "uuid:".
     DeviceInfo device;
     /// LOCATION of the description. "{ip}" in it is replaced, per interface, by that
@@ -67,7 +68,7 @@ struct AdvertiserOptions {
 };
 
 /// Answers M-SEARCH and sends alive/byebye for one root device. Move-only.
-class Advertiser {
+class UVGENA_API Advertiser {
   public:
     /// Binds port 1900 (shared) on the chosen interfaces and families, sends the first
     /// ssdp:alive burst and starts answering. Throws Error (bad options, no usable interface).
@@ -93,10 +94,10 @@ class Advertiser {
     /// The targets advertised.
     const std::vector<AdvertisedTarget>& targets() const noexcept;
 
-    struct State;
+    struct UVGENA_LOCAL State;
 
   private:
-    explicit Advertiser(std::unique_ptr<State> state) noexcept;
+    UVGENA_LOCAL explicit Advertiser(std::unique_ptr<State> state) noexcept;
     std::unique_ptr<State> state_;
 };
 

@@ -7,12 +7,13 @@
 #include <string_view>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 
 namespace uvgena::ssdp {
 
 /// One service of a device, with absolute URLs.
-struct ServiceInfo {
+struct UVGENA_API ServiceInfo {
     std::string service_type;   ///< "urn:schemas-upnp-org:service:RenderingControl:1"
     std::string service_id;     ///< "urn:upnp-org:serviceId:RenderingControl"
     std::string scpd_url;       ///< Absolute URL of the service description.
@@ -26,7 +27,7 @@ struct ServiceInfo {
 };
 
 /// A device (the root one or an embedded one).
-struct DeviceInfo {
+struct UVGENA_API DeviceInfo {
     std::string device_type;  ///< "urn:schemas-upnp-org:device:MediaRenderer:1"
     std::string friendly_name;
     std::string manufacturer;
@@ -48,7 +49,7 @@ struct DeviceInfo {
 };
 
 /// A parsed description document.
-struct DeviceDescription {
+struct UVGENA_API DeviceDescription {
     std::string location;  ///< Where it was fetched from.
     std::string url_base;  ///< The base used to resolve relative URLs.
     int spec_major = 1;    ///< specVersion.
@@ -60,7 +61,7 @@ struct DeviceDescription {
 };
 
 /// Bounds on what a description may contain.
-struct DescriptionLimits {
+struct UVGENA_API DescriptionLimits {
     std::size_t max_bytes = 512 * 1024;  ///< Document size.
     std::size_t max_devices = 64;        ///< Root plus embedded devices.
     std::size_t max_services = 256;      ///< Services over all devices.
@@ -69,7 +70,7 @@ struct DescriptionLimits {
 
 /// Parses a device description fetched from `location`. Never throws; errors are
 /// ssdp::errc::bad_xml, bad_description or too_large.
-Result<DeviceDescription> parse_description(std::string_view xml, std::string_view location,
+UVGENA_API Result<DeviceDescription> parse_description(std::string_view xml, std::string_view location,
                                             const DescriptionLimits& limits = {});
 
 }  // namespace uvgena::ssdp

@@ -19,6 +19,7 @@
 
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/net/address.hpp"
 #include "uvgena/net/udp.hpp"
 #include "uvgena/ssdp/description.hpp"
@@ -27,10 +28,10 @@
 namespace uvgena::ssdp {
 
 /// The SERVER / USER-AGENT value uvgena sends ("OS/version UPnP/1.1 product/version").
-std::string default_product_token();
+UVGENA_API std::string default_product_token();
 
 /// Options of a search.
-struct DiscoverOptions {
+struct UVGENA_API DiscoverOptions {
     /// ST: "ssdp:all", "upnp:rootdevice", "uuid:…", or a device or service type
     /// ("urn:schemas-upnp-org:service:RenderingControl:1").
     std::string search_target = "ssdp:all";
@@ -60,7 +61,7 @@ struct DiscoverOptions {
 
 /// A device that answered a search: one entry per device (per UDN), however many of its
 /// services answered.
-struct DiscoveredDevice {
+struct UVGENA_API DiscoveredDevice {
     std::string udn;                         ///< "uuid:…" (the USN's first part).
     std::string location;                    ///< LOCATION: the description URL.
     std::string server;                      ///< SERVER header.
@@ -75,7 +76,7 @@ struct DiscoveredDevice {
 
 /// A running search: yields each device as its first response arrives, until the timeout.
 /// Move-only; destroying it stops the search and closes its sockets.
-class Search {
+class UVGENA_API Search {
   public:
     /// Opens one socket per interface and starts sending M-SEARCH. Throws Error if no
     /// interface matches `options.interface` or no socket can be opened.
@@ -98,19 +99,19 @@ class Search {
     /// The interfaces searched on.
     const std::vector<NetworkInterface>& interfaces() const noexcept;
 
-    struct State;
+    struct UVGENA_LOCAL State;
 
   private:
-    explicit Search(std::unique_ptr<State> state) noexcept;
+    UVGENA_LOCAL explicit Search(std::unique_ptr<State> state) noexcept;
     std::unique_ptr<State> state_;
 };
 
 /// Searches and returns every device that answered before the timeout, in the order they
 /// first answered. Throws Error like Search::start.
-Task<std::vector<DiscoveredDevice>> discover(uv_loop_t* loop, DiscoverOptions options = {});
+UVGENA_API Task<std::vector<DiscoveredDevice>> discover(uv_loop_t* loop, DiscoverOptions options = {});
 
 /// Options of fetch_description.
-struct FetchOptions {
+struct UVGENA_API FetchOptions {
     /// Time for the whole request.
     std::chrono::milliseconds timeout{5000};
     /// Bounds on the document.
@@ -122,7 +123,7 @@ struct FetchOptions {
 /// GETs the device description at `location` and parses it. Throws Error naming the
 /// location: the http layer's errors (bad URL, refused, timeout), an http status error for
 /// a non-2xx answer, or ssdp::errc::bad_xml / bad_description / too_large.
-Task<DeviceDescription> fetch_description(uv_loop_t* loop, std::string location,
+UVGENA_API Task<DeviceDescription> fetch_description(uv_loop_t* loop, std::string location,
                                           FetchOptions options = {});
 
 // --------------------------------------------------------------------------------------
@@ -139,10 +140,10 @@ enum class DeviceEvent {
 };
 
 /// Name of a DeviceEvent ("appeared", ...).
-std::string_view to_string(DeviceEvent event) noexcept;
+UVGENA_API std::string_view to_string(DeviceEvent event) noexcept;
 
 /// One change of a device's presence.
-struct DeviceChange {
+struct UVGENA_API DeviceChange {
     DeviceEvent event = DeviceEvent::appeared;
     std::string udn;                       ///< "uuid:…"
     std::string location;                  ///< Last known LOCATION (may be empty for byebye).
@@ -155,7 +156,7 @@ struct DeviceChange {
 
 /// Sans-IO: remembers devices by UDN from advertisements and search responses, and says
 /// what changed. Bounded: beyond `max_devices`, the device closest to expiry is forgotten.
-class DeviceTracker {
+class UVGENA_API DeviceTracker {
   public:
     using Clock = std::chrono::steady_clock;
 
@@ -198,7 +199,7 @@ class DeviceTracker {
 };
 
 /// Options of an AdvertisementListener.
-struct AdvertisementListenerOptions {
+struct UVGENA_API AdvertisementListenerOptions {
     /// Interface to listen on (name or address); empty: every interface that is up.
     std::string interface;
     bool ipv4 = true;                ///< Listen on 239.255.255.250.
@@ -214,7 +215,7 @@ struct AdvertisementListenerOptions {
 /// Listens to SSDP advertisements and yields device changes: appeared, updated, rebooted,
 /// left, expired. A `rebooted` device lost its subscriptions: resubscribe at once.
 /// Move-only; destroying it closes its sockets.
-class AdvertisementListener {
+class UVGENA_API AdvertisementListener {
   public:
     /// Binds port 1900 (shared with other listeners on this host) and joins the group on
     /// every chosen interface. Throws Error.
@@ -239,10 +240,10 @@ class AdvertisementListener {
     /// (and a higher BOOTID, if `device.boot_id` is set) is reported.
     void remember(const DiscoveredDevice& device);
 
-    struct State;
+    struct UVGENA_LOCAL State;
 
   private:
-    explicit AdvertisementListener(std::unique_ptr<State> state) noexcept;
+    UVGENA_LOCAL explicit AdvertisementListener(std::unique_ptr<State> state) noexcept;
     std::unique_ptr<State> state_;
 };
 

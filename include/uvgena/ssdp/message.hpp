@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "uvgena/core/export.hpp"
 #include "uvgena/core/result.hpp"
 
 namespace uvgena::ssdp {
@@ -51,9 +52,9 @@ enum class errc {
 };
 
 /// Category of ssdp::errc.
-const std::error_category& ssdp_category() noexcept;
+UVGENA_API const std::error_category& ssdp_category() noexcept;
 /// Makes an error_code from an ssdp::errc.
-std::error_code make_error_code(errc e) noexcept;
+UVGENA_API std::error_code make_error_code(errc e) noexcept;
 
 /// What a datagram is, from its start line.
 enum class Kind {
@@ -64,14 +65,14 @@ enum class Kind {
 };
 
 /// Bounds applied while parsing (defaults suit any real device).
-struct Limits {
+struct UVGENA_API Limits {
     std::size_t max_bytes = 16 * 1024;  ///< Whole datagram.
     std::size_t max_line = 2048;        ///< One header line.
     std::size_t max_headers = 64;       ///< Header count.
 };
 
 /// A parsed datagram: the start line and the headers in received order.
-struct Datagram {
+struct UVGENA_API Datagram {
     Kind kind = Kind::search;
     std::string method;   ///< "M-SEARCH" or "NOTIFY"; empty for a response.
     int status = 0;       ///< Status code of a response; 0 for requests.
@@ -84,14 +85,14 @@ struct Datagram {
 };
 
 /// Parses one datagram. Never throws; every failure is an ssdp::errc.
-Result<Datagram> parse_datagram(std::string_view bytes, const Limits& limits = {});
+UVGENA_API Result<Datagram> parse_datagram(std::string_view bytes, const Limits& limits = {});
 
 // --------------------------------------------------------------------------------------
 // Search (control point → devices) and its responses.
 // --------------------------------------------------------------------------------------
 
 /// An M-SEARCH request.
-struct SearchRequest {
+struct UVGENA_API SearchRequest {
     std::string host = "239.255.255.250:1900";  ///< HOST header.
     std::string search_target = "ssdp:all";  ///< ST: ssdp:all, upnp:rootdevice, uuid:…, urn:….
     int mx = 2;                              ///< MX seconds (1..5); ignored for unicast.
@@ -102,14 +103,14 @@ struct SearchRequest {
 };
 
 /// Serialises an M-SEARCH (MAN: "ssdp:discover").
-std::string build_search(const SearchRequest& request);
+UVGENA_API std::string build_search(const SearchRequest& request);
 
 /// Reads an M-SEARCH as a device does: MAN must be "ssdp:discover", ST present, MX an
 /// integer for multicast searches (values above 5 are read as 5, as UDA 1.1 says).
-Result<SearchRequest> read_search(const Datagram& datagram, bool multicast = true);
+UVGENA_API Result<SearchRequest> read_search(const Datagram& datagram, bool multicast = true);
 
 /// The header fields that search responses and advertisements share.
-struct Advertisement {
+struct UVGENA_API Advertisement {
     std::string location;                       ///< LOCATION: URL of the device description.
     std::string usn;                            ///< USN: unique service name.
     std::string target;                         ///< ST (response) or NT (notify).
@@ -125,36 +126,36 @@ struct Advertisement {
 enum class NotifyType { alive, byebye, update };
 
 /// A NOTIFY advertisement.
-struct Notify : Advertisement {
+struct UVGENA_API Notify : Advertisement {
     NotifyType type = NotifyType::alive;
     std::string host = "239.255.255.250:1900";
 };
 
 /// Reads a search response (status 200; LOCATION, USN, ST required; CACHE-CONTROL
 /// max-age read leniently, defaulting to 1800 s when missing).
-Result<Advertisement> read_response(const Datagram& datagram);
+UVGENA_API Result<Advertisement> read_response(const Datagram& datagram);
 
 /// Reads a NOTIFY advertisement (NTS ssdp:alive needs LOCATION; byebye needs only NT/USN).
-Result<Notify> read_notify(const Datagram& datagram);
+UVGENA_API Result<Notify> read_notify(const Datagram& datagram);
 
 /// Serialises a search response (with EXT and DATE headers, as the spec requires).
-std::string build_response(const Advertisement& ad, std::string_view date_rfc1123);
+UVGENA_API std::string build_response(const Advertisement& ad, std::string_view date_rfc1123);
 
 /// Serialises a NOTIFY advertisement.
-std::string build_notify(const Notify& notify);
+UVGENA_API std::string build_notify(const Notify& notify);
 
 /// A USN split into the device UDN ("uuid:…") and the type after "::" (may be empty).
-struct UsnParts {
+struct UVGENA_API UsnParts {
     std::string udn;
     std::string type;
 };
 
 /// Splits "uuid:X::urn:schemas-upnp-org:service:AVTransport:1" into its parts.
-UsnParts split_usn(std::string_view usn);
+UVGENA_API UsnParts split_usn(std::string_view usn);
 
 /// True if an advertised target answers a search for `search_target` (ssdp:all matches
 /// everything; urn:…:type:v matches the same type at version v or later).
-bool target_matches(std::string_view search_target, std::string_view advertised);
+UVGENA_API bool target_matches(std::string_view search_target, std::string_view advertised);
 
 // --------------------------------------------------------------------------------------
 // Multicast eventing (UDA 1.1 section 4.3.3).
@@ -164,10 +165,10 @@ bool target_matches(std::string_view search_target, std::string_view advertised)
 enum class EventLevel { emergency, fault, warning, info, debug, general };
 
 /// Name of a level as sent in LVL ("upnp:/info", ...).
-std::string_view to_string(EventLevel level) noexcept;
+UVGENA_API std::string_view to_string(EventLevel level) noexcept;
 
 /// A multicast event message.
-struct MulticastEvent {
+struct UVGENA_API MulticastEvent {
     std::string host = "239.255.255.246:7900";
     std::string usn;         ///< USN of the publishing service's device.
     std::string service_id;  ///< SVCID.
@@ -179,10 +180,10 @@ struct MulticastEvent {
 
 /// Reads a multicast event (NT upnp:event, NTS upnp:propchange, USN, SVCID, SEQ, LVL,
 /// BOOTID.UPNP.ORG required; Content-Length, when present, must match the body).
-Result<MulticastEvent> read_multicast_event(const Datagram& datagram);
+UVGENA_API Result<MulticastEvent> read_multicast_event(const Datagram& datagram);
 
 /// Serialises a multicast event (NOTIFY * HTTP/1.0).
-std::string build_multicast_event(const MulticastEvent& event);
+UVGENA_API std::string build_multicast_event(const MulticastEvent& event);
 
 /// What a receiver does with a multicast event.
 enum class EventVerdict {
@@ -195,7 +196,7 @@ enum class EventVerdict {
 
 /// Remembers the last BOOTID per device and SEQ per service, and judges each new event.
 /// Bounded: it keeps at most `max_services` entries, forgetting the least recently seen.
-class MulticastEventFilter {
+class UVGENA_API MulticastEventFilter {
   public:
     explicit MulticastEventFilter(std::size_t max_services = 1024) : max_(max_services) {}
     /// Judges `event` and, when it is accepted, records it.

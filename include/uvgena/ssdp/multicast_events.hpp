@@ -14,20 +14,21 @@
 
 #include "uvgena/co/channel.hpp"
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/net/address.hpp"
 #include "uvgena/ssdp/message.hpp"
 
 namespace uvgena::ssdp {
 
 /// A multicast event accepted by a listener.
-struct ReceivedMulticastEvent {
+struct UVGENA_API ReceivedMulticastEvent {
     MulticastEvent event;   ///< Headers and the property set body.
     bool rebooted = false;  ///< The first event of a new BOOTID of this device.
     SocketAddress from;     ///< The sender.
 };
 
 /// Options of a MulticastEventListener.
-struct MulticastEventListenerOptions {
+struct UVGENA_API MulticastEventListenerOptions {
     /// Interface (name or address); empty: every interface that is up.
     std::string interface;
     bool ipv4 = true;   ///< Listen on 239.255.255.246.
@@ -42,7 +43,7 @@ struct MulticastEventListenerOptions {
 
 /// Receives multicast events and yields the new ones: resends (same SEQ), backward SEQs and
 /// stale BOOTIDs are discarded and counted. Move-only; destroying it closes its sockets.
-class MulticastEventListener {
+class UVGENA_API MulticastEventListener {
   public:
     /// Binds port 7900 (shared) and joins the group on the chosen interfaces. Throws Error.
     static MulticastEventListener start(uv_loop_t* loop,
@@ -65,15 +66,15 @@ class MulticastEventListener {
     /// Accepted events dropped because nobody read them in time.
     std::size_t dropped() const noexcept;
 
-    struct State;
+    struct UVGENA_LOCAL State;
 
   private:
-    explicit MulticastEventListener(std::unique_ptr<State> state) noexcept;
+    UVGENA_LOCAL explicit MulticastEventListener(std::unique_ptr<State> state) noexcept;
     std::unique_ptr<State> state_;
 };
 
 /// Options of a MulticastEventSender.
-struct MulticastEventSenderOptions {
+struct UVGENA_API MulticastEventSenderOptions {
     std::string usn;            ///< USN of the service's device ("uuid:…::urn:…:service:X:1").
     std::string service_id;     ///< SVCID ("urn:upnp-org:serviceId:X").
     std::uint32_t boot_id = 1;  ///< BOOTID.UPNP.ORG of the device.
@@ -88,7 +89,7 @@ struct MulticastEventSenderOptions {
 
 /// Sends the multicast events of one service, numbering them (SEQ 0, 1, ... and after
 /// 4294967295 back to 1, as GENA does). Move-only.
-class MulticastEventSender {
+class UVGENA_API MulticastEventSender {
   public:
     /// Opens one socket per interface. Throws Error.
     static MulticastEventSender create(uv_loop_t* loop, MulticastEventSenderOptions options);
@@ -113,10 +114,10 @@ class MulticastEventSender {
     /// Closes the sockets.
     void close() noexcept;
 
-    struct State;
+    struct UVGENA_LOCAL State;
 
   private:
-    explicit MulticastEventSender(std::shared_ptr<State> state) noexcept;
+    UVGENA_LOCAL explicit MulticastEventSender(std::shared_ptr<State> state) noexcept;
     std::shared_ptr<State> state_;
 };
 

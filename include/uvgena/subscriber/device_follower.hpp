@@ -31,6 +31,7 @@
 #include <string>
 
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/ssdp/discovery.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
@@ -45,7 +46,7 @@ using FollowHandler = std::function<void(const DeviceChange& change, std::size_t
 /// when their device is back after a restart (see the file comment). Lives on one loop; not
 /// copyable or movable; must not be destroyed from its own handler. Holds no subscription
 /// alive: one that ends (or is destroyed) is forgotten.
-class DeviceFollower {
+class UVGENA_API DeviceFollower {
   public:
     /// Starts listening to advertisements (IPv4 and, with options.ipv6, IPv6; on
     /// options.interface or every interface that is up). Throws Error like
@@ -70,7 +71,7 @@ class DeviceFollower {
     /// Resubscriptions started because of advertisements.
     std::size_t resubscriptions() const noexcept;
 
-    struct State;
+    struct UVGENA_LOCAL State;
 
   private:
     std::unique_ptr<State> state_;

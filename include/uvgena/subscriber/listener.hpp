@@ -24,6 +24,7 @@
 #include <string>
 
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/gena/event_body.hpp"
 #include "uvgena/net/address.hpp"
 
@@ -35,7 +36,7 @@ struct SubscriberAccess;
 }  // namespace detail
 
 /// Configuration of an EventListener.
-struct ListenerOptions {
+struct UVGENA_API ListenerOptions {
     /// IP literal to listen on; empty: every interface, IPv6 and IPv4 (dual stack; IPv4 only
     /// where IPv6 is unavailable).
     std::string listen_host{};
@@ -94,7 +95,7 @@ struct ListenerOptions {
 };
 
 /// Counters of a listener, for monitoring and tests.
-struct ListenerStats {
+struct UVGENA_API ListenerStats {
     std::uint64_t notifications = 0;  ///< NOTIFY requests accepted (200).
     std::uint64_t unknown = 0;        ///< Answered 412 (unknown path or SID, wrong source).
     std::uint64_t bad_requests = 0;   ///< Answered 400 / 405 (malformed GENA headers).
@@ -111,7 +112,7 @@ struct ListenerStats {
 
 /// A NOTIFY server on one loop. Not copyable or movable. Destroying it without `stop()` ends
 /// its subscriptions locally (their streams close; nothing is sent) and closes the server.
-class EventListener {
+class UVGENA_API EventListener {
   public:
     /// A listener on `loop`; it starts listening on first use (or with `start()`).
     explicit EventListener(uv_loop_t* loop, ListenerOptions options = {});

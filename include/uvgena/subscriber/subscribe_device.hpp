@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "uvgena/co/task.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/ssdp/description.hpp"
 #include "uvgena/ssdp/discovery.hpp"
 #include "uvgena/subscriber/subscription.hpp"
@@ -17,7 +18,7 @@ namespace uvgena::ssdp {
 /// Subscribes to the events of `service` (its eventSubURL), as gena::subscribe does. Throws
 /// Error(uvgena::errc::invalid_argument) naming the service if it has no eventSubURL, else
 /// what gena::subscribe throws.
-Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
+UVGENA_API Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
                                    gena::SubscribeOptions options = {},
                                    gena::SubscriptionHandlers handlers = {});
 
@@ -26,7 +27,7 @@ Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
 /// service id) in the description at location-url, which is fetched. Throws Error: the
 /// errors of fetch_description, or uvgena::errc::invalid_argument naming the service and
 /// listing the ones the device has.
-Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOptions options = {});
+UVGENA_API Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOptions options = {});
 
 /// What a subscription target names (see resolve_target).
 struct ResolvedTarget {
@@ -38,11 +39,11 @@ struct ResolvedTarget {
 
 /// As resolve_event_url, and also says which device the service belongs to, so that the
 /// subscription can follow the device's advertisements (ssdp::DeviceFollower).
-Task<ResolvedTarget> resolve_target(uv_loop_t* loop, std::string target, FetchOptions options = {});
+UVGENA_API Task<ResolvedTarget> resolve_target(uv_loop_t* loop, std::string target, FetchOptions options = {});
 
 /// Subscribes to `target`: an event URL, or "<location-url>#<service>" (see
 /// resolve_event_url).
-Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,
+UVGENA_API Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,
                                           gena::SubscribeOptions options = {},
                                           gena::SubscriptionHandlers handlers = {});
 

@@ -31,6 +31,7 @@
 #include "uvgena/co/task.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/export.hpp"
 #include "uvgena/gena/event.hpp"
 #include "uvgena/gena/protocol.hpp"
 #include "uvgena/gena/schedule.hpp"
@@ -66,7 +67,7 @@ using SilenceHandler = std::function<void(std::chrono::milliseconds silence)>;
 /// (a std::function's callable, a std::string's buffer). A member that owns nothing survives
 /// that. The handlers, which must own their callables, are passed apart: see
 /// SubscriptionHandlers.
-struct SubscribeOptions {
+struct UVGENA_API SubscribeOptions {
     /// Duration to ask for (TIMEOUT: Second-N); nullopt lets the device choose.
     std::optional<std::chrono::seconds> requested_timeout{};
     /// Renew automatically when 75-85% of the granted duration has passed (spread per
@@ -138,7 +139,7 @@ static_assert(std::is_trivially_copyable_v<SubscribeOptions> &&
 ///
 /// Do not write a lambda that owns heap memory (captures a std::string or shared_ptr by
 /// value) inside a co_await expression either: g++ 12 breaks that closure the same way.
-class SubscriptionHandlers {
+class UVGENA_API SubscriptionHandlers {
   public:
     /// No handlers (events are queued for `events().next()`).
     SubscriptionHandlers() noexcept {}
@@ -157,7 +158,7 @@ class SubscriptionHandlers {
 };
 
 /// Counters of one subscription: nothing is lost silently.
-struct SubscriptionStats {
+struct UVGENA_API SubscriptionStats {
     std::uint64_t events_received = 0;       ///< NOTIFYs accepted for this subscription.
     std::uint64_t events_delivered = 0;      ///< Handed to the queue or the callback.
     std::uint64_t events_dropped = 0;        ///< Dropped or refused by the bounded queue.
@@ -180,9 +181,9 @@ struct SubscriptionStats {
 };
 
 /// Awaiter of EventStream::next().
-class [[nodiscard]] EventNextAwaiter {
+class [[nodiscard]] UVGENA_API EventNextAwaiter {
   public:
-    explicit EventNextAwaiter(std::shared_ptr<detail::SubscriptionCore> state);
+    UVGENA_LOCAL explicit EventNextAwaiter(std::shared_ptr<detail::SubscriptionCore> state);
     EventNextAwaiter(const EventNextAwaiter&) = delete;
     EventNextAwaiter& operator=(const EventNextAwaiter&) = delete;
     ~EventNextAwaiter();
@@ -205,7 +206,7 @@ class [[nodiscard]] EventNextAwaiter {
 };
 
 /// The queue of a subscription's events (a view; the Subscription owns it).
-class EventStream {
+class UVGENA_API EventStream {
   public:
     /// `co_await events().next()`: the next event, or nullopt once the subscription ended.
     EventNextAwaiter next() const;
@@ -225,7 +226,7 @@ class EventStream {
 /// A live (or ended) subscription. Move-only. Destroying it without unsubscribing
 /// unregisters it locally at once and sends a best-effort UNSUBSCRIBE from a task on the
 /// loop (the loop must run a little longer for it; it is bounded by the options' timeout).
-class Subscription {
+class UVGENA_API Subscription {
   public:
     /// An empty subscription (valid() is false).
     Subscription() noexcept;
@@ -289,7 +290,7 @@ class Subscription {
 
   private:
     friend struct detail::SubscriberAccess;
-    Subscription(std::shared_ptr<detail::SubscriptionCore> state,
+    UVGENA_LOCAL Subscription(std::shared_ptr<detail::SubscriptionCore> state,
                  std::shared_ptr<detail::ListenerImpl> listener) noexcept;
     void release() noexcept;
 
@@ -305,7 +306,7 @@ class Subscription {
 /// gena status errors (precondition_failed, server_error, ...) for a refusal. `handlers` are
 /// installed before the first event can arrive (see SubscriptionHandlers for the g++ 12
 /// rule; Subscription::set_callback right after the co_await is equivalent for on_event).
-Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options = {},
+UVGENA_API Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options = {},
                              SubscriptionHandlers handlers = {});
 
 }  // namespace uvgena::gena
