@@ -19,6 +19,34 @@ void Publisher::Impl::activate(const std::shared_ptr<Subscriber>& sub) {
     make_ready(sub);
 }
 
+void Publisher::Impl::activate_later(const std::shared_ptr<Subscriber>& sub) {
+    if (stopped || sub->removed) return;
+    if (options.initial_event_delay.count() <= 0) {
+        activate(sub);
+        return;
+    }
+    ++activating;
+    idle_event.reset();
+    scope->spawn(with_stop_token(activate_after_delay(sub), sub->stop.get_token()));
+}
+
+Task<void> Publisher::Impl::activate_after_delay(std::shared_ptr<Subscriber> sub) {
+    struct Leave {
+        Impl* impl;
+        ~Leave() {
+            --impl->activating;
+            impl->maybe_idle();
+        }
+    } leave{this};
+    try {
+        co_await sleep_for(loop, options.initial_event_delay);
+    } catch (const Error& e) {
+        if (is_cancelled(e.code())) co_return;
+        throw;
+    }
+    if (!sub->removed && !stopped) activate(sub);
+}
+
 void Publisher::Impl::enqueue(const std::shared_ptr<Subscriber>& sub, const EventBody& body) {
     if (sub->removed) return;
     if (sub->queue.size() >= options.max_queued_events) {

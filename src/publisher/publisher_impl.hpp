@@ -169,9 +169,12 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
 
     // delivery.cpp: queues and workers
     void activate(const std::shared_ptr<Subscriber>& sub);
+    /// The SUBSCRIBE response was written: activate after options.initial_event_delay.
+    void activate_later(const std::shared_ptr<Subscriber>& sub);
+    Task<void> activate_after_delay(std::shared_ptr<Subscriber> sub);
     void enqueue(const std::shared_ptr<Subscriber>& sub, const EventBody& body);
     void make_ready(const std::shared_ptr<Subscriber>& sub);
-    bool is_idle() const noexcept { return ready.empty() && workers == 0; }
+    bool is_idle() const noexcept { return ready.empty() && workers == 0 && activating == 0; }
     void maybe_idle() noexcept {
         if (is_idle()) idle_event.set();
     }
@@ -189,6 +192,7 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
     std::deque<std::shared_ptr<Subscriber>> ready;
     std::size_t workers = 0;  // worker tasks alive (started or about to start)
     std::size_t busy = 0;     // workers with a NOTIFY in flight
+    std::size_t activating = 0;  // subscribers waiting out initial_event_delay
     bool sweeping = false;
     bool stopped = false;    // stop() was called, or the Publisher is gone
     bool shut_down = false;  // shutdown() ran: the Publisher is gone

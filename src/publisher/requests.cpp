@@ -127,7 +127,7 @@ http::Response Publisher::Impl::subscribe(Service::Impl& service, SubscriptionDe
             self->remove(s);
             return;
         }
-        self->activate(s);
+        self->activate_later(s);
     };
     return response;
 }

@@ -85,6 +85,61 @@ TEST_SUITE("gena.publisher") {
         run(loop, receiver.server().stop());
     }
 
+    // Issue 20: the initial event left ~50 us after the SUBSCRIBE answer, and GUPnP 1.6 threw
+    // it away because it had not stored the SID yet. It now leaves only after the answer is
+    // fully written plus initial_event_delay; a renewal sends nothing.
+    TEST_CASE("the initial event arrives initial_event_delay after the response's last byte") {
+        uvtest::TestLoop loop;
+        Receiver receiver(loop);
+        PublisherOptions options;
+        options.initial_event_delay = 200ms;
+        Publisher publisher(loop, options);
+        Service& rc = publisher.add_service(rendering_control());
+        publisher.listen(loopback());
+        auto test = [&]() -> Task<void> {
+            // A raw exchange: the response's last byte is read before the clock is read.
+            http::Url url = event_url(publisher);
+            TcpStream stream = co_await connect(loop, SocketAddress::parse(url.host, url.port));
+            SubscribeParams params;
+            params.callbacks = one(receiver.url());
+            params.timeout = 300s;
+            co_await stream.write(http::serialize(make_subscribe(url, params)));
+            std::string answer;
+            while (answer.find("\r\n\r\n") == std::string::npos) {
+                std::string_view chunk = co_await stream.read_some();
+                REQUIRE_FALSE(chunk.empty());
+                answer += chunk;
+                stream.consume(chunk.size());
+            }
+            auto response_done = std::chrono::steady_clock::now();
+            CHECK(answer.rfind("HTTP/1.1 200", 0) == 0);
+            CHECK(answer.find("Content-Length: 0\r\n") != std::string::npos);
+            // A change during the delay is queued behind the initial event.
+            rc.set("Volume", "33");
+            Notify initial = co_await receiver.next();
+            CHECK(initial.seq == 0);
+            CHECK(initial.at > response_done);
+            auto gap =
+                std::chrono::duration_cast<std::chrono::milliseconds>(initial.at - response_done);
+            INFO("initial event ", gap.count(), " ms after the response");
+            CHECK(gap >= 190ms);
+            Notify change = co_await receiver.next();
+            CHECK(change.seq == 1);
+            CHECK(change.properties.variables().at("Volume") == "33");
+            // A renewal: 200, and no event.
+            http::Response renewal =
+                co_await pubtest::send(loop, SocketAddress::parse(url.host, url.port),
+                                       make_renewal(url, initial.sid, 300s));
+            CHECK(renewal.status == 200);
+            co_await sleep_for(loop, 400ms);
+            co_await publisher.idle();
+            CHECK(receiver.count() == 2);
+            co_await publisher.stop();
+        };
+        run(loop, test());
+        run(loop, receiver.server().stop());
+    }
+
     TEST_CASE("changes reach a subscriber in order with SEQ counting up, set_many as one event") {
         uvtest::TestLoop loop;
         Receiver receiver(loop);
