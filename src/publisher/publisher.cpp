@@ -23,6 +23,9 @@ Publisher::Impl::Impl(uv_loop_t* l, PublisherOptions o)
     options.max_queued_events = std::max<std::size_t>(options.max_queued_events, 2);
     options.max_concurrent_notifies = std::max<std::size_t>(options.max_concurrent_notifies, 1);
     options.max_consecutive_failures = std::max(options.max_consecutive_failures, 1u);
+    options.max_notifies_per_host = std::max<std::size_t>(options.max_notifies_per_host, 1);
+    options.max_connects_per_host = std::max<std::size_t>(options.max_connects_per_host, 1);
+    options.max_host_backoff = std::max(options.max_host_backoff, options.host_backoff);
 }
 
 // Ends everything at once (the Publisher's destructor). Destroying the server is safe while
@@ -41,6 +44,11 @@ void Publisher::Impl::shutdown() noexcept {
 void Publisher::Impl::forget_all() noexcept {
     while (!by_sid.empty()) remove(by_sid.begin()->second);
     ready.clear();
+    for (auto& [key, h] : hosts) {
+        for (auto& sub : h.parked) sub->parked = false;
+        h.parked.clear();
+    }
+    parked = 0;
     for (auto& s : services) {
         s->impl_->flush_stop.request_stop();
         s->impl_->flush_at.reset();
@@ -62,6 +70,19 @@ void Publisher::Impl::remove(std::shared_ptr<Subscriber> sub) noexcept {
     by_sid.erase(sub->sid);
     if (auto it = per_host.find(sub->host_key); it != per_host.end()) {
         if (--it->second == 0) per_host.erase(it);
+    }
+    if (auto it = hosts.find(sub->delivery_host); it != hosts.end()) {
+        detail::HostState& h = it->second;
+        if (sub->parked) {
+            auto p = std::find(h.parked.begin(), h.parked.end(), sub);
+            if (p != h.parked.end()) {
+                h.parked.erase(p);
+                --parked;
+            }
+            sub->parked = false;
+        }
+        if (h.subscribers > 0) --h.subscribers;
+        forget_host_if_unused(sub->delivery_host);
     }
     auto& list = sub->service->subscribers;
     std::size_t i = sub->service_index;

@@ -106,12 +106,14 @@ http::Response Publisher::Impl::subscribe(Service::Impl& service, SubscriptionDe
     sub->callbacks = std::move(targets);
     sub->requester = context.peer;
     sub->host_key = host_key;
+    sub->delivery_host = sub->callbacks.front().address.unmapped().ip();
     sub->timeout = decision.timeout;
     sub->expires = Clock::now() + decision.timeout;
     sub->queue.push_back({service.full_state_event(), 0, true});
     service.subscribers.push_back(sub);
     by_sid.emplace(sub->sid, sub);
     ++per_host[host_key];
+    ++host(sub->delivery_host).subscribers;
     ++stats.subscribes;
     ensure_sweeping();
 

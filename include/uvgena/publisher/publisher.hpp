@@ -17,7 +17,9 @@
 // (sent only once the SUBSCRIBE response is fully written and initial_event_delay has
 // passed, so that the control point has stored the SID), then 1, 2, ... wrapping from
 // 4294967295 to 1. NOTIFYs to different subscribers run concurrently (up to a bound), so a
-// slow or dead subscriber never delays the others; its queue is bounded (coalesced into one
+// slow or dead subscriber never delays the others (at most max_notifies_per_host of them go to
+// one callback host at once, fewer and after a back-off when that host's NOTIFYs time out);
+// its queue is bounded (coalesced into one
 // full-state event, or oldest dropped with a SEQ gap that tells the subscriber), and after
 // repeated failures it is dropped. Every loss is counted in PublisherStats.
 //
@@ -78,8 +80,9 @@ struct PublisherOptions {
     std::size_t max_subscriptions_per_host = 64;
     /// Time limit of one NOTIFY exchange (UDA: 30 s).
     std::chrono::milliseconds notify_timeout{30'000};
-    /// Time limit to connect to one CALLBACK URL.
-    std::chrono::milliseconds notify_connect_timeout{5'000};
+    /// Time limit to connect to one CALLBACK URL: much shorter than notify_timeout, since a
+    /// LAN host accepts in milliseconds and an unreachable one must not hold a slot long.
+    std::chrono::milliseconds notify_connect_timeout{2'000};
     /// Pause between the end of writing a SUBSCRIBE response and sending the initial event
     /// (SEQ 0). Control points store the SID only when they have processed the response:
     /// GUPnP 1.6 answers 200 to, and throws away, a NOTIFY that overtakes that, then sees
@@ -100,6 +103,21 @@ struct PublisherOptions {
     std::chrono::milliseconds max_failing_time{300'000};
     /// NOTIFY exchanges in flight at once, over all subscribers.
     std::size_t max_concurrent_notifies = 128;
+    /// NOTIFY exchanges in flight at once to one callback host (IP address, any port), at
+    /// least 1: a host whose callbacks accept and never answer (a tarpit) holds at most this
+    /// many of the max_concurrent_notifies slots, whatever its number of subscriptions.
+    /// Each time one of its NOTIFYs times out, the host's share halves (down to 1) and it
+    /// backs off (see host_backoff); each success gives back one step.
+    std::size_t max_notifies_per_host = 8;
+    /// Connections being established at once to one callback host, at least 1.
+    std::size_t max_connects_per_host = 4;
+    /// After a NOTIFY to a host timed out, no new NOTIFY starts to that host for this long,
+    /// doubled with every further strike (a timeout, or a subscriber of it dropped) up to
+    /// max_host_backoff. The host's strikes outlive its subscriptions (for 10 minutes after
+    /// the last one), so a dropped tarpit that resubscribes starts limited.
+    std::chrono::milliseconds host_backoff{1'000};
+    /// Upper bound of the back-off.
+    std::chrono::milliseconds max_host_backoff{60'000};
     /// How often expired subscriptions are removed.
     std::chrono::milliseconds sweep_interval{1'000};
     /// SERVER header of SUBSCRIBE answers; empty: default_user_agent().
