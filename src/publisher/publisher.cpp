@@ -84,6 +84,9 @@ void Publisher::Impl::remove(std::shared_ptr<Subscriber> sub) noexcept {
         if (h.subscribers > 0) --h.subscribers;
         forget_host_if_unused(sub->delivery_host);
     }
+    if (auto it = sub->service->per_host.find(sub->host_key); it != sub->service->per_host.end()) {
+        if (--it->second == 0) sub->service->per_host.erase(it);
+    }
     auto& list = sub->service->subscribers;
     std::size_t i = sub->service_index;
     if (i < list.size() && list[i] == sub) {

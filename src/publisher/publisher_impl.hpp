@@ -130,6 +130,7 @@ struct Service::Impl {
     MulticastSink multicast_sink;
     Clock::time_point last_emit = Clock::time_point::min();
     std::vector<std::shared_ptr<detail::Subscriber>> subscribers;
+    std::unordered_map<std::string, std::size_t> per_host;  // its subscriptions by requester
     EventBody full_state;  // cache of the full-state property set; reset by every change
     std::optional<Clock::time_point> flush_at;
     std::stop_source flush_stop;
@@ -184,6 +185,7 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
     http::Response handle(const http::Request& request, const http::RequestContext& context);
     http::Response subscribe(Service::Impl& service, SubscriptionDecision& decision,
                              const http::RequestContext& context);
+    bool make_room(Service::Impl& service, const std::string& requester);
 
     // delivery.cpp: queues and workers
     void activate(const std::shared_ptr<Subscriber>& sub);

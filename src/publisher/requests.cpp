@@ -62,6 +62,35 @@ http::Response Publisher::Impl::handle(const http::Request& request,
     return make_error_response(500);
 }
 
+// The service is full. A requester holding fewer of its subscriptions than the host holding
+// the most (by requesting address) still gets in: that host loses its subscription that
+// expires first (it learns at its next renewal, 412, and may subscribe again while it is not
+// the largest). A requester that is itself among the largest is refused (503).
+bool Publisher::Impl::make_room(Service::Impl& service, const std::string& requester) {
+    std::size_t own = 0;
+    if (auto it = service.per_host.find(requester); it != service.per_host.end()) own = it->second;
+    const std::string* largest = nullptr;
+    std::size_t most = 0;
+    for (const auto& [host, count] : service.per_host) {
+        if (count > most) {
+            most = count;
+            largest = &host;
+        }
+    }
+    if (largest == nullptr || most <= own + 1) return false;
+    std::shared_ptr<Subscriber> victim;
+    for (const auto& sub : service.subscribers) {
+        if (sub->host_key == *largest && (!victim || sub->expires < victim->expires)) victim = sub;
+    }
+    if (!victim) return false;
+    log(LogLevel::warning, "gena publisher: ", service.event_path, " full: subscription ",
+        victim->sid, " of ", victim->host_key, " (", most, " subscriptions) evicted for ",
+        requester, " (", own, ")");
+    ++stats.evicted;
+    remove(victim);
+    return true;
+}
+
 http::Response Publisher::Impl::subscribe(Service::Impl& service, SubscriptionDecision& decision,
                                           const http::RequestContext& context) {
     CallbackCheck check{context.peer, context.local, interfaces.get(), options.callback_scope,
@@ -82,18 +111,19 @@ http::Response Publisher::Impl::subscribe(Service::Impl& service, SubscriptionDe
         ++stats.refused_callbacks;
         return make_error_response(412);
     }
-    std::string host_key = context.peer.ip();
-    if (service.subscribers.size() >= options.max_subscriptions_per_service) {
-        ++stats.over_limit;
-        log(LogLevel::warning, "gena publisher: ", service.event_path, " has ",
-            service.subscribers.size(), " subscriptions: SUBSCRIBE from ", host_key, " refused");
-        return make_error_response(503);
-    }
+    std::string host_key = context.peer.unmapped().ip();
     if (auto it = per_host.find(host_key);
         it != per_host.end() && it->second >= options.max_subscriptions_per_host) {
         ++stats.over_limit;
         log(LogLevel::warning, "gena publisher: ", host_key, " has ", it->second,
             " subscriptions: SUBSCRIBE refused");
+        return make_error_response(503);
+    }
+    if (service.subscribers.size() >= options.max_subscriptions_per_service &&
+        !make_room(service, host_key)) {
+        ++stats.over_limit;
+        log(LogLevel::warning, "gena publisher: ", service.event_path, " has ",
+            service.subscribers.size(), " subscriptions: SUBSCRIBE from ", host_key, " refused");
         return make_error_response(503);
     }
 
@@ -113,6 +143,7 @@ http::Response Publisher::Impl::subscribe(Service::Impl& service, SubscriptionDe
     service.subscribers.push_back(sub);
     by_sid.emplace(sub->sid, sub);
     ++per_host[host_key];
+    ++service.per_host[host_key];
     ++host(sub->delivery_host).subscribers;
     ++stats.subscribes;
     ensure_sweeping();

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -551,6 +552,63 @@ TEST_SUITE("gena.publisher") {
         };
         run(loop, test());
         run(loop, receiver.server().stop());
+    }
+
+    // Issue 20: 32 hosts x 64 subscriptions filled the 2,048 per-service cap and a host with
+    // none got 503. The host holding the most now gives one up for a newcomer.
+    TEST_CASE("a full service still serves a new host: the host holding the most loses one") {
+        uvtest::TestLoop loop(60s);
+        Receiver receiver(loop);
+        Publisher publisher(loop);  // the defaults: 2048 per service, 64 per host
+        Service& rc = publisher.add_service(rendering_control());
+        publisher.listen(loopback());
+        auto from = [&](std::string ip) -> Task<http::Response> {
+            SubscribeParams params;
+            params.callbacks = one(receiver.url());
+            params.timeout = 300s;
+            http::ClientOptions client;
+            client.local_address = SocketAddress::parse(ip, 0);
+            http::Url url = event_url(publisher);
+            auto r = co_await http::try_send(loop, SocketAddress::parse(url.host, url.port),
+                                             make_subscribe(url, params), client);
+            co_return std::move(r).value();
+        };
+        auto test = [&]() -> Task<void> {
+            const std::size_t hosts = 32, each = 64;
+            std::size_t ok = 0;
+            for (std::size_t h = 1; h <= hosts; ++h) {
+                for (std::size_t i = 0; i < each; ++i) {
+                    if ((co_await from("127.0.1." + std::to_string(h))).status == 200) ++ok;
+                }
+            }
+            CHECK(ok == hosts * each);
+            CHECK(rc.subscriber_count() == 2048);
+            // A host among the largest is refused (its own cap, here also the service's).
+            CHECK((co_await from("127.0.1.1")).status == 503);
+            // A new host is served; the largest host gives one up.
+            http::Response fresh = co_await from("127.0.1.200");
+            CHECK(fresh.status == 200);
+            CHECK(rc.subscriber_count() == 2048);
+            CHECK(publisher.stats().evicted == 1);
+            // A second new host takes from a host that still holds 64, not from the one that
+            // already gave one up, and the newcomers keep theirs.
+            CHECK((co_await from("127.0.1.201")).status == 200);
+            CHECK((co_await from("127.0.1.201")).status == 200);
+            std::map<std::string, std::size_t> count;
+            for (const SubscriberInfo& s : publisher.subscribers()) ++count[s.requester.ip()];
+            CHECK(count["127.0.1.200"] == 1);
+            CHECK(count["127.0.1.201"] == 2);
+            std::size_t reduced = 0;
+            for (std::size_t h = 1; h <= hosts; ++h) {
+                std::size_t c = count["127.0.1." + std::to_string(h)];
+                CHECK(c >= 63);
+                if (c == 63) ++reduced;
+            }
+            CHECK(reduced == 3);
+            co_await publisher.stop(0ms);
+        };
+        run(loop, test());
+        run(loop, receiver.server().stop(0ms));
     }
 
     TEST_CASE("moderation coalesces changes of a variable within its minimum interval") {

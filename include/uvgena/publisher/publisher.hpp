@@ -74,7 +74,11 @@ struct PublisherOptions {
     /// Networks whose addresses are accepted as CALLBACK hosts in addition to the scope
     /// (e.g. the subnets of a routed LAN, without opening every private range).
     std::vector<IpNetwork> allowed_callback_networks;
-    /// Subscriptions per service; beyond it SUBSCRIBE gets 503.
+    /// Subscriptions per service. When it is reached, a SUBSCRIBE from a host holding fewer
+    /// of the service's subscriptions than the host holding the most is still served: that
+    /// host's subscription expiring first is evicted (counted in PublisherStats::evicted);
+    /// a SUBSCRIBE from a host among those holding the most gets 503. So a few hosts cannot
+    /// fill the service and lock new ones out (SECURITY.md).
     std::size_t max_subscriptions_per_service = 2048;
     /// Subscriptions per requesting host (all services); beyond it SUBSCRIBE gets 503.
     std::size_t max_subscriptions_per_host = 64;
@@ -178,6 +182,7 @@ struct PublisherStats {
     std::uint64_t subscribers_dropped = 0;    ///< Subscribers removed for failing deliveries.
     std::uint64_t unanswered_subscribes = 0;  ///< Subscriptions removed because their
                                               ///< SUBSCRIBE response could not be written.
+    std::uint64_t evicted = 0;  ///< Subscriptions evicted by a full service for a new host.
 };
 
 /// A snapshot of one subscription.
