@@ -219,7 +219,9 @@ void add_serve_demo_command(CLI::App& app, Action& action) {
                     "Milliseconds between writing a SUBSCRIBE answer and sending the initial "
                     "event, so that the control point has stored the SID (default 20)")
         ->check(CLI::Range(0, 10000));
-    cmd->add_flag("-v,--verbose", args->verbose, "Log subscriptions and deliveries");
+    cmd->add_flag(
+        "-v,--verbose", args->verbose,
+        "Log subscriptions, renewals, unsubscriptions and deliveries, one line each (stderr)");
     cmd->add_flag("--ssdp", args->ssdp,
                   "Make the device discoverable (SSDP): answer M-SEARCH, send ssdp:alive at "
                   "start and every --ssdp-alive-interval, ssdp:byebye on Ctrl-C / SIGTERM / "

@@ -266,10 +266,21 @@ Task<Delivery> Publisher::Impl::deliver(std::shared_ptr<Subscriber> sub, std::ui
     bool timed_out = false;
     for (const Target& target : sub->callbacks) {
         http::Request request = make_notify(target.url, sub->sid, seq, *body);
+        Clock::time_point started = Clock::now();
         Result<http::Response> answer =
             co_await http::try_send(loop, target.address, std::move(request), client);
         if (sub->removed || stopped) co_return Delivery::cancelled;
-        if (answer && answer->status >= 200 && answer->status < 300) co_return Delivery::ok;
+        if (answer && answer->status >= 200 && answer->status < 300) {
+            if (log_enabled(LogLevel::info)) {
+                auto took =
+                    std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+                log(LogLevel::info, "gena publisher: delivered SEQ ", seq, " of ",
+                    sub->service->event_path, " to ", target.url.to_string(), " (", sub->sid,
+                    "): ", answer->status, " in ", took.count() / 1000, ".",
+                    (took.count() % 1000) / 100, " ms");
+            }
+            co_return Delivery::ok;
+        }
         if (!answer && is_cancelled(answer.error())) co_return Delivery::cancelled;
         if (!answer && is_timeout(answer.error())) timed_out = true;
         ++stats.callback_failures;

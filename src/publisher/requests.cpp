@@ -51,9 +51,18 @@ http::Response Publisher::Impl::handle(const http::Request& request,
             sub->timeout = decision.timeout;
             sub->expires = now + decision.timeout;
             ++stats.renewals;
+            if (log_enabled(LogLevel::info)) {
+                log(LogLevel::info, "gena publisher: renewed ", sub->sid, " of ",
+                    service->event_path, " from ", context.peer.ip(), " for ",
+                    decision.timeout.count(), " s");
+            }
             return make_subscribe_response(sub->sid, decision.timeout, options.server);
         }
         case SubscriptionAction::unsubscribe: {
+            if (log_enabled(LogLevel::info)) {
+                log(LogLevel::info, "gena publisher: unsubscribed ", decision.sid, " of ",
+                    service->event_path, " from ", context.peer.ip());
+            }
             remove(by_sid.at(decision.sid));
             ++stats.unsubscribes;
             return http::Response{};
@@ -147,6 +156,13 @@ http::Response Publisher::Impl::subscribe(Service::Impl& service, SubscriptionDe
     ++host(sub->delivery_host).subscribers;
     ++stats.subscribes;
     ensure_sweeping();
+    if (log_enabled(LogLevel::info)) {
+        log(LogLevel::info, "gena publisher: subscribed ", sub->sid, " to ", service.event_path,
+            " from ", context.peer.ip(), " for ", decision.timeout.count(), " s, CALLBACK ",
+            sub->callbacks.front().url.to_string(),
+            sub->callbacks.size() > 1 ? " (+" + std::to_string(sub->callbacks.size() - 1) + " more)"
+                                      : std::string());
+    }
 
     http::Response response = make_subscribe_response(sub->sid, decision.timeout, options.server);
     response.on_written = [weak_self = weak_from_this(),
