@@ -416,6 +416,63 @@ TEST_SUITE("gena.publisher") {
         run(loop, fast.server().stop());
     }
 
+    // Issue 20: a tarpit (accepts, never answers) dropped for its timeouts could resubscribe
+    // and hold slots again at once. Its host's strikes outlive the subscription: the new
+    // subscription's initial event waits out the host's back-off.
+    TEST_CASE("a dropped tarpit host that resubscribes waits out its back-off") {
+        uvtest::TestLoop loop;
+        TcpListener tarpit = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
+        std::vector<TcpStream> held;
+        std::vector<std::chrono::steady_clock::time_point> accepted;
+        Scope accepting(loop);
+        accepting.spawn([](TcpListener& l, std::vector<TcpStream>& h,
+                           std::vector<std::chrono::steady_clock::time_point>& at) -> Task<void> {
+            try {
+                for (;;) {
+                    h.push_back(co_await l.accept());
+                    at.push_back(std::chrono::steady_clock::now());
+                }
+            } catch (const Error&) {
+            }
+        }(tarpit, held, accepted));
+        PublisherOptions options;
+        options.notify_timeout = 200ms;
+        options.max_consecutive_failures = 1;
+        options.host_backoff = 300ms;  // after the drop: 3 strikes, 300 ms x 4 = 1.2 s
+        options.initial_event_delay = 0ms;
+        Publisher publisher(loop, options);
+        publisher.add_service(rendering_control());
+        publisher.listen(loopback());
+        auto test = [&]() -> Task<void> {
+            std::string callback = "http://127.0.0.1:" + std::to_string(tarpit.port()) + "/t";
+            http::Response r =
+                co_await pubtest::subscribe(loop, event_url(publisher), one(callback));
+            REQUIRE(r.status == 200);
+            // The initial event times out and the subscriber is dropped.
+            while (publisher.subscriber_count() != 0) co_await sleep_for(loop, 10ms);
+            auto dropped = std::chrono::steady_clock::now();
+            CHECK(publisher.stats().subscribers_dropped == 1);
+            REQUIRE(accepted.size() == 1);
+            http::Response again =
+                co_await pubtest::subscribe(loop, event_url(publisher), one(callback));
+            REQUIRE(again.status == 200);
+            while (accepted.size() < 2 && std::chrono::steady_clock::now() - dropped < 5s) {
+                co_await sleep_for(loop, 10ms);
+            }
+            REQUIRE(accepted.size() == 2);
+            auto waited =
+                std::chrono::duration_cast<std::chrono::milliseconds>(accepted[1] - dropped);
+            INFO("the resubscribed tarpit was contacted ", waited.count(), " ms after the drop");
+            CHECK(waited >= 1000ms);
+            co_await publisher.stop(0ms);
+        };
+        run(loop, test());
+        accepting.request_stop();
+        tarpit.close();
+        run(loop, [](Scope& s) -> Task<void> { co_await s.join(); }(accepting));
+        held.clear();
+    }
+
     TEST_CASE("a full queue is coalesced into one full-state event with a contiguous SEQ") {
         uvtest::TestLoop loop;
         Receiver receiver(loop);
