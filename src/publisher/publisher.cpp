@@ -118,8 +118,24 @@ Task<void> Publisher::Impl::sweep() {
         }
         Clock::time_point now = Clock::now();
         std::vector<std::shared_ptr<Subscriber>> expired;
+        std::vector<std::shared_ptr<Subscriber>> failing;
         for (const auto& [sid, sub] : by_sid) {
-            if (sub->expires <= now) expired.push_back(sub);
+            if (sub->expires <= now) {
+                expired.push_back(sub);
+            } else if (sub->failing_since &&
+                       now - *sub->failing_since >= options.max_failing_time) {
+                // Its host's back-off may keep it from failing again for long: it is dropped
+                // here once it has failed without a success for max_failing_time.
+                failing.push_back(sub);
+            }
+        }
+        for (auto& sub : failing) {
+            log(LogLevel::warning, "gena publisher: subscriber ", sub->sid, " of ",
+                sub->service->event_path, " dropped after failing for ",
+                std::chrono::duration_cast<std::chrono::seconds>(now - *sub->failing_since).count(),
+                " s");
+            ++stats.subscribers_dropped;
+            remove(std::move(sub));
         }
         for (auto& sub : expired) {
             if (log_enabled(LogLevel::info)) {

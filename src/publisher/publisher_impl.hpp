@@ -58,7 +58,7 @@ struct Subscriber {
     std::vector<Target> callbacks;
     SocketAddress requester;
     std::string host_key;       // the requester's address (subscription limits)
-    std::string delivery_host;  // the first CALLBACK host's address (delivery limits)
+    std::string delivery_host;  // whose delivery limits apply: the requester's address
     std::chrono::seconds timeout{0};
     Clock::time_point expires{};
     std::uint32_t next_seq = 0;
@@ -74,9 +74,9 @@ struct Subscriber {
     std::optional<Clock::time_point> failing_since;
 };
 
-/// Delivery state of one callback host (by IP address): the NOTIFYs and connects in flight to
-/// it, its strikes (timeouts, subscribers dropped) and back-off, and the subscribers waiting
-/// for one of its slots.
+/// Delivery state of one subscribing host (the SUBSCRIBEs' peer IP address): the NOTIFYs and
+/// connects in flight for its subscriptions, its strikes (timeouts, subscribers dropped) and
+/// back-off, and its subscribers waiting for one of its slots.
 struct HostState {
     std::size_t in_flight = 0;
     std::size_t connecting = 0;

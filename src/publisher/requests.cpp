@@ -145,7 +145,10 @@ http::Response Publisher::Impl::subscribe(Service::Impl& service, SubscriptionDe
     sub->callbacks = std::move(targets);
     sub->requester = context.peer;
     sub->host_key = host_key;
-    sub->delivery_host = sub->callbacks.front().address.unmapped().ip();
+    // Delivery limits count against the subscribing host too: keyed by a CALLBACK host, an
+    // attacker could make a victim's address time out (a filtered port) and throttle the
+    // victim's own subscriptions; keyed by requester, a tarpit only costs its own host.
+    sub->delivery_host = host_key;
     sub->timeout = decision.timeout;
     sub->expires = Clock::now() + decision.timeout;
     sub->queue.push_back({service.full_state_event(), 0, true});

@@ -17,8 +17,8 @@
 // (sent only once the SUBSCRIBE response is fully written and initial_event_delay has
 // passed, so that the control point has stored the SID), then 1, 2, ... wrapping from
 // 4294967295 to 1. NOTIFYs to different subscribers run concurrently (up to a bound), so a
-// slow or dead subscriber never delays the others (at most max_notifies_per_host of them go to
-// one callback host at once, fewer and after a back-off when that host's NOTIFYs time out);
+// slow or dead subscriber never delays the others (at most max_notifies_per_host NOTIFYs for
+// one subscribing host at once, fewer and after a back-off when its NOTIFYs time out);
 // its queue is bounded (coalesced into one
 // full-state event, or oldest dropped with a SEQ gap that tells the subscriber), and after
 // repeated failures it is dropped. Every loss is counted in PublisherStats.
@@ -107,13 +107,16 @@ struct PublisherOptions {
     std::chrono::milliseconds max_failing_time{300'000};
     /// NOTIFY exchanges in flight at once, over all subscribers.
     std::size_t max_concurrent_notifies = 128;
-    /// NOTIFY exchanges in flight at once to one callback host (IP address, any port), at
-    /// least 1: a host whose callbacks accept and never answer (a tarpit) holds at most this
-    /// many of the max_concurrent_notifies slots, whatever its number of subscriptions.
+    /// NOTIFY exchanges in flight at once for the subscriptions of one host (the IP address
+    /// the SUBSCRIBEs came from, like max_subscriptions_per_host), at least 1: a host whose
+    /// callbacks accept and never answer (a tarpit) holds at most this many of the
+    /// max_concurrent_notifies slots, whatever its number of subscriptions. (Keyed by the
+    /// requester, not the CALLBACK host: an attacker naming a victim's address cannot make
+    /// the victim's own subscriptions slow down.)
     /// Each time one of its NOTIFYs times out, the host's share halves (down to 1) and it
     /// backs off (see host_backoff); each success gives back one step.
     std::size_t max_notifies_per_host = 8;
-    /// Connections being established at once to one callback host, at least 1.
+    /// Connections being established at once for the subscriptions of one host, at least 1.
     std::size_t max_connects_per_host = 4;
     /// After a NOTIFY to a host timed out, no new NOTIFY starts to that host for this long,
     /// doubled with every further strike (a timeout, or a subscriber of it dropped) up to
