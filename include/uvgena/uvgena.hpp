@@ -10,6 +10,7 @@
 #include "uvgena/core/error.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/core/overflow.hpp"
+#include "uvgena/core/random.hpp"
 #include "uvgena/core/result.hpp"
 #include "uvgena/core/version.hpp"
 #include "uvgena/gena/gena.hpp"

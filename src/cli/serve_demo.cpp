@@ -29,6 +29,7 @@ struct ServeDemoArgs {
     std::optional<double> duration;
     std::string callback_scope = "same-segment";
     std::string udn;
+    std::optional<unsigned> initial_event_delay_ms;
     bool verbose = false;
     // --ssdp and its options.
     bool ssdp = false;
@@ -122,6 +123,10 @@ int run_serve_demo(const ServeDemoArgs& args) {
     options.address = *address;
     options.interval = std::chrono::milliseconds(args.interval_ms);
     options.publisher.callback_scope = *scope;
+    if (args.initial_event_delay_ms) {
+        options.publisher.initial_event_delay =
+            std::chrono::milliseconds(*args.initial_event_delay_ms);
+    }
     if (!args.udn.empty()) {
         if (args.udn.rfind("uuid:", 0) != 0 || args.udn.size() <= 5) {
             print_error("serve-demo: --udn must start with uuid:, not '" + args.udn + "'");
@@ -210,7 +215,13 @@ void add_serve_demo_command(CLI::App& app, Action& action) {
                     "CALLBACK hosts accepted: same-host, same-segment (default), private "
                     "(routed private LANs) or any");
     cmd->add_option("--udn", args->udn, "The device's UDN, uuid:... (default: a random one)");
-    cmd->add_flag("-v,--verbose", args->verbose, "Log subscriptions and deliveries");
+    cmd->add_option("--initial-event-delay", args->initial_event_delay_ms,
+                    "Milliseconds between writing a SUBSCRIBE answer and sending the initial "
+                    "event, so that the control point has stored the SID (default 20)")
+        ->check(CLI::Range(0, 10000));
+    cmd->add_flag(
+        "-v,--verbose", args->verbose,
+        "Log subscriptions, renewals, unsubscriptions and deliveries, one line each (stderr)");
     cmd->add_flag("--ssdp", args->ssdp,
                   "Make the device discoverable (SSDP): answer M-SEARCH, send ssdp:alive at "
                   "start and every --ssdp-alive-interval, ssdp:byebye on Ctrl-C / SIGTERM / "

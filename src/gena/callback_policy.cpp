@@ -97,7 +97,50 @@ bool on_local_segment(const RawIp& callback, const RawIp& requester, const RawIp
     return false;
 }
 
+// Addresses no single TCP peer lives at: IPv4 "this network" (0/8), multicast (224/4),
+// reserved and limited broadcast (240/4, 255.255.255.255); IPv6 unspecified and multicast
+// (ff00::/8); and the broadcast and network addresses of any local IPv4 subnet wider than
+// /31 (e.g. 10.77.0.255 on an interface in 10.77.0.0/24). A NOTIFY there would reach every
+// host of the segment or none.
+bool is_non_unicast_raw(const RawIp& r, std::span<const InterfaceNetwork> interfaces) noexcept {
+    if (r.size == 4) {
+        if (r.bytes[0] == 0 || r.bytes[0] >= 224) return true;
+        for (const InterfaceNetwork& net : interfaces) {
+            RawIp address = raw_of(net.address), mask = raw_of(net.netmask);
+            if (address.size != 4 || mask.size != 4 || !same_network(r, address, mask)) continue;
+            unsigned host_bits = 0;
+            for (std::size_t i = 0; i < 4; ++i) {
+                host_bits += static_cast<unsigned>(
+                    __builtin_popcount(static_cast<unsigned char>(~mask.bytes[i])));
+            }
+            if (host_bits < 2) continue;  // /31 and /32 have no broadcast address
+            bool all_ones = true, all_zeros = true;
+            for (std::size_t i = 0; i < 4; ++i) {
+                unsigned char host = static_cast<unsigned char>(r.bytes[i] & ~mask.bytes[i]);
+                unsigned char full = static_cast<unsigned char>(~mask.bytes[i]);
+                if (host != full) all_ones = false;
+                if (host != 0) all_zeros = false;
+            }
+            if (all_ones || all_zeros) return true;
+        }
+        return false;
+    }
+    if (r.size == 16) {
+        if (r.bytes[0] == 0xFF) return true;
+        for (unsigned char b : r.bytes) {
+            if (b != 0) return false;
+        }
+        return true;  // ::
+    }
+    return true;
+}
+
 }  // namespace
+
+bool is_unicast_callback_address(const SocketAddress& ip,
+                                 std::span<const InterfaceNetwork> interfaces) noexcept {
+    return !is_non_unicast_raw(raw_of(ip), interfaces);
+}
 
 Result<IpNetwork> IpNetwork::parse(std::string_view text) {
     text = trim(text);
@@ -128,6 +171,9 @@ bool is_private_address(const SocketAddress& ip) noexcept {
 bool callback_allowed(const SocketAddress& callback_ip, const CallbackCheck& check) noexcept {
     RawIp callback = raw_of(callback_ip);
     if (callback.size == 0) return false;
+    // Broadcast and multicast targets are refused in every scope, `any` included: they are
+    // never one control point, and a NOTIFY there is a reflected flood.
+    if (is_non_unicast_raw(callback, check.interfaces)) return false;
     if (check.scope == CallbackScope::any) return true;
     for (const IpNetwork& net : check.extra_allowed) {
         if (net.contains(callback_ip)) return true;

@@ -3,10 +3,12 @@
 
 #include "uvgena/core/version.hpp"
 
+#include <array>
 #include <charconv>
+#include <cstddef>
 #include <limits>
-#include <random>
 
+#include "uvgena/core/random.hpp"
 #include "uvgena/core/strings.hpp"
 
 namespace uvgena::gena {
@@ -341,25 +343,26 @@ SubscriptionDecision check_subscription_request(const http::Request& request,
     return d;
 }
 
-std::string make_sid() {
-    static thread_local std::mt19937_64 rng{[] {
-        std::random_device rd;
-        std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-        return std::mt19937_64(seq);
-    }()};
-    std::uint64_t hi = rng(), lo = rng();
-    hi = (hi & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
-    lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10
+std::string format_uuid_v4(std::span<const std::byte, 16> random) {
     static constexpr char hex[] = "0123456789abcdef";
-    std::string out = "uuid:";
-    out.reserve(41);
-    for (int i = 0; i < 32; ++i) {
-        std::uint64_t word = i < 16 ? hi : lo;
-        int shift = 60 - 4 * (i % 16);
-        out.push_back(hex[(word >> shift) & 0xF]);
-        if (i == 7 || i == 11 || i == 15 || i == 19) out.push_back('-');
+    std::array<unsigned char, 16> b{};
+    for (std::size_t i = 0; i < 16; ++i) b[i] = std::to_integer<unsigned char>(random[i]);
+    b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);  // version 4
+    b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80);  // variant 10
+    std::string out;
+    out.reserve(36);
+    for (std::size_t i = 0; i < 16; ++i) {
+        out.push_back(hex[b[i] >> 4]);
+        out.push_back(hex[b[i] & 0x0F]);
+        if (i == 3 || i == 5 || i == 7 || i == 9) out.push_back('-');
     }
     return out;
+}
+
+// The randomness comes from the kernel (core/random: getrandom(2)); only the formatting is
+// done here, so this layer stays sans-IO.
+std::string make_sid() {
+    return "uuid:" + format_uuid_v4(os_random_16());
 }
 
 http::Response make_subscribe_response(std::string_view sid, std::chrono::seconds timeout,

@@ -58,6 +58,7 @@ Task<Response> exchange(uv_loop_t* loop, std::vector<SocketAddress> addresses, R
     if (!request.headers.contains("connection")) request.headers.add("Connection", "close");
     std::string bytes = serialize(request);
     TcpStream stream = co_await connect_any(loop, std::move(addresses), options);
+    if (options.on_connected) options.on_connected();
     std::string peer = stream.peer_address().to_string();
     // A server may answer (413, 400) and close before it read the whole request: then the
     // write fails but the answer is still there to read, and it is what the caller needs.

@@ -23,6 +23,9 @@ Publisher::Impl::Impl(uv_loop_t* l, PublisherOptions o)
     options.max_queued_events = std::max<std::size_t>(options.max_queued_events, 2);
     options.max_concurrent_notifies = std::max<std::size_t>(options.max_concurrent_notifies, 1);
     options.max_consecutive_failures = std::max(options.max_consecutive_failures, 1u);
+    options.max_notifies_per_host = std::max<std::size_t>(options.max_notifies_per_host, 1);
+    options.max_connects_per_host = std::max<std::size_t>(options.max_connects_per_host, 1);
+    options.max_host_backoff = std::max(options.max_host_backoff, options.host_backoff);
 }
 
 // Ends everything at once (the Publisher's destructor). Destroying the server is safe while
@@ -41,6 +44,11 @@ void Publisher::Impl::shutdown() noexcept {
 void Publisher::Impl::forget_all() noexcept {
     while (!by_sid.empty()) remove(by_sid.begin()->second);
     ready.clear();
+    for (auto& [key, h] : hosts) {
+        for (auto& sub : h.parked) sub->parked = false;
+        h.parked.clear();
+    }
+    parked = 0;
     for (auto& s : services) {
         s->impl_->flush_stop.request_stop();
         s->impl_->flush_at.reset();
@@ -62,6 +70,22 @@ void Publisher::Impl::remove(std::shared_ptr<Subscriber> sub) noexcept {
     by_sid.erase(sub->sid);
     if (auto it = per_host.find(sub->host_key); it != per_host.end()) {
         if (--it->second == 0) per_host.erase(it);
+    }
+    if (auto it = hosts.find(sub->delivery_host); it != hosts.end()) {
+        detail::HostState& h = it->second;
+        if (sub->parked) {
+            auto p = std::find(h.parked.begin(), h.parked.end(), sub);
+            if (p != h.parked.end()) {
+                h.parked.erase(p);
+                --parked;
+            }
+            sub->parked = false;
+        }
+        if (h.subscribers > 0) --h.subscribers;
+        forget_host_if_unused(sub->delivery_host);
+    }
+    if (auto it = sub->service->per_host.find(sub->host_key); it != sub->service->per_host.end()) {
+        if (--it->second == 0) sub->service->per_host.erase(it);
     }
     auto& list = sub->service->subscribers;
     std::size_t i = sub->service_index;
@@ -94,8 +118,24 @@ Task<void> Publisher::Impl::sweep() {
         }
         Clock::time_point now = Clock::now();
         std::vector<std::shared_ptr<Subscriber>> expired;
+        std::vector<std::shared_ptr<Subscriber>> failing;
         for (const auto& [sid, sub] : by_sid) {
-            if (sub->expires <= now) expired.push_back(sub);
+            if (sub->expires <= now) {
+                expired.push_back(sub);
+            } else if (sub->failing_since &&
+                       now - *sub->failing_since >= options.max_failing_time) {
+                // Its host's back-off may keep it from failing again for long: it is dropped
+                // here once it has failed without a success for max_failing_time.
+                failing.push_back(sub);
+            }
+        }
+        for (auto& sub : failing) {
+            log(LogLevel::warning, "gena publisher: subscriber ", sub->sid, " of ",
+                sub->service->event_path, " dropped after failing for ",
+                std::chrono::duration_cast<std::chrono::seconds>(now - *sub->failing_since).count(),
+                " s");
+            ++stats.subscribers_dropped;
+            remove(std::move(sub));
         }
         for (auto& sub : expired) {
             if (log_enabled(LogLevel::info)) {

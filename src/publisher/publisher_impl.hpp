@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -44,8 +45,9 @@ struct Queued {
     bool full_state = false;
 };
 
-/// How one NOTIFY exchange ended.
-enum class Delivery { ok, failed, cancelled };
+/// How one NOTIFY exchange ended (timed_out: failed, and a CALLBACK URL did not answer in
+/// time, which counts against its host).
+enum class Delivery { ok, failed, timed_out, cancelled };
 
 /// One subscription. Shared by the table, the service's list and the worker delivering to
 /// it; `removed` tells the others when it is gone.
@@ -55,7 +57,8 @@ struct Subscriber {
     std::size_t service_index = 0;
     std::vector<Target> callbacks;
     SocketAddress requester;
-    std::string host_key;
+    std::string host_key;       // the requester's address (subscription limits)
+    std::string delivery_host;  // whose delivery limits apply: the requester's address
     std::chrono::seconds timeout{0};
     Clock::time_point expires{};
     std::uint32_t next_seq = 0;
@@ -63,11 +66,26 @@ struct Subscriber {
     bool active = false;   // the SUBSCRIBE response is on the wire
     bool ready = false;    // in the publisher's ready queue
     bool sending = false;  // a NOTIFY is in flight
+    bool parked = false;   // waiting in its delivery host's queue for a slot
     bool removed = false;
     std::stop_source stop;
     std::uint64_t delivered = 0, failed = 0, coalesced = 0, dropped = 0;
     unsigned consecutive_failures = 0;
     std::optional<Clock::time_point> failing_since;
+};
+
+/// Delivery state of one subscribing host (the SUBSCRIBEs' peer IP address): the NOTIFYs and
+/// connects in flight for its subscriptions, its strikes (timeouts, subscribers dropped) and
+/// back-off, and its subscribers waiting for one of its slots.
+struct HostState {
+    std::size_t in_flight = 0;
+    std::size_t connecting = 0;
+    std::size_t subscribers = 0;
+    unsigned strikes = 0;
+    Clock::time_point last_strike{};
+    Clock::time_point backoff_until{};
+    bool wake_scheduled = false;
+    std::deque<std::shared_ptr<Subscriber>> parked;
 };
 
 /// The host's interface list, read at most every 10 s (a SUBSCRIBE storm must not turn
@@ -112,6 +130,7 @@ struct Service::Impl {
     MulticastSink multicast_sink;
     Clock::time_point last_emit = Clock::time_point::min();
     std::vector<std::shared_ptr<detail::Subscriber>> subscribers;
+    std::unordered_map<std::string, std::size_t> per_host;  // its subscriptions by requester
     EventBody full_state;  // cache of the full-state property set; reset by every change
     std::optional<Clock::time_point> flush_at;
     std::stop_source flush_stop;
@@ -166,18 +185,34 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
     http::Response handle(const http::Request& request, const http::RequestContext& context);
     http::Response subscribe(Service::Impl& service, SubscriptionDecision& decision,
                              const http::RequestContext& context);
+    bool make_room(Service::Impl& service, const std::string& requester);
 
     // delivery.cpp: queues and workers
     void activate(const std::shared_ptr<Subscriber>& sub);
+    /// The SUBSCRIBE response was written: activate after options.initial_event_delay.
+    void activate_later(const std::shared_ptr<Subscriber>& sub);
+    Task<void> activate_after_delay(std::shared_ptr<Subscriber> sub);
     void enqueue(const std::shared_ptr<Subscriber>& sub, const EventBody& body);
     void make_ready(const std::shared_ptr<Subscriber>& sub);
-    bool is_idle() const noexcept { return ready.empty() && workers == 0; }
+    void ensure_workers();
+    bool is_idle() const noexcept {
+        return ready.empty() && workers == 0 && activating == 0 && parked == 0;
+    }
+    // Per-host delivery limits.
+    detail::HostState& host(const std::string& key) { return hosts[key]; }
+    std::size_t host_slots(const detail::HostState& h) const noexcept;
+    bool may_start(detail::HostState& h, Clock::time_point now) noexcept;
+    void park(const std::shared_ptr<Subscriber>& sub, detail::HostState& h, const std::string& key);
+    void unpark(const std::string& key);
+    void strike(const std::string& key, unsigned count);
+    Task<void> wake_host(std::string key, Clock::time_point when);
+    void forget_host_if_unused(const std::string& key);
     void maybe_idle() noexcept {
         if (is_idle()) idle_event.set();
     }
     Task<void> worker();
     Task<detail::Delivery> deliver(std::shared_ptr<Subscriber> sub, std::uint32_t seq,
-                                   EventBody body);
+                                   EventBody body, std::function<void()> connected);
     void record(const std::shared_ptr<Subscriber>& sub, detail::Delivery result);
 
     uv_loop_t* loop;
@@ -186,9 +221,12 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
     std::vector<std::unique_ptr<Service>> services;
     std::unordered_map<std::string, std::shared_ptr<Subscriber>> by_sid;
     std::unordered_map<std::string, std::size_t> per_host;
+    std::unordered_map<std::string, detail::HostState> hosts;  // by delivery host
+    std::size_t parked = 0;                                    // subscribers in hosts' queues
     std::deque<std::shared_ptr<Subscriber>> ready;
     std::size_t workers = 0;  // worker tasks alive (started or about to start)
     std::size_t busy = 0;     // workers with a NOTIFY in flight
+    std::size_t activating = 0;  // subscribers waiting out initial_event_delay
     bool sweeping = false;
     bool stopped = false;    // stop() was called, or the Publisher is gone
     bool shut_down = false;  // shutdown() ran: the Publisher is gone

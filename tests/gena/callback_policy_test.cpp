@@ -84,6 +84,49 @@ TEST_SUITE("gena.publisher_policy") {
         CHECK(allowed("8.8.8.8", "203.0.113.7", "192.168.1.10", CallbackScope::any));
     }
 
+    // Issue 20: a subnet broadcast address (10.77.0.255 with an interface in 10.77.0.0/24)
+    // was accepted as a CALLBACK host; multicast and limited broadcast are no single host
+    // either. Refused in every scope, `any` included.
+    TEST_CASE("broadcast, multicast and unspecified CALLBACK hosts are refused in every scope") {
+        std::vector<InterfaceNetwork> interfaces{
+            {ip("127.0.0.1"), ip("255.0.0.0")},
+            {ip("10.77.0.1"), ip("255.255.255.0")},
+            {ip("192.168.7.1"), ip("255.255.255.254")},  // a /31: no broadcast address
+            {ip("fe80::10"), ip("ffff:ffff:ffff:ffff::")},
+        };
+        auto check = [&](const char* callback, const char* requester, const char* local,
+                         CallbackScope scope) {
+            CallbackCheck c{ip(requester), ip(local), interfaces, scope, {}};
+            return callback_allowed(ip(callback), c);
+        };
+        for (auto scope : {CallbackScope::same_host, CallbackScope::same_segment,
+                           CallbackScope::private_networks, CallbackScope::any}) {
+            CAPTURE(static_cast<int>(scope));
+            // Unicast hosts of the segment are still served (same_host: only the requester).
+            CHECK(check("10.77.0.20", "10.77.0.20", "10.77.0.1", scope));
+            CHECK(check("192.168.7.0", "192.168.7.0", "192.168.7.1", scope));
+            // Subnet broadcast and network address, limited broadcast, multicast, 0/8, 240/4.
+            CHECK_FALSE(check("10.77.0.255", "10.77.0.20", "10.77.0.1", scope));
+            CHECK_FALSE(check("10.77.0.0", "10.77.0.20", "10.77.0.1", scope));
+            CHECK_FALSE(check("127.255.255.255", "127.0.0.1", "127.0.0.1", scope));
+            CHECK_FALSE(check("255.255.255.255", "10.77.0.20", "10.77.0.1", scope));
+            CHECK_FALSE(check("239.255.255.250", "10.77.0.20", "10.77.0.1", scope));
+            CHECK_FALSE(check("224.0.0.1", "10.77.0.20", "10.77.0.1", scope));
+            CHECK_FALSE(check("0.0.0.0", "10.77.0.20", "10.77.0.1", scope));
+            CHECK_FALSE(check("240.0.0.1", "10.77.0.20", "10.77.0.1", scope));
+            CHECK_FALSE(check("::ffff:10.77.0.255", "10.77.0.20", "10.77.0.1", scope));
+            CHECK_FALSE(check("ff02::1", "fe80::20", "fe80::10", scope));
+            CHECK_FALSE(check("ff02::c", "fe80::20", "fe80::10", scope));
+            CHECK_FALSE(check("::", "fe80::20", "fe80::10", scope));
+        }
+        // Even when the requester names itself with a broadcast address.
+        CHECK_FALSE(check("10.77.0.255", "10.77.0.255", "10.77.0.1", CallbackScope::same_host));
+        CHECK(is_unicast_callback_address(ip("10.77.0.254"), interfaces));
+        CHECK_FALSE(is_unicast_callback_address(ip("10.77.0.255"), interfaces));
+        // Without the interface, 10.77.0.255 could be a host of a wider network.
+        CHECK(is_unicast_callback_address(ip("10.77.0.255"), {}));
+    }
+
     TEST_CASE("IP networks parse in CIDR form and contain what they should") {
         auto net = IpNetwork::parse("192.168.0.0/16");
         REQUIRE(net.ok());

@@ -2,8 +2,14 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
 #include <set>
 #include <string>
+#include <unordered_set>
 
 #include "capture.hpp"
 #include "support/test_loop.hpp"
@@ -501,5 +507,124 @@ TEST_SUITE("gena.protocol.device") {
             seen.insert(sid);
         }
         CHECK(seen.size() == 100);
+    }
+
+    // Issue 20: 100 k SIDs are distinct, well-formed v4 UUIDs, and their 122 random bits are
+    // uniform. The bounds are far out (about 10 standard deviations) so that a correct
+    // generator never fails them, while a constant, a counter or a stuck bit does.
+    TEST_CASE("100k SIDs: distinct, UUID v4 format, uniform nibbles and bits") {
+        constexpr int n = 100'000;
+        std::unordered_set<std::string> seen;
+        seen.reserve(n);
+        // The 32 hex digits of a SID, without "uuid:" and the dashes.
+        std::array<std::array<std::uint32_t, 16>, 32> nibble_counts{};
+        std::array<std::uint32_t, 128> bit_ones{};
+        bool format_ok = true;
+        for (int i = 0; i < n; ++i) {
+            std::string sid = make_sid();
+            // uuid:xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx, lower-case hex.
+            bool ok = sid.size() == 41 && sid.rfind("uuid:", 0) == 0 && sid[13] == '-' &&
+                      sid[18] == '-' && sid[23] == '-' && sid[28] == '-' && sid[19] == '4' &&
+                      std::string_view("89ab").find(sid[24]) != std::string_view::npos;
+            int digit = 0;
+            for (std::size_t k = 5; ok && k < sid.size(); ++k) {
+                if (k == 13 || k == 18 || k == 23 || k == 28) continue;
+                char c = sid[k];
+                int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+                if (v < 0) {
+                    ok = false;
+                    break;
+                }
+                ++nibble_counts[static_cast<std::size_t>(digit)][static_cast<std::size_t>(v)];
+                for (int b = 0; b < 4; ++b) {
+                    if ((v >> (3 - b)) & 1) ++bit_ones[static_cast<std::size_t>(digit * 4 + b)];
+                }
+                ++digit;
+            }
+            if (!ok || digit != 32) {
+                format_ok = false;
+                INFO("bad SID: ", sid);
+                CHECK(ok);
+                break;
+            }
+            seen.insert(std::move(sid));
+        }
+        REQUIRE(format_ok);
+        CHECK(seen.size() == static_cast<std::size_t>(n));
+
+        // Chi-square of every fully random hex digit (all but digit 12, the version, and
+        // digit 16, whose top two bits are the variant): 30 digits x 15 degrees of freedom =
+        // 450, standard deviation 30; the bound is mean + 10 sd.
+        double chi2 = 0;
+        int free_degrees = 0;
+        for (std::size_t d = 0; d < 32; ++d) {
+            if (d == 12 || d == 16) continue;
+            double expected = n / 16.0;
+            for (std::uint32_t count : nibble_counts[d]) {
+                chi2 += (count - expected) * (count - expected) / expected;
+            }
+            free_degrees += 15;
+        }
+        INFO("chi-square ", chi2, " over ", free_degrees, " degrees of freedom");
+        CHECK(chi2 < free_degrees + 10 * std::sqrt(2.0 * free_degrees));
+        CHECK(chi2 > free_degrees - 10 * std::sqrt(2.0 * free_degrees));
+        // Each of the 122 random bits is set in half the SIDs: sd = sqrt(n)/2 = 158; +-10 sd.
+        int random_bits = 0;
+        for (std::size_t bit = 0; bit < 128; ++bit) {
+            if (bit / 4 == 12 || bit == 64 || bit == 65) {
+                // The fixed bits: version 0100, variant 10.
+                std::uint32_t expected_ones =
+                    bit / 4 == 12 ? (bit == 49 ? n : 0) : (bit == 64 ? n : 0);
+                CHECK(bit_ones[bit] == expected_ones);
+                continue;
+            }
+            ++random_bits;
+            double deviation = std::abs(static_cast<double>(bit_ones[bit]) - n / 2.0);
+            if (deviation >= 10 * std::sqrt(n) / 2) {
+                INFO("bit ", bit, " set in ", bit_ones[bit], " of ", n);
+                CHECK(deviation < 10 * std::sqrt(n) / 2);
+            }
+        }
+        CHECK(random_bits == 122);
+    }
+
+    // Issue 20: the SID came from a thread_local std::mt19937_64: recoverable from observed
+    // SIDs, and duplicated by fork(), after which parent and child hand out the same SIDs.
+    // From the OS generator, a forked child's SIDs are its own.
+    TEST_CASE("SIDs come from the OS generator: a forked child does not repeat the parent's") {
+        (void)make_sid();  // any per-thread generator state exists before the fork
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            std::string sid = make_sid();
+            ssize_t w = ::write(fds[1], sid.data(), sid.size());
+            ::_exit(w == static_cast<ssize_t>(sid.size()) ? 0 : 1);
+        }
+        ::close(fds[1]);
+        std::string parent_sid = make_sid();
+        char buffer[64];
+        std::string child_sid;
+        for (ssize_t r; (r = ::read(fds[0], buffer, sizeof buffer)) > 0;) {
+            child_sid.append(buffer, static_cast<std::size_t>(r));
+        }
+        ::close(fds[0]);
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        CHECK(WIFEXITED(status));
+        REQUIRE(child_sid.size() == 41);
+        CHECK(child_sid != parent_sid);
+    }
+
+    TEST_CASE("format_uuid_v4 sets the version and variant bits and nothing else") {
+        std::array<std::byte, 16> ones{};
+        ones.fill(std::byte{0xFF});
+        CHECK(format_uuid_v4(ones) == "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        std::array<std::byte, 16> zeros{};
+        CHECK(format_uuid_v4(zeros) == "00000000-0000-4000-8000-000000000000");
+        std::array<std::byte, 16> counting{};
+        for (std::size_t i = 0; i < 16; ++i) counting[i] = static_cast<std::byte>(i * 17);
+        CHECK(format_uuid_v4(counting) == "00112233-4455-4677-8899-aabbccddeeff");
     }
 }

@@ -132,6 +132,9 @@ TEST_SUITE("hostile.publisher") {
             options.notify_timeout = 200ms;
             options.notify_connect_timeout = 200ms;
             options.max_consecutive_failures = 3;
+            // Both bad callbacks are on 127.0.0.1: its back-off after timeouts, scaled like
+            // the timeouts (1 s for 30 s by default), so that they fail 3 times quickly.
+            options.host_backoff = 20ms;
             uvtest::TestDevice device(l, options);
             peers::SilentPeer hang(l, SocketAddress::ipv4_loopback(0));
             // Listening, never accepting: the kernel completes the handshake, nobody reads.

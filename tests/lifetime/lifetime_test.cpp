@@ -610,6 +610,8 @@ void run_loop_case(const CaseSpec& spec) {
                 gena::PublisherOptions po;
                 po.notify_timeout = slow(150ms);
                 po.notify_connect_timeout = slow(100ms);
+                // The NOTIFY must be in flight when stop() comes, right after the SUBSCRIBE.
+                po.initial_event_delay = 0ms;
                 c.publisher = std::make_unique<gena::Publisher>(loop, po);
                 gena::ServiceConfig sc;
                 sc.event_path = "/event";

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,61 @@ TEST_SUITE("gena.publisher") {
         run(loop, test());
         CHECK(publisher.stats().subscribes == 1);
         CHECK(publisher.stats().notifies_sent == 1);
+        run(loop, receiver.server().stop());
+    }
+
+    // Issue 20: the initial event left ~50 us after the SUBSCRIBE answer, and GUPnP 1.6 threw
+    // it away because it had not stored the SID yet. It now leaves only after the answer is
+    // fully written plus initial_event_delay; a renewal sends nothing.
+    TEST_CASE("the initial event arrives initial_event_delay after the response's last byte") {
+        uvtest::TestLoop loop;
+        Receiver receiver(loop);
+        PublisherOptions options;
+        options.initial_event_delay = 200ms;
+        Publisher publisher(loop, options);
+        Service& rc = publisher.add_service(rendering_control());
+        publisher.listen(loopback());
+        auto test = [&]() -> Task<void> {
+            // A raw exchange: the response's last byte is read before the clock is read.
+            http::Url url = event_url(publisher);
+            TcpStream stream = co_await connect(loop, SocketAddress::parse(url.host, url.port));
+            SubscribeParams params;
+            params.callbacks = one(receiver.url());
+            params.timeout = 300s;
+            co_await stream.write(http::serialize(make_subscribe(url, params)));
+            std::string answer;
+            while (answer.find("\r\n\r\n") == std::string::npos) {
+                std::string_view chunk = co_await stream.read_some();
+                REQUIRE_FALSE(chunk.empty());
+                answer += chunk;
+                stream.consume(chunk.size());
+            }
+            auto response_done = std::chrono::steady_clock::now();
+            CHECK(answer.rfind("HTTP/1.1 200", 0) == 0);
+            CHECK(answer.find("Content-Length: 0\r\n") != std::string::npos);
+            // A change during the delay is queued behind the initial event.
+            rc.set("Volume", "33");
+            Notify initial = co_await receiver.next();
+            CHECK(initial.seq == 0);
+            CHECK(initial.at > response_done);
+            auto gap =
+                std::chrono::duration_cast<std::chrono::milliseconds>(initial.at - response_done);
+            INFO("initial event ", gap.count(), " ms after the response");
+            CHECK(gap >= 190ms);
+            Notify change = co_await receiver.next();
+            CHECK(change.seq == 1);
+            CHECK(change.properties.variables().at("Volume") == "33");
+            // A renewal: 200, and no event.
+            http::Response renewal =
+                co_await pubtest::send(loop, SocketAddress::parse(url.host, url.port),
+                                       make_renewal(url, initial.sid, 300s));
+            CHECK(renewal.status == 200);
+            co_await sleep_for(loop, 400ms);
+            co_await publisher.idle();
+            CHECK(receiver.count() == 2);
+            co_await publisher.stop();
+        };
+        run(loop, test());
         run(loop, receiver.server().stop());
     }
 
@@ -360,6 +416,63 @@ TEST_SUITE("gena.publisher") {
         run(loop, fast.server().stop());
     }
 
+    // Issue 20: a tarpit (accepts, never answers) dropped for its timeouts could resubscribe
+    // and hold slots again at once. Its host's strikes outlive the subscription: the new
+    // subscription's initial event waits out the host's back-off.
+    TEST_CASE("a dropped tarpit host that resubscribes waits out its back-off") {
+        uvtest::TestLoop loop;
+        TcpListener tarpit = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
+        std::vector<TcpStream> held;
+        std::vector<std::chrono::steady_clock::time_point> accepted;
+        Scope accepting(loop);
+        accepting.spawn([](TcpListener& l, std::vector<TcpStream>& h,
+                           std::vector<std::chrono::steady_clock::time_point>& at) -> Task<void> {
+            try {
+                for (;;) {
+                    h.push_back(co_await l.accept());
+                    at.push_back(std::chrono::steady_clock::now());
+                }
+            } catch (const Error&) {
+            }
+        }(tarpit, held, accepted));
+        PublisherOptions options;
+        options.notify_timeout = 200ms;
+        options.max_consecutive_failures = 1;
+        options.host_backoff = 300ms;  // after the drop: 3 strikes, 300 ms x 4 = 1.2 s
+        options.initial_event_delay = 0ms;
+        Publisher publisher(loop, options);
+        publisher.add_service(rendering_control());
+        publisher.listen(loopback());
+        auto test = [&]() -> Task<void> {
+            std::string callback = "http://127.0.0.1:" + std::to_string(tarpit.port()) + "/t";
+            http::Response r =
+                co_await pubtest::subscribe(loop, event_url(publisher), one(callback));
+            REQUIRE(r.status == 200);
+            // The initial event times out and the subscriber is dropped.
+            while (publisher.subscriber_count() != 0) co_await sleep_for(loop, 10ms);
+            auto dropped = std::chrono::steady_clock::now();
+            CHECK(publisher.stats().subscribers_dropped == 1);
+            REQUIRE(accepted.size() == 1);
+            http::Response again =
+                co_await pubtest::subscribe(loop, event_url(publisher), one(callback));
+            REQUIRE(again.status == 200);
+            while (accepted.size() < 2 && std::chrono::steady_clock::now() - dropped < 5s) {
+                co_await sleep_for(loop, 10ms);
+            }
+            REQUIRE(accepted.size() == 2);
+            auto waited =
+                std::chrono::duration_cast<std::chrono::milliseconds>(accepted[1] - dropped);
+            INFO("the resubscribed tarpit was contacted ", waited.count(), " ms after the drop");
+            CHECK(waited >= 1000ms);
+            co_await publisher.stop(0ms);
+        };
+        run(loop, test());
+        accepting.request_stop();
+        tarpit.close();
+        run(loop, [](Scope& s) -> Task<void> { co_await s.join(); }(accepting));
+        held.clear();
+    }
+
     TEST_CASE("a full queue is coalesced into one full-state event with a contiguous SEQ") {
         uvtest::TestLoop loop;
         Receiver receiver(loop);
@@ -496,6 +609,63 @@ TEST_SUITE("gena.publisher") {
         };
         run(loop, test());
         run(loop, receiver.server().stop());
+    }
+
+    // Issue 20: 32 hosts x 64 subscriptions filled the 2,048 per-service cap and a host with
+    // none got 503. The host holding the most now gives one up for a newcomer.
+    TEST_CASE("a full service still serves a new host: the host holding the most loses one") {
+        uvtest::TestLoop loop(60s);
+        Receiver receiver(loop);
+        Publisher publisher(loop);  // the defaults: 2048 per service, 64 per host
+        Service& rc = publisher.add_service(rendering_control());
+        publisher.listen(loopback());
+        auto from = [&](std::string ip) -> Task<http::Response> {
+            SubscribeParams params;
+            params.callbacks = one(receiver.url());
+            params.timeout = 300s;
+            http::ClientOptions client;
+            client.local_address = SocketAddress::parse(ip, 0);
+            http::Url url = event_url(publisher);
+            auto r = co_await http::try_send(loop, SocketAddress::parse(url.host, url.port),
+                                             make_subscribe(url, params), client);
+            co_return std::move(r).value();
+        };
+        auto test = [&]() -> Task<void> {
+            const std::size_t hosts = 32, each = 64;
+            std::size_t ok = 0;
+            for (std::size_t h = 1; h <= hosts; ++h) {
+                for (std::size_t i = 0; i < each; ++i) {
+                    if ((co_await from("127.0.1." + std::to_string(h))).status == 200) ++ok;
+                }
+            }
+            CHECK(ok == hosts * each);
+            CHECK(rc.subscriber_count() == 2048);
+            // A host among the largest is refused (its own cap, here also the service's).
+            CHECK((co_await from("127.0.1.1")).status == 503);
+            // A new host is served; the largest host gives one up.
+            http::Response fresh = co_await from("127.0.1.200");
+            CHECK(fresh.status == 200);
+            CHECK(rc.subscriber_count() == 2048);
+            CHECK(publisher.stats().evicted == 1);
+            // A second new host takes from a host that still holds 64, not from the one that
+            // already gave one up, and the newcomers keep theirs.
+            CHECK((co_await from("127.0.1.201")).status == 200);
+            CHECK((co_await from("127.0.1.201")).status == 200);
+            std::map<std::string, std::size_t> count;
+            for (const SubscriberInfo& s : publisher.subscribers()) ++count[s.requester.ip()];
+            CHECK(count["127.0.1.200"] == 1);
+            CHECK(count["127.0.1.201"] == 2);
+            std::size_t reduced = 0;
+            for (std::size_t h = 1; h <= hosts; ++h) {
+                std::size_t c = count["127.0.1." + std::to_string(h)];
+                CHECK(c >= 63);
+                if (c == 63) ++reduced;
+            }
+            CHECK(reduced == 3);
+            co_await publisher.stop(0ms);
+        };
+        run(loop, test());
+        run(loop, receiver.server().stop(0ms));
     }
 
     TEST_CASE("moderation coalesces changes of a variable within its minimum interval") {

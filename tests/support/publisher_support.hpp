@@ -32,6 +32,7 @@ struct Notify {
     std::string nt, nts;
     std::string body;
     uvgena::gena::PropertySet properties;  ///< The parsed body.
+    std::chrono::steady_clock::time_point at{};  ///< When the whole request had arrived.
 };
 
 /// An http::Server on 127.0.0.1 that records every NOTIFY in a channel and answers
@@ -89,6 +90,7 @@ class Receiver {
 
     uvgena::Task<uvgena::http::Response> answer(const uvgena::http::Request& r) {
         Notify n;
+        n.at = std::chrono::steady_clock::now();
         n.path = r.target;
         n.sid = std::string(r.headers.get("SID").value_or(""));
         n.seq = uvgena::gena::parse_seq(r.headers.get("SEQ").value_or("x")).value_or(99999);

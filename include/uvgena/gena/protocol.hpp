@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -197,8 +198,14 @@ UVGENA_API SubscriptionDecision check_subscription_request(const http::Request& 
                                                 const SubscriptionPolicy& policy,
                                                 const SidPredicate& sid_known);
 
-/// A new subscription id: "uuid:" + a random (version 4) UUID.
+/// A new subscription id: "uuid:" + a random (version 4) UUID whose 122 random bits come
+/// from the OS CSPRNG (getrandom(2)): a SID is the only credential for renewing and
+/// cancelling a subscription, so it must not be predictable. Also used for generated UDNs.
 UVGENA_API std::string make_sid();
+
+/// The UUID text ("xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx", lower case) of 16 random
+/// bytes, with the version (4) and variant (10) bits set. Pure formatting, no randomness.
+UVGENA_API std::string format_uuid_v4(std::span<const std::byte, 16> random);
 
 /// The 200 answer to SUBSCRIBE / renewal: SID, TIMEOUT: Second-N, SERVER, empty body.
 UVGENA_API http::Response make_subscribe_response(std::string_view sid, std::chrono::seconds timeout,

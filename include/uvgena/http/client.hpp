@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -48,6 +49,10 @@ struct UVGENA_API ClientOptions {
     std::optional<SocketAddress> local_address;
     /// An extra cancellation token (the awaiting task's own token is always observed).
     std::stop_token stop;
+    /// Called once the TCP connection is established (before the request is written), so
+    /// that a caller can bound connects pending apart from exchanges in flight (the
+    /// publisher's per-host limits).
+    std::function<void()> on_connected;
 };
 
 /// Sends `method url` with `headers` and `body` and returns the whole response. Adds `Host`

@@ -14,9 +14,12 @@
 //
 // Delivery: each change's property set is built once and queued for every subscriber of the
 // service. One subscriber gets one NOTIFY at a time, in order, SEQ 0 for the initial event
-// (sent only after the SUBSCRIBE response is on the wire), then 1, 2, ... wrapping from
+// (sent only once the SUBSCRIBE response is fully written and initial_event_delay has
+// passed, so that the control point has stored the SID), then 1, 2, ... wrapping from
 // 4294967295 to 1. NOTIFYs to different subscribers run concurrently (up to a bound), so a
-// slow or dead subscriber never delays the others; its queue is bounded (coalesced into one
+// slow or dead subscriber never delays the others (at most max_notifies_per_host NOTIFYs for
+// one subscribing host at once, fewer and after a back-off when its NOTIFYs time out);
+// its queue is bounded (coalesced into one
 // full-state event, or oldest dropped with a SEQ gap that tells the subscriber), and after
 // repeated failures it is dropped. Every loss is counted in PublisherStats.
 //
@@ -72,14 +75,28 @@ struct UVGENA_API PublisherOptions {
     /// Networks whose addresses are accepted as CALLBACK hosts in addition to the scope
     /// (e.g. the subnets of a routed LAN, without opening every private range).
     std::vector<IpNetwork> allowed_callback_networks;
-    /// Subscriptions per service; beyond it SUBSCRIBE gets 503.
+    /// Subscriptions per service. When it is reached, a SUBSCRIBE from a host holding fewer
+    /// of the service's subscriptions than the host holding the most is still served: that
+    /// host's subscription expiring first is evicted (counted in PublisherStats::evicted);
+    /// a SUBSCRIBE from a host among those holding the most gets 503. So a few hosts cannot
+    /// fill the service and lock new ones out (SECURITY.md).
     std::size_t max_subscriptions_per_service = 2048;
     /// Subscriptions per requesting host (all services); beyond it SUBSCRIBE gets 503.
     std::size_t max_subscriptions_per_host = 64;
     /// Time limit of one NOTIFY exchange (UDA: 30 s).
     std::chrono::milliseconds notify_timeout{30'000};
-    /// Time limit to connect to one CALLBACK URL.
-    std::chrono::milliseconds notify_connect_timeout{5'000};
+    /// Time limit to connect to one CALLBACK URL: much shorter than notify_timeout, since a
+    /// LAN host accepts in milliseconds and an unreachable one must not hold a slot long.
+    std::chrono::milliseconds notify_connect_timeout{2'000};
+    /// Pause between the end of writing a SUBSCRIBE response and sending the initial event
+    /// (SEQ 0). Control points store the SID only when they have processed the response:
+    /// GUPnP 1.6 answers 200 to, and throws away, a NOTIFY that overtakes that, then sees
+    /// SEQ 1 as a gap and resubscribes. Measured with GUPnP 1.6.3 in a network namespace
+    /// (tests/interop/gupnp_publisher.sh, 20 subscriptions): 0 ms gave 23 resubscriptions,
+    /// 1, 2 and 5 ms none; gmediarender (libupnp) waits ~0.9 ms. 20 ms leaves a control point
+    /// on a loaded host several scheduling rounds. 0 sends at write completion. Renewals send
+    /// no event.
+    std::chrono::milliseconds initial_event_delay{20};
     /// Events queued per subscriber (not counting the one in flight), at least 1.
     std::size_t max_queued_events = 32;
     /// What a full queue does.
@@ -91,6 +108,24 @@ struct UVGENA_API PublisherOptions {
     std::chrono::milliseconds max_failing_time{300'000};
     /// NOTIFY exchanges in flight at once, over all subscribers.
     std::size_t max_concurrent_notifies = 128;
+    /// NOTIFY exchanges in flight at once for the subscriptions of one host (the IP address
+    /// the SUBSCRIBEs came from, like max_subscriptions_per_host), at least 1: a host whose
+    /// callbacks accept and never answer (a tarpit) holds at most this many of the
+    /// max_concurrent_notifies slots, whatever its number of subscriptions. (Keyed by the
+    /// requester, not the CALLBACK host: an attacker naming a victim's address cannot make
+    /// the victim's own subscriptions slow down.)
+    /// Each time one of its NOTIFYs times out, the host's share halves (down to 1) and it
+    /// backs off (see host_backoff); each success gives back one step.
+    std::size_t max_notifies_per_host = 8;
+    /// Connections being established at once for the subscriptions of one host, at least 1.
+    std::size_t max_connects_per_host = 4;
+    /// After a NOTIFY to a host timed out, no new NOTIFY starts to that host for this long,
+    /// doubled with every further strike (a timeout, or a subscriber of it dropped) up to
+    /// max_host_backoff. The host's strikes outlive its subscriptions (for 10 minutes after
+    /// the last one), so a dropped tarpit that resubscribes starts limited.
+    std::chrono::milliseconds host_backoff{1'000};
+    /// Upper bound of the back-off.
+    std::chrono::milliseconds max_host_backoff{60'000};
     /// How often expired subscriptions are removed.
     std::chrono::milliseconds sweep_interval{1'000};
     /// SERVER header of SUBSCRIBE answers; empty: default_user_agent().
@@ -151,6 +186,7 @@ struct UVGENA_API PublisherStats {
     std::uint64_t subscribers_dropped = 0;    ///< Subscribers removed for failing deliveries.
     std::uint64_t unanswered_subscribes = 0;  ///< Subscriptions removed because their
                                               ///< SUBSCRIBE response could not be written.
+    std::uint64_t evicted = 0;  ///< Subscriptions evicted by a full service for a new host.
 };
 
 /// A snapshot of one subscription.
