@@ -20,13 +20,11 @@ struct StreamReqOp {
     StreamReqAwaiter* awaiter = nullptr;
 };
 
-class StreamReqAwaiter {
+class StreamReqAwaiter : public StoppableAwaiter<StreamReqAwaiter> {
   public:
     enum class Kind { connect, shutdown };
     StreamReqAwaiter(StreamHandle* handle, Kind kind, const SocketAddress* target) noexcept
         : handle_(handle), kind_(kind), target_(target) {}
-    StreamReqAwaiter(const StreamReqAwaiter&) = delete;
-    StreamReqAwaiter& operator=(const StreamReqAwaiter&) = delete;
     ~StreamReqAwaiter() {
         stop_.reset();
         if (op_ != nullptr) {
@@ -34,12 +32,6 @@ class StreamReqAwaiter {
             handle_->close();
         }
         drop_pin(pin_);
-    }
-
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
     }
     void await_resume() {
         stop_.reset();
@@ -55,6 +47,7 @@ class StreamReqAwaiter {
     }
 
   private:
+    friend class StoppableAwaiter<StreamReqAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token) {
         if (handle_ == nullptr || handle_->closing) {
             status_ = kClosed;

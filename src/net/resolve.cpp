@@ -14,19 +14,11 @@ namespace {
 
 struct ResolveOp;
 
-class ResolveAwaiter {
+class ResolveAwaiter : public StoppableAwaiter<ResolveAwaiter> {
   public:
     ResolveAwaiter(uv_loop_t* loop, const std::string& host, const addrinfo& hints) noexcept
         : loop_(loop), host_(host), hints_(hints) {}
-    ResolveAwaiter(const ResolveAwaiter&) = delete;
-    ResolveAwaiter& operator=(const ResolveAwaiter&) = delete;
     ~ResolveAwaiter();
-
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     std::unique_ptr<addrinfo, void (*)(addrinfo*)> await_resume() {
         stop_.reset();
         if (cancelled_) throw Error(make_error_code(errc::cancelled), "resolve " + host_);
@@ -36,6 +28,7 @@ class ResolveAwaiter {
 
   private:
     friend struct ResolveOp;
+    friend class StoppableAwaiter<ResolveAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(ResolveAwaiter* self) noexcept;
 

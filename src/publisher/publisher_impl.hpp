@@ -224,8 +224,8 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
     std::unordered_map<std::string, detail::HostState> hosts;  // by delivery host
     std::size_t parked = 0;                                    // subscribers in hosts' queues
     std::deque<std::shared_ptr<Subscriber>> ready;
-    std::size_t workers = 0;  // worker tasks alive (started or about to start)
-    std::size_t busy = 0;     // workers with a NOTIFY in flight
+    std::size_t workers = 0;     // worker tasks alive (started or about to start)
+    std::size_t busy = 0;        // workers with a NOTIFY in flight
     std::size_t activating = 0;  // subscribers waiting out initial_event_delay
     bool sweeping = false;
     bool stopped = false;    // stop() was called, or the Publisher is gone

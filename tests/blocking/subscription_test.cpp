@@ -15,7 +15,7 @@
 
 using namespace uvgena;
 using namespace std::chrono_literals;
-using gena_test::TestDevice;
+using gena_test::ScriptedDevice;
 
 namespace {
 
@@ -24,8 +24,9 @@ namespace {
 class Fixture {
   public:
     explicit Fixture(BackgroundLoopOptions bg_options = {}) : bg(bg_options) {
-        device = device_loop.run([](uv_loop_t* loop) { return std::make_unique<TestDevice>(loop); })
-                     .wait(10s);
+        device =
+            device_loop.run([](uv_loop_t* loop) { return std::make_unique<ScriptedDevice>(loop); })
+                .wait(10s);
         // The listener lives on the subscriber's loop and dies there, when it stops.
         listener = bg.run([this](uv_loop_t* loop) {
                          gena::ListenerOptions o;
@@ -79,7 +80,7 @@ class Fixture {
 
     BackgroundLoop device_loop;
     BackgroundLoop bg;
-    std::unique_ptr<TestDevice> device;
+    std::unique_ptr<ScriptedDevice> device;
     EventListener* listener = nullptr;
     std::string url;
 };
@@ -93,7 +94,8 @@ TEST_SUITE("blocking.subscription") {
         BlockingSubscription sub = f.bg.subscribe(f.url, f.options()).wait(10s);
         CHECK(sub.valid());
         CHECK(sub.is_subscribed());
-        CHECK(sub.sid() == f.on_device([](TestDevice& d) { return d.subscriptions.at(0).sid; }));
+        CHECK(sub.sid() ==
+              f.on_device([](ScriptedDevice& d) { return d.subscriptions.at(0).sid; }));
 
         std::optional<Event> first = sub.events().get(10s);
         REQUIRE(first);
@@ -111,7 +113,7 @@ TEST_SUITE("blocking.subscription") {
         CHECK(sub.stats().events_received == 2);
 
         sub.unsubscribe().wait(10s);
-        CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 1);
+        CHECK(f.on_device([](ScriptedDevice& d) { return d.unsubscribes; }) == 1);
         CHECK_FALSE(sub.events().get(10s).has_value());
         CHECK(sub.events().ended());
         CHECK_FALSE(sub.is_subscribed());
@@ -125,7 +127,7 @@ TEST_SUITE("blocking.subscription") {
         auto send_2_then_1 = [&f] {
             f.device_loop
                 .run([d = f.device.get()]() -> Task<void> {
-                    std::string body = TestDevice::body_of({{"Volume", "x"}});
+                    std::string body = ScriptedDevice::body_of({{"Volume", "x"}});
                     CHECK(co_await d->notify(d->subscriptions.back(), body, 2u) == 200);
                     CHECK(co_await d->notify(d->subscriptions.back(), body, 1u) == 200);
                 })
@@ -164,7 +166,7 @@ TEST_SUITE("blocking.subscription") {
         Fixture f;
         auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
         sub.renew(120s).wait(10s);
-        CHECK(f.on_device([](TestDevice& d) { return d.renewals; }) == 1);
+        CHECK(f.on_device([](ScriptedDevice& d) { return d.renewals; }) == 1);
         auto left = sub.time_left();
         REQUIRE(left);
         CHECK(*left <= 120s);
@@ -175,7 +177,7 @@ TEST_SUITE("blocking.subscription") {
         uvtest::Watchdog watchdog(30s);
         Fixture f;
         auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
-        f.on_device([](TestDevice& d) {
+        f.on_device([](ScriptedDevice& d) {
             d.renew_status = 500;
             return 0;
         });
@@ -185,7 +187,7 @@ TEST_SUITE("blocking.subscription") {
     TEST_CASE("the auto_renew_fail handler runs on the loop thread") {
         uvtest::Watchdog watchdog(30s);
         Fixture f;
-        f.on_device([](TestDevice& d) {
+        f.on_device([](ScriptedDevice& d) {
             d.renew_status = 500;
             return 0;
         });
@@ -266,10 +268,10 @@ TEST_SUITE("blocking.subscription") {
         Fixture f;
         { auto sub = f.bg.subscribe(f.url, f.options()).wait(10s); }
         // The UNSUBSCRIBE goes out after the handle is gone; wait for the device to see it.
-        while (f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 0) {
+        while (f.on_device([](ScriptedDevice& d) { return d.unsubscribes; }) == 0) {
             std::this_thread::sleep_for(1ms);
         }
-        CHECK(f.on_device([](TestDevice& d) { return d.subscriptions.size(); }) == 0);
+        CHECK(f.on_device([](ScriptedDevice& d) { return d.subscriptions.size(); }) == 0);
     }
 
     TEST_CASE("stopping the listener ends the subscriptions and their streams") {
@@ -281,7 +283,7 @@ TEST_SUITE("blocking.subscription") {
         // The listener's stop() unsubscribes every subscription it serves.
         f.bg.run([l = f.listener]() { return l->stop(); }).wait(10s);
         f.bg.stop();
-        CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 3);
+        CHECK(f.on_device([](ScriptedDevice& d) { return d.unsubscribes; }) == 3);
         for (auto& s : subs) {
             CHECK_FALSE(s.events().get(10s).has_value());
             CHECK(s.events().ended());
@@ -297,7 +299,7 @@ TEST_SUITE("blocking.subscription") {
         std::vector<BlockingSubscription> subs;
         for (int i = 0; i < 2; ++i) subs.push_back(f.bg.subscribe(f.url, f.options()).wait(10s));
         f.bg.stop();
-        CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 2);
+        CHECK(f.on_device([](ScriptedDevice& d) { return d.unsubscribes; }) == 2);
         for (auto& s : subs) {
             while (s.events().try_get()) {
             }
@@ -310,7 +312,7 @@ TEST_SUITE("blocking.subscription") {
         Fixture f;
         auto sub = f.bg.subscribe(f.url, f.options()).wait(10s);
         REQUIRE(sub.events().get(10s));
-        f.on_device([](TestDevice& d) {
+        f.on_device([](ScriptedDevice& d) {
             d.renew_status = 412;
             return 0;
         });
@@ -360,10 +362,10 @@ TEST_SUITE("blocking.subscription") {
                 f.bg.keep_until_stop(std::move(sub));
             })
             .wait(10s);
-        CHECK(f.on_device([](TestDevice& d) { return d.subscriptions.size(); }) == 1);
+        CHECK(f.on_device([](ScriptedDevice& d) { return d.subscriptions.size(); }) == 1);
         f.bg.stop();
-        CHECK(f.on_device([](TestDevice& d) { return d.unsubscribes; }) == 1);
-        CHECK(f.on_device([](TestDevice& d) { return d.subscriptions.size(); }) == 0);
+        CHECK(f.on_device([](ScriptedDevice& d) { return d.unsubscribes; }) == 1);
+        CHECK(f.on_device([](ScriptedDevice& d) { return d.subscriptions.size(); }) == 0);
     }
 
     TEST_CASE("a subscribe whose wait times out says which URL it was waiting for") {

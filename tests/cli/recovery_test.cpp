@@ -31,7 +31,7 @@ namespace {
 
 using clitest::Child;
 
-// A TestDevice on its own loop in a thread, driven by commands from the test's thread:
+// A ScriptedDevice on its own loop in a thread, driven by commands from the test's thread:
 // "forget" (a reboot: every SID forgotten), "down" (nothing listens on the port), "up"
 // (listening again on the same port), "set <volume>" (an event to every subscription).
 class DeviceThread {
@@ -61,8 +61,8 @@ class DeviceThread {
     }
 
   private:
-    std::unique_ptr<gena_test::TestDevice> make(uv_loop_t* loop, std::uint16_t port) {
-        auto device = std::make_unique<gena_test::TestDevice>(loop, port);
+    std::unique_ptr<gena_test::ScriptedDevice> make(uv_loop_t* loop, std::uint16_t port) {
+        auto device = std::make_unique<gena_test::ScriptedDevice>(loop, port);
         device->initial_event = initial_event_;
         return device;
     }

@@ -31,7 +31,7 @@ namespace {
 
 using clitest::Child;
 
-// A TestDevice on its own loop in a thread. After the first SUBSCRIBE it sends
+// A ScriptedDevice on its own loop in a thread. After the first SUBSCRIBE it sends
 // `extra_events` events (Volume 11, 12, ...), then serves until stopped.
 class DeviceThread {
   public:
@@ -52,7 +52,7 @@ class DeviceThread {
 
   private:
     static uvgena::Task<void> serve(uv_loop_t* loop, DeviceThread* self) {
-        gena_test::TestDevice device(loop);
+        gena_test::ScriptedDevice device(loop);
         uvgena::gena::LastChangeBuilder lc("urn:schemas-upnp-org:metadata-1-0/RCS/");
         lc.instance("0")
             .set("Volume", "10", {{"channel", "Master"}})
@@ -75,7 +75,7 @@ class DeviceThread {
                     std::vector<std::pair<std::string, std::string>> vars{
                         {"Volume", std::to_string(seq)}};
                     co_await device.notify(device.subscriptions.front(),
-                                           gena_test::TestDevice::body_of(vars), seq);
+                                           gena_test::ScriptedDevice::body_of(vars), seq);
                 }
             }
             self->subscribes_ = device.subscribes;

@@ -25,7 +25,7 @@
 
 using namespace uvgena;
 using namespace std::chrono_literals;
-using gena_test::TestDevice;
+using gena_test::ScriptedDevice;
 
 namespace {
 
@@ -135,7 +135,7 @@ Task<bool> eventually(uv_loop_t* loop, Pred done, std::chrono::milliseconds limi
 // them with the SID of `bad`'s subscription (a malicious device knows its own SID).
 struct Bed {
     uv_loop_t* loop;
-    TestDevice& good;
+    ScriptedDevice& good;
     EventListener& listener;
     Subscription& good_sub;
     Subscription& bad_sub;
@@ -181,8 +181,8 @@ void with_bed(const std::function<Task<void>(Bed&)>& attack, std::size_t max_con
     run(loop,
         [](uv_loop_t* l, const std::function<Task<void>(Bed&)>& fn, std::size_t max_conn,
            std::chrono::milliseconds header) -> Task<void> {
-            TestDevice good(l);
-            TestDevice bad(l);
+            ScriptedDevice good(l);
+            ScriptedDevice bad(l);
             EventListener listener(l, loopback(max_conn, header));
             Subscription good_sub =
                 co_await subscribe(l, good.event_url(), {.listener = &listener});

@@ -489,7 +489,7 @@ TEST_SUITE("http.server") {
         ServerOptions options = loopback_options();
         options.max_connections = 2;
         options.max_connections_per_host = 2;  // all clients are 127.0.0.1 here
-        options.evict_idle = false;  // the default evicts an idle one (tests/hostile)
+        options.evict_idle = false;            // the default evicts an idle one (tests/hostile)
         Server server(loop, echo(loop), options);
         server.listen();
         auto client = [](uv_loop_t* l, Server& s) -> Task<std::string> {

@@ -20,7 +20,7 @@
 using namespace uvgena;
 using namespace std::chrono_literals;
 using gena_test::loopback;
-using gena_test::TestDevice;
+using gena_test::ScriptedDevice;
 
 namespace {
 
@@ -48,7 +48,7 @@ TEST_SUITE("gena.subscription.callbacks") {
     TEST_CASE("the README's inline style with a heap-owning callback keeps its captures") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             auto seen = std::make_shared<std::vector<std::string>>();
             std::string tag = kTag;
@@ -76,7 +76,7 @@ TEST_SUITE("gena.subscription.callbacks") {
     TEST_CASE("handlers passed to subscribe() from a named variable keep their captures") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             auto seen = std::make_shared<std::vector<std::string>>();
             SubscriptionHandlers handlers;
@@ -101,7 +101,7 @@ TEST_SUITE("gena.subscription.callbacks") {
     TEST_CASE("no callback runs after the first one destroyed its subscription") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             // Two NOTIFYs overtake the SUBSCRIBE answer: both are accepted in the turn the
             // answer arrives, so two callbacks are queued before either runs.
             device.seqs_before_answer = {0, 1};
@@ -127,7 +127,7 @@ TEST_SUITE("gena.subscription.callbacks") {
     TEST_CASE("no callback runs after the first one freed the object that owns it") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.seqs_before_answer = {0, 1};
             EventListener listener(l, loopback());
             // The usual shape: an object owns the subscription and the callback uses it by
@@ -159,7 +159,7 @@ TEST_SUITE("gena.subscription.callbacks") {
     TEST_CASE("no callback runs after unsubscribe, even for events accepted before") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.seqs_before_answer = {0, 1};
             EventListener listener(l, loopback());
             int calls = 0;
@@ -180,7 +180,7 @@ TEST_SUITE("gena.subscription.callbacks") {
     TEST_CASE("leaving callback mode puts undelivered events back in the queue, counted") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.seqs_before_answer = {0, 1};
             EventListener listener(l, loopback());
             int calls = 0;
@@ -211,7 +211,7 @@ TEST_SUITE("gena.subscription.callbacks") {
     TEST_CASE("leaving callback mode keeps the order of events accepted before and after") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.seqs_before_answer = {0, 1};
             EventListener listener(l, loopback());
             int calls = 0;
@@ -231,7 +231,7 @@ TEST_SUITE("gena.subscription.callbacks") {
             notify.headers.add("NTS", "upnp:propchange");
             notify.headers.add("SID", sub.sid());
             notify.headers.add("SEQ", "2");
-            notify.body = TestDevice::body_of(device.variables);
+            notify.body = ScriptedDevice::body_of(device.variables);
             http::RequestContext context{SocketAddress::ipv4_loopback(9), listener.local_address()};
             http::Response answer =
                 gena::detail::SubscriberAccess::impl(listener)->handle(notify, context);
@@ -253,7 +253,7 @@ TEST_SUITE("gena.subscription.callbacks") {
         "runs") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             auto sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             CHECK(co_await peers::eventually(
@@ -278,7 +278,7 @@ TEST_SUITE("gena.subscription.callbacks") {
             // arrives: a NOTIFY for a SID we do not know yet is held (200), not refused (412).
             gena_test::DeviceSubscription future = device.subscriptions.at(0);
             future.sid = "uuid:a-sid-the-slow-answer-might-carry";
-            std::string body = TestDevice::body_of(device.variables);
+            std::string body = ScriptedDevice::body_of(device.variables);
             CHECK(co_await device.notify(future, body, 0u) == 200);
             CHECK(listener.stats().held == 1);
             co_await renewals.join();

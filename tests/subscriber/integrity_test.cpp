@@ -27,7 +27,7 @@
 using namespace uvgena;
 using namespace std::chrono_literals;
 using gena_test::loopback;
-using gena_test::TestDevice;
+using gena_test::ScriptedDevice;
 
 namespace {
 
@@ -151,7 +151,7 @@ TEST_SUITE("gena.integrity") {
         "delivered once, in SEQ order where the window allowed") {
         uvtest::TestLoop loop(120s);
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             std::vector<Seen> seen;
             seen.reserve(kEvents + 1);
@@ -164,7 +164,7 @@ TEST_SUITE("gena.integrity") {
             Feed feed;
             feed.callback = http::Url::parse(sub.callback_url());
             feed.sid = sub.sid();
-            feed.body = TestDevice::body_of({{"Volume", "7"}});
+            feed.body = ScriptedDevice::body_of({{"Volume", "7"}});
             feed.last = kEvents;
             auto started = Clock::now();
             {
@@ -219,19 +219,19 @@ TEST_SUITE("gena.integrity") {
         "and the missed counter goes back to 0") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(l, device.event_url(),
                                                   {.listener = &listener, .reorder_window = 0ms});
             http::Url callback = http::Url::parse(sub.callback_url());
-            std::string body = TestDevice::body_of({{"Volume", "1"}});
+            std::string body = ScriptedDevice::body_of({{"Volume", "1"}});
             for (std::uint32_t s : {1u, 2u, 3u, 5u}) {
                 CHECK(co_await device.send(callback, sub.sid(), s, body) == 200);
             }
             CHECK(co_await peers::eventually(
                 l, [&] { return sub.stats().events_delivered == 5; }, kWait));
             CHECK(sub.stats().events_missed == 1);
-            body = TestDevice::body_of({{"Volume", "2"}});
+            body = ScriptedDevice::body_of({{"Volume", "2"}});
             CHECK(co_await device.send(callback, sub.sid(), 4, body) == 200);
             CHECK(co_await peers::eventually(
                 l, [&] { return sub.stats().events_delivered == 6; }, kWait));
@@ -268,14 +268,14 @@ TEST_SUITE("gena.integrity") {
             CAPTURE(window.count());
             uvtest::TestLoop loop;
             run(loop, [](uv_loop_t* l, std::chrono::milliseconds w) -> Task<void> {
-                TestDevice device(l);
+                ScriptedDevice device(l);
                 EventListener listener(l, loopback());
                 SubscribeOptions options;
                 options.listener = &listener;
                 options.reorder_window = w;
                 Subscription sub = co_await subscribe(l, device.event_url(), options);
                 http::Url callback = http::Url::parse(sub.callback_url());
-                std::string body = TestDevice::body_of({{"Volume", "1"}});
+                std::string body = ScriptedDevice::body_of({{"Volume", "1"}});
                 CHECK(co_await device.send(callback, sub.sid(), 1000000, body) == 200);
                 for (std::uint32_t s = 1; s <= 60; ++s) {
                     CHECK(co_await device.send(callback, sub.sid(), s, body) == 200);
@@ -331,7 +331,7 @@ TEST_SUITE("gena.integrity") {
             // 127/8 is loopback on Linux. The listener has its default limits (256
             // connections, a quarter of them per host).
             auto device_ip = SocketAddress::parse("127.0.0.3", 0);
-            TestDevice device(l, device_ip);
+            ScriptedDevice device(l, device_ip);
             device.send_from = device_ip;
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
@@ -370,7 +370,7 @@ TEST_SUITE("gena.integrity") {
             for (std::uint32_t i = 0; i < kNotifies; ++i) {
                 co_await sleep_for(l, 5ms);
                 // Built outside the co_await: GCC 12 mishandles a literal's array in it.
-                std::string body = TestDevice::body_of({{"Volume", std::to_string(i)}});
+                std::string body = ScriptedDevice::body_of({{"Volume", std::to_string(i)}});
                 co_await device.notify(device.subscriptions.front(), std::move(body));
             }
             auto elapsed = Clock::now() - started;
@@ -410,14 +410,14 @@ TEST_SUITE("gena.integrity") {
         "not parsed; a late event's body is") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(l, device.event_url(),
                                                   {.listener = &listener, .reorder_window = 0ms});
             CHECK(co_await peers::eventually(
                 l, [&] { return sub.stats().events_delivered == 1; }, kWait));
             http::Url callback = http::Url::parse(sub.callback_url());
-            std::string good = TestDevice::body_of({{"Volume", "1"}});
+            std::string good = ScriptedDevice::body_of({{"Volume", "1"}});
             // Not XML: a parse_error if it were parsed (the late event below shows it is).
             std::string bad = "<e:propertyset><<not xml" + std::string(4096, '&');
             CHECK(co_await device.send(callback, sub.sid(), 1, good) == 200);
@@ -455,7 +455,7 @@ TEST_SUITE("gena.integrity") {
     TEST_CASE("a retransmission of an event waiting in the reorder window is not parsed") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             // A window far longer than the test: 3 waits until 2 arrives.
             Subscription sub = co_await subscribe(l, device.event_url(),
@@ -463,7 +463,7 @@ TEST_SUITE("gena.integrity") {
             CHECK(co_await peers::eventually(
                 l, [&] { return sub.stats().events_delivered == 1; }, kWait));
             http::Url callback = http::Url::parse(sub.callback_url());
-            std::string good = TestDevice::body_of({{"Volume", "3"}});
+            std::string good = ScriptedDevice::body_of({{"Volume", "3"}});
             std::string bad = "<e:propertyset><<not xml";
             CHECK(co_await device.send(callback, sub.sid(), 1, good) == 200);
             CHECK(co_await device.send(callback, sub.sid(), 3, good) == 200);

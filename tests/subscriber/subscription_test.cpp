@@ -18,7 +18,7 @@
 using namespace uvgena;
 using namespace std::chrono_literals;
 using gena_test::loopback;
-using gena_test::TestDevice;
+using gena_test::ScriptedDevice;
 
 namespace {
 
@@ -82,7 +82,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("subscribe, receive the initial event and the next one, then unsubscribe") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(
                 l, device.event_url(), {.requested_timeout = 300s, .listener = &listener});
@@ -128,7 +128,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("a short granted timeout is renewed before it expires") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(
                 l, device.event_url(),
@@ -159,7 +159,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("a renewal answered 412 ends the subscription with that error") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.renew_status = 412;
             EventListener listener(l, loopback());
             int failures = 0;
@@ -199,7 +199,7 @@ TEST_SUITE("gena.subscription") {
         "not bring the old SID back (a process paused past its grant, a slow device)") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.renew_delay = 700ms;  // the renewal at 75-85% of 1 s is answered after expiry
             EventListener listener(l, loopback());
             std::string new_sid;
@@ -236,7 +236,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("a renewal answered 412 resubscribes when auto_resubscribe is on") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.renew_status = 412;
             EventListener listener(l, loopback());
             std::string old_sid, new_sid;
@@ -283,7 +283,7 @@ TEST_SUITE("gena.subscription") {
         "subscription ends at expiry") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            auto device = std::make_unique<TestDevice>(l);
+            auto device = std::make_unique<ScriptedDevice>(l);
             EventListener listener(l, loopback());
             std::vector<std::error_code> failures;
             SubscriptionHandlers handlers;
@@ -319,7 +319,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("automatic renewals of a listener are bounded in flight and all succeed") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.renew_delay = 50ms;
             ListenerOptions lo = loopback();
             lo.max_renewals_in_flight = 2;
@@ -355,7 +355,7 @@ TEST_SUITE("gena.subscription") {
         "renewal") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.renew_delay = 3s;
             EventListener listener(l, loopback());
             std::vector<std::error_code> failures;
@@ -389,7 +389,7 @@ TEST_SUITE("gena.subscription") {
         "order") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.seqs_before_answer = {1, 0};
             device.foreign_before_answer = true;
             EventListener listener(l, loopback());
@@ -416,12 +416,12 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("a SEQ gap is flagged on the event and counted") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             CHECK((co_await next_event(l, sub))->seq == 0);
             auto& ds = device.subscriptions.at(0);
-            std::string body = TestDevice::body_of(device.variables);
+            std::string body = ScriptedDevice::body_of(device.variables);
             CHECK(co_await device.notify(ds, body, 3u) == 200);
             CHECK(co_await device.notify(ds, body, 3u) == 200);  // duplicate: counted only
             CHECK(co_await device.notify(ds, body, 0u) == 200);  // reset
@@ -448,13 +448,13 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("duplicates are delivered flagged when asked for") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(
                 l, device.event_url(), {.listener = &listener, .deliver_duplicates = true});
             CHECK((co_await next_event(l, sub))->seq == 0);
             auto& ds = device.subscriptions.at(0);
-            co_await device.notify(ds, TestDevice::body_of(device.variables), 0u);
+            co_await device.notify(ds, ScriptedDevice::body_of(device.variables), 0u);
             std::optional<Event> dup = co_await next_event(l, sub);
             REQUIRE(dup);
             CHECK(dup->seq_status == gena::SeqStatus::duplicate);
@@ -468,14 +468,14 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("a gap resubscribes when resubscribe_on_gap is on") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(
                 l, device.event_url(), {.listener = &listener, .resubscribe_on_gap = true});
             std::string first_sid = sub.sid();
             CHECK((co_await next_event(l, sub))->seq == 0);
             co_await device.notify(device.subscriptions.at(0),
-                                   TestDevice::body_of(device.variables), 5u);
+                                   ScriptedDevice::body_of(device.variables), 5u);
             CHECK((co_await next_event(l, sub))->seq_status == gena::SeqStatus::gap);
             std::optional<Event> fresh = co_await next_event(l, sub);
             REQUIRE(fresh);
@@ -502,7 +502,7 @@ TEST_SUITE("gena.subscription") {
             listener.start();
             CHECK(listener.port() > taken);
             CHECK(listener.port() <= taken + 100);
-            TestDevice device(l);
+            ScriptedDevice device(l);
             Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             CHECK(sub.callback_url().find(":" + std::to_string(listener.port()) + "/") !=
                   std::string::npos);
@@ -529,7 +529,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("two subscriptions to two devices share one listener") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice a(l), b(l);
+            ScriptedDevice a(l), b(l);
             b.variables = {{"TransportState", "STOPPED"}};
             EventListener listener(l, loopback());
             Subscription sa = co_await subscribe(l, a.event_url(), {.listener = &listener});
@@ -560,13 +560,13 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("a NOTIFY after unsubscribe is answered 412") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             CHECK((co_await next_event(l, sub))->seq == 0);
             gena_test::DeviceSubscription stale = device.subscriptions.at(0);
             co_await sub.unsubscribe();
-            CHECK(co_await device.notify(stale, TestDevice::body_of(device.variables)) == 412);
+            CHECK(co_await device.notify(stale, ScriptedDevice::body_of(device.variables)) == 412);
             CHECK(listener.stats().unknown == 1);
             co_await listener.stop();
             co_await device.stop();
@@ -576,12 +576,12 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("the listener answers 412 to unknown paths and SIDs and 400 to bad headers") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
             CHECK((co_await next_event(l, sub))->seq == 0);
             std::string path = path_of(sub.callback_url());
-            std::string body = TestDevice::body_of(device.variables);
+            std::string body = ScriptedDevice::body_of(device.variables);
             CHECK(co_await raw_request(l, listener,
                                        notify_request("/nowhere", sub.sid(), "1", body)) == 412);
             CHECK(co_await raw_request(l, listener,
@@ -619,7 +619,7 @@ TEST_SUITE("gena.subscription") {
         "clean") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice a(l), b(l);
+            ScriptedDevice a(l), b(l);
             EventListener listener(l, loopback());
             Subscription sa = co_await subscribe(
                 l, a.event_url(),
@@ -646,20 +646,20 @@ TEST_SUITE("gena.subscription") {
         "a destroyed subscription unregisters at once and unsubscribes in the "
         "background") {
         uvtest::TestLoop loop;
-        TestDevice device(loop);
+        ScriptedDevice device(loop);
         EventListener listener(loop, loopback());
         {
-            Subscription sub =
-                run(loop, [](uv_loop_t* l, TestDevice& d, EventListener& li) -> Task<Subscription> {
+            Subscription sub = run(
+                loop, [](uv_loop_t* l, ScriptedDevice& d, EventListener& li) -> Task<Subscription> {
                     co_return co_await subscribe(l, d.event_url(), {.listener = &li});
                 }(loop, device, listener));
             CHECK(listener.subscription_count() == 1);
         }
         CHECK(listener.subscription_count() == 0);
-        run(loop, [](uv_loop_t* l, TestDevice& d) -> Task<void> {
+        run(loop, [](uv_loop_t* l, ScriptedDevice& d) -> Task<void> {
             CHECK(co_await eventually(l, [&] { return d.unsubscribes == 1; }));
         }(loop, device));
-        run(loop, [](EventListener& li, TestDevice& d) -> Task<void> {
+        run(loop, [](EventListener& li, ScriptedDevice& d) -> Task<void> {
             co_await li.stop();
             co_await d.stop();
         }(listener, device));
@@ -668,7 +668,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("events go to a callback after the NOTIFY was answered") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             std::vector<std::uint32_t> seqs;
             SubscriptionHandlers handlers;
@@ -699,13 +699,13 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("with check_source, NOTIFYs from another address are refused") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(l, device.event_url(),
                                                   {.listener = &listener, .check_source = true});
             CHECK((co_await next_event(l, sub))->seq == 0);
             device.send_from = SocketAddress::parse("127.0.0.2", 0);
-            std::string body = TestDevice::body_of(device.variables);
+            std::string body = ScriptedDevice::body_of(device.variables);
             CHECK(co_await device.notify(device.subscriptions.at(0), body) == 412);
             CHECK(listener.stats().wrong_source == 1);
             device.send_from.reset();
@@ -720,7 +720,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("the watchdog reports a silent subscription and can resubscribe") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.initial_event = false;  // as if the callback address were unreachable
             EventListener listener(l, loopback());
             int silences = 0;
@@ -742,7 +742,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("explicit renewal adopts a changed SID") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.renew_new_sid = true;
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(
@@ -755,7 +755,7 @@ TEST_SUITE("gena.subscription") {
             CHECK(sub.timeout() == gena::Timeout{false, 200s});
             CHECK(sub.stats().renewals == 1);
             // Events with the new SID are accepted, the old SID is refused.
-            std::string body = TestDevice::body_of(device.variables);
+            std::string body = ScriptedDevice::body_of(device.variables);
             CHECK(co_await device.notify(device.subscriptions.at(0), body, 0u) == 200);
             CHECK((co_await next_event(l, sub))->sid == sub.sid());
             CHECK(co_await device.send(device.subscriptions.at(0).callback, before, 1, body) ==
@@ -769,7 +769,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("refusals and unreachable devices fail subscribe with a clear error") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             device.subscribe_status = 500;
             EventListener listener(l, loopback());
             try {
@@ -806,7 +806,7 @@ TEST_SUITE("gena.subscription") {
         "subscription") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             Subscription a = co_await subscribe(l, device.event_url());
             Subscription b = co_await subscribe(l, device.event_url());
             CHECK(a.callback_url().substr(0, a.callback_url().rfind('/')) ==
@@ -838,9 +838,9 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("an IPv6 device gets a bracketed IPv6 callback URL from a dual-stack listener") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            std::unique_ptr<TestDevice> device;
+            std::unique_ptr<ScriptedDevice> device;
             try {
-                device = std::make_unique<TestDevice>(l, SocketAddress::ipv6_loopback(0));
+                device = std::make_unique<ScriptedDevice>(l, SocketAddress::ipv6_loopback(0));
             } catch (const Error& e) {
                 MESSAGE("no IPv6 loopback here, test not run: " << e.what());
                 co_return;
@@ -864,7 +864,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("an advertised host and port go into the CALLBACK URL") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener probe(l, loopback());
             probe.start();
             ListenerOptions options = loopback();
@@ -886,7 +886,7 @@ TEST_SUITE("gena.subscription") {
         "request") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub =
                 co_await subscribe(l, device.event_url(),
@@ -916,7 +916,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("subscriptions to one URL with different options each keep their own") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             // Equal options are shared between subscriptions internally; these differ only in
             // the queue's capacity and the raw body, which must stay per subscription.
@@ -958,7 +958,7 @@ TEST_SUITE("gena.subscription") {
     TEST_CASE("a queue that rejects new events keeps the oldest") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
-            TestDevice device(l);
+            ScriptedDevice device(l);
             EventListener listener(l, loopback());
             Subscription sub = co_await subscribe(
                 l, device.event_url(),

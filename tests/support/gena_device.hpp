@@ -40,14 +40,16 @@ struct DeviceSubscription {
     std::chrono::seconds timeout{0};
 };
 
-/// A GENA device serving one event URL (`/event`) on 127.0.0.1.
-class TestDevice {
+/// A hand-made GENA device serving one event URL (`/event`) on 127.0.0.1, scripted by each
+/// test (SIDs, SEQs, refusals, stalls): not built on the publisher, so that it can misbehave.
+/// (uvtest::TestDevice is the well-behaved demo renderer.)
+class ScriptedDevice {
   public:
-    explicit TestDevice(uv_loop_t* loop, std::uint16_t port = 0)
-        : TestDevice(loop, uvgena::SocketAddress::ipv4_loopback(port)) {}
+    explicit ScriptedDevice(uv_loop_t* loop, std::uint16_t port = 0)
+        : ScriptedDevice(loop, uvgena::SocketAddress::ipv4_loopback(port)) {}
 
     /// A device listening on `address` (e.g. [::1]:0).
-    TestDevice(uv_loop_t* loop, uvgena::SocketAddress address)
+    ScriptedDevice(uv_loop_t* loop, uvgena::SocketAddress address)
         : loop_(loop),
           scope_(loop),
           server_(
@@ -169,7 +171,7 @@ class TestDevice {
         return o;
     }
 
-    static uvgena::Task<void> send_initial(TestDevice* self, std::string sid) {
+    static uvgena::Task<void> send_initial(ScriptedDevice* self, std::string sid) {
         DeviceSubscription* sub = self->find(sid);
         if (sub == nullptr) co_return;
         DeviceSubscription copy = *sub;
@@ -177,7 +179,7 @@ class TestDevice {
         co_await self->send(copy.callback, copy.sid, 0, body_of(self->variables));
     }
 
-    static uvgena::Task<uvgena::http::Response> handle(TestDevice* self,
+    static uvgena::Task<uvgena::http::Response> handle(ScriptedDevice* self,
                                                        const uvgena::http::Request& request) {
         using namespace uvgena::gena;
         SubscriptionPolicy policy;

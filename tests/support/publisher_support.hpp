@@ -31,7 +31,7 @@ struct Notify {
     std::uint32_t seq = 0;
     std::string nt, nts;
     std::string body;
-    uvgena::gena::PropertySet properties;  ///< The parsed body.
+    uvgena::gena::PropertySet properties;        ///< The parsed body.
     std::chrono::steady_clock::time_point at{};  ///< When the whole request had arrived.
 };
 

@@ -95,8 +95,8 @@ class UVGENA_API BlockingSubscription {
 
     /// Internal: made by BackgroundLoop::subscribe.
     UVGENA_LOCAL BlockingSubscription(detail::LoopPoster poster,
-                         std::weak_ptr<detail::LoopSubscription> loop_side,
-                         std::shared_ptr<detail::BlockingSubShared> shared) noexcept;
+                                      std::weak_ptr<detail::LoopSubscription> loop_side,
+                                      std::shared_ptr<detail::BlockingSubShared> shared) noexcept;
 
     /// True unless empty.
     bool valid() const noexcept { return shared_ != nullptr; }

@@ -17,22 +17,16 @@ class AsyncEvent;
 namespace detail {
 
 /// Awaiter of AsyncEvent::wait().
-class [[nodiscard]] UVGENA_API EventWaitAwaiter {
+class [[nodiscard]] UVGENA_API EventWaitAwaiter : public StoppableAwaiter<EventWaitAwaiter> {
   public:
     explicit EventWaitAwaiter(AsyncEvent* event) noexcept : event_(event) {}
-    EventWaitAwaiter(const EventWaitAwaiter&) = delete;
-    EventWaitAwaiter& operator=(const EventWaitAwaiter&) = delete;
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     /// Throws Error(errc::cancelled) when stopped, Error(errc::closed) if the event died.
     void await_resume() const;
 
   private:
     friend class uvgena::AsyncEvent;
     enum class State { waiting, set, cancelled, closed };
+    friend class StoppableAwaiter<EventWaitAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(EventWaitAwaiter* self) noexcept;
 

@@ -24,17 +24,9 @@ namespace detail {
 
 /// Awaiter of Channel<T>::next().
 template <typename T>
-class [[nodiscard]] ChannelNextAwaiter {
+class [[nodiscard]] ChannelNextAwaiter : public StoppableAwaiter<ChannelNextAwaiter<T>> {
   public:
     explicit ChannelNextAwaiter(Channel<T>* ch) noexcept : ch_(ch) { waiter_.owner = this; }
-    ChannelNextAwaiter(const ChannelNextAwaiter&) = delete;
-    ChannelNextAwaiter& operator=(const ChannelNextAwaiter&) = delete;
-
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     /// The next item, or nullopt once the channel is closed and drained. Throws
     /// Error(errc::cancelled) if the task was stopped before an item arrived.
     std::optional<T> await_resume() {
@@ -49,6 +41,7 @@ class [[nodiscard]] ChannelNextAwaiter {
     friend class uvgena::Channel<T>;
     enum class State { waiting, done, cancelled };
 
+    friend class StoppableAwaiter<ChannelNextAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token) {
         if (token != nullptr && token->stop_requested()) {
             state_ = State::cancelled;
@@ -78,18 +71,10 @@ class [[nodiscard]] ChannelNextAwaiter {
 
 /// Awaiter of Channel<T>::push_wait().
 template <typename T>
-class [[nodiscard]] ChannelPushAwaiter {
+class [[nodiscard]] ChannelPushAwaiter : public StoppableAwaiter<ChannelPushAwaiter<T>> {
   public:
     ChannelPushAwaiter(Channel<T>* ch, T&& value) : ch_(ch), item_(std::move(value)) {
         waiter_.owner = this;
-    }
-    ChannelPushAwaiter(const ChannelPushAwaiter&) = delete;
-    ChannelPushAwaiter& operator=(const ChannelPushAwaiter&) = delete;
-
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
     }
     /// Returns once the item is in the channel (or handed to a consumer). Throws
     /// Error(errc::closed) if the channel closed first, Error(errc::cancelled) if stopped
@@ -106,6 +91,7 @@ class [[nodiscard]] ChannelPushAwaiter {
     friend class uvgena::Channel<T>;
     enum class State { waiting, done, cancelled, closed };
 
+    friend class StoppableAwaiter<ChannelPushAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token) {
         if (token != nullptr && token->stop_requested()) {
             state_ = State::cancelled;

@@ -80,21 +80,15 @@ class UVGENA_API DetachedTasks {
 };
 
 /// Awaiter of Scope::join(): resumes when the scope has no live task.
-class [[nodiscard]] UVGENA_API JoinAwaiter {
+class [[nodiscard]] UVGENA_API JoinAwaiter : public StoppableAwaiter<JoinAwaiter> {
   public:
     explicit JoinAwaiter(DetachedTasks* list) noexcept : list_(list) {}
-    JoinAwaiter(const JoinAwaiter&) = delete;
-    JoinAwaiter& operator=(const JoinAwaiter&) = delete;
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     /// Throws Error(errc::cancelled) if the awaiting task was stopped first.
     void await_resume();
 
   private:
     friend class uvgena::detail::DetachedTasks;
+    friend class StoppableAwaiter<JoinAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(JoinAwaiter* self) noexcept;
 

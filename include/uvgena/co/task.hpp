@@ -94,6 +94,27 @@ const std::stop_token* stop_token_of(std::coroutine_handle<P> h) noexcept {
     }
 }
 
+/// The base of the library's awaiters: never ready, and suspending through the derived
+/// class's `suspend(handle, stop token of the awaiting task)` (nullptr for a coroutine that
+/// is not a uvgena task), so that every awaiter sees cancellation the same way. Not
+/// copyable: libuv requests and wait lists point at the awaiter while it waits.
+template <typename Derived>
+class UVGENA_API StoppableAwaiter {
+  public:
+    StoppableAwaiter() noexcept = default;
+    StoppableAwaiter(const StoppableAwaiter&) = delete;
+    StoppableAwaiter& operator=(const StoppableAwaiter&) = delete;
+
+    bool await_ready() const noexcept { return false; }
+    template <typename P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+        return static_cast<Derived*>(this)->suspend(h, stop_token_of(h));
+    }
+
+  protected:
+    ~StoppableAwaiter() = default;
+};
+
 /// The promise of Task<T>: stores the value or the exception.
 template <typename T>
 class TaskPromise : public PromiseBase {

@@ -24,23 +24,16 @@ using Clock = std::chrono::steady_clock;
 namespace detail {
 
 /// Awaiter of sleep_until / sleep_for.
-class [[nodiscard]] UVGENA_API SleepAwaiter {
+class [[nodiscard]] UVGENA_API SleepAwaiter : public StoppableAwaiter<SleepAwaiter> {
   public:
     SleepAwaiter(uv_loop_t* loop, Clock::time_point deadline) noexcept
         : loop_(loop), deadline_(deadline) {}
-    SleepAwaiter(const SleepAwaiter&) = delete;
-    SleepAwaiter& operator=(const SleepAwaiter&) = delete;
     ~SleepAwaiter();
-
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     /// Throws Error(errc::cancelled) if stopped before the deadline.
     void await_resume() const;
 
   private:
+    friend class StoppableAwaiter<SleepAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_fire(TimerNode* node) noexcept;
     static void on_stop(SleepAwaiter* self) noexcept;

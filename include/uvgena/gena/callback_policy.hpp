@@ -64,13 +64,14 @@ struct UVGENA_API CallbackCheck {
 /// IPv4-mapped IPv6 addresses are compared as IPv4, IPv6 scope ids are ignored. Broadcast,
 /// multicast and unspecified addresses are refused in every scope (see
 /// is_unicast_callback_address).
-UVGENA_API bool callback_allowed(const SocketAddress& callback_ip, const CallbackCheck& check) noexcept;
+UVGENA_API bool callback_allowed(const SocketAddress& callback_ip,
+                                 const CallbackCheck& check) noexcept;
 
 /// False for addresses that are not one host: IPv4 0/8, multicast 224/4, 240/4 and
 /// 255.255.255.255, IPv6 :: and ff00::/8, and the broadcast and network addresses of the
 /// IPv4 subnets of `interfaces` (wider than /31), e.g. 10.77.0.255 on 10.77.0.0/24.
 UVGENA_API bool is_unicast_callback_address(const SocketAddress& ip,
-                                 std::span<const InterfaceNetwork> interfaces) noexcept;
+                                            std::span<const InterfaceNetwork> interfaces) noexcept;
 
 /// True for loopback, RFC 1918, link-local (IPv4 and IPv6) and unique-local IPv6 addresses.
 UVGENA_API bool is_private_address(const SocketAddress& ip) noexcept;

@@ -74,12 +74,12 @@ UVGENA_API http::Request make_subscribe(const http::Url& event_url, const Subscr
 
 /// Builds a renewal: SUBSCRIBE with SID and TIMEOUT, no CALLBACK and no NT (UDA 4.1.3).
 UVGENA_API http::Request make_renewal(const http::Url& event_url, std::string_view sid,
-                           std::optional<std::chrono::seconds> timeout,
-                           std::string_view user_agent = {});
+                                      std::optional<std::chrono::seconds> timeout,
+                                      std::string_view user_agent = {});
 
 /// Builds an UNSUBSCRIBE with SID (UDA 4.1.4).
 UVGENA_API http::Request make_unsubscribe(const http::Url& event_url, std::string_view sid,
-                               std::string_view user_agent = {});
+                                          std::string_view user_agent = {});
 
 /// Where the granted duration of a subscription came from.
 enum class TimeoutSource {
@@ -111,8 +111,8 @@ UVGENA_API std::error_code status_error(int status) noexcept;
 /// Reads the answer to a SUBSCRIBE or renewal. Non-200 statuses give status_error();
 /// a 200 without a non-empty SID fails with errc::missing_sid. `requested` is the duration
 /// that was asked for, assumed when the device grants none (else 1800 s).
-UVGENA_API Result<SubscribeAnswer> read_subscribe_response(const http::Response& response,
-                                                std::optional<std::chrono::seconds> requested);
+UVGENA_API Result<SubscribeAnswer> read_subscribe_response(
+    const http::Response& response, std::optional<std::chrono::seconds> requested);
 
 /// Reads the answer to an UNSUBSCRIBE: success on 200, else status_error().
 UVGENA_API Result<void> read_unsubscribe_response(const http::Response& response);
@@ -164,9 +164,10 @@ struct UVGENA_API SubscriptionPolicy {
 /// `max_length` bytes. URLs that are not http:// (or do not parse) are skipped; the header
 /// fails with errc::bad_callback if it is longer than `max_header`, has an unterminated
 /// '<', text other than whitespace between entries, or yields no usable URL.
-UVGENA_API Result<std::vector<http::Url>> parse_callback(std::string_view header, std::size_t max_count = 8,
-                                              std::size_t max_length = 512,
-                                              std::size_t max_header = 4096);
+UVGENA_API Result<std::vector<http::Url>> parse_callback(std::string_view header,
+                                                         std::size_t max_count = 8,
+                                                         std::size_t max_length = 512,
+                                                         std::size_t max_header = 4096);
 
 /// What a subscription request asks for.
 enum class SubscriptionAction {
@@ -195,8 +196,8 @@ struct UVGENA_API SubscriptionDecision {
 /// without a known SID -> 412. The TIMEOUT asked for is clamped to the policy range, the
 /// default used when it is missing or unreadable, the maximum for "infinite".
 UVGENA_API SubscriptionDecision check_subscription_request(const http::Request& request,
-                                                const SubscriptionPolicy& policy,
-                                                const SidPredicate& sid_known);
+                                                           const SubscriptionPolicy& policy,
+                                                           const SidPredicate& sid_known);
 
 /// A new subscription id: "uuid:" + a random (version 4) UUID whose 122 random bits come
 /// from the OS CSPRNG (getrandom(2)): a SID is the only credential for renewing and
@@ -208,15 +209,16 @@ UVGENA_API std::string make_sid();
 UVGENA_API std::string format_uuid_v4(std::span<const std::byte, 16> random);
 
 /// The 200 answer to SUBSCRIBE / renewal: SID, TIMEOUT: Second-N, SERVER, empty body.
-UVGENA_API http::Response make_subscribe_response(std::string_view sid, std::chrono::seconds timeout,
-                                       std::string_view server = {});
+UVGENA_API http::Response make_subscribe_response(std::string_view sid,
+                                                  std::chrono::seconds timeout,
+                                                  std::string_view server = {});
 
 /// An error answer (400 / 412 / 405 / 5xx) with empty body and "Connection: close".
 UVGENA_API http::Response make_error_response(int status);
 
 /// Builds an event NOTIFY to `callback`: HOST, CONTENT-TYPE text/xml; charset="utf-8",
 /// NT: upnp:event, NTS: upnp:propchange, SID, SEQ, and `body` (a property set).
-UVGENA_API http::Request make_notify(const http::Url& callback, std::string_view sid, std::uint32_t seq,
-                          std::string body);
+UVGENA_API http::Request make_notify(const http::Url& callback, std::string_view sid,
+                                     std::uint32_t seq, std::string body);
 
 }  // namespace uvgena::gena

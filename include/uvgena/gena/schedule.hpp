@@ -21,13 +21,13 @@ inline constexpr double default_renew_fraction = 0.85;
 
 /// The renewal time of a subscription granted `granted` at `granted_at`: `fraction` of the
 /// duration later. Infinite durations are never renewed (nullopt).
-UVGENA_API std::optional<SteadyClock::time_point> renewal_time(SteadyClock::time_point granted_at,
-                                                    const Timeout& granted,
-                                                    double fraction = default_renew_fraction);
+UVGENA_API std::optional<SteadyClock::time_point> renewal_time(
+    SteadyClock::time_point granted_at, const Timeout& granted,
+    double fraction = default_renew_fraction);
 
 /// When a subscription granted `granted` at `granted_at` expires (nullopt: never).
 UVGENA_API std::optional<SteadyClock::time_point> expiry_time(SteadyClock::time_point granted_at,
-                                                   const Timeout& granted);
+                                                              const Timeout& granted);
 
 /// How retries (of a renewal, of a resubscription) are spaced.
 struct UVGENA_API BackoffOptions {

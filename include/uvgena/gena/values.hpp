@@ -15,9 +15,9 @@ namespace uvgena::gena {
 
 /// Reads a decimal integer (optional sign, surrounding ASCII whitespace ignored) and checks
 /// it lies in [min, max]. Errors: value_not_integer, value_out_of_range.
-UVGENA_API Result<std::int64_t> to_integer(std::string_view text,
-                                std::int64_t min = std::numeric_limits<std::int64_t>::min(),
-                                std::int64_t max = std::numeric_limits<std::int64_t>::max());
+UVGENA_API Result<std::int64_t> to_integer(
+    std::string_view text, std::int64_t min = std::numeric_limits<std::int64_t>::min(),
+    std::int64_t max = std::numeric_limits<std::int64_t>::max());
 
 /// Reads a decimal integer into the range of `Int` (e.g. to_integer_as<std::uint16_t>).
 template <typename Int>

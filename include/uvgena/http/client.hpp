@@ -59,24 +59,26 @@ struct UVGENA_API ClientOptions {
 /// (from the URL) unless present, `Connection: close` unless a Connection field is present,
 /// and a correct Content-Length. A response to HEAD has no body. Throws `uvgena::Error`
 /// (see the top of this header).
-UVGENA_API Task<Response> request(uv_loop_t* loop, std::string method, Url url, Headers headers = {},
-                       std::string body = {}, ClientOptions options = {});
+UVGENA_API Task<Response> request(uv_loop_t* loop, std::string method, Url url,
+                                  Headers headers = {}, std::string body = {},
+                                  ClientOptions options = {});
 
 /// Same, parsing `url` first.
 UVGENA_API Task<Response> request(uv_loop_t* loop, std::string method, std::string_view url,
-                       Headers headers = {}, std::string body = {}, ClientOptions options = {});
+                                  Headers headers = {}, std::string body = {},
+                                  ClientOptions options = {});
 
 /// Same as `request` but reports failure as a Result instead of throwing (for senders of
 /// many requests, such as a publisher's NOTIFYs).
 UVGENA_API Task<Result<Response>> try_request(uv_loop_t* loop, std::string method, Url url,
-                                   Headers headers = {}, std::string body = {},
-                                   ClientOptions options = {});
+                                              Headers headers = {}, std::string body = {},
+                                              ClientOptions options = {});
 
 /// Sends a prepared request (its Host field is required) to `address`, skipping URL parsing
 /// and name resolution. Adds `Connection: close` unless a Connection field is present.
 /// Failures as in `request`, returned instead of thrown.
 UVGENA_API Task<Result<Response>> try_send(uv_loop_t* loop, SocketAddress address, Request request,
-                                ClientOptions options = {});
+                                           ClientOptions options = {});
 
 /// The address (host and port) of `url` when its host is an IP literal, zone included;
 /// empty for a name. No lookup: for URLs that must name an address (a GENA CALLBACK).

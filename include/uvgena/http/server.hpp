@@ -96,17 +96,17 @@ struct UVGENA_API ServerOptions {
 
 /// Counters of a Server's activity, for monitoring and tests.
 struct UVGENA_API ServerStats {
-    std::uint64_t connections_accepted = 0;  ///< Connections served (not refused).
-    std::uint64_t connections_refused = 0;   ///< Closed at once: max_connections reached
-                                             ///< and no idle connection to evict.
+    std::uint64_t connections_accepted = 0;            ///< Connections served (not refused).
+    std::uint64_t connections_refused = 0;             ///< Closed at once: max_connections reached
+                                                       ///< and no idle connection to evict.
     std::uint64_t connections_refused_host_share = 0;  ///< Of connections_refused: its host
                                                        ///< held its share, none of it idle.
     std::uint64_t connections_evicted = 0;             ///< Connections closed to make room.
-    std::uint64_t requests = 0;              ///< Requests handed to the handler.
-    std::uint64_t bad_requests = 0;          ///< Requests answered 4xx/5xx by the server
-                                             ///< itself (malformed, too large, ...).
-    std::uint64_t handler_errors = 0;        ///< Handler exceptions answered with 500.
-    std::uint64_t timeouts = 0;              ///< Connections closed by a time limit.
+    std::uint64_t requests = 0;                        ///< Requests handed to the handler.
+    std::uint64_t bad_requests = 0;                    ///< Requests answered 4xx/5xx by the server
+                                                       ///< itself (malformed, too large, ...).
+    std::uint64_t handler_errors = 0;                  ///< Handler exceptions answered with 500.
+    std::uint64_t timeouts = 0;                        ///< Connections closed by a time limit.
 };
 
 /// An HTTP/1.1 server bound to one loop. Not copyable or movable (connections point to it).

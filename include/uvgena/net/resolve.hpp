@@ -22,7 +22,8 @@ struct UVGENA_API ResolveOptions {
 
 /// Resolves `host` with uv_getaddrinfo (threadpool) into TCP addresses carrying `port`,
 /// without duplicates, in the resolver's order. Throws Error ("resolve NAME: EAI_NONAME...").
-UVGENA_API Task<std::vector<SocketAddress>> resolve(uv_loop_t* loop, std::string host, std::uint16_t port = 0,
-                                         ResolveOptions options = {});
+UVGENA_API Task<std::vector<SocketAddress>> resolve(uv_loop_t* loop, std::string host,
+                                                    std::uint16_t port = 0,
+                                                    ResolveOptions options = {});
 
 }  // namespace uvgena

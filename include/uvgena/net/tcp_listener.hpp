@@ -20,24 +20,18 @@ struct IoHandle;
 struct ListenHandle;
 
 /// Awaiter of TcpListener::accept.
-class [[nodiscard]] UVGENA_API AcceptAwaiter {
+class [[nodiscard]] UVGENA_API AcceptAwaiter : public StoppableAwaiter<AcceptAwaiter> {
   public:
     explicit AcceptAwaiter(ListenHandle* handle) noexcept : handle_(handle) {
         waiter_.owner = this;
     }
-    AcceptAwaiter(const AcceptAwaiter&) = delete;
-    AcceptAwaiter& operator=(const AcceptAwaiter&) = delete;
     ~AcceptAwaiter();
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     /// The accepted connection; throws on error, close or cancellation.
     TcpStream await_resume();
 
   private:
     friend struct ListenHandle;
+    friend class StoppableAwaiter<AcceptAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(AcceptAwaiter* self) noexcept;
 

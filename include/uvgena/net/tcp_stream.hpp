@@ -38,18 +38,11 @@ class AcceptAwaiter;
 class StreamFactory;
 
 /// Awaiter of TcpStream::read / read_some.
-class [[nodiscard]] UVGENA_API ReadAwaiter {
+class [[nodiscard]] UVGENA_API ReadAwaiter : public StoppableAwaiter<ReadAwaiter> {
   public:
     ReadAwaiter(StreamHandle* handle, std::span<char> buffer, bool copy) noexcept
         : handle_(handle), buffer_(buffer), copy_(copy) {}
-    ReadAwaiter(const ReadAwaiter&) = delete;
-    ReadAwaiter& operator=(const ReadAwaiter&) = delete;
     ~ReadAwaiter();
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     /// Bytes copied (read) / a view of the buffered bytes (read_some); 0 / empty on EOF.
     std::size_t resume_count();
     /// See resume_count; the view form.
@@ -57,6 +50,7 @@ class [[nodiscard]] UVGENA_API ReadAwaiter {
 
   protected:
     friend struct StreamHandle;
+    friend class StoppableAwaiter<ReadAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(ReadAwaiter* self) noexcept;
     // Ends the wait (stop callback, pin) and returns the bytes buffered, 0 at end of
@@ -88,26 +82,20 @@ class [[nodiscard]] UVGENA_API ReadViewAwaiter : public ReadAwaiter {
 };
 
 /// Awaiter of TcpStream::write.
-class [[nodiscard]] UVGENA_API WriteAwaiter {
+class [[nodiscard]] UVGENA_API WriteAwaiter : public StoppableAwaiter<WriteAwaiter> {
   public:
     WriteAwaiter(StreamHandle* handle, std::string_view data) noexcept
         : handle_(handle), data_(data) {}
     WriteAwaiter(StreamHandle* handle, std::string&& owned) noexcept
         : handle_(handle), owned_(std::move(owned)), has_owned_(true) {}
-    WriteAwaiter(const WriteAwaiter&) = delete;
-    WriteAwaiter& operator=(const WriteAwaiter&) = delete;
     ~WriteAwaiter();
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     /// Returns once every byte was handed to the kernel; throws on error or cancellation.
     void await_resume();
 
   private:
     friend struct WriteOp;
     friend struct StreamHandle;
+    friend class StoppableAwaiter<WriteAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(WriteAwaiter* self) noexcept;
 
@@ -216,6 +204,7 @@ class UVGENA_API TcpStream {
 
 /// Connects to `address` (binding `options.local_address` first if given). Throws Error
 /// naming the address: "connect to 127.0.0.1:9: ECONNREFUSED: connection refused".
-UVGENA_API Task<TcpStream> connect(uv_loop_t* loop, SocketAddress address, ConnectOptions options = {});
+UVGENA_API Task<TcpStream> connect(uv_loop_t* loop, SocketAddress address,
+                                   ConnectOptions options = {});
 
 }  // namespace uvgena

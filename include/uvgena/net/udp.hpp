@@ -38,25 +38,19 @@ struct UdpHandle;
 struct UdpSendOp;
 
 /// Awaiter of UdpSocket::receive.
-class [[nodiscard]] UVGENA_API UdpReceiveAwaiter {
+class [[nodiscard]] UVGENA_API UdpReceiveAwaiter : public StoppableAwaiter<UdpReceiveAwaiter> {
   public:
     explicit UdpReceiveAwaiter(UdpHandle* handle) noexcept : handle_(handle) {
         waiter_.owner = this;
     }
-    UdpReceiveAwaiter(const UdpReceiveAwaiter&) = delete;
-    UdpReceiveAwaiter& operator=(const UdpReceiveAwaiter&) = delete;
     ~UdpReceiveAwaiter();
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     /// The next datagram; throws Error(errc::closed) once the socket is closed,
     /// Error(errc::cancelled) when stopped, or the libuv error that ended receiving.
     UdpPacket await_resume();
 
   private:
     friend struct UdpHandle;
+    friend class StoppableAwaiter<UdpReceiveAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(UdpReceiveAwaiter* self) noexcept;
 
@@ -70,26 +64,20 @@ class [[nodiscard]] UVGENA_API UdpReceiveAwaiter {
 };
 
 /// Awaiter of UdpSocket::send_to.
-class [[nodiscard]] UVGENA_API UdpSendAwaiter {
+class [[nodiscard]] UVGENA_API UdpSendAwaiter : public StoppableAwaiter<UdpSendAwaiter> {
   public:
     UdpSendAwaiter(UdpHandle* handle, std::string&& data, const SocketAddress& to) noexcept
         : handle_(handle), data_(std::move(data)), to_(to) {
         waiter_.owner = this;
     }
-    UdpSendAwaiter(const UdpSendAwaiter&) = delete;
-    UdpSendAwaiter& operator=(const UdpSendAwaiter&) = delete;
     ~UdpSendAwaiter();
-    bool await_ready() const noexcept { return false; }
-    template <typename P>
-    bool await_suspend(std::coroutine_handle<P> h) {
-        return suspend(h, stop_token_of(h));
-    }
     /// Returns once the datagram was handed to the kernel; throws Error naming the
     /// destination on failure, Error(errc::cancelled) when stopped.
     void await_resume();
 
   private:
     friend struct UdpSendOp;
+    friend class StoppableAwaiter<UdpSendAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token);
     static void on_stop(UdpSendAwaiter* self) noexcept;
 

@@ -70,7 +70,8 @@ struct UVGENA_API DescriptionLimits {
 
 /// Parses a device description fetched from `location`. Never throws; errors are
 /// ssdp::errc::bad_xml, bad_description or too_large.
-UVGENA_API Result<DeviceDescription> parse_description(std::string_view xml, std::string_view location,
-                                            const DescriptionLimits& limits = {});
+UVGENA_API Result<DeviceDescription> parse_description(std::string_view xml,
+                                                       std::string_view location,
+                                                       const DescriptionLimits& limits = {});
 
 }  // namespace uvgena::ssdp

@@ -108,7 +108,8 @@ class UVGENA_API Search {
 
 /// Searches and returns every device that answered before the timeout, in the order they
 /// first answered. Throws Error like Search::start.
-UVGENA_API Task<std::vector<DiscoveredDevice>> discover(uv_loop_t* loop, DiscoverOptions options = {});
+UVGENA_API Task<std::vector<DiscoveredDevice>> discover(uv_loop_t* loop,
+                                                        DiscoverOptions options = {});
 
 /// Options of fetch_description.
 struct UVGENA_API FetchOptions {
@@ -124,7 +125,7 @@ struct UVGENA_API FetchOptions {
 /// location: the http layer's errors (bad URL, refused, timeout), an http status error for
 /// a non-2xx answer, or ssdp::errc::bad_xml / bad_description / too_large.
 UVGENA_API Task<DeviceDescription> fetch_description(uv_loop_t* loop, std::string location,
-                                          FetchOptions options = {});
+                                                     FetchOptions options = {});
 
 // --------------------------------------------------------------------------------------
 // Advertisements

@@ -96,17 +96,17 @@ struct UVGENA_API ListenerOptions {
 
 /// Counters of a listener, for monitoring and tests.
 struct UVGENA_API ListenerStats {
-    std::uint64_t notifications = 0;  ///< NOTIFY requests accepted (200).
-    std::uint64_t unknown = 0;        ///< Answered 412 (unknown path or SID, wrong source).
-    std::uint64_t bad_requests = 0;   ///< Answered 400 / 405 (malformed GENA headers).
-    std::uint64_t parse_errors = 0;   ///< Accepted bodies that did not parse.
+    std::uint64_t notifications = 0;          ///< NOTIFY requests accepted (200).
+    std::uint64_t unknown = 0;                ///< Answered 412 (unknown path or SID, wrong source).
+    std::uint64_t bad_requests = 0;           ///< Answered 400 / 405 (malformed GENA headers).
+    std::uint64_t parse_errors = 0;           ///< Accepted bodies that did not parse.
     std::uint64_t duplicates_not_parsed = 0;  ///< Exact retransmissions (SID and SEQ already
                                               ///< delivered): answered 200, body not parsed.
-    std::uint64_t held = 0;           ///< NOTIFYs held until their SID became known.
-    std::uint64_t held_dropped = 0;   ///< Held NOTIFYs dropped (SID never known, or too many).
-    std::uint64_t wrong_source = 0;   ///< Refused by the source address check.
-    std::uint64_t connections_evicted = 0;  ///< Idle connections closed to make room.
-    std::uint64_t connections_refused = 0;  ///< Closed at once: at the limit, none idle.
+    std::uint64_t held = 0;                   ///< NOTIFYs held until their SID became known.
+    std::uint64_t held_dropped = 0;  ///< Held NOTIFYs dropped (SID never known, or too many).
+    std::uint64_t wrong_source = 0;  ///< Refused by the source address check.
+    std::uint64_t connections_evicted = 0;             ///< Idle connections closed to make room.
+    std::uint64_t connections_refused = 0;             ///< Closed at once: at the limit, none idle.
     std::uint64_t connections_refused_host_share = 0;  ///< Of those: the host held its share.
 };
 

@@ -19,15 +19,16 @@ namespace uvgena::ssdp {
 /// Error(uvgena::errc::invalid_argument) naming the service if it has no eventSubURL, else
 /// what gena::subscribe throws.
 UVGENA_API Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo& service,
-                                   gena::SubscribeOptions options = {},
-                                   gena::SubscriptionHandlers handlers = {});
+                                              gena::SubscribeOptions options = {},
+                                              gena::SubscriptionHandlers handlers = {});
 
 /// The event URL that `target` names: `target` itself for a plain URL, or, for
 /// "<location-url>#<service>", the eventSubURL of the service (short name, full type or
 /// service id) in the description at location-url, which is fetched. Throws Error: the
 /// errors of fetch_description, or uvgena::errc::invalid_argument naming the service and
 /// listing the ones the device has.
-UVGENA_API Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target, FetchOptions options = {});
+UVGENA_API Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target,
+                                               FetchOptions options = {});
 
 /// What a subscription target names (see resolve_target).
 struct ResolvedTarget {
@@ -39,13 +40,14 @@ struct ResolvedTarget {
 
 /// As resolve_event_url, and also says which device the service belongs to, so that the
 /// subscription can follow the device's advertisements (ssdp::DeviceFollower).
-UVGENA_API Task<ResolvedTarget> resolve_target(uv_loop_t* loop, std::string target, FetchOptions options = {});
+UVGENA_API Task<ResolvedTarget> resolve_target(uv_loop_t* loop, std::string target,
+                                               FetchOptions options = {});
 
 /// Subscribes to `target`: an event URL, or "<location-url>#<service>" (see
 /// resolve_event_url).
 UVGENA_API Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,
-                                          gena::SubscribeOptions options = {},
-                                          gena::SubscriptionHandlers handlers = {});
+                                                     gena::SubscribeOptions options = {},
+                                                     gena::SubscriptionHandlers handlers = {});
 
 }  // namespace uvgena::ssdp
 

@@ -3,7 +3,7 @@
 // service. Names stay in uvgena::gena (and uvgena::subscribe) for source compatibility.
 #pragma once
 
-#include "uvgena/subscriber/device_follower.hpp"  // IWYU pragma: export
+#include "uvgena/subscriber/device_follower.hpp"   // IWYU pragma: export
 #include "uvgena/subscriber/listener.hpp"          // IWYU pragma: export
 #include "uvgena/subscriber/subscribe_device.hpp"  // IWYU pragma: export
 #include "uvgena/subscriber/subscription.hpp"      // IWYU pragma: export

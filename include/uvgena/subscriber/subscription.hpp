@@ -291,7 +291,7 @@ class UVGENA_API Subscription {
   private:
     friend struct detail::SubscriberAccess;
     UVGENA_LOCAL Subscription(std::shared_ptr<detail::SubscriptionCore> state,
-                 std::shared_ptr<detail::ListenerImpl> listener) noexcept;
+                              std::shared_ptr<detail::ListenerImpl> listener) noexcept;
     void release() noexcept;
 
     std::shared_ptr<detail::SubscriptionCore> state_;
@@ -306,8 +306,9 @@ class UVGENA_API Subscription {
 /// gena status errors (precondition_failed, server_error, ...) for a refusal. `handlers` are
 /// installed before the first event can arrive (see SubscriptionHandlers for the g++ 12
 /// rule; Subscription::set_callback right after the co_await is equivalent for on_event).
-UVGENA_API Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOptions options = {},
-                             SubscriptionHandlers handlers = {});
+UVGENA_API Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url,
+                                        SubscribeOptions options = {},
+                                        SubscriptionHandlers handlers = {});
 
 }  // namespace uvgena::gena
 
