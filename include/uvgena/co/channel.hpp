@@ -22,41 +22,31 @@ class Channel;
 
 namespace detail {
 
-/// Awaiter of Channel<T>::next().
-template <typename T>
-class [[nodiscard]] ChannelNextAwaiter : public StoppableAwaiter<ChannelNextAwaiter<T>> {
-  public:
-    explicit ChannelNextAwaiter(Channel<T>* ch) noexcept : ch_(ch) { waiter_.owner = this; }
-    /// The next item, or nullopt once the channel is closed and drained. Throws
-    /// Error(errc::cancelled) if the task was stopped before an item arrived.
-    std::optional<T> await_resume() {
-        stop_.reset();
-        if (state_ == State::cancelled) {
-            throw Error(make_error_code(errc::cancelled), "channel next");
-        }
-        return std::move(item_);
-    }
+/// What both awaiters of a Channel<T> hold while they wait: the channel, the entry in its
+/// wait list, the stop registration, the item (taken, or to hand over) and how the wait
+/// ended. The channel's friends reach these through the derived awaiters.
+template <typename T, typename Derived>
+class ChannelWait : public StoppableAwaiter<Derived> {
+  protected:
+    enum class State { waiting, done, cancelled, closed };
 
-  private:
-    friend class uvgena::Channel<T>;
-    enum class State { waiting, done, cancelled };
+    explicit ChannelWait(Channel<T>* ch) noexcept : ch_(ch) {}
+    ChannelWait(Channel<T>* ch, T&& value) : ch_(ch), item_(std::move(value)) {}
 
-    friend class StoppableAwaiter<ChannelNextAwaiter>;
-    bool suspend(std::coroutine_handle<> h, const std::stop_token* token) {
-        if (token != nullptr && token->stop_requested()) {
-            state_ = State::cancelled;
-            return false;
-        }
-        if (ch_->take(item_) || ch_->closed_) {
-            state_ = State::done;
-            return false;
-        }
-        waiter_.handle = h;
-        ch_->consumers_.push_back(&waiter_);
-        register_stop<ChannelNextAwaiter, &ChannelNextAwaiter::on_stop>(stop_, token, this);
+    /// True, and the wait ends cancelled, if the awaiting task was stopped already.
+    bool stopped_before(const std::stop_token* token) noexcept {
+        if (token == nullptr || !token->stop_requested()) return false;
+        state_ = State::cancelled;
         return true;
     }
-    static void on_stop(ChannelNextAwaiter* self) noexcept {
+    /// Waits in `list` until the channel (or a stop request) wakes this awaiter.
+    bool park(std::coroutine_handle<> h, WaiterList& list, const std::stop_token* token) {
+        waiter_.handle = h;
+        list.push_back(&waiter_);
+        register_stop<ChannelWait, &ChannelWait::on_stop>(stop_, token, this);
+        return true;
+    }
+    static void on_stop(ChannelWait* self) noexcept {
         if (self->state_ != State::waiting || !self->waiter_.linked()) return;
         self->state_ = State::cancelled;
         self->ch_->ctx_->schedule(&self->waiter_);
@@ -69,60 +59,77 @@ class [[nodiscard]] ChannelNextAwaiter : public StoppableAwaiter<ChannelNextAwai
     State state_ = State::waiting;
 };
 
+/// Awaiter of Channel<T>::next().
+template <typename T>
+class [[nodiscard]] ChannelNextAwaiter : public ChannelWait<T, ChannelNextAwaiter<T>> {
+    using Base = ChannelWait<T, ChannelNextAwaiter<T>>;
+
+  public:
+    explicit ChannelNextAwaiter(Channel<T>* ch) noexcept : Base(ch) { this->waiter_.owner = this; }
+    /// The next item, or nullopt once the channel is closed and drained. Throws
+    /// Error(errc::cancelled) if the task was stopped before an item arrived.
+    std::optional<T> await_resume() {
+        this->stop_.reset();
+        if (this->state_ == Base::State::cancelled) {
+            throw Error(make_error_code(errc::cancelled), "channel next");
+        }
+        return std::move(this->item_);
+    }
+
+  private:
+    friend class uvgena::Channel<T>;
+    friend class StoppableAwaiter<ChannelNextAwaiter>;
+
+    bool suspend(std::coroutine_handle<> h, const std::stop_token* token) {
+        if (this->stopped_before(token)) return false;
+        if (this->ch_->take(this->item_) || this->ch_->closed_) {
+            this->state_ = Base::State::done;
+            return false;
+        }
+        return this->park(h, this->ch_->consumers_, token);
+    }
+};
+
 /// Awaiter of Channel<T>::push_wait().
 template <typename T>
-class [[nodiscard]] ChannelPushAwaiter : public StoppableAwaiter<ChannelPushAwaiter<T>> {
+class [[nodiscard]] ChannelPushAwaiter : public ChannelWait<T, ChannelPushAwaiter<T>> {
+    using Base = ChannelWait<T, ChannelPushAwaiter<T>>;
+
   public:
-    ChannelPushAwaiter(Channel<T>* ch, T&& value) : ch_(ch), item_(std::move(value)) {
-        waiter_.owner = this;
+    ChannelPushAwaiter(Channel<T>* ch, T&& value) : Base(ch, std::move(value)) {
+        this->waiter_.owner = this;
     }
     /// Returns once the item is in the channel (or handed to a consumer). Throws
     /// Error(errc::closed) if the channel closed first, Error(errc::cancelled) if stopped
     /// first; in both cases the item was not delivered.
     void await_resume() {
-        stop_.reset();
-        if (state_ == State::cancelled) {
+        this->stop_.reset();
+        if (this->state_ == Base::State::cancelled) {
             throw Error(make_error_code(errc::cancelled), "channel push");
         }
-        if (state_ == State::closed) throw Error(make_error_code(errc::closed), "channel push");
+        if (this->state_ == Base::State::closed) {
+            throw Error(make_error_code(errc::closed), "channel push");
+        }
     }
 
   private:
     friend class uvgena::Channel<T>;
-    enum class State { waiting, done, cancelled, closed };
-
     friend class StoppableAwaiter<ChannelPushAwaiter>;
-    bool suspend(std::coroutine_handle<> h, const std::stop_token* token) {
-        if (token != nullptr && token->stop_requested()) {
-            state_ = State::cancelled;
-            return false;
-        }
-        if (ch_->closed_) {
-            state_ = State::closed;
-            return false;
-        }
-        if (ch_->has_room()) {
-            ch_->deliver(std::move(*item_));
-            item_.reset();
-            state_ = State::done;
-            return false;
-        }
-        waiter_.handle = h;
-        ch_->producers_.push_back(&waiter_);
-        register_stop<ChannelPushAwaiter, &ChannelPushAwaiter::on_stop>(stop_, token, this);
-        return true;
-    }
-    static void on_stop(ChannelPushAwaiter* self) noexcept {
-        if (self->state_ != State::waiting || !self->waiter_.linked()) return;
-        self->state_ = State::cancelled;
-        self->ch_->ctx_->schedule(&self->waiter_);
-    }
 
-    Channel<T>* ch_;
-    Waiter waiter_;
-    StopRegistration stop_;
-    std::optional<T> item_;
-    State state_ = State::waiting;
+    bool suspend(std::coroutine_handle<> h, const std::stop_token* token) {
+        if (this->stopped_before(token)) return false;
+        if (this->ch_->closed_) {
+            this->state_ = Base::State::closed;
+            return false;
+        }
+        if (this->ch_->has_room()) {
+            this->ch_->deliver(std::move(*this->item_));
+            this->item_.reset();
+            this->state_ = Base::State::done;
+            return false;
+        }
+        return this->park(h, this->ch_->producers_, token);
+    }
 };
 
 }  // namespace detail
@@ -213,6 +220,8 @@ class Channel {
   private:
     friend class detail::ChannelNextAwaiter<T>;
     friend class detail::ChannelPushAwaiter<T>;
+    template <typename, typename>
+    friend class detail::ChannelWait;
 
     bool has_room() const noexcept {
         return capacity_ == 0 || items_.size() < capacity_ || !consumers_.empty();
