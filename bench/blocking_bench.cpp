@@ -147,13 +147,13 @@ class Worker {
 struct EventSetup {
     BackgroundLoop device_loop;
     BackgroundLoop bg;
-    gena_test::TestDevice* device = nullptr;
+    gena_test::ScriptedDevice* device = nullptr;
     gena::EventListener* listener = nullptr;
 
     EventSetup() {
         device = device_loop
                      .run([this](uv_loop_t* loop) {
-                         auto d = std::make_shared<gena_test::TestDevice>(loop);
+                         auto d = std::make_shared<gena_test::ScriptedDevice>(loop);
                          device_loop.keep_until_stop(d);
                          return d.get();
                      })
