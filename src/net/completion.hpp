@@ -93,6 +93,21 @@ inline bool resumed(IoHandle*& pin) noexcept {
     return still_owned;
 }
 
+/// After libuv was asked to start the request `op` (it returned `r`): keeps `op` in `slot` when
+/// libuv took it; when it refused, unregisters the stop, frees the request and keeps the error
+/// for await_resume. Returns whether the awaiter stays suspended.
+template <typename Op>
+bool keep_if_started(int r, Op* op, Op*& slot, StopRegistration& stop, int& status) noexcept {
+    if (r < 0) {
+        stop.reset();
+        delete op;
+        status = r;
+        return false;
+    }
+    slot = op;
+    return true;
+}
+
 /// In an awaiter's destructor: an awaiter destroyed before it resumed gives its pin back.
 inline void drop_pin(IoHandle*& pin) noexcept {
     if (pin != nullptr) std::exchange(pin, nullptr)->unpin();

@@ -49,14 +49,7 @@ class StreamReqAwaiter : public StoppableAwaiter<StreamReqAwaiter> {
   private:
     friend class StoppableAwaiter<StreamReqAwaiter>;
     bool suspend(std::coroutine_handle<> h, const std::stop_token* token) {
-        if (handle_ == nullptr || handle_->closing) {
-            status_ = kClosed;
-            return false;
-        }
-        if (token != nullptr && token->stop_requested()) {
-            cancelled_ = true;
-            return false;
-        }
+        if (!may_start(handle_, token, status_, cancelled_)) return false;
         auto* op = new StreamReqOp;
         op->awaiter = this;
         waiter_.handle = h;
@@ -70,14 +63,7 @@ class StreamReqAwaiter : public StoppableAwaiter<StreamReqAwaiter> {
             op->req.shutdown.data = op;
             r = uv_shutdown(&op->req.shutdown, handle_->stream(), &StreamReqAwaiter::on_shutdown);
         }
-        if (r < 0) {
-            stop_.reset();
-            delete op;
-            status_ = r;
-            return false;
-        }
-        op_ = op;
-        return true;
+        return keep_if_started(r, op, op_, stop_, status_);
     }
 
     static void finish(StreamReqOp* op, int status) {

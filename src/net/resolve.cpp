@@ -85,14 +85,7 @@ bool ResolveAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* t
     register_stop<ResolveAwaiter, &ResolveAwaiter::on_stop>(stop_, token, this);
     // libuv copies the host name and hints into its own request memory.
     int r = uv_getaddrinfo(loop_, &op->req, &ResolveOp::on_done, host_.c_str(), nullptr, &hints_);
-    if (r < 0) {
-        stop_.reset();
-        delete op;
-        status_ = r;
-        return false;
-    }
-    op_ = op;
-    return true;
+    return keep_if_started(r, op, op_, stop_, status_);
 }
 
 void ResolveAwaiter::on_stop(ResolveAwaiter* self) noexcept {

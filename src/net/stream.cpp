@@ -154,14 +154,7 @@ WriteAwaiter::~WriteAwaiter() {
 }
 
 bool WriteAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* token) {
-    if (handle_ == nullptr || handle_->closing) {
-        status_ = kClosed;
-        return false;
-    }
-    if (token != nullptr && token->stop_requested()) {
-        cancelled_ = true;
-        return false;
-    }
+    if (!may_start(handle_, token, status_, cancelled_)) return false;
     std::string_view data = has_owned_ ? std::string_view(owned_) : data_;
     if (data.empty()) return false;
     if (data.size() > UINT_MAX) {

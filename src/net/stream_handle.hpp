@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include "net/buffer_pool.hpp"
@@ -23,6 +24,12 @@ namespace uvgena::detail {
 /// The local or peer address of `tcp` (`get` is uv_tcp_getsockname or uv_tcp_getpeername).
 SocketAddress name_of(int (*get)(const uv_tcp_t*, sockaddr*, int*), const uv_tcp_t* tcp,
                       const char* what);
+
+/// Whether a request on the stream `handle` may start: not when the stream is gone or closing
+/// (`status` = kClosed) or the stop was already requested (`cancelled`); the awaiter then
+/// resumes at once and throws.
+bool may_start(const StreamHandle* handle, const std::stop_token* token, int& status,
+               bool& cancelled) noexcept;
 
 /// Makes a TcpStream own `handle` (the constructor is private to the public API).
 class StreamFactory {
@@ -188,5 +195,18 @@ struct WriteOp {
         }
     }
 };
+
+inline bool may_start(const StreamHandle* handle, const std::stop_token* token, int& status,
+                      bool& cancelled) noexcept {
+    if (handle == nullptr || handle->closing) {
+        status = kClosed;
+        return false;
+    }
+    if (token != nullptr && token->stop_requested()) {
+        cancelled = true;
+        return false;
+    }
+    return true;
+}
 
 }  // namespace uvgena::detail
