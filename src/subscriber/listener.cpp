@@ -173,8 +173,8 @@ std::shared_ptr<const SubConfig> ListenerImpl::intern(std::shared_ptr<SubConfig>
     return config;
 }
 
-std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local,
-                                       std::uint64_t id) const {
+std::shared_ptr<const std::string> ListenerImpl::callback_prefix(
+    const std::optional<SocketAddress>& local) {
     std::string host;
     if (!options_.advertise_host.empty()) {
         host = url_host(options_.advertise_host);
@@ -195,8 +195,12 @@ std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local
     url += ':';
     url += std::to_string(port);
     url += kPathPrefix;
-    url += std::to_string(id);
-    return url;
+    for (const auto& known : callback_prefixes_) {
+        if (*known == url) return known;
+    }
+    auto prefix = std::make_shared<const std::string>(std::move(url));
+    callback_prefixes_.push_back(prefix);
+    return prefix;
 }
 
 void ListenerImpl::queue_renewal(SubscriptionCore& state) {
@@ -257,7 +261,7 @@ Task<void> ListenerImpl::deliver_callbacks(std::shared_ptr<ListenerImpl> self) {
         // (SubscriptionCore::end, set_handlers), so the callback is there; checked again so
         // that no callback can run after its subscription ended. The handlers are kept alive
         // across the call: the callback may replace them or drop the subscription.
-        std::shared_ptr<const SubscriptionHandlers> handlers = state->handlers();
+        std::shared_ptr<const HandlerSet> handlers = state->handlers();
         if (state->callback() != nullptr) {
             call_user(self.get(), "event callback", [&] { handlers->on_event(std::move(event)); });
         }
