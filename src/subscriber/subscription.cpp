@@ -97,6 +97,27 @@ Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device
     log(LogLevel::warning, "uvgena: ", what, " (ignored)");
 }
 
+SidText& SidText::operator=(std::string_view text) {
+    if (text == view()) return *this;
+    if (text.size() <= kInPlace) {
+        release();
+        std::memcpy(chars_, text.data(), text.size());
+        size_ = static_cast<std::uint8_t>(text.size());
+        return *this;
+    }
+    Heap h{new char[text.size()], text.size()};
+    std::memcpy(h.data, text.data(), text.size());
+    release();
+    std::memcpy(chars_, &h, sizeof h);
+    size_ = kOnHeap;
+    return *this;
+}
+
+void SidText::release() noexcept {
+    if (size_ == kOnHeap) delete[] heap().data;
+    size_ = 0;
+}
+
 std::shared_ptr<const HandlerSet> HandlerSet::make(SubscriptionHandlers handlers) {
     bool others = handlers.on_renew_failed || handlers.on_resubscribe || handlers.on_lost ||
                   handlers.on_silence;
@@ -185,7 +206,8 @@ SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
     : listener(li), config(std::move(c)), handlers_(std::move(handlers)), ctx_(l) {
     timer_.fire = &SubscriptionCore::on_timer;
     timer_.owner = this;
-    id = listener->add(this);
+    id = listener->new_id();
+    listener->add(this);
     schedule = SubscriptionSchedule(
         config->auto_renew,
         config->silence_timeout ? std::optional<SteadyClock::duration>(*config->silence_timeout)
@@ -365,7 +387,7 @@ void SubscriptionCore::run_due_actions() {
                     // flight): that is a failed renewal too.
                     ++counters().renewal_failures;
                     Error failure(make_error_code(uvgena::errc::timed_out),
-                                  "subscription " + sid + " to " + url_text() +
+                                  "subscription " + sid.str() + " to " + url_text() +
                                       " expired before a renewal succeeded");
                     log(LogLevel::warning, "uvgena: ", failure.what());
                     // Kept alive across the call: the handler may drop the subscription.
@@ -376,7 +398,7 @@ void SubscriptionCore::run_due_actions() {
                     if (phase == Phase::ended) break;
                 }
                 lost(make_error_code(uvgena::errc::timed_out),
-                     "subscription " + sid + " to " + url_text() + " expired");
+                     "subscription " + sid.str() + " to " + url_text() + " expired");
                 break;
             case ScheduledAction::silence: {
                 ++counters().silences;
@@ -417,7 +439,8 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
         fresh = true;
     }
     sid = answer.sid;
-    granted = answer.timeout;
+    granted_infinite_ = answer.timeout.infinite;
+    granted_seconds_ = answer.timeout.seconds.count();
     granted_at = SteadyClock::now();
     phase = Phase::active;
     if (fresh && (reorder_ || has_position_)) {
@@ -430,7 +453,7 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
         settle_window();
     }
     if (resync) resync_pending_ = true;
-    schedule.on_granted(granted_at, granted);
+    schedule.on_granted(granted_at, granted());
     rearm();
     if (!extra_ || extra_->held.empty()) return;
     // NOTIFYs that overtook the answer: those for this SID, in SEQ order; others never will
@@ -584,7 +607,7 @@ void SubscriptionCore::on_notify(Event event) {
 
 std::optional<Task<void>> SubscriptionCore::end_and_unsubscribe(bool strict) {
     bool send = subscribed() && device_address.has_value();
-    std::string old_sid = sid;
+    std::string old_sid = sid.str();
     end({});
     if (!send) return std::nullopt;
     return send_unsubscribe(loop(), config->url, device_address.get(), std::move(old_sid),
@@ -733,8 +756,8 @@ Task<void> SubscriptionCore::exchange_subscribe() {
 
 Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> requested) {
     std::shared_ptr<const SubConfig> cfg = config;
-    std::string renewed_sid = sid;
-    std::string context = "renew subscription " + sid + " to " + cfg->url_text;
+    std::string renewed_sid = sid.str();
+    std::string context = "renew subscription " + sid.str() + " to " + cfg->url_text;
     if (!subscribed() || !device_address) {
         throw Error(make_error_code(uvgena::errc::not_running), context + ": not subscribed");
     }
@@ -786,8 +809,7 @@ Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> 
     reset_backoff();
     adopt(*answer, false);
     log(LogLevel::info, "uvgena: renewed ", sid, " at ", cfg->url_text, ", granted ",
-        granted.infinite ? std::string("infinite")
-                         : std::to_string(granted.seconds.count()) + " s");
+        granted_infinite_ ? std::string("infinite") : std::to_string(granted_seconds_) + " s");
 }
 
 bool SubscriptionCore::start_auto_renewal() noexcept {
@@ -813,8 +835,8 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
     } slot{owner};
     self->background_busy = true;
     std::optional<std::chrono::seconds> request;
-    if (!self->granted.infinite) request = self->granted.seconds;
-    std::string renewed_sid = self->sid;
+    if (!self->granted_infinite_) request = self->granted().seconds;
+    std::string renewed_sid = self->sid.str();
     std::optional<Error> failure;
     try {
         co_await self->exchange_renew(request);
@@ -848,7 +870,7 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
 
 Task<void> SubscriptionCore::resubscribe_task(std::shared_ptr<SubscriptionCore> self,
                                               bool unsubscribe_old) {
-    std::string old_sid = self->sid;
+    std::string old_sid = self->sid.str();
     self->reset_backoff();
     for (;;) {
         std::optional<Error> failure;
@@ -880,7 +902,7 @@ Task<void> SubscriptionCore::resubscribe_task(std::shared_ptr<SubscriptionCore> 
     }
     std::shared_ptr<const HandlerSet> h = self->handlers();
     if (const ResubscribeHandler* fn = h ? h->on_resubscribe() : nullptr) {
-        std::string new_sid = self->sid;
+        std::string new_sid = self->sid.str();
         call_user(self->listener, "resubscribe handler", [&] { (*fn)(old_sid, new_sid); });
     }
 }
@@ -958,19 +980,19 @@ void Subscription::release() noexcept {
     detail::ListenerImpl::release(listener_);
 }
 
-const std::string& Subscription::sid() const {
-    return state_ ? state_->sid : kEmpty;
+std::string Subscription::sid() const {
+    return state_ ? state_->sid.str() : std::string();
 }
 
 Timeout Subscription::timeout() const {
-    return state_ ? state_->granted : Timeout{};
+    return state_ ? state_->granted() : Timeout{};
 }
 
 std::optional<std::chrono::milliseconds> Subscription::time_left() const {
     using std::chrono::milliseconds;
     if (!state_ || !state_->subscribed()) return milliseconds(0);
-    if (state_->granted.infinite) return std::nullopt;
-    auto end = state_->granted_at + state_->granted.seconds;
+    if (state_->granted_infinite_) return std::nullopt;
+    auto end = state_->granted_at + state_->granted().seconds;
     auto now = SteadyClock::now();
     if (now >= end) return milliseconds(0);
     return std::chrono::duration_cast<milliseconds>(end - now);
@@ -1021,11 +1043,11 @@ void Subscription::set_handlers(SubscriptionHandlers handlers) {
 
 Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_timeout) {
     std::shared_ptr<detail::SubscriptionCore> state = checked(state_);
-    std::string renewed_sid = state->sid;
+    std::string renewed_sid = state->sid.str();
     if (!requested_timeout) {
         requested_timeout = state->config->requested_timeout;
-        if (!requested_timeout && !state->granted.infinite)
-            requested_timeout = state->granted.seconds;
+        if (!requested_timeout && !state->granted_infinite_)
+            requested_timeout = state->granted().seconds;
     }
     std::optional<Error> failure;
     try {

@@ -18,9 +18,11 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -94,6 +96,48 @@ class CompactAddress {
         sockaddr_in6 v6;
     } storage_{};
 };
+
+/// A SID as a subscription keeps it: in place up to 47 characters (the usual SID, "uuid:"
+/// and a UUID, has 41), on the heap beyond. 48 bytes, where a std::string is 32 plus a
+/// 64-byte heap block for such a SID.
+class SidText {
+  public:
+    SidText() noexcept = default;
+    SidText(const SidText&) = delete;
+    SidText& operator=(const SidText&) = delete;
+    ~SidText() { release(); }
+
+    SidText& operator=(std::string_view text);
+    std::string_view view() const noexcept {
+        return size_ == kOnHeap ? std::string_view(heap().data, heap().size)
+                                : std::string_view(chars_, size_);
+    }
+    operator std::string_view() const noexcept { return view(); }  // NOLINT: a string
+    std::string str() const { return std::string(view()); }
+    bool empty() const noexcept { return size_ == 0; }
+    friend bool operator==(const SidText& a, std::string_view b) noexcept { return a.view() == b; }
+    friend std::ostream& operator<<(std::ostream& out, const SidText& sid) {
+        return out << sid.view();
+    }
+
+  private:
+    static constexpr std::size_t kInPlace = 47;
+    static constexpr std::uint8_t kOnHeap = 0xFF;
+    struct Heap {
+        char* data;
+        std::size_t size;
+    };
+    Heap heap() const noexcept {
+        Heap h;
+        std::memcpy(&h, chars_, sizeof h);
+        return h;
+    }
+    void release() noexcept;
+
+    char chars_[kInPlace] = {};  // the characters, or a Heap when size_ is kOnHeap
+    std::uint8_t size_ = 0;
+};
+static_assert(sizeof(SidText) == 48);
 
 /// A subscription's handlers as it keeps them: the event callback, and the other handlers
 /// only if one of them is set (most subscriptions have an event callback and nothing else:
@@ -233,6 +277,12 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
         return has_position_ ? std::optional<std::uint32_t>(position_) : std::nullopt;
     }
     const std::string& url_text() const noexcept { return config->url_text; }
+    /// The key of its callback path ("/uvgena/<id>").
+    std::uint64_t callback_id() const noexcept { return id; }
+    /// The timeout the device granted (none before the first answer).
+    Timeout granted() const noexcept {
+        return Timeout{granted_infinite_, std::chrono::seconds(granted_seconds_)};
+    }
     /// The CALLBACK URL given to the device (empty before the first SUBSCRIBE).
     std::string callback_url() const;
     /// The counters (some kept here, the rest in the block of a subscription in trouble).
@@ -267,9 +317,9 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     ListenerImpl* listener;  // null once detached
     std::uint64_t id = 0;    // callback path key
     std::shared_ptr<const SubConfig> config;
-    std::string sid;
+    SidText sid;
     std::shared_ptr<const std::string> callback_prefix_;  // the callback URL without the id
-    Timeout granted{};
+    std::int64_t granted_seconds_ = 0;  // the grant (a Timeout in 9 bytes instead of 16)...
     SteadyClock::time_point granted_at{};
     std::uint64_t events_received_ = 0;
     std::uint64_t events_delivered_ = 0;
@@ -278,6 +328,7 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     CompactAddress device_address;
     std::uint32_t position_ = 0;  // the SEQ position while no reorder window exists...
     bool has_position_ = false;   // ...if any
+    bool granted_infinite_ = false;  // ...and whether it is infinite
     Phase phase = Phase::subscribing;
     bool background_busy = false;  // an auto-renewal or resubscription runs
     bool renewal_queued = false;   // waiting in the listener's renewal queue
@@ -337,6 +388,38 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     uvgena::detail::TimerNode timer_;
 };
 
+/// The listener's subscriptions by callback id: an open-addressing table of core pointers
+/// (linear probing, at most 3/4 full, each core's own id as the key), 8 bytes a slot where a
+/// std::unordered_map kept a 32-byte node and a bucket per subscription. The ids are
+/// consecutive; Fibonacci hashing spreads them, so that a NOTIFY naming an id nobody has
+/// probes a few slots, not a run of consecutive ones.
+class SubscriptionIndex {
+  public:
+    /// Adds `core` under its callback id (not present yet).
+    void insert(SubscriptionCore* core);
+    /// Removes the subscription with this id, if present.
+    void erase(std::uint64_t id) noexcept;
+    /// The subscription with this id, or nullptr.
+    SubscriptionCore* find(std::uint64_t id) const noexcept;
+    std::size_t size() const noexcept { return size_; }
+    /// The subscriptions, in no particular order.
+    std::vector<SubscriptionCore*> all() const;
+    void clear() noexcept {
+        slots_.clear();
+        size_ = 0;
+    }
+
+  private:
+    std::size_t home(std::uint64_t id) const noexcept {
+        return static_cast<std::size_t>((id * 0x9e3779b97f4a7c15u) >> shift_);
+    }
+    void place(SubscriptionCore* core) noexcept;
+
+    std::vector<SubscriptionCore*> slots_;  // nullptr: free; the size is a power of two
+    std::size_t size_ = 0;
+    unsigned shift_ = 64;  // 64 - log2(slots_.size())
+};
+
 /// The listener's shared implementation.
 class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
   public:
@@ -353,7 +436,10 @@ class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
     /// Ends every subscription locally and closes the server now (no network).
     void close_now() noexcept;
 
-    std::uint64_t add(SubscriptionCore* state);
+    /// A new callback id.
+    std::uint64_t new_id() noexcept { return next_id_++; }
+    /// Registers `state` under its callback id.
+    void add(SubscriptionCore* state);
     void remove(std::uint64_t id) noexcept;
     /// The config to use for `config`: an equal one already in use by another subscription
     /// (same URL, same options, no handlers), else `config` itself.
@@ -407,7 +493,7 @@ class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
     bool stopped_ = false;
     uvgena::detail::Once stop_once_;  // stop() runs once; later callers wait for it
     int in_user_code_ = 0;
-    std::unordered_map<std::uint64_t, SubscriptionCore*> subs_;
+    SubscriptionIndex subs_;
     static Task<void> deliver_callbacks(std::shared_ptr<ListenerImpl> self);
     void start_queued_renewals() noexcept;
 

@@ -239,8 +239,8 @@ class UVGENA_API Subscription {
 
     /// True unless empty (default-constructed or moved from).
     bool valid() const noexcept { return state_ != nullptr; }
-    /// The current subscription id (it can change on renewal or resubscription).
-    const std::string& sid() const;
+    /// The current subscription id (it can change on renewal or resubscription); a copy.
+    std::string sid() const;
     /// The granted duration (possibly infinite).
     Timeout timeout() const;
     /// Time left until the grant expires: nullopt if infinite, zero once expired or ended.
