@@ -228,8 +228,7 @@ std::shared_ptr<const SubConfig> ListenerImpl::intern(std::shared_ptr<SubConfig>
     return config;
 }
 
-std::shared_ptr<const std::string> ListenerImpl::callback_prefix(
-    const std::optional<SocketAddress>& local) {
+const std::string* ListenerImpl::callback_prefix(const std::optional<SocketAddress>& local) {
     std::string host;
     if (!options_.advertise_host.empty()) {
         host = url_host(options_.advertise_host);
@@ -251,11 +250,10 @@ std::shared_ptr<const std::string> ListenerImpl::callback_prefix(
     url += std::to_string(port);
     url += kPathPrefix;
     for (const auto& known : callback_prefixes_) {
-        if (*known == url) return known;
+        if (*known == url) return known.get();
     }
-    auto prefix = std::make_shared<const std::string>(std::move(url));
-    callback_prefixes_.push_back(prefix);
-    return prefix;
+    callback_prefixes_.push_back(std::make_unique<const std::string>(std::move(url)));
+    return callback_prefixes_.back().get();
 }
 
 void ListenerImpl::queue_renewal(SubscriptionCore& state) {

@@ -217,7 +217,7 @@ SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
 
 SubscriptionCore::~SubscriptionCore() {
     ctx_->remove_timer(&timer_);
-    if (reorder_) ctx_->remove_timer(&reorder_->timer);
+    if (Reorder* r = reorder()) ctx_->remove_timer(&r->timer);
     if (listener != nullptr) listener->remove(id);
 }
 
@@ -261,7 +261,7 @@ bool all_zero(const T& counters) noexcept {
 }  // namespace
 
 void SubscriptionCore::trim_extra() noexcept {
-    if (extra_ && !extra_->end_error && extra_->end_context.empty() && extra_->held.empty() &&
+    if (extra_ && !extra_->reorder && !extra_->end_error && extra_->end_context.empty() && extra_->held.empty() &&
         !extra_->backoff && all_zero(extra_->counters) && all_zero(extra_->seq)) {
         extra_.reset();
     }
@@ -274,7 +274,7 @@ Backoff& SubscriptionCore::backoff() {
 }
 
 SeqLedgerState SubscriptionCore::seq_state() const noexcept {
-    if (reorder_) return reorder_->window.state();
+    if (const Reorder* r = reorder()) return r->window.state();
     SeqLedgerState state;
     if (has_position_) state.position = position_;
     if (extra_) state.stats = extra_->seq;
@@ -290,7 +290,7 @@ SeqWindowOptions SubscriptionCore::window_options() const noexcept {
 bool SubscriptionCore::drops_as_retransmission(std::string_view notify_sid,
                                                std::uint32_t seq) const noexcept {
     if (config->deliver_duplicates || notify_sid != sid) return false;
-    if (reorder_) return reorder_->window.is_retransmission(seq);
+    if (const Reorder* r = reorder()) return r->window.is_retransmission(seq);
     // No event yet (or none since a new SID): nothing can be a retransmission.
     if (!has_position_) return false;
     // A quiet window (no gap open, nothing waiting), as the one that was let go.
@@ -298,30 +298,22 @@ bool SubscriptionCore::drops_as_retransmission(std::string_view notify_sid,
     return quiet.is_retransmission(seq);
 }
 
-SeqWindow<Event>& SubscriptionCore::window() {
-    if (!reorder_) {
-        reorder_ = std::make_unique<Reorder>(window_options(), seq_state());
-        reorder_->timer.fire = &SubscriptionCore::on_reorder_timer;
-        reorder_->timer.owner = this;
+void SubscriptionCore::keep_seq_state(const SeqLedgerState& state) {
+    has_position_ = state.position.has_value();
+    position_ = state.position.value_or(0);
+    if (extra_) {
+        extra_->seq = state.stats;
+    } else if (!all_zero(state.stats)) {
+        extra().seq = state.stats;
     }
-    return reorder_->window;
 }
 
 void SubscriptionCore::settle_window() noexcept {
-    if (!reorder_ || !reorder_->window.quiet() || reorder_->timer.armed()) return;
-    SeqLedgerState state = reorder_->window.state();
-    has_position_ = state.position.has_value();
-    position_ = state.position.value_or(0);
-    if (!all_zero(state.stats)) {
-        try {
-            extra().seq = state.stats;
-        } catch (const std::bad_alloc&) {
-            return;  // the window stays: it still holds the counters
-        }
-    } else if (extra_) {
-        extra_->seq = state.stats;
-    }
-    reorder_.reset();
+    Reorder* r = reorder();
+    if (r == nullptr || !r->window.quiet() || r->timer.armed()) return;
+    keep_seq_state(r->window.state());  // the Extra block exists: nothing to allocate
+    extra_->reorder.reset();
+    trim_extra();
 }
 
 Channel<Event>& SubscriptionCore::channel() {
@@ -443,10 +435,10 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
     granted_seconds_ = answer.timeout.seconds.count();
     granted_at = SteadyClock::now();
     phase = Phase::active;
-    if (fresh && (reorder_ || has_position_)) {
+    if (fresh && (reorder() || has_position_)) {
         // A new SID starts its own SEQs: what the old one's window holds goes out first.
         flush_window();
-        if (reorder_) reorder_->window.reset();
+        if (Reorder* r = reorder()) r->window.reset();
         has_position_ = false;
         delivered_any_ = false;
         arm_reorder();
@@ -481,13 +473,40 @@ void SubscriptionCore::accept(Event event) {
     schedule.on_event(now);
     rearm();
     std::uint32_t seq = event.seq;
-    window().push(seq, std::move(event), now,
-                  [this](const SeqRelease& r, Event&& e) { release(r, std::move(e)); });
+    if (Reorder* reorder = this->reorder()) {
+        SeqWindow<Event>& window = reorder->window;
+        window.push(seq, std::move(event), now, [this, &window](const SeqRelease& r, Event&& e) {
+            release(window, r, std::move(e));
+        });
+        arm_reorder();
+        settle_window();
+        return;
+    }
+    // Nothing waits and no gap is open (the usual case): the window is rebuilt here from the
+    // SEQ position, and kept only if the event makes it wait or remember a gap.
+    SeqWindow<Event> local(window_options(), seq_state());
+    try {
+        local.push(seq, std::move(event), now, [this, &local](const SeqRelease& r, Event&& e) {
+            release(local, r, std::move(e));
+        });
+    } catch (...) {
+        // What went out before the failure stays out (its SEQs are not delivered again).
+        if (local.quiet()) keep_seq_state(local.state());
+        throw;
+    }
+    if (local.quiet()) {
+        keep_seq_state(local.state());
+        return;
+    }
+    Extra& extra = this->extra();
+    extra.reorder = std::make_unique<Reorder>(std::move(local));
+    extra.reorder->timer.fire = &SubscriptionCore::on_reorder_timer;
+    extra.reorder->timer.owner = this;
     arm_reorder();
-    settle_window();
 }
 
-void SubscriptionCore::release(const SeqRelease& r, Event event) {
+void SubscriptionCore::release(const SeqWindow<Event>& window, const SeqRelease& r,
+                               Event event) {
     event.seq_order = r.check.order;
     event.missed = r.check.missed;
     switch (r.check.order) {
@@ -516,7 +535,8 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
         case SeqOrder::outlier:
             event.seq_status = SeqStatus::outlier;
             log(LogLevel::warning, "uvgena: ", url_text(), ": SEQ ", event.seq,
-                " is an outlier (the device's SEQs went on from ", last_seq().value_or(0),
+                " is an outlier (the device's SEQs went on from ",
+                window.position().value_or(0),
                 "): delivered flagged, the sequence is unchanged");
             break;
         case SeqOrder::duplicate:
@@ -553,15 +573,19 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
 }
 
 void SubscriptionCore::flush_window() {
-    if (!reorder_ || reorder_->window.pending() == 0) return;
-    reorder_->window.flush([this](const SeqRelease& r, Event&& e) { release(r, std::move(e)); });
+    Reorder* reorder = this->reorder();
+    if (reorder == nullptr || reorder->window.pending() == 0) return;
+    SeqWindow<Event>& window = reorder->window;
+    window.flush(
+        [this, &window](const SeqRelease& r, Event&& e) { release(window, r, std::move(e)); });
 }
 
 void SubscriptionCore::arm_reorder() noexcept {
     std::optional<SteadyClock::time_point> next;
-    if (!reorder_) return;
-    uvgena::detail::TimerNode& timer = reorder_->timer;
-    if (phase != Phase::ended) next = reorder_->window.next_deadline();
+    Reorder* reorder = this->reorder();
+    if (reorder == nullptr) return;
+    uvgena::detail::TimerNode& timer = reorder->timer;
+    if (phase != Phase::ended) next = reorder->window.next_deadline();
     if (next && timer.armed() && timer.deadline == *next) return;
     ctx_->remove_timer(&timer);
     if (!next) return;
@@ -584,11 +608,11 @@ void SubscriptionCore::on_reorder_timer(uvgena::detail::TimerNode* node) noexcep
     // Delivery may end (and release) the subscription: keep it alive until done.
     std::shared_ptr<SubscriptionCore> keep = self->shared_from_this();
     try {
-        if (self->reorder_) {
-            self->reorder_->window.poll(SteadyClock::now(),
-                                        [self](const SeqRelease& r, Event&& e) {
-                                            self->release(r, std::move(e));
-                                        });
+        if (Reorder* reorder = self->reorder()) {
+            SeqWindow<Event>& window = reorder->window;
+            window.poll(SteadyClock::now(), [self, &window](const SeqRelease& r, Event&& e) {
+                self->release(window, r, std::move(e));
+            });
         }
     } catch (const std::exception& e) {
         log(LogLevel::error, "uvgena: ", self->url_text(), ": ", e.what());
@@ -648,7 +672,7 @@ void SubscriptionCore::end(std::error_code error, std::string context) {
     }
     if (phase == Phase::ended) return;
     phase = Phase::ended;
-    if (reorder_) ctx_->remove_timer(&reorder_->timer);
+    if (Reorder* r = reorder()) ctx_->remove_timer(&r->timer);
     if (error || !context.empty()) {
         extra().end_error = error;
         extra().end_context = std::move(context);

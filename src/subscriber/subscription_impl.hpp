@@ -273,7 +273,7 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     const std::string& end_context() const noexcept;
     /// The last delivered SEQ (nullopt before the first event or after a new SID).
     std::optional<std::uint32_t> last_seq() const noexcept {
-        if (reorder_) return reorder_->window.position();
+        if (const Reorder* r = reorder()) return r->window.position();
         return has_position_ ? std::optional<std::uint32_t>(position_) : std::nullopt;
     }
     const std::string& url_text() const noexcept { return config->url_text; }
@@ -294,9 +294,16 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     friend class gena::Subscription;
     friend class gena::EventStream;
 
+    /// The reorder window and its timer, while events wait or gaps are open.
+    struct Reorder {
+        explicit Reorder(SeqWindow<Event>&& w) noexcept : window(std::move(w)) {}
+        SeqWindow<Event> window;
+        uvgena::detail::TimerNode timer;
+    };
     /// What only a subscription in trouble has: allocated when first needed, freed when
     /// nothing is left in it (trim_extra).
     struct Extra {
+        std::unique_ptr<Reorder> reorder;  // while events wait or gaps are open
         std::error_code end_error;  // why it ended (with end_context), if by an error
         std::string end_context;
         std::vector<Event> held;         // NOTIFYs for a SID not known yet
@@ -306,19 +313,13 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
         SubscriptionStats counters;
         SeqWindowStats seq;  // the window's counters while no window exists
     };
-    /// The reorder window and its timer, while events wait or gaps are open.
-    struct Reorder {
-        explicit Reorder(const SeqWindowOptions& options, const SeqLedgerState& state) noexcept
-            : window(options, state) {}
-        SeqWindow<Event> window;
-        uvgena::detail::TimerNode timer;
-    };
-
     ListenerImpl* listener;  // null once detached
     std::uint64_t id = 0;    // callback path key
     std::shared_ptr<const SubConfig> config;
     SidText sid;
-    std::shared_ptr<const std::string> callback_prefix_;  // the callback URL without the id
+    // The callback URL without the id: the listener owns it, and outlives every use (a
+    // Subscription holds its listener, and the core uses it only while registered with it).
+    const std::string* callback_prefix_ = nullptr;
     std::int64_t granted_seconds_ = 0;  // the grant (a Timeout in 9 bytes instead of 16)...
     SteadyClock::time_point granted_at{};
     std::uint64_t events_received_ = 0;
@@ -346,8 +347,8 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     void adopt(const SubscribeAnswer& answer, bool fresh);
     /// An accepted NOTIFY whose SID is the current one: counters, then the reorder window.
     void accept(Event event);
-    /// An event the reorder window let out: its verdict, counters, delivery.
-    void release(const SeqRelease& verdict, Event event);
+    /// An event `window` let out: its verdict, counters, delivery.
+    void release(const SeqWindow<Event>& window, const SeqRelease& verdict, Event event);
     /// Lets out every event the window holds (new SID, end).
     void flush_window();
     /// Arms the reorder timer for the window's next deadline.
@@ -357,8 +358,11 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     SeqWindowOptions window_options() const noexcept;
     /// The SEQ state as a ledger state (from the window if one exists).
     SeqLedgerState seq_state() const noexcept;
-    /// The reorder window, made from the SEQ state if none exists.
-    SeqWindow<Event>& window();
+    /// The reorder window, while events wait or gaps are open.
+    Reorder* reorder() const noexcept { return extra_ ? extra_->reorder.get() : nullptr; }
+    /// Keeps the state of a quiet window (its position here, its counters in the Extra block
+    /// if not zero).
+    void keep_seq_state(const SeqLedgerState& state);
     /// Frees the reorder window once it is quiet (nothing waits, no gap open), keeping its
     /// position and counters.
     void settle_window() noexcept;
@@ -383,7 +387,6 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
 
     std::shared_ptr<const HandlerSet> handlers_;
     std::unique_ptr<Extra> extra_;
-    std::unique_ptr<Reorder> reorder_;
     uvgena::detail::LoopRef ctx_;
     uvgena::detail::TimerNode timer_;
 };
@@ -447,7 +450,8 @@ class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
     /// The CALLBACK URL without the subscription's id ("http://host:port/uvgena/") when the
     /// device is reached from `local`, shared by every subscription that uses it (a listener
     /// has one or a few: one per local address that reaches devices).
-    std::shared_ptr<const std::string> callback_prefix(const std::optional<SocketAddress>& local);
+    /// The listener keeps it until it is destroyed.
+    const std::string* callback_prefix(const std::optional<SocketAddress>& local);
     /// Asks for an automatic renewal of `state`: it starts at once if fewer than
     /// options.max_renewals_in_flight run, else when one of them ends (first come, first
     /// served), so that subscriptions due together do not open thousands of connections.
@@ -503,7 +507,7 @@ class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
     std::unordered_map<std::string, std::weak_ptr<const SubConfig>> configs_;
     std::size_t configs_swept_size_ = 16;
     std::unique_ptr<http::Server> server_;
-    std::vector<std::shared_ptr<const std::string>> callback_prefixes_;  // see callback_prefix
+    std::vector<std::unique_ptr<const std::string>> callback_prefixes_;  // see callback_prefix
     std::deque<std::weak_ptr<SubscriptionCore>> renewal_queue_;
     std::size_t renewals_in_flight_ = 0;
     std::deque<std::pair<std::shared_ptr<SubscriptionCore>, Event>> callback_queue_;
