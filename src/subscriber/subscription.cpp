@@ -261,15 +261,18 @@ bool all_zero(const T& counters) noexcept {
 }  // namespace
 
 void SubscriptionCore::trim_extra() noexcept {
-    if (extra_ && !extra_->reorder && !extra_->end_error && extra_->end_context.empty() && extra_->held.empty() &&
-        !extra_->backoff && all_zero(extra_->counters) && all_zero(extra_->seq)) {
+    if (extra_ && !extra_->reorder && !extra_->end_error && extra_->end_context.empty() &&
+        extra_->held.empty() && !extra_->backoff && all_zero(extra_->counters) &&
+        all_zero(extra_->seq)) {
         extra_.reset();
     }
 }
 
 Backoff& SubscriptionCore::backoff() {
     Extra& e = extra();
-    if (!e.backoff) e.backoff = std::make_unique<Backoff>(config->backoff, 0x9e3779b97f4a7c15u ^ id);
+    if (!e.backoff) {
+        e.backoff = std::make_unique<Backoff>(config->backoff, 0x9e3779b97f4a7c15u ^ id);
+    }
     return *e.backoff;
 }
 
@@ -505,8 +508,7 @@ void SubscriptionCore::accept(Event event) {
     arm_reorder();
 }
 
-void SubscriptionCore::release(const SeqWindow<Event>& window, const SeqRelease& r,
-                               Event event) {
+void SubscriptionCore::release(const SeqWindow<Event>& window, const SeqRelease& r, Event event) {
     event.seq_order = r.check.order;
     event.missed = r.check.missed;
     switch (r.check.order) {
@@ -535,8 +537,7 @@ void SubscriptionCore::release(const SeqWindow<Event>& window, const SeqRelease&
         case SeqOrder::outlier:
             event.seq_status = SeqStatus::outlier;
             log(LogLevel::warning, "uvgena: ", url_text(), ": SEQ ", event.seq,
-                " is an outlier (the device's SEQs went on from ",
-                window.position().value_or(0),
+                " is an outlier (the device's SEQs went on from ", window.position().value_or(0),
                 "): delivered flagged, the sequence is unchanged");
             break;
         case SeqOrder::duplicate:
@@ -772,7 +773,7 @@ Task<void> SubscriptionCore::exchange_subscribe() {
     if (phase == Phase::ended || listener == nullptr) {
         // Ended while the answer was on its way: give the device its UNSUBSCRIBE.
         uvgena::spawn(loop(), send_unsubscribe(loop(), cfg->url, device, answer->sid, cfg->timeout,
-                                             cfg->user_agent, false));
+                                               cfg->user_agent, false));
         throw Error(make_error_code(uvgena::errc::closed), error_context + ": ended meanwhile");
     }
     adopt(*answer, true);

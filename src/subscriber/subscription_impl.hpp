@@ -304,9 +304,9 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     /// nothing is left in it (trim_extra).
     struct Extra {
         std::unique_ptr<Reorder> reorder;  // while events wait or gaps are open
-        std::error_code end_error;  // why it ended (with end_context), if by an error
+        std::error_code end_error;         // why it ended (with end_context), if by an error
         std::string end_context;
-        std::vector<Event> held;         // NOTIFYs for a SID not known yet
+        std::vector<Event> held;           // NOTIFYs for a SID not known yet
         std::unique_ptr<Backoff> backoff;  // kept once made: its jitter goes on
         // The counters kept here: all but events_received, events_delivered and renewals
         // (kept in the core) and the SEQ window's (in `seq`).
@@ -320,19 +320,19 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     // The callback URL without the id: the listener owns it, and outlives every use (a
     // Subscription holds its listener, and the core uses it only while registered with it).
     const std::string* callback_prefix_ = nullptr;
-    std::int64_t granted_seconds_ = 0;  // the grant (a Timeout in 9 bytes instead of 16)...
+    std::int64_t granted_seconds_ = 0;  // the grant: a Timeout in 9 bytes instead of 16
     SteadyClock::time_point granted_at{};
     std::uint64_t events_received_ = 0;
     std::uint64_t events_delivered_ = 0;
     std::uint64_t renewals_ = 0;
     std::unique_ptr<Channel<Event>> events;
     CompactAddress device_address;
-    std::uint32_t position_ = 0;  // the SEQ position while no reorder window exists...
-    bool has_position_ = false;   // ...if any
-    bool granted_infinite_ = false;  // ...and whether it is infinite
+    std::uint32_t position_ = 0;     // the SEQ position while no reorder window exists...
+    bool has_position_ = false;      // ...if any
+    bool granted_infinite_ = false;  // the grant is infinite (else granted_seconds_)
     Phase phase = Phase::subscribing;
-    bool background_busy = false;  // an auto-renewal or resubscription runs
-    bool renewal_queued = false;   // waiting in the listener's renewal queue
+    bool background_busy = false;        // an auto-renewal or resubscription runs
+    bool renewal_queued = false;         // waiting in the listener's renewal queue
     std::uint8_t renewals_running_ = 0;  // renewal exchanges in flight (automatic and manual)
     bool delivered_any_ = false;         // an event of the current SID was delivered
     bool resync_pending_ = false;        // the next delivered event is a resubscription's first

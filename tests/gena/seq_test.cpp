@@ -485,7 +485,8 @@ TEST_SUITE("gena.seq_window") {
             std::vector<Release> from_kept, from_rebuilt;
             auto sink = [](std::vector<Release>& out) {
                 return [&out](const SeqRelease& r, std::uint64_t&& tag) {
-                    out.push_back({r.seq, r.check.order, r.check.missed, r.initial, r.outlier, tag});
+                    out.push_back(
+                        {r.seq, r.check.order, r.check.missed, r.initial, r.outlier, tag});
                 };
             };
             // After every step, the second window is replaced by one made from its state

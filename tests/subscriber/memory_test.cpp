@@ -166,7 +166,8 @@ Task<Figures> idle_cost(uv_loop_t* loop, gena::EventListener& listener, std::str
     Figures f;
     f.bytes = static_cast<double>(after.bytes - before.bytes) / n;
     f.blocks = static_cast<double>(after.blocks - before.blocks) / n;
-    for (std::size_t c = 0; c <= kClasses; ++c) f.by_class[c] = after.by_class[c] - before.by_class[c];
+    for (std::size_t c = 0; c <= kClasses; ++c)
+        f.by_class[c] = after.by_class[c] - before.by_class[c];
     co_return f;
 }
 
