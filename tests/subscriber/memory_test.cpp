@@ -203,9 +203,10 @@ TEST_SUITE("gena.subscription.memory") {
                     " blocks; blocks held by size (bytes:count):", classes);
             // The core (336 bytes with its control block, the SID in it), the handlers (64:
             // the event callback alone), the listener's index and the loop's timer heap (8
-            // bytes a slot each, up to twice the entries): 400 + 16 to 32. Was 1,139 bytes in 8
-            // blocks (scale_bench's mallinfo2 figure before issue 23).
-            CHECK(f.bytes <= 440);
+            // bytes a slot each, up to twice the entries), and a reused free block a little
+            // larger than asked now and then: 400 + 16 to 56 (435 measured). Was 1,139 bytes
+            // in 8 blocks (scale_bench's mallinfo2 figure before issue 23).
+            CHECK(f.bytes <= 456);
             CHECK(f.blocks < 2.05);
             for (auto& s : subs) co_await s.unsubscribe();
             co_await listener.stop();
