@@ -47,50 +47,50 @@ std::optional<std::chrono::milliseconds> Backoff::next() noexcept {
 }
 
 void SubscriptionSchedule::on_granted(time_point now, const Timeout& granted) {
-    expires_at_ = expiry_time(now, granted);
-    renew_at_ = auto_renew_ ? renewal_time(now, granted, fraction_) : std::nullopt;
+    expires_at_ = expiry_time(now, granted).value_or(kNever);
+    renew_at_ = auto_renew_ ? renewal_time(now, granted, fraction_).value_or(kNever) : kNever;
     on_event(now);
 }
 
 void SubscriptionSchedule::on_renew_failed(time_point now, duration delay) {
     time_point retry = now + delay;
-    if (expires_at_ && retry >= *expires_at_) {
-        renew_at_.reset();
+    if (expires_at_ != kNever && retry >= expires_at_) {
+        renew_at_ = kNever;
     } else {
         renew_at_ = retry;
     }
 }
 
 void SubscriptionSchedule::on_event(time_point now) {
-    if (silence_) silence_at_ = now + *silence_;
+    if (silence_ != kNone) silence_at_ = now + silence_;
 }
 
 void SubscriptionSchedule::clear() noexcept {
-    renew_at_.reset();
-    expires_at_.reset();
-    silence_at_.reset();
+    renew_at_ = kNever;
+    expires_at_ = kNever;
+    silence_at_ = kNever;
 }
 
 std::optional<SubscriptionSchedule::time_point> SubscriptionSchedule::next() const noexcept {
     std::optional<time_point> best;
-    for (const auto& t : {renew_at_, expires_at_, silence_at_}) {
-        if (t && (!best || *t < *best)) best = t;
+    for (time_point t : {renew_at_, expires_at_, silence_at_}) {
+        if (t != kNever && (!best || t < *best)) best = t;
     }
     return best;
 }
 
 ScheduledAction SubscriptionSchedule::take_due(time_point now) {
-    if (expires_at_ && *expires_at_ <= now) {
-        expires_at_.reset();
-        renew_at_.reset();
+    if (expires_at_ != kNever && expires_at_ <= now) {
+        expires_at_ = kNever;
+        renew_at_ = kNever;
         return ScheduledAction::expire;
     }
-    if (renew_at_ && *renew_at_ <= now) {
-        renew_at_.reset();
+    if (renew_at_ != kNever && renew_at_ <= now) {
+        renew_at_ = kNever;
         return ScheduledAction::renew;
     }
-    if (silence_at_ && *silence_at_ <= now) {
-        silence_at_ = now + *silence_;
+    if (silence_at_ != kNever && silence_at_ <= now) {
+        silence_at_ = now + silence_;
         return ScheduledAction::silence;
     }
     return ScheduledAction::none;

@@ -3,6 +3,7 @@
 #include "uvgena/subscriber/listener.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <mutex>
 #include <random>
 #include <string_view>
@@ -35,6 +36,65 @@ Task<http::Response> handle_task(ListenerImpl* self, const http::Request& reques
                                  const http::RequestContext& context);
 
 }  // namespace
+
+void SubscriptionIndex::insert(SubscriptionCore* core) {
+    if ((size_ + 1) * 4 > slots_.size() * 3) {
+        std::size_t capacity = std::max<std::size_t>(16, slots_.size() * 2);
+        std::vector<SubscriptionCore*> old(capacity, nullptr);
+        old.swap(slots_);
+        shift_ = 64 - static_cast<unsigned>(std::countr_zero(capacity));
+        for (SubscriptionCore* c : old) {
+            if (c != nullptr) place(c);
+        }
+    }
+    place(core);
+    ++size_;
+}
+
+void SubscriptionIndex::place(SubscriptionCore* core) noexcept {
+    std::size_t mask = slots_.size() - 1;
+    std::size_t i = home(core->callback_id());
+    while (slots_[i] != nullptr) i = (i + 1) & mask;
+    slots_[i] = core;
+}
+
+SubscriptionCore* SubscriptionIndex::find(std::uint64_t id) const noexcept {
+    if (slots_.empty()) return nullptr;
+    std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = home(id); slots_[i] != nullptr; i = (i + 1) & mask) {
+        if (slots_[i]->callback_id() == id) return slots_[i];
+    }
+    return nullptr;
+}
+
+void SubscriptionIndex::erase(std::uint64_t id) noexcept {
+    if (slots_.empty()) return;
+    std::size_t mask = slots_.size() - 1;
+    std::size_t hole = home(id);
+    while (slots_[hole] != nullptr && slots_[hole]->callback_id() != id) hole = (hole + 1) & mask;
+    if (slots_[hole] == nullptr) return;
+    slots_[hole] = nullptr;
+    --size_;
+    // Backward-shift deletion: each entry of the run after the hole that may move into it
+    // (its home is not between the hole and itself) does, and leaves a hole in turn.
+    for (std::size_t j = (hole + 1) & mask; slots_[j] != nullptr; j = (j + 1) & mask) {
+        std::size_t k = home(slots_[j]->callback_id());
+        bool stays = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j);
+        if (stays) continue;
+        slots_[hole] = slots_[j];
+        slots_[j] = nullptr;
+        hole = j;
+    }
+}
+
+std::vector<SubscriptionCore*> SubscriptionIndex::all() const {
+    std::vector<SubscriptionCore*> cores;
+    cores.reserve(size_);
+    for (SubscriptionCore* c : slots_) {
+        if (c != nullptr) cores.push_back(c);
+    }
+    return cores;
+}
 
 ListenerImpl::ListenerImpl(uv_loop_t* l, ListenerOptions o)
     : loop_(l), options_(std::move(o)), stop_once_(l), scope_(l) {
@@ -110,10 +170,7 @@ void ListenerImpl::start() {
 }
 
 void ListenerImpl::close_now() noexcept {
-    std::vector<SubscriptionCore*> live;
-    live.reserve(subs_.size());
-    for (auto& entry : subs_) live.push_back(entry.second);
-    for (SubscriptionCore* s : live) s->end({});
+    for (SubscriptionCore* s : subs_.all()) s->end({});
     subs_.clear();
     stopped_ = true;
     started_ = false;
@@ -133,7 +190,7 @@ Task<void> ListenerImpl::stop_gracefully() {
     stopped_ = true;
     std::vector<std::shared_ptr<SubscriptionCore>> live;
     live.reserve(subs_.size());
-    for (auto& entry : subs_) live.push_back(entry.second->shared_from_this());
+    for (SubscriptionCore* s : subs_.all()) live.push_back(s->shared_from_this());
     {
         Scope unsubscribing(loop_);
         for (auto& s : live) {
@@ -149,10 +206,8 @@ Task<void> ListenerImpl::stop_gracefully() {
     started_ = false;
 }
 
-std::uint64_t ListenerImpl::add(SubscriptionCore* state) {
-    std::uint64_t id = next_id_++;
-    subs_.emplace(id, state);
-    return id;
+void ListenerImpl::add(SubscriptionCore* state) {
+    subs_.insert(state);
 }
 
 void ListenerImpl::remove(std::uint64_t id) noexcept {
@@ -173,8 +228,7 @@ std::shared_ptr<const SubConfig> ListenerImpl::intern(std::shared_ptr<SubConfig>
     return config;
 }
 
-std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local,
-                                       std::uint64_t id) const {
+const std::string* ListenerImpl::callback_prefix(const std::optional<SocketAddress>& local) {
     std::string host;
     if (!options_.advertise_host.empty()) {
         host = url_host(options_.advertise_host);
@@ -195,8 +249,11 @@ std::string ListenerImpl::callback_url(const std::optional<SocketAddress>& local
     url += ':';
     url += std::to_string(port);
     url += kPathPrefix;
-    url += std::to_string(id);
-    return url;
+    for (const auto& known : callback_prefixes_) {
+        if (*known == url) return known.get();
+    }
+    callback_prefixes_.push_back(std::make_unique<const std::string>(std::move(url)));
+    return callback_prefixes_.back().get();
 }
 
 void ListenerImpl::queue_renewal(SubscriptionCore& state) {
@@ -257,7 +314,7 @@ Task<void> ListenerImpl::deliver_callbacks(std::shared_ptr<ListenerImpl> self) {
         // (SubscriptionCore::end, set_handlers), so the callback is there; checked again so
         // that no callback can run after its subscription ended. The handlers are kept alive
         // across the call: the callback may replace them or drop the subscription.
-        std::shared_ptr<const SubscriptionHandlers> handlers = state->handlers();
+        std::shared_ptr<const HandlerSet> handlers = state->handlers();
         if (state->callback() != nullptr) {
             call_user(self.get(), "event callback", [&] { handlers->on_event(std::move(event)); });
         }
@@ -309,7 +366,7 @@ http::Response ListenerImpl::handle(const http::Request& request,
     std::string_view target = request.target;
     if (target.substr(0, kPathPrefix.size()) == kPathPrefix) {
         if (auto id = parse_unsigned<std::uint64_t>(target.substr(kPathPrefix.size()))) {
-            if (auto it = subs_.find(*id); it != subs_.end()) sub = it->second;
+            sub = subs_.find(*id);
         }
     }
     NotifyDecision decision = check_notify(

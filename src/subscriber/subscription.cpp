@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "net/route.hpp"
 #include "subscriber/subscription_impl.hpp"
@@ -96,6 +97,47 @@ Task<void> send_unsubscribe(uv_loop_t* loop, http::Url url, SocketAddress device
     log(LogLevel::warning, "uvgena: ", what, " (ignored)");
 }
 
+SidText& SidText::operator=(std::string_view text) {
+    if (text == view()) return *this;
+    if (text.size() <= kInPlace) {
+        release();
+        std::memcpy(chars_, text.data(), text.size());
+        size_ = static_cast<std::uint8_t>(text.size());
+        return *this;
+    }
+    Heap h{new char[text.size()], text.size()};
+    std::memcpy(h.data, text.data(), text.size());
+    release();
+    std::memcpy(chars_, &h, sizeof h);
+    size_ = kOnHeap;
+    return *this;
+}
+
+void SidText::release() noexcept {
+    if (size_ == kOnHeap) delete[] heap().data;
+    size_ = 0;
+}
+
+std::shared_ptr<const HandlerSet> HandlerSet::make(SubscriptionHandlers handlers) {
+    bool others = handlers.on_renew_failed || handlers.on_resubscribe || handlers.on_lost ||
+                  handlers.on_silence;
+    if (!handlers.on_event && !others) return nullptr;
+    auto set = std::make_shared<HandlerSet>();
+    set->on_event = std::move(handlers.on_event);
+    if (others) {
+        handlers.on_event = nullptr;
+        set->others = std::make_unique<const SubscriptionHandlers>(std::move(handlers));
+    }
+    return set;
+}
+
+SubscriptionHandlers HandlerSet::unpack() const {
+    SubscriptionHandlers handlers;
+    if (others) handlers = *others;
+    handlers.on_event = on_event;
+    return handlers;
+}
+
 SubConfig::SubConfig(http::Url parsed, std::string text, const SubscribeOptions& o)
     : url_text(std::move(text)),
       url(std::move(parsed)),
@@ -160,13 +202,12 @@ double renew_fraction(std::uint64_t id) noexcept {
 
 SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
                                    std::shared_ptr<const SubConfig> c,
-                                   std::shared_ptr<const SubscriptionHandlers> handlers)
-    : loop(l), listener(li), config(std::move(c)), handlers_(std::move(handlers)), ctx_(l) {
+                                   std::shared_ptr<const HandlerSet> handlers)
+    : listener(li), config(std::move(c)), handlers_(std::move(handlers)), ctx_(l) {
     timer_.fire = &SubscriptionCore::on_timer;
     timer_.owner = this;
-    reorder_timer_.fire = &SubscriptionCore::on_reorder_timer;
-    reorder_timer_.owner = this;
-    id = listener->add(this);
+    id = listener->new_id();
+    listener->add(this);
     schedule = SubscriptionSchedule(
         config->auto_renew,
         config->silence_timeout ? std::optional<SteadyClock::duration>(*config->silence_timeout)
@@ -176,18 +217,106 @@ SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
 
 SubscriptionCore::~SubscriptionCore() {
     ctx_->remove_timer(&timer_);
-    ctx_->remove_timer(&reorder_timer_);
+    if (Reorder* r = reorder()) ctx_->remove_timer(&r->timer);
     if (listener != nullptr) listener->remove(id);
 }
 
 const std::string& SubscriptionCore::end_context() const noexcept {
     static const std::string empty;
-    return ended_ ? ended_->context : empty;
+    return extra_ ? extra_->end_context : empty;
+}
+
+std::string SubscriptionCore::callback_url() const {
+    if (!callback_prefix_) return {};
+    return *callback_prefix_ + std::to_string(id);
+}
+
+SubscriptionStats SubscriptionCore::stats() const noexcept {
+    SubscriptionStats s = extra_ ? extra_->counters : SubscriptionStats{};
+    s.events_received = events_received_;
+    s.events_delivered = events_delivered_;
+    s.renewals = renewals_;
+    SeqWindowStats w = seq_state().stats;
+    s.events_missed = w.missed;
+    s.events_reordered = w.reordered;
+    s.duplicates = w.duplicates;
+    s.seq_resets = w.resets;
+    s.seq_resyncs = w.resyncs;
+    return s;
+}
+
+SubscriptionCore::Extra& SubscriptionCore::extra() {
+    if (!extra_) extra_ = std::make_unique<Extra>();
+    return *extra_;
+}
+
+namespace {
+// True if every counter of `counters` (a struct of integers) is 0.
+template <typename T>
+bool all_zero(const T& counters) noexcept {
+    static_assert(std::has_unique_object_representations_v<T>);  // no padding to compare
+    static constexpr T zero{};
+    return std::memcmp(&counters, &zero, sizeof(T)) == 0;
+}
+}  // namespace
+
+void SubscriptionCore::trim_extra() noexcept {
+    if (extra_ && !extra_->reorder && !extra_->end_error && extra_->end_context.empty() &&
+        extra_->held.empty() && !extra_->backoff && all_zero(extra_->counters) &&
+        all_zero(extra_->seq)) {
+        extra_.reset();
+    }
 }
 
 Backoff& SubscriptionCore::backoff() {
-    if (!backoff_) backoff_ = std::make_unique<Backoff>(config->backoff, 0x9e3779b97f4a7c15u ^ id);
-    return *backoff_;
+    Extra& e = extra();
+    if (!e.backoff) {
+        e.backoff = std::make_unique<Backoff>(config->backoff, 0x9e3779b97f4a7c15u ^ id);
+    }
+    return *e.backoff;
+}
+
+SeqLedgerState SubscriptionCore::seq_state() const noexcept {
+    if (const Reorder* r = reorder()) return r->window.state();
+    SeqLedgerState state;
+    if (has_position_) state.position = position_;
+    if (extra_) state.stats = extra_->seq;
+    return state;
+}
+
+SeqWindowOptions SubscriptionCore::window_options() const noexcept {
+    SeqWindowOptions wo;
+    wo.window = std::max(config->reorder_window, milliseconds(0));
+    return wo;
+}
+
+bool SubscriptionCore::drops_as_retransmission(std::string_view notify_sid,
+                                               std::uint32_t seq) const noexcept {
+    if (config->deliver_duplicates || notify_sid != sid) return false;
+    if (const Reorder* r = reorder()) return r->window.is_retransmission(seq);
+    // No event yet (or none since a new SID): nothing can be a retransmission.
+    if (!has_position_) return false;
+    // A quiet window (no gap open, nothing waiting), as the one that was let go.
+    const SeqWindow<Event> quiet(window_options(), seq_state());
+    return quiet.is_retransmission(seq);
+}
+
+void SubscriptionCore::keep_seq_state(const SeqLedgerState& state) {
+    has_position_ = state.position.has_value();
+    position_ = state.position.value_or(0);
+    if (extra_) {
+        extra_->seq = state.stats;
+    } else if (!all_zero(state.stats)) {
+        extra().seq = state.stats;
+    }
+}
+
+void SubscriptionCore::settle_window() noexcept {
+    Reorder* r = reorder();
+    if (r == nullptr || !r->window.quiet() || r->timer.armed()) return;
+    keep_seq_state(r->window.state());  // the Extra block exists: nothing to allocate
+    extra_->reorder.reset();
+    trim_extra();
 }
 
 Channel<Event>& SubscriptionCore::channel() {
@@ -195,7 +324,7 @@ Channel<Event>& SubscriptionCore::channel() {
         Overflow policy =
             config->overflow == Overflow::wait ? Overflow::reject_new : config->overflow;
         events = std::make_unique<Channel<Event>>(
-            loop, std::max<std::size_t>(config->queue_capacity, 1), policy);
+            loop(), std::max<std::size_t>(config->queue_capacity, 1), policy);
         if (phase == Phase::ended) events->close();
     }
     return *events;
@@ -251,30 +380,31 @@ void SubscriptionCore::run_due_actions() {
                 if (config->auto_renew) {
                     // The renewal did not succeed in time (failed, or still queued or in
                     // flight): that is a failed renewal too.
-                    ++stats.renewal_failures;
+                    ++counters().renewal_failures;
                     Error failure(make_error_code(uvgena::errc::timed_out),
-                                  "subscription " + sid + " to " + url_text() +
+                                  "subscription " + sid.str() + " to " + url_text() +
                                       " expired before a renewal succeeded");
                     log(LogLevel::warning, "uvgena: ", failure.what());
                     // Kept alive across the call: the handler may drop the subscription.
-                    if (auto h = handlers(); h && h->on_renew_failed) {
-                        call_user(listener, "auto_renew_fail handler",
-                                  [&] { h->on_renew_failed(failure); });
+                    std::shared_ptr<const HandlerSet> h = handlers();
+                    if (const RenewFailHandler* fn = h ? h->on_renew_failed() : nullptr) {
+                        call_user(listener, "auto_renew_fail handler", [&] { (*fn)(failure); });
                     }
                     if (phase == Phase::ended) break;
                 }
                 lost(make_error_code(uvgena::errc::timed_out),
-                     "subscription " + sid + " to " + url_text() + " expired");
+                     "subscription " + sid.str() + " to " + url_text() + " expired");
                 break;
             case ScheduledAction::silence: {
-                ++stats.silences;
+                ++counters().silences;
                 milliseconds silence = config->silence_timeout.value_or(milliseconds(0));
                 log(LogLevel::warning, "uvgena: no event from ", url_text(), " for ",
-                    silence.count(), " ms (is the callback address ", callback_url,
+                    silence.count(), " ms (is the callback address ", callback_url(),
                     " reachable from the device?)");
-                if (auto h = handlers(); h && h->on_silence) {
-                    // The handlers outlive the call even if it drops the subscription.
-                    call_user(listener, "silence handler", [&] { h->on_silence(silence); });
+                // The handlers outlive the call even if it drops the subscription.
+                std::shared_ptr<const HandlerSet> h = handlers();
+                if (const SilenceHandler* fn = h ? h->on_silence() : nullptr) {
+                    call_user(listener, "silence handler", [&] { (*fn)(silence); });
                 }
                 if (config->resubscribe_on_silence) resubscribe_later(true);
                 break;
@@ -304,24 +434,28 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
         fresh = true;
     }
     sid = answer.sid;
-    granted = answer.timeout;
+    granted_infinite_ = answer.timeout.infinite;
+    granted_seconds_ = answer.timeout.seconds.count();
     granted_at = SteadyClock::now();
     phase = Phase::active;
-    if (fresh && window_) {
+    if (fresh && (reorder() || has_position_)) {
         // A new SID starts its own SEQs: what the old one's window holds goes out first.
         flush_window();
-        window_->reset();
+        if (Reorder* r = reorder()) r->window.reset();
+        has_position_ = false;
         delivered_any_ = false;
         arm_reorder();
+        settle_window();
     }
     if (resync) resync_pending_ = true;
-    schedule.on_granted(granted_at, granted);
+    schedule.on_granted(granted_at, granted());
     rearm();
-    if (!held_) return;
+    if (!extra_ || extra_->held.empty()) return;
     // NOTIFYs that overtook the answer: those for this SID, in SEQ order; others never will
     // be ours (an older SID, or garbage that guessed the path).
-    std::vector<Event> pending = std::move(*held_);
-    held_.reset();
+    std::vector<Event> pending = std::move(extra_->held);
+    extra_->held = {};
+    trim_extra();
     std::stable_sort(pending.begin(), pending.end(),
                      [](const Event& a, const Event& b) { return a.seq < b.seq; });
     for (Event& event : pending) {
@@ -330,29 +464,51 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
         } else {
             if (listener != nullptr) listener->count_held_dropped(1);
             log(LogLevel::warning, "uvgena: dropped a held NOTIFY for SID ", event.sid, " SEQ ",
-                event.seq, " at ", callback_url, ": the subscription's SID is ", sid);
+                event.seq, " at ", callback_url(), ": the subscription's SID is ", sid);
         }
     }
 }
 
 void SubscriptionCore::accept(Event event) {
-    ++stats.events_received;
-    if (event.parse_error) ++stats.parse_errors;
+    ++events_received_;
+    if (event.parse_error) ++counters().parse_errors;
     SteadyClock::time_point now = SteadyClock::now();
     schedule.on_event(now);
     rearm();
-    if (!window_) {
-        SeqWindowOptions wo;
-        wo.window = std::max(config->reorder_window, milliseconds(0));
-        window_ = std::make_unique<SeqWindow<Event>>(wo);
-    }
     std::uint32_t seq = event.seq;
-    window_->push(seq, std::move(event), now,
-                  [this](const SeqRelease& r, Event&& e) { release(r, std::move(e)); });
+    if (Reorder* reorder = this->reorder()) {
+        SeqWindow<Event>& window = reorder->window;
+        window.push(seq, std::move(event), now, [this, &window](const SeqRelease& r, Event&& e) {
+            release(window, r, std::move(e));
+        });
+        arm_reorder();
+        settle_window();
+        return;
+    }
+    // Nothing waits and no gap is open (the usual case): the window is rebuilt here from the
+    // SEQ position, and kept only if the event makes it wait or remember a gap.
+    SeqWindow<Event> local(window_options(), seq_state());
+    try {
+        local.push(seq, std::move(event), now, [this, &local](const SeqRelease& r, Event&& e) {
+            release(local, r, std::move(e));
+        });
+    } catch (...) {
+        // What went out before the failure stays out (its SEQs are not delivered again).
+        if (local.quiet()) keep_seq_state(local.state());
+        throw;
+    }
+    if (local.quiet()) {
+        keep_seq_state(local.state());
+        return;
+    }
+    Extra& extra = this->extra();
+    extra.reorder = std::make_unique<Reorder>(std::move(local));
+    extra.reorder->timer.fire = &SubscriptionCore::on_reorder_timer;
+    extra.reorder->timer.owner = this;
     arm_reorder();
 }
 
-void SubscriptionCore::release(const SeqRelease& r, Event event) {
+void SubscriptionCore::release(const SeqWindow<Event>& window, const SeqRelease& r, Event event) {
     event.seq_order = r.check.order;
     event.missed = r.check.missed;
     switch (r.check.order) {
@@ -367,13 +523,13 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
             break;
         case SeqOrder::late:
             event.seq_status = SeqStatus::late;
-            ++stats.events_late;
+            ++counters().events_late;
             log(LogLevel::info, "uvgena: ", url_text(), ": SEQ ", event.seq,
                 " arrived late (after its successors); delivered");
             break;
         case SeqOrder::resync:
             event.seq_status = SeqStatus::late;
-            ++stats.events_late;
+            ++counters().events_late;
             log(LogLevel::warning, "uvgena: ", url_text(), ": SEQ ", r.outlier,
                 " was an outlier (SEQs continue from ", event.seq,
                 "): following the device's sequence again");
@@ -381,7 +537,7 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
         case SeqOrder::outlier:
             event.seq_status = SeqStatus::outlier;
             log(LogLevel::warning, "uvgena: ", url_text(), ": SEQ ", event.seq,
-                " is an outlier (the device's SEQs went on from ", last_seq().value_or(0),
+                " is an outlier (the device's SEQs went on from ", window.position().value_or(0),
                 "): delivered flagged, the sequence is unchanged");
             break;
         case SeqOrder::duplicate:
@@ -398,12 +554,6 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
                 "its counter");
             break;
     }
-    const SeqWindowStats& ws = window_->stats();
-    stats.events_missed = ws.missed;
-    stats.events_reordered = ws.reordered;
-    stats.duplicates = ws.duplicates;
-    stats.seq_resets = ws.resets;
-    stats.seq_resyncs = ws.resyncs;
     bool gap = r.check.order == SeqOrder::gap && delivered_any_;
     if (r.check.deliver()) {
         delivered_any_ = true;
@@ -413,7 +563,7 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
         }
     }
     if (r.check.deliver() || config->deliver_duplicates) {
-        ++stats.events_delivered;
+        ++events_delivered_;
         if (callback() != nullptr && listener != nullptr) {
             listener->queue_callback(shared_from_this(), std::move(event));
         } else {
@@ -424,19 +574,25 @@ void SubscriptionCore::release(const SeqRelease& r, Event event) {
 }
 
 void SubscriptionCore::flush_window() {
-    if (!window_ || window_->pending() == 0) return;
-    window_->flush([this](const SeqRelease& r, Event&& e) { release(r, std::move(e)); });
+    Reorder* reorder = this->reorder();
+    if (reorder == nullptr || reorder->window.pending() == 0) return;
+    SeqWindow<Event>& window = reorder->window;
+    window.flush(
+        [this, &window](const SeqRelease& r, Event&& e) { release(window, r, std::move(e)); });
 }
 
 void SubscriptionCore::arm_reorder() noexcept {
     std::optional<SteadyClock::time_point> next;
-    if (window_ && phase != Phase::ended) next = window_->next_deadline();
-    if (next && reorder_timer_.armed() && reorder_timer_.deadline == *next) return;
-    ctx_->remove_timer(&reorder_timer_);
+    Reorder* reorder = this->reorder();
+    if (reorder == nullptr) return;
+    uvgena::detail::TimerNode& timer = reorder->timer;
+    if (phase != Phase::ended) next = reorder->window.next_deadline();
+    if (next && timer.armed() && timer.deadline == *next) return;
+    ctx_->remove_timer(&timer);
     if (!next) return;
-    reorder_timer_.deadline = *next;
+    timer.deadline = *next;
     try {
-        ctx_->add_timer(&reorder_timer_);
+        ctx_->add_timer(&timer);
     } catch (const std::exception& e) {
         // Without the timer the waiting events would wait for the next NOTIFY: let them out.
         log(LogLevel::error, "uvgena: cannot arm the reorder timer of ", url_text(), ": ",
@@ -453,15 +609,17 @@ void SubscriptionCore::on_reorder_timer(uvgena::detail::TimerNode* node) noexcep
     // Delivery may end (and release) the subscription: keep it alive until done.
     std::shared_ptr<SubscriptionCore> keep = self->shared_from_this();
     try {
-        if (self->window_) {
-            self->window_->poll(SteadyClock::now(), [self](const SeqRelease& r, Event&& e) {
-                self->release(r, std::move(e));
+        if (Reorder* reorder = self->reorder()) {
+            SeqWindow<Event>& window = reorder->window;
+            window.poll(SteadyClock::now(), [self, &window](const SeqRelease& r, Event&& e) {
+                self->release(window, r, std::move(e));
             });
         }
     } catch (const std::exception& e) {
         log(LogLevel::error, "uvgena: ", self->url_text(), ": ", e.what());
     }
     self->arm_reorder();
+    self->settle_window();
 }
 
 void SubscriptionCore::on_notify(Event event) {
@@ -474,10 +632,10 @@ void SubscriptionCore::on_notify(Event event) {
 
 std::optional<Task<void>> SubscriptionCore::end_and_unsubscribe(bool strict) {
     bool send = subscribed() && device_address.has_value();
-    std::string old_sid = sid;
+    std::string old_sid = sid.str();
     end({});
     if (!send) return std::nullopt;
-    return send_unsubscribe(loop, config->url, device_address.get(), std::move(old_sid),
+    return send_unsubscribe(loop(), config->url, device_address.get(), std::move(old_sid),
                             config->timeout, config->user_agent, strict);
 }
 
@@ -486,23 +644,22 @@ void SubscriptionCore::enqueue(Event event) {
     std::size_t dropped_before = ch.dropped();
     bool pushed = ch.push(std::move(event));
     if (!pushed || ch.dropped() != dropped_before) {
-        ++stats.events_dropped;
-        if (!pushed) --stats.events_delivered;
+        ++counters().events_dropped;
+        if (!pushed) --events_delivered_;
         log(LogLevel::warning, "uvgena: ", url_text(), ": event queue full, an event was dropped");
     }
 }
 
 void SubscriptionCore::hold(Event event) {
     std::size_t limit = listener != nullptr ? listener->max_held_events() : 0;
-    if ((held_ ? held_->size() : 0) >= limit) {
+    if ((extra_ ? extra_->held.size() : 0) >= limit) {
         if (listener != nullptr) listener->count_held_dropped(1);
         log(LogLevel::warning, "uvgena: dropped a NOTIFY for unknown SID ", event.sid, " at ",
-            callback_url, ": too many held");
+            callback_url(), ": too many held");
         return;
     }
     if (listener != nullptr) listener->count_held();
-    if (!held_) held_ = std::make_unique<std::vector<Event>>();
-    held_->push_back(std::move(event));
+    extra().held.push_back(std::move(event));
 }
 
 void SubscriptionCore::end(std::error_code error, std::string context) {
@@ -516,16 +673,19 @@ void SubscriptionCore::end(std::error_code error, std::string context) {
     }
     if (phase == Phase::ended) return;
     phase = Phase::ended;
-    ctx_->remove_timer(&reorder_timer_);
-    if (error || !context.empty())
-        ended_ = std::make_unique<Ended>(Ended{error, std::move(context)});
+    if (Reorder* r = reorder()) ctx_->remove_timer(&r->timer);
+    if (error || !context.empty()) {
+        extra().end_error = error;
+        extra().end_context = std::move(context);
+    }
     schedule.clear();
     ctx_->remove_timer(&timer_);
-    if (held_) {
-        if (listener != nullptr) listener->count_held_dropped(held_->size());
-        log(LogLevel::warning, "uvgena: dropped ", held_->size(), " held NOTIFY(s) at ",
-            callback_url, ": their SID never became known");
-        held_.reset();
+    if (extra_ && !extra_->held.empty()) {
+        if (listener != nullptr) listener->count_held_dropped(extra_->held.size());
+        log(LogLevel::warning, "uvgena: dropped ", extra_->held.size(), " held NOTIFY(s) at ",
+            callback_url(), ": their SID never became known");
+        extra_->held = {};
+        trim_extra();
     }
     if (listener != nullptr) {
         // No callback runs after the end: events handed to the callback but not yet
@@ -541,11 +701,11 @@ void SubscriptionCore::end(std::error_code error, std::string context) {
     if (events) events->close();
 }
 
-void SubscriptionCore::set_handlers(std::shared_ptr<const SubscriptionHandlers> handlers) {
+void SubscriptionCore::set_handlers(std::shared_ptr<const HandlerSet> handlers) {
     if (phase == Phase::ended || listener == nullptr) return;
     bool had_callback = callback() != nullptr;
     // The old handlers stay alive until this returns: set_handlers may be called from one.
-    std::shared_ptr<const SubscriptionHandlers> old = std::move(handlers_);
+    std::shared_ptr<const HandlerSet> old = std::move(handlers_);
     handlers_ = std::move(handlers);
     bool has_callback = callback() != nullptr;
     if (had_callback && !has_callback) {
@@ -566,9 +726,10 @@ void SubscriptionCore::lost(const std::error_code& error, const std::string& con
         log(LogLevel::warning, "uvgena: ", context, "; resubscribing");
         if (phase == Phase::resubscribing) return;
         // Kept alive across the call: the handler may drop the subscription.
-        if (auto h = handlers(); h && h->on_lost) {
+        std::shared_ptr<const HandlerSet> h = handlers();
+        if (const LostHandler* fn = h ? h->on_lost() : nullptr) {
             Error failure(error, context);
-            call_user(listener, "lost handler", [&] { h->on_lost(failure); });
+            call_user(listener, "lost handler", [&] { (*fn)(failure); });
         }
         if (phase == Phase::ended) return;
         resubscribe_later(false);
@@ -588,20 +749,20 @@ void SubscriptionCore::resubscribe_later(bool unsubscribe_old) {
 Task<void> SubscriptionCore::exchange_subscribe() {
     std::shared_ptr<const SubConfig> cfg = config;
     std::string error_context = cfg->error_context();
-    SocketAddress device = co_await device_address_of(loop, cfg->url, error_context);
+    SocketAddress device = co_await device_address_of(loop(), cfg->url, error_context);
     if (phase == Phase::ended || listener == nullptr) {
         throw Error(make_error_code(uvgena::errc::closed), error_context + ": ended");
     }
     device_address.set(device);
     Result<SocketAddress> local = net::local_address_towards(device);
-    callback_url = listener->callback_url(local ? std::optional(*local) : std::nullopt, id);
+    callback_prefix_ = listener->callback_prefix(local ? std::optional(*local) : std::nullopt);
     SubscribeParams params;
-    params.callbacks = {callback_url};
+    params.callbacks = {callback_url()};
     params.timeout = cfg->requested_timeout;
     params.user_agent = cfg->user_agent;
     http::Request request = make_subscribe(cfg->url, params);
     Result<http::Response> response =
-        co_await http::try_send(loop, device, std::move(request), client_options(cfg->timeout));
+        co_await http::try_send(loop(), device, std::move(request), client_options(cfg->timeout));
     if (!response) {
         throw Error(response.error(), error_context);
     }
@@ -611,8 +772,8 @@ Task<void> SubscriptionCore::exchange_subscribe() {
     }
     if (phase == Phase::ended || listener == nullptr) {
         // Ended while the answer was on its way: give the device its UNSUBSCRIBE.
-        uvgena::spawn(loop, send_unsubscribe(loop, cfg->url, device, answer->sid, cfg->timeout,
-                                             cfg->user_agent, false));
+        uvgena::spawn(loop(), send_unsubscribe(loop(), cfg->url, device, answer->sid, cfg->timeout,
+                                               cfg->user_agent, false));
         throw Error(make_error_code(uvgena::errc::closed), error_context + ": ended meanwhile");
     }
     adopt(*answer, true);
@@ -620,8 +781,8 @@ Task<void> SubscriptionCore::exchange_subscribe() {
 
 Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> requested) {
     std::shared_ptr<const SubConfig> cfg = config;
-    std::string renewed_sid = sid;
-    std::string context = "renew subscription " + sid + " to " + cfg->url_text;
+    std::string renewed_sid = sid.str();
+    std::string context = "renew subscription " + sid.str() + " to " + cfg->url_text;
     if (!subscribed() || !device_address) {
         throw Error(make_error_code(uvgena::errc::not_running), context + ": not subscribed");
     }
@@ -648,7 +809,7 @@ Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> 
     } running(this);
     http::Request request = make_renewal(cfg->url, sid, requested, cfg->user_agent);
     Result<http::Response> response = co_await http::try_send(
-        loop, device_address.get(), std::move(request), client_options(cfg->timeout));
+        loop(), device_address.get(), std::move(request), client_options(cfg->timeout));
     running.finish();
     if (!response) {
         throw Error(response.error(), context);
@@ -664,17 +825,16 @@ Task<void> SubscriptionCore::exchange_renew(std::optional<std::chrono::seconds> 
         log(LogLevel::info, "uvgena: renewal of ", renewed_sid,
             " answered after it was replaced: unsubscribing it");
         if (device_address && answer->sid == renewed_sid) {
-            start_background(send_unsubscribe(loop, cfg->url, device_address.get(), renewed_sid,
+            start_background(send_unsubscribe(loop(), cfg->url, device_address.get(), renewed_sid,
                                               cfg->timeout, cfg->user_agent, false));
         }
         co_return;
     }
-    ++stats.renewals;
+    ++renewals_;
     reset_backoff();
     adopt(*answer, false);
     log(LogLevel::info, "uvgena: renewed ", sid, " at ", cfg->url_text, ", granted ",
-        granted.infinite ? std::string("infinite")
-                         : std::to_string(granted.seconds.count()) + " s");
+        granted_infinite_ ? std::string("infinite") : std::to_string(granted_seconds_) + " s");
 }
 
 bool SubscriptionCore::start_auto_renewal() noexcept {
@@ -700,8 +860,8 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
     } slot{owner};
     self->background_busy = true;
     std::optional<std::chrono::seconds> request;
-    if (!self->granted.infinite) request = self->granted.seconds;
-    std::string renewed_sid = self->sid;
+    if (!self->granted_infinite_) request = self->granted().seconds;
+    std::string renewed_sid = self->sid.str();
     std::optional<Error> failure;
     try {
         co_await self->exchange_renew(request);
@@ -716,10 +876,11 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
         log(LogLevel::info, "uvgena: ", failure->what(), " (the SID was replaced meanwhile)");
         co_return;
     }
-    ++self->stats.renewal_failures;
+    ++self->counters().renewal_failures;
     log(LogLevel::warning, "uvgena: ", failure->what());
-    if (auto h = self->handlers(); h && h->on_renew_failed) {
-        call_user(self->listener, "auto_renew_fail handler", [&] { h->on_renew_failed(*failure); });
+    std::shared_ptr<const HandlerSet> h = self->handlers();
+    if (const RenewFailHandler* fn = h ? h->on_renew_failed() : nullptr) {
+        call_user(self->listener, "auto_renew_fail handler", [&] { (*fn)(*failure); });
     }
     if (self->phase == Phase::ended) co_return;
     if (failure->code() == errc::precondition_failed) {
@@ -734,7 +895,7 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
 
 Task<void> SubscriptionCore::resubscribe_task(std::shared_ptr<SubscriptionCore> self,
                                               bool unsubscribe_old) {
-    std::string old_sid = self->sid;
+    std::string old_sid = self->sid.str();
     self->reset_backoff();
     for (;;) {
         std::optional<Error> failure;
@@ -745,29 +906,29 @@ Task<void> SubscriptionCore::resubscribe_task(std::shared_ptr<SubscriptionCore> 
         }
         if (!failure) break;
         if (is_cancelled(failure->code()) || self->phase == Phase::ended) co_return;
-        ++self->stats.resubscribe_failures;
+        ++self->counters().resubscribe_failures;
         log(LogLevel::warning, "uvgena: resubscription failed: ", failure->what());
         std::optional<milliseconds> delay = self->backoff().next();
         if (!delay) {
             self->end(failure->code(), context_of(*failure));
             co_return;
         }
-        co_await sleep_for(self->loop, *delay);
+        co_await sleep_for(self->loop(), *delay);
         if (self->phase == Phase::ended) co_return;
     }
     self->reset_backoff();
-    ++self->stats.resubscriptions;
+    ++self->counters().resubscriptions;
     log(LogLevel::info, "uvgena: resubscribed to ", self->url_text(), ": SID ", old_sid, " -> ",
         self->sid);
     if (unsubscribe_old && !old_sid.empty() && old_sid != self->sid && self->device_address) {
         self->start_background(
-            send_unsubscribe(self->loop, self->config->url, self->device_address.get(), old_sid,
+            send_unsubscribe(self->loop(), self->config->url, self->device_address.get(), old_sid,
                              self->config->timeout, self->config->user_agent, false));
     }
-    if (auto h = self->handlers(); h && h->on_resubscribe) {
-        std::string new_sid = self->sid;
-        call_user(self->listener, "resubscribe handler",
-                  [&] { h->on_resubscribe(old_sid, new_sid); });
+    std::shared_ptr<const HandlerSet> h = self->handlers();
+    if (const ResubscribeHandler* fn = h ? h->on_resubscribe() : nullptr) {
+        std::string new_sid = self->sid.str();
+        call_user(self->listener, "resubscribe handler", [&] { (*fn)(old_sid, new_sid); });
     }
 }
 
@@ -793,7 +954,6 @@ const CorePtr& checked(const CorePtr& s) {
     return s;
 }
 const std::string kEmpty;
-const SubscriptionStats kNoStats;
 }  // namespace
 
 EventNextAwaiter EventStream::next() const {
@@ -835,7 +995,7 @@ void Subscription::release() noexcept {
     std::shared_ptr<detail::SubscriptionCore> state = std::move(state_);
     try {
         if (std::optional<Task<void>> unsubscribing = state->end_and_unsubscribe(false)) {
-            uvgena::spawn(state->loop, std::move(*unsubscribing));
+            uvgena::spawn(state->loop(), std::move(*unsubscribing));
         }
     } catch (const std::exception& e) {
         state->end({});
@@ -845,19 +1005,19 @@ void Subscription::release() noexcept {
     detail::ListenerImpl::release(listener_);
 }
 
-const std::string& Subscription::sid() const {
-    return state_ ? state_->sid : kEmpty;
+std::string Subscription::sid() const {
+    return state_ ? state_->sid.str() : std::string();
 }
 
 Timeout Subscription::timeout() const {
-    return state_ ? state_->granted : Timeout{};
+    return state_ ? state_->granted() : Timeout{};
 }
 
 std::optional<std::chrono::milliseconds> Subscription::time_left() const {
     using std::chrono::milliseconds;
     if (!state_ || !state_->subscribed()) return milliseconds(0);
-    if (state_->granted.infinite) return std::nullopt;
-    auto end = state_->granted_at + state_->granted.seconds;
+    if (state_->granted_infinite_) return std::nullopt;
+    auto end = state_->granted_at + state_->granted().seconds;
     auto now = SteadyClock::now();
     if (now >= end) return milliseconds(0);
     return std::chrono::duration_cast<milliseconds>(end - now);
@@ -874,12 +1034,12 @@ const std::string& Subscription::service_url() const {
     return state_ ? state_->url_text() : kEmpty;
 }
 
-const std::string& Subscription::callback_url() const {
-    return state_ ? state_->callback_url : kEmpty;
+std::string Subscription::callback_url() const {
+    return state_ ? state_->callback_url() : std::string();
 }
 
-const SubscriptionStats& Subscription::stats() const {
-    return state_ ? state_->stats : kNoStats;
+SubscriptionStats Subscription::stats() const {
+    return state_ ? state_->stats() : SubscriptionStats{};
 }
 
 std::error_code Subscription::error() const {
@@ -896,24 +1056,23 @@ EventStream Subscription::events() const {
 
 void Subscription::set_callback(EventCallback callback) {
     const auto& state = checked(state_);
-    auto handlers = std::make_shared<SubscriptionHandlers>();
-    if (auto old = state->handlers()) *handlers = *old;
-    handlers->on_event = std::move(callback);
-    state->set_handlers(std::move(handlers));
+    SubscriptionHandlers handlers;
+    if (auto old = state->handlers()) handlers = old->unpack();
+    handlers.on_event = std::move(callback);
+    state->set_handlers(detail::HandlerSet::make(std::move(handlers)));
 }
 
 void Subscription::set_handlers(SubscriptionHandlers handlers) {
-    checked(state_)->set_handlers(
-        std::make_shared<const SubscriptionHandlers>(std::move(handlers)));
+    checked(state_)->set_handlers(detail::HandlerSet::make(std::move(handlers)));
 }
 
 Task<void> Subscription::renew(std::optional<std::chrono::seconds> requested_timeout) {
     std::shared_ptr<detail::SubscriptionCore> state = checked(state_);
-    std::string renewed_sid = state->sid;
+    std::string renewed_sid = state->sid.str();
     if (!requested_timeout) {
         requested_timeout = state->config->requested_timeout;
-        if (!requested_timeout && !state->granted.infinite)
-            requested_timeout = state->granted.seconds;
+        if (!requested_timeout && !state->granted_infinite_)
+            requested_timeout = state->granted().seconds;
     }
     std::optional<Error> failure;
     try {
@@ -957,11 +1116,8 @@ Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOp
                     context + ": the listener belongs to another loop");
     }
     listener->start();
-    std::shared_ptr<const SubscriptionHandlers> shared_handlers;
-    if (handlers.on_event || handlers.on_renew_failed || handlers.on_resubscribe ||
-        handlers.on_silence || handlers.on_lost) {
-        shared_handlers = std::make_shared<const SubscriptionHandlers>(std::move(handlers));
-    }
+    std::shared_ptr<const detail::HandlerSet> shared_handlers =
+        detail::HandlerSet::make(std::move(handlers));
     std::shared_ptr<const detail::SubConfig> config = listener->intern(
         std::make_shared<detail::SubConfig>(std::move(*url), std::move(event_url), options));
     auto state = std::make_shared<detail::SubscriptionCore>(loop, listener.get(), std::move(config),

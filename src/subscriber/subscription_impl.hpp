@@ -18,9 +18,11 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -95,19 +97,93 @@ class CompactAddress {
     } storage_{};
 };
 
+/// A SID as a subscription keeps it: in place up to 47 characters (the usual SID, "uuid:"
+/// and a UUID, has 41), on the heap beyond. 48 bytes, where a std::string is 32 plus a
+/// 64-byte heap block for such a SID.
+class SidText {
+  public:
+    SidText() noexcept = default;
+    SidText(const SidText&) = delete;
+    SidText& operator=(const SidText&) = delete;
+    ~SidText() { release(); }
+
+    SidText& operator=(std::string_view text);
+    std::string_view view() const noexcept {
+        return size_ == kOnHeap ? std::string_view(heap().data, heap().size)
+                                : std::string_view(chars_, size_);
+    }
+    operator std::string_view() const noexcept { return view(); }  // NOLINT: a string
+    std::string str() const { return std::string(view()); }
+    bool empty() const noexcept { return size_ == 0; }
+    friend bool operator==(const SidText& a, std::string_view b) noexcept { return a.view() == b; }
+    friend std::ostream& operator<<(std::ostream& out, const SidText& sid) {
+        return out << sid.view();
+    }
+
+  private:
+    static constexpr std::size_t kInPlace = 47;
+    static constexpr std::uint8_t kOnHeap = 0xFF;
+    struct Heap {
+        char* data;
+        std::size_t size;
+    };
+    Heap heap() const noexcept {
+        Heap h;
+        std::memcpy(&h, chars_, sizeof h);
+        return h;
+    }
+    void release() noexcept;
+
+    char chars_[kInPlace] = {};  // the characters, or a Heap when size_ is kOnHeap
+    std::uint8_t size_ = 0;
+};
+static_assert(sizeof(SidText) == 48);
+
+/// A subscription's handlers as it keeps them: the event callback, and the other handlers
+/// only if one of them is set (most subscriptions have an event callback and nothing else:
+/// 56 bytes instead of SubscriptionHandlers' 160). Shared and immutable: a caller keeps a
+/// reference across a call that may replace them (see SubscriptionCore::handlers()).
+struct HandlerSet {
+    EventCallback on_event;
+    std::unique_ptr<const SubscriptionHandlers> others;  // its on_event is empty
+
+    /// `handlers` as a set, or null when none of them is set.
+    static std::shared_ptr<const HandlerSet> make(SubscriptionHandlers handlers);
+    /// The handlers as the public type.
+    SubscriptionHandlers unpack() const;
+    const RenewFailHandler* on_renew_failed() const noexcept {
+        return others && others->on_renew_failed ? &others->on_renew_failed : nullptr;
+    }
+    const ResubscribeHandler* on_resubscribe() const noexcept {
+        return others && others->on_resubscribe ? &others->on_resubscribe : nullptr;
+    }
+    const LostHandler* on_lost() const noexcept {
+        return others && others->on_lost ? &others->on_lost : nullptr;
+    }
+    const SilenceHandler* on_silence() const noexcept {
+        return others && others->on_silence ? &others->on_silence : nullptr;
+    }
+};
+
 /// The loop-side core of one subscription (SID, grant, SEQ, queue or callback, schedule,
-/// exchanges). Kept small (about 450 bytes): shared settings behind `config`,
-/// rarely used parts (the end reason, held NOTIFYs, the backoff) allocated when first needed.
+/// exchanges). Kept small, since an application may hold 10,000 of them (issue 23: at most
+/// 512 bytes of RSS each, idle): shared settings behind `config`, the callback URL's shared
+/// prefix, the SEQ position alone while events arrive in order (the reorder window only
+/// while events wait or gaps are open), and what only a subscription in trouble has (the
+/// end reason, held NOTIFYs, the backoff, the counters of losses) in one block allocated
+/// when first needed. tests/subscriber/memory_test.cpp pins the figures.
 class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
   public:
     enum class Phase : std::uint8_t { subscribing, active, renewing, resubscribing, ended };
 
     SubscriptionCore(uv_loop_t* loop, ListenerImpl* listener,
                      std::shared_ptr<const SubConfig> config,
-                     std::shared_ptr<const SubscriptionHandlers> handlers);
+                     std::shared_ptr<const HandlerSet> handlers);
     SubscriptionCore(const SubscriptionCore&) = delete;
     SubscriptionCore& operator=(const SubscriptionCore&) = delete;
     ~SubscriptionCore();
+
+    uv_loop_t* loop() const noexcept { return ctx_->loop(); }
 
     /// True while the device may know a SID we do not know yet (hold its NOTIFYs): while
     /// subscribing, resubscribing, or while any renewal (automatic or by hand) is in flight.
@@ -132,10 +208,7 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     /// retransmission (see SeqWindow::is_retransmission): the listener then does not parse
     /// its body. False when duplicates are delivered (they need their body) or the SID is not
     /// (yet) the current one (the event is held).
-    bool drops_as_retransmission(std::string_view notify_sid, std::uint32_t seq) const noexcept {
-        return window_ && !config->deliver_duplicates && notify_sid == sid &&
-               window_->is_retransmission(seq);
-    }
+    bool drops_as_retransmission(std::string_view notify_sid, std::uint32_t seq) const noexcept;
     /// True if events keep their raw body.
     bool keeps_body() const noexcept { return config->keep_body; }
     /// A NOTIFY the listener accepted for this subscription: delivered if its SID is the
@@ -170,11 +243,11 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     /// Ends the subscription locally: unregisters, clears timers, closes the stream
     /// (with `error` if set, which next() then throws).
     void end(std::error_code error, std::string context = {});
-    /// Installs `handlers` (empty: none). A new on_event takes the queued events first; no
+    /// Installs `handlers` (null: none). A new on_event takes the queued events first; no
     /// on_event takes back the events handed to the old one but not yet delivered.
-    void set_handlers(std::shared_ptr<const SubscriptionHandlers> handlers);
+    void set_handlers(std::shared_ptr<const HandlerSet> handlers);
     /// The handlers (a copy of the reference: keep it across a call that may replace them).
-    std::shared_ptr<const SubscriptionHandlers> handlers() const noexcept { return handlers_; }
+    std::shared_ptr<const HandlerSet> handlers() const noexcept { return handlers_; }
     /// The event callback, or null (queue mode, or the subscription ended).
     const EventCallback* callback() const noexcept {
         return handlers_ && handlers_->on_event && phase != Phase::ended ? &handlers_->on_event
@@ -195,14 +268,25 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     void resubscribe_later(bool unsubscribe_old);
     /// Why the subscription ended (empty while live or after a normal end).
     std::error_code end_error() const noexcept {
-        return ended_ ? ended_->error : std::error_code{};
+        return extra_ ? extra_->end_error : std::error_code{};
     }
     const std::string& end_context() const noexcept;
     /// The last delivered SEQ (nullopt before the first event or after a new SID).
     std::optional<std::uint32_t> last_seq() const noexcept {
-        return window_ ? window_->position() : std::nullopt;
+        if (const Reorder* r = reorder()) return r->window.position();
+        return has_position_ ? std::optional<std::uint32_t>(position_) : std::nullopt;
     }
     const std::string& url_text() const noexcept { return config->url_text; }
+    /// The key of its callback path ("/uvgena/<id>").
+    std::uint64_t callback_id() const noexcept { return id; }
+    /// The timeout the device granted (none before the first answer).
+    Timeout granted() const noexcept {
+        return Timeout{granted_infinite_, std::chrono::seconds(granted_seconds_)};
+    }
+    /// The CALLBACK URL given to the device (empty before the first SUBSCRIBE).
+    std::string callback_url() const;
+    /// The counters (some kept here, the rest in the block of a subscription in trouble).
+    SubscriptionStats stats() const noexcept;
 
   private:
     // The public handles are this class's facade: they read its state directly. The
@@ -210,26 +294,49 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     friend class gena::Subscription;
     friend class gena::EventStream;
 
-    uv_loop_t* loop;
+    /// The reorder window and its timer, while events wait or gaps are open.
+    struct Reorder {
+        explicit Reorder(SeqWindow<Event>&& w) noexcept : window(std::move(w)) {}
+        SeqWindow<Event> window;
+        uvgena::detail::TimerNode timer;
+    };
+    /// What only a subscription in trouble has: allocated when first needed, freed when
+    /// nothing is left in it (trim_extra).
+    struct Extra {
+        std::unique_ptr<Reorder> reorder;  // while events wait or gaps are open
+        std::error_code end_error;         // why it ended (with end_context), if by an error
+        std::string end_context;
+        std::vector<Event> held;           // NOTIFYs for a SID not known yet
+        std::unique_ptr<Backoff> backoff;  // kept once made: its jitter goes on
+        // The counters kept here: all but events_received, events_delivered and renewals
+        // (kept in the core) and the SEQ window's (in `seq`).
+        SubscriptionStats counters;
+        SeqWindowStats seq;  // the window's counters while no window exists
+    };
     ListenerImpl* listener;  // null once detached
     std::uint64_t id = 0;    // callback path key
     std::shared_ptr<const SubConfig> config;
-    std::string sid;
-    std::string callback_url;
-    Timeout granted{};
+    SidText sid;
+    // The callback URL without the id: the listener owns it, and outlives every use (a
+    // Subscription holds its listener, and the core uses it only while registered with it).
+    const std::string* callback_prefix_ = nullptr;
+    std::int64_t granted_seconds_ = 0;  // the grant: a Timeout in 9 bytes instead of 16
     SteadyClock::time_point granted_at{};
-    Phase phase = Phase::subscribing;
-    bool background_busy = false;  // an auto-renewal or resubscription runs
-    bool renewal_queued = false;   // waiting in the listener's renewal queue
-    SubscriptionStats stats;
+    std::uint64_t events_received_ = 0;
+    std::uint64_t events_delivered_ = 0;
+    std::uint64_t renewals_ = 0;
     std::unique_ptr<Channel<Event>> events;
     CompactAddress device_address;
+    std::uint32_t position_ = 0;     // the SEQ position while no reorder window exists...
+    bool has_position_ = false;      // ...if any
+    bool granted_infinite_ = false;  // the grant is infinite (else granted_seconds_)
+    Phase phase = Phase::subscribing;
+    bool background_busy = false;        // an auto-renewal or resubscription runs
+    bool renewal_queued = false;         // waiting in the listener's renewal queue
+    std::uint8_t renewals_running_ = 0;  // renewal exchanges in flight (automatic and manual)
+    bool delivered_any_ = false;         // an event of the current SID was delivered
+    bool resync_pending_ = false;        // the next delivered event is a resubscription's first
     SubscriptionSchedule schedule;
-
-    struct Ended {
-        std::error_code error;
-        std::string context;
-    };
 
     static void on_timer(uvgena::detail::TimerNode* node) noexcept;
     void on_deadline() noexcept;
@@ -240,13 +347,25 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     void adopt(const SubscribeAnswer& answer, bool fresh);
     /// An accepted NOTIFY whose SID is the current one: counters, then the reorder window.
     void accept(Event event);
-    /// An event the reorder window let out: its verdict, counters, delivery.
-    void release(const SeqRelease& verdict, Event event);
+    /// An event `window` let out: its verdict, counters, delivery.
+    void release(const SeqWindow<Event>& window, const SeqRelease& verdict, Event event);
     /// Lets out every event the window holds (new SID, end).
     void flush_window();
     /// Arms the reorder timer for the window's next deadline.
     void arm_reorder() noexcept;
     static void on_reorder_timer(uvgena::detail::TimerNode* node) noexcept;
+    /// The options of the reorder window (from the config).
+    SeqWindowOptions window_options() const noexcept;
+    /// The SEQ state as a ledger state (from the window if one exists).
+    SeqLedgerState seq_state() const noexcept;
+    /// The reorder window, while events wait or gaps are open.
+    Reorder* reorder() const noexcept { return extra_ ? extra_->reorder.get() : nullptr; }
+    /// Keeps the state of a quiet window (its position here, its counters in the Extra block
+    /// if not zero).
+    void keep_seq_state(const SeqLedgerState& state);
+    /// Frees the reorder window once it is quiet (nothing waits, no gap open), keeping its
+    /// position and counters.
+    void settle_window() noexcept;
     /// An accepted NOTIFY whose SID is not known yet.
     void hold(Event event);
     /// Runs an automatic renewal now (the listener's renewal queue gave it a slot); calls
@@ -254,22 +373,54 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     /// will not call renewal_done).
     bool start_auto_renewal() noexcept;
 
+    /// The block of a subscription in trouble, made if needed.
+    Extra& extra();
+    /// Frees that block if nothing is left in it.
+    void trim_extra() noexcept;
+    /// The counters kept in that block (made if needed).
+    SubscriptionStats& counters() { return extra().counters; }
+
     Backoff& backoff();
     void reset_backoff() noexcept {
-        if (backoff_) backoff_->reset();
+        if (extra_ && extra_->backoff) extra_->backoff->reset();
     }
 
-    std::uint8_t renewals_running_ = 0;  // renewal exchanges in flight (automatic and manual)
-    bool delivered_any_ = false;         // an event of the current SID was delivered
-    bool resync_pending_ = false;        // the next delivered event is a resubscription's first
-    std::shared_ptr<const SubscriptionHandlers> handlers_;
-    std::unique_ptr<Ended> ended_;
-    std::unique_ptr<std::vector<Event>> held_;
-    std::unique_ptr<Backoff> backoff_;
-    std::unique_ptr<SeqWindow<Event>> window_;  // created with the first event
+    std::shared_ptr<const HandlerSet> handlers_;
+    std::unique_ptr<Extra> extra_;
     uvgena::detail::LoopRef ctx_;
     uvgena::detail::TimerNode timer_;
-    uvgena::detail::TimerNode reorder_timer_;
+};
+
+/// The listener's subscriptions by callback id: an open-addressing table of core pointers
+/// (linear probing, at most 3/4 full, each core's own id as the key), 8 bytes a slot where a
+/// std::unordered_map kept a 32-byte node and a bucket per subscription. The ids are
+/// consecutive; Fibonacci hashing spreads them, so that a NOTIFY naming an id nobody has
+/// probes a few slots, not a run of consecutive ones.
+class SubscriptionIndex {
+  public:
+    /// Adds `core` under its callback id (not present yet).
+    void insert(SubscriptionCore* core);
+    /// Removes the subscription with this id, if present.
+    void erase(std::uint64_t id) noexcept;
+    /// The subscription with this id, or nullptr.
+    SubscriptionCore* find(std::uint64_t id) const noexcept;
+    std::size_t size() const noexcept { return size_; }
+    /// The subscriptions, in no particular order.
+    std::vector<SubscriptionCore*> all() const;
+    void clear() noexcept {
+        slots_.clear();
+        size_ = 0;
+    }
+
+  private:
+    std::size_t home(std::uint64_t id) const noexcept {
+        return static_cast<std::size_t>((id * 0x9e3779b97f4a7c15u) >> shift_);
+    }
+    void place(SubscriptionCore* core) noexcept;
+
+    std::vector<SubscriptionCore*> slots_;  // nullptr: free; the size is a power of two
+    std::size_t size_ = 0;
+    unsigned shift_ = 64;  // 64 - log2(slots_.size())
 };
 
 /// The listener's shared implementation.
@@ -288,13 +439,19 @@ class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
     /// Ends every subscription locally and closes the server now (no network).
     void close_now() noexcept;
 
-    std::uint64_t add(SubscriptionCore* state);
+    /// A new callback id.
+    std::uint64_t new_id() noexcept { return next_id_++; }
+    /// Registers `state` under its callback id.
+    void add(SubscriptionCore* state);
     void remove(std::uint64_t id) noexcept;
     /// The config to use for `config`: an equal one already in use by another subscription
     /// (same URL, same options, no handlers), else `config` itself.
     std::shared_ptr<const SubConfig> intern(std::shared_ptr<SubConfig> config);
-    /// The CALLBACK URL for subscription `id` when the device is reached from `local`.
-    std::string callback_url(const std::optional<SocketAddress>& local, std::uint64_t id) const;
+    /// The CALLBACK URL without the subscription's id ("http://host:port/uvgena/") when the
+    /// device is reached from `local`, shared by every subscription that uses it (a listener
+    /// has one or a few: one per local address that reaches devices).
+    /// The listener keeps it until it is destroyed.
+    const std::string* callback_prefix(const std::optional<SocketAddress>& local);
     /// Asks for an automatic renewal of `state`: it starts at once if fewer than
     /// options.max_renewals_in_flight run, else when one of them ends (first come, first
     /// served), so that subscriptions due together do not open thousands of connections.
@@ -340,7 +497,7 @@ class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
     bool stopped_ = false;
     uvgena::detail::Once stop_once_;  // stop() runs once; later callers wait for it
     int in_user_code_ = 0;
-    std::unordered_map<std::uint64_t, SubscriptionCore*> subs_;
+    SubscriptionIndex subs_;
     static Task<void> deliver_callbacks(std::shared_ptr<ListenerImpl> self);
     void start_queued_renewals() noexcept;
 
@@ -350,6 +507,7 @@ class ListenerImpl : public std::enable_shared_from_this<ListenerImpl> {
     std::unordered_map<std::string, std::weak_ptr<const SubConfig>> configs_;
     std::size_t configs_swept_size_ = 16;
     std::unique_ptr<http::Server> server_;
+    std::vector<std::unique_ptr<const std::string>> callback_prefixes_;  // see callback_prefix
     std::deque<std::weak_ptr<SubscriptionCore>> renewal_queue_;
     std::size_t renewals_in_flight_ = 0;
     std::deque<std::pair<std::shared_ptr<SubscriptionCore>, Event>> callback_queue_;

@@ -465,4 +465,102 @@ TEST_SUITE("gena.seq_window") {
             CHECK(w.stats().resyncs + w.stats().resets > 0);
         }
     }
+    TEST_CASE(
+        "a window rebuilt from the state of a quiet one behaves exactly as the original (a "
+        "subscription keeps only that state while events arrive in order)") {
+        struct Release {
+            std::uint32_t seq;
+            SeqOrder order;
+            std::uint32_t missed;
+            bool initial;
+            std::uint32_t outlier;
+            std::uint64_t tag;
+            bool operator==(const Release&) const = default;
+        };
+        for (auto window : {0ms, 30ms}) {
+            CAPTURE(window.count());
+            const SeqWindowOptions options = window_of(window);
+            SeqWindow<std::uint64_t> kept(options);
+            SeqWindow<std::uint64_t> rebuilt(options);
+            std::vector<Release> from_kept, from_rebuilt;
+            auto sink = [](std::vector<Release>& out) {
+                return [&out](const SeqRelease& r, std::uint64_t&& tag) {
+                    out.push_back(
+                        {r.seq, r.check.order, r.check.missed, r.initial, r.outlier, tag});
+                };
+            };
+            // After every step, the second window is replaced by one made from its state
+            // whenever it is quiet, as SubscriptionCore lets its window go.
+            std::uint64_t rebuilds = 0;
+            auto settle = [&] {
+                if (!rebuilt.quiet()) return;
+                SeqLedgerState state = rebuilt.state();
+                rebuilt = SeqWindow<std::uint64_t>(options, state);
+                ++rebuilds;
+            };
+            Clock::time_point now{};
+            std::uint64_t rng = 11;
+            auto next_rand = [&] {
+                rng = rng * 6364136223846793005u + 1442695040888963407u;
+                return static_cast<std::uint32_t>(rng >> 33);
+            };
+            std::uint32_t base = 0;
+            for (std::uint64_t i = 0; i < 20000; ++i) {
+                std::uint32_t r = next_rand() % 100;
+                std::uint32_t seq;
+                if (r < 70) {
+                    seq = base++;  // in order, mostly
+                } else if (r < 80) {
+                    seq = base + next_rand() % 4;  // a little ahead: waits, or a gap
+                    if (next_rand() % 2 == 0) ++base;
+                } else if (r < 90) {
+                    seq = base - next_rand() % 8;  // behind: retransmissions, late ones
+                } else if (r < 93) {
+                    seq = base + 100 + next_rand() % 2000000;  // a jump (maybe an outlier)
+                } else if (r < 95) {
+                    seq = 0;  // a counter restart
+                    base = 1;
+                } else if (r < 96) {
+                    base = 4294967290u;  // toward the wrap
+                    seq = base;
+                } else {
+                    seq = base;
+                }
+                CHECK(kept.is_retransmission(seq) == rebuilt.is_retransmission(seq));
+                kept.push(seq, i, now, sink(from_kept));
+                rebuilt.push(seq, i, now, sink(from_rebuilt));
+                settle();
+                if (next_rand() % 3 == 0) {
+                    now += std::chrono::milliseconds(next_rand() % 40);
+                    kept.poll(now, sink(from_kept));
+                    rebuilt.poll(now, sink(from_rebuilt));
+                    settle();
+                }
+                CHECK(kept.position() == rebuilt.position());
+                CHECK(kept.pending() == rebuilt.pending());
+                CHECK(kept.next_deadline() == rebuilt.next_deadline());
+                if (i % 5000 == 4999) {
+                    kept.flush(sink(from_kept));
+                    rebuilt.flush(sink(from_rebuilt));
+                    kept.reset();
+                    rebuilt.reset();
+                    settle();
+                }
+            }
+            CHECK(from_kept.size() == from_rebuilt.size());
+            CHECK(from_kept == from_rebuilt);
+            const SeqWindowStats& a = kept.stats();
+            const SeqWindowStats& b = rebuilt.stats();
+            CHECK(a.missed == b.missed);
+            CHECK(a.recovered == b.recovered);
+            CHECK(a.reordered == b.reordered);
+            CHECK(a.duplicates == b.duplicates);
+            CHECK(a.resets == b.resets);
+            CHECK(a.resyncs == b.resyncs);
+            // Both kinds of step happened: rebuilt often, and windows that had to be kept.
+            CHECK(rebuilds > 5000);
+            CHECK(a.reordered + a.recovered > 100);
+            CHECK(a.resyncs > 0);
+        }
+    }
 }

@@ -121,11 +121,32 @@ struct UVGENA_API SeqRelease {
     std::uint32_t outlier = 0;
 };
 
+/// What is left of a SeqLedger (and a SeqWindow) when it is quiet(): no gap open, no suspect
+/// jump, nothing waiting. A ledger rebuilt from it behaves exactly as the one it came from,
+/// so that a subscription keeps this much between events and a whole window only while
+/// events wait or gaps are open.
+struct UVGENA_API SeqLedgerState {
+    std::optional<std::uint32_t> position;  ///< The last SEQ that went out in order.
+    SeqWindowStats stats;                   ///< The counters so far.
+};
+
 /// The SEQ bookkeeping of a SeqWindow: position, gaps not yet filled, the suspect jump.
 /// Sans-IO and without payloads; SeqWindow<T> adds the waiting events.
 class UVGENA_API SeqLedger {
   public:
     explicit SeqLedger(const SeqWindowOptions& options) noexcept : options_(options) {}
+    /// A ledger that goes on from `state` (see SeqLedgerState). Its in_order() starts from 0
+    /// (it only matters relative to the events waiting, and none waits in a quiet window).
+    SeqLedger(const SeqWindowOptions& options, const SeqLedgerState& state) noexcept
+        : options_(options),
+          position_(state.position),
+          released_any_(state.position.has_value()),
+          stats_(state.stats) {}
+
+    /// True when no gap is open and no jump is suspect: state() then says everything.
+    bool quiet() const noexcept { return holes_.empty() && !jump_; }
+    /// The position and the counters (all there is to it when quiet()).
+    SeqLedgerState state() const noexcept { return {position_, stats_}; }
 
     /// The last SEQ that went out in order (nullopt before the first).
     std::optional<std::uint32_t> position() const noexcept { return position_; }
@@ -218,6 +239,15 @@ class SeqWindow {
     using time_point = std::chrono::steady_clock::time_point;
 
     explicit SeqWindow(SeqWindowOptions options = {}) : ledger_(options) {}
+    /// A window that goes on from `state` (see SeqLedgerState), nothing waiting.
+    SeqWindow(const SeqWindowOptions& options, const SeqLedgerState& state) noexcept
+        : ledger_(options, state) {}
+
+    /// True when nothing waits, no gap is open and no jump is suspect: state() then says
+    /// everything, and a window rebuilt from it behaves as this one.
+    bool quiet() const noexcept { return pending_.empty() && ledger_.quiet(); }
+    /// The position and the counters (all there is to it when quiet()).
+    SeqLedgerState state() const noexcept { return ledger_.state(); }
 
     /// One arriving event. Whatever goes out now is passed to `sink(SeqRelease, T&&)`, in
     /// order (this event, or earlier waiting ones, or none if it waits).

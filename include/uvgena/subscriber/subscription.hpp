@@ -239,8 +239,8 @@ class UVGENA_API Subscription {
 
     /// True unless empty (default-constructed or moved from).
     bool valid() const noexcept { return state_ != nullptr; }
-    /// The current subscription id (it can change on renewal or resubscription).
-    const std::string& sid() const;
+    /// The current subscription id (it can change on renewal or resubscription); a copy.
+    std::string sid() const;
     /// The granted duration (possibly infinite).
     Timeout timeout() const;
     /// Time left until the grant expires: nullopt if infinite, zero once expired or ended.
@@ -249,10 +249,12 @@ class UVGENA_API Subscription {
     bool is_subscribed() const noexcept;
     /// The event subscription URL.
     const std::string& service_url() const;
-    /// The CALLBACK URL sent to the device.
-    const std::string& callback_url() const;
-    /// Counters.
-    const SubscriptionStats& stats() const;
+    /// The CALLBACK URL sent to the device (a copy: the subscription keeps only its id and
+    /// a prefix shared with the listener's other subscriptions).
+    std::string callback_url() const;
+    /// The counters now (a copy: the subscription keeps most of them only once they are not
+    /// zero, see bench/README.md on memory per subscription).
+    SubscriptionStats stats() const;
     /// Why the subscription ended (empty while live or after a normal unsubscribe).
     std::error_code error() const;
     /// The last SEQ delivered (nullopt before the first event).
