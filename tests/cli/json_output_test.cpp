@@ -8,16 +8,21 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "../../src/cli/common.hpp"
+#include <nlohmann/json.hpp>
+
+#include "../../src/cli/event_json.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/gena/event.hpp"
 
@@ -94,10 +99,69 @@ std::string xml_escape(std::string_view text) {
     return out;
 }
 
+// The CLI's JSON line before issue 23, as it was built: an nlohmann::json object dumped with
+// the replace handler. The oracle of the randomized comparison below.
+nlohmann::json reference_object(const Event& event) {
+    auto iso_time = [](std::chrono::system_clock::time_point t) {
+        using namespace std::chrono;
+        auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count() % 1000;
+        std::time_t secs = system_clock::to_time_t(t);
+        std::tm tm{};
+        gmtime_r(&secs, &tm);
+        char buf[80];
+        std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      static_cast<int>(ms));
+        return std::string(buf);
+    };
+    nlohmann::json j;
+    j["sid"] = event.sid;
+    j["seq"] = event.seq;
+    j["service"] = event.service;
+    j["timestamp"] = iso_time(event.timestamp);
+    j["seq_status"] = std::string(uvgena::gena::to_string(event.seq_status));
+    j["missed"] = event.missed;
+    if (event.resubscribed) j["resubscribed"] = true;
+    nlohmann::json vars = nlohmann::json::object();
+    for (const uvgena::gena::Variable& v : event.variables()) vars[v.name] = v.value;
+    j["variables"] = std::move(vars);
+    if (event.has_last_change()) {
+        const auto& lc = event.last_change();
+        if (lc) {
+            nlohmann::json instances = nlohmann::json::object();
+            for (const auto& instance : lc->instances) {
+                nlohmann::json values = nlohmann::json::object();
+                for (const auto& v : instance.values) {
+                    std::string_view channel = v.channel();
+                    if (channel.empty()) {
+                        values[v.name] = v.value;
+                    } else {
+                        nlohmann::json& slot = values[v.name];
+                        if (!slot.is_object()) slot = nlohmann::json::object();
+                        slot[std::string(channel)] = v.value;
+                    }
+                }
+                instances[instance.id] = std::move(values);
+            }
+            j["last_change"] = std::move(instances);
+        } else {
+            j["last_change_error"] = lc.error().message();
+        }
+    }
+    if (event.parse_error) j["parse_error"] = event.parse_error.message();
+    return j;
+}
+
+std::string reference_line(const Event& event) {
+    return reference_object(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // The line the CLI prints for `event`.
 std::string json_line(const Event& event) {
-    return uvgena::cli::event_json(event).dump(-1, ' ', false,
-                                               nlohmann::json::error_handler_t::replace);
+    static uvgena::cli::EventJsonWriter writer;  // reused, as the CLI reuses it
+    std::string line;
+    writer.append(line, event);
+    return line;
 }
 
 // Every pinned case: name -> event.
@@ -231,4 +295,110 @@ TEST_CASE("the JSON line of every pinned event is byte-identical to the recorded
         CHECK(json_line(event) == want[name]);
     }
     CHECK(rendered == expected);
+}
+
+TEST_CASE("every pinned event: the writer and the nlohmann DOM it replaced print the same line") {
+    for (const auto& [name, event] : pinned_cases()) {
+        CAPTURE(name);
+        CHECK(json_line(event) == reference_line(event));
+    }
+}
+
+TEST_CASE("strings: the writer escapes random bytes exactly as nlohmann::json's replace handler") {
+    std::mt19937 rng(23);
+    // Bytes that matter most: controls, quote, backslash, DEL, every kind of UTF-8 lead and
+    // continuation byte, and the boundaries of the ranges Table 3-7 allows after E0, ED, F0, F4.
+    const std::vector<unsigned char> interesting{
+        0x00, 0x01, 0x08, 0x09, 0x0A, 0x0C, 0x0D, 0x1B, 0x1F, 0x20, '"',  '\\', '/',
+        'a',  0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0,
+        0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xF8, 0xFE, 0xFF};
+    std::uniform_int_distribution<int> length(0, 24);
+    std::uniform_int_distribution<std::size_t> pick(0, interesting.size() - 1);
+    std::uniform_int_distribution<int> any(0, 255);
+    std::uniform_int_distribution<int> coin(0, 3);
+    for (int round = 0; round < 200'000; ++round) {
+        std::string text;
+        int n = length(rng);
+        for (int i = 0; i < n; ++i) {
+            text += static_cast<char>(coin(rng) == 0 ? any(rng) : interesting[pick(rng)]);
+        }
+        std::string ours;
+        uvgena::cli::append_json_string(ours, text);
+        std::string theirs =
+            nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        if (ours != theirs) {
+            std::string hex;
+            for (unsigned char c : text) {
+                char b[4];
+                std::snprintf(b, sizeof b, "%02x ", c);
+                hex += b;
+            }
+            CAPTURE(hex);
+            REQUIRE(ours == theirs);
+        }
+    }
+    // Every valid code point once, in one string.
+    std::string all;
+    for (std::uint32_t cp = 1; cp <= 0x10FFFF; ++cp) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        if (cp < 0x80) {
+            all += static_cast<char>(cp);
+        } else if (cp < 0x800) {
+            all += static_cast<char>(0xC0 | (cp >> 6));
+            all += static_cast<char>(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            all += static_cast<char>(0xE0 | (cp >> 12));
+            all += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            all += static_cast<char>(0x80 | (cp & 0x3F));
+        } else {
+            all += static_cast<char>(0xF0 | (cp >> 18));
+            all += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+            all += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            all += static_cast<char>(0x80 | (cp & 0x3F));
+        }
+    }
+    std::string ours;
+    uvgena::cli::append_json_string(ours, all);
+    CHECK(ours ==
+          nlohmann::json(all).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+TEST_CASE("events: random names, duplicates, instances and channels print as the DOM did") {
+    std::mt19937 rng(2023);
+    const std::vector<std::string> names{
+        "Volume", "Mute", "A", "B", "Zeta", "LastChange2", "Volume_", "a", "\xC3\xA9t\xC3\xA9"};
+    const std::vector<std::string> channels{"Master", "LF", "RF", "", "lf", "M\xC3\xA4"};
+    const std::vector<std::string> ids{"0", "1", "10", "2", "00"};
+    const std::vector<std::string> values{"",          "1",           "x \" y",      "a\\b",
+                                          "&lt;b&gt;", "&#9;tab",     "caf\xC3\xA9", "\xE2\x82",
+                                          "&#1;",      "line&#10;two"};
+    auto one_of = [&rng](const std::vector<std::string>& v) {
+        return v[std::uniform_int_distribution<std::size_t>(0, v.size() - 1)(rng)];
+    };
+    std::uniform_int_distribution<int> count(0, 6);
+    for (int round = 0; round < 3000; ++round) {
+        std::vector<std::pair<std::string, std::string>> vars;
+        for (int i = count(rng); i > 0; --i) vars.emplace_back(one_of(names), one_of(values));
+        if (count(rng) > 1) {
+            std::string lc = R"(<Event xmlns="urn:schemas-upnp-org:metadata-1-0/RCS/">)";
+            for (int i = count(rng); i > 0; --i) {
+                lc += "<InstanceID val=\"" + one_of(ids) + "\">";
+                for (int k = count(rng) * 2; k > 0; --k) {
+                    std::string channel = one_of(channels);
+                    lc += "<" + one_of(names).substr(0, 6) +
+                          (channel.empty() ? std::string() : " channel=\"" + channel + "\"") +
+                          " val=\"" + xml_escape(one_of(values)) + "\"/>";
+                }
+                lc += "</InstanceID>";
+            }
+            lc += "</Event>";
+            vars.emplace_back("LastChange", xml_escape(lc));
+        }
+        std::shuffle(vars.begin(), vars.end(), rng);
+        Event event = make_event(property_set(vars), static_cast<std::uint32_t>(round),
+                                 static_cast<SeqStatus>(round % 6),
+                                 static_cast<std::uint32_t>(round % 3), round % 7 == 0);
+        CAPTURE(property_set(vars));
+        REQUIRE(json_line(event) == reference_line(event));
+    }
 }
