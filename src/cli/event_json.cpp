@@ -8,6 +8,10 @@
 #include <ctime>
 #include <system_error>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace uvgena::cli {
 namespace {
 
@@ -97,6 +101,27 @@ Utf8Check check_utf8(const unsigned char* p, std::size_t available) {
     return {length, k};
 }
 
+// The index of the first byte at or after `i` that is not copied as is (n if none): 16 bytes
+// per step with SSE2 (one signed compare catches both the controls and the non-ASCII bytes),
+// then byte by byte.
+std::size_t skip_plain(const unsigned char* p, std::size_t i, std::size_t n) {
+#if defined(__SSE2__)
+    const __m128i space = _mm_set1_epi8(0x20);
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    for (; i + 16 <= n; i += 16) {
+        __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        __m128i special = _mm_or_si128(
+            _mm_cmplt_epi8(chunk, space),
+            _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
+        auto mask = static_cast<unsigned>(_mm_movemask_epi8(special));
+        if (mask != 0) return i + static_cast<std::size_t>(__builtin_ctz(mask));
+    }
+#endif
+    while (i < n && kByteClass[p[i]] == 0) ++i;
+    return i;
+}
+
 void append_number(std::string& out, std::uint32_t n) {
     char buf[10];
     char* end = buf + sizeof buf;
@@ -108,18 +133,46 @@ void append_number(std::string& out, std::uint32_t n) {
     out.append(p, static_cast<std::size_t>(end - p));
 }
 
-void append_timestamp(std::string& out, std::chrono::system_clock::time_point t) {
+}  // namespace
+
+void EventJsonWriter::append_timestamp(std::string& out, std::chrono::system_clock::time_point t) {
     using namespace std::chrono;
     auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count() % 1000;
     std::time_t secs = system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[80];
-    int n = std::snprintf(buf, sizeof buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
-                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                          tm.tm_sec, static_cast<int>(ms));
-    out.append(buf, static_cast<std::size_t>(std::clamp(n, 0, static_cast<int>(sizeof buf) - 1)));
+    // "YYYY-MM-DDTHH:MM:SS" changes once a second: formatted then, reused for the events of
+    // that second (gmtime_r and snprintf were the writer's largest cost after escaping).
+    if (!second_valid_ || secs != second_) {
+        std::tm tm{};
+        gmtime_r(&secs, &tm);
+        char buf[80];
+        int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        second_text_.assign(
+            buf, static_cast<std::size_t>(std::clamp(n, 0, static_cast<int>(sizeof buf) - 1)));
+        second_ = secs;
+        second_valid_ = true;
+    }
+    out += '"';
+    out += second_text_;
+    // Milliseconds as "%03d" printed them (negative only before 1970).
+    if (ms >= 0 && ms < 1000) {
+        auto v = static_cast<int>(ms);
+        char digits[6] = {'.',
+                          static_cast<char>('0' + v / 100),
+                          static_cast<char>('0' + v / 10 % 10),
+                          static_cast<char>('0' + v % 10),
+                          'Z',
+                          '"'};
+        out.append(digits, sizeof digits);
+    } else {
+        char buf[16];
+        int n = std::snprintf(buf, sizeof buf, ".%03dZ\"", static_cast<int>(ms));
+        out.append(buf,
+                   static_cast<std::size_t>(std::clamp(n, 0, static_cast<int>(sizeof buf) - 1)));
+    }
 }
+
+namespace {
 
 // A stable sort of pointers by `key`: insertion sort for the usual handful (no allocation),
 // std::stable_sort beyond.
@@ -152,8 +205,7 @@ void append_json_string(std::string& out, std::string_view text) {
     out += '"';
     std::size_t i = 0;
     while (i < n) {
-        std::size_t j = i;
-        while (j < n && kByteClass[p[j]] == 0) ++j;
+        std::size_t j = skip_plain(p, i, n);
         out.append(text.data() + i, j - i);
         if (j == n) break;
         if (kByteClass[p[j]] == 1) {

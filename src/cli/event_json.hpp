@@ -8,6 +8,8 @@
 // have grown.
 #pragma once
 
+#include <chrono>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +34,7 @@ class EventJsonWriter {
     void append(std::string& out, const gena::Event& event);
 
   private:
+    void append_timestamp(std::string& out, std::chrono::system_clock::time_point t);
     void append_last_change(std::string& out, const gena::LastChange& lc);
     void append_instance(std::string& out, const gena::LastChangeInstance& instance);
 
@@ -39,6 +42,9 @@ class EventJsonWriter {
     std::vector<const gena::LastChangeInstance*> instances_;
     std::vector<const gena::LastChangeValue*> values_;
     std::vector<const gena::LastChangeValue*> channels_;
+    std::time_t second_ = 0;  // the second second_text_ shows
+    bool second_valid_ = false;
+    std::string second_text_;  // "YYYY-MM-DDTHH:MM:SS" of second_ (UTC)
 };
 
 }  // namespace uvgena::cli
