@@ -1,5 +1,9 @@
 #include "common.hpp"
 
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -31,7 +35,7 @@ SignalStop::SignalStop(uv_loop_t* loop, std::stop_source source) : shared_(new S
             [](uv_signal_t* s, int signum) {
                 auto* self = static_cast<Handle*>(s->data);
                 if (self->shared->received != 0 && self->shared->second_exits) {
-                    print_error("interrupted again: exiting now");
+                    print_error("interrupted again: exiting now");  // flushes stdout first
                     std::_Exit(130);
                 }
                 if (self->shared->received == 0) self->shared->received = signum;
@@ -54,12 +58,90 @@ SignalStop::~SignalStop() {
 }
 
 void print_line(std::string_view line) {
+    if (StdoutLines* lines = StdoutLines::current()) {
+        lines->buffer() += line;
+        lines->buffer() += '\n';
+        lines->lines_added();
+        return;
+    }
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
 }
 
+StdoutLines* StdoutLines::current_ = nullptr;
+
+struct StdoutLines::Timer {
+    uv_timer_t timer{};
+    StdoutLines* owner = nullptr;
+};
+
+StdoutLines::StdoutLines(uv_loop_t* loop) {
+    std::fflush(stdout);  // whatever stdio holds goes first
+    if (::isatty(STDOUT_FILENO) == 0) {
+        timer_ = new Timer;
+        timer_->owner = this;
+        uv_timer_init(loop, &timer_->timer);
+        timer_->timer.data = timer_;
+        // A pending flush must not keep the loop alive on its own: the destructor flushes.
+        uv_unref(reinterpret_cast<uv_handle_t*>(&timer_->timer));
+        buffer_.reserve(kFlushBytes + 4096);
+    }
+    current_ = this;
+}
+
+StdoutLines::~StdoutLines() {
+    flush();
+    if (current_ == this) current_ = nullptr;
+    if (timer_ != nullptr) {
+        timer_->owner = nullptr;
+        uv_close(reinterpret_cast<uv_handle_t*>(&timer_->timer),
+                 [](uv_handle_t* h) { delete static_cast<Timer*>(h->data); });
+    }
+}
+
+void StdoutLines::lines_added() {
+    if (timer_ == nullptr || buffer_.size() >= kFlushBytes) {
+        flush();
+        return;
+    }
+    if (!timer_armed_) {
+        timer_armed_ = true;
+        uv_timer_start(
+            &timer_->timer,
+            [](uv_timer_t* t) {
+                auto* self = static_cast<Timer*>(t->data);
+                if (self->owner != nullptr) self->owner->flush();
+            },
+            kFlushDelayMs, 0);
+    }
+}
+
+void StdoutLines::flush() {
+    if (timer_armed_) {
+        timer_armed_ = false;
+        uv_timer_stop(&timer_->timer);
+    }
+    std::size_t done = 0;
+    while (done < buffer_.size() && !failed_) {
+        ssize_t n = ::write(STDOUT_FILENO, buffer_.data() + done, buffer_.size() - done);
+        if (n > 0) {
+            done += static_cast<std::size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            // A non-blocking stdout (shared with a parent that set it): wait until it drains.
+            pollfd p{STDOUT_FILENO, POLLOUT, 0};
+            ::poll(&p, 1, -1);
+        } else {
+            failed_ = true;  // a closed pipe, a full disk: the rest is dropped
+        }
+    }
+    buffer_.clear();
+}
+
 void print_error(std::string_view message) {
+    if (StdoutLines* lines = StdoutLines::current()) lines->flush();
     std::string line = "uvgena: ";
     line += message;
     line += '\n';
@@ -83,45 +165,6 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
 }
 
 }  // namespace
-
-nlohmann::json event_json(const gena::Event& event) {
-    nlohmann::json j;
-    j["sid"] = event.sid;
-    j["seq"] = event.seq;
-    j["service"] = event.service;
-    j["timestamp"] = iso_time(event.timestamp);
-    j["seq_status"] = std::string(gena::to_string(event.seq_status));
-    j["missed"] = event.missed;
-    if (event.resubscribed) j["resubscribed"] = true;
-    nlohmann::json vars = nlohmann::json::object();
-    for (const gena::Variable& v : event.variables()) vars[v.name] = v.value;
-    j["variables"] = std::move(vars);
-    if (event.has_last_change()) {
-        const Result<gena::LastChange>& lc = event.last_change();
-        if (lc) {
-            nlohmann::json instances = nlohmann::json::object();
-            for (const gena::LastChangeInstance& instance : lc->instances) {
-                nlohmann::json values = nlohmann::json::object();
-                for (const gena::LastChangeValue& v : instance.values) {
-                    std::string_view channel = v.channel();
-                    if (channel.empty()) {
-                        values[v.name] = v.value;
-                    } else {
-                        nlohmann::json& slot = values[v.name];
-                        if (!slot.is_object()) slot = nlohmann::json::object();
-                        slot[std::string(channel)] = v.value;
-                    }
-                }
-                instances[instance.id] = std::move(values);
-            }
-            j["last_change"] = std::move(instances);
-        } else {
-            j["last_change_error"] = lc.error().message();
-        }
-    }
-    if (event.parse_error) j["parse_error"] = event.parse_error.message();
-    return j;
-}
 
 std::string stats_summary(const gena::SubscriptionStats& stats) {
     std::string line = "summary: received " + std::to_string(stats.events_received);

@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "event_json.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
@@ -82,14 +83,22 @@ Task<void> watch_initial_event(uv_loop_t* loop, const Subscription& sub,
 }
 
 // Prints events until `count` were printed (or forever); the caller's stop token ends it.
+// With --json each event is written straight into the pending stdout lines.
 Task<void> print_events(Subscription& sub, const SubscribeArgs& args) {
+    EventJsonWriter json;
+    std::string line;
     unsigned printed = 0;
     while (!args.count || printed < *args.count) {
         std::optional<Event> event = co_await sub.events().next();
         if (!event) co_return;
-        if (args.json) {
-            print_line(
-                event_json(*event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        if (StdoutLines* lines = StdoutLines::current(); lines != nullptr && args.json) {
+            json.append(lines->buffer(), *event);
+            lines->buffer() += '\n';
+            lines->lines_added();
+        } else if (args.json) {
+            line.clear();
+            json.append(line, *event);
+            print_line(line);
         } else {
             print_line(event_text(*event));
         }
@@ -317,6 +326,8 @@ int subscribe_main(const SubscribeArgs& args) {
     uv_loop_init(&loop);
     int code = 1;
     {
+        // Destroyed last: it flushes what the command printed.
+        StdoutLines stdout_lines(&loop);
         ListenerOptions lo;
         lo.listen_host = args.listen_host;
         if (args.listen_port) {

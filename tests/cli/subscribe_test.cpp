@@ -222,6 +222,64 @@ TEST_SUITE("cli.subscribe") {
         CHECK(wait_for([&] { return device.unsubscribes() == 1; }));
     }
 
+    // stdout is a pipe here, so the lines are written in blocks (StdoutLines): every end of
+    // the command must write the lines still pending, none twice, none after the count.
+    TEST_CASE("a burst of events: every line printed at --count, at --duration and on SIGINT") {
+        uvtest::Watchdog watchdog(60s);
+        // Reads stdout to its end, each line parsed as JSON (a partial line would not be).
+        auto read_all = [](Child& cli, std::vector<std::uint32_t>& seqs) {
+            while (auto l = cli.line(5s)) {
+                auto seq = nlohmann::json::parse(*l).at("seq").get<std::uint32_t>();
+                seqs.push_back(seq);
+            }
+        };
+        auto in_order = [](const std::vector<std::uint32_t>& seqs) {
+            for (std::size_t i = 0; i < seqs.size(); ++i) {
+                if (seqs[i] != i) return false;
+            }
+            return true;
+        };
+        {
+            DeviceThread device(300);
+            Child cli({"subscribe", device.event_url(), "--count", "250", "--json", "--listen-host",
+                       "127.0.0.1", "--listen-port", "0"});
+            std::vector<std::uint32_t> seqs;
+            read_all(cli, seqs);
+            CHECK(cli.wait() == 0);
+            CHECK(seqs.size() == 250);
+            CHECK(in_order(seqs));
+        }
+        {
+            DeviceThread device(300);
+            Child cli({"subscribe", device.event_url(), "--duration", "1.5", "--json",
+                       "--listen-host", "127.0.0.1", "--listen-port", "0"});
+            std::vector<std::uint32_t> seqs;
+            read_all(cli, seqs);
+            CHECK(cli.wait() == 0);
+            CHECK(seqs.size() == 301);  // the initial event and 300 more
+            CHECK(in_order(seqs));
+            CHECK(cli.stderr_text().find("delivered 301,") != std::string::npos);
+        }
+        {
+            DeviceThread device(300);
+            Child cli({"subscribe", device.event_url(), "--json", "--listen-host", "127.0.0.1",
+                       "--listen-port", "0"});
+            auto first = cli.line();
+            REQUIRE(first);
+            std::vector<std::uint32_t> seqs{
+                nlohmann::json::parse(*first).at("seq").get<std::uint32_t>()};
+            std::this_thread::sleep_for(200ms);  // the burst is on its way
+            cli.signal(SIGINT);
+            read_all(cli, seqs);
+            CHECK(cli.wait() == 0);
+            CHECK(in_order(seqs));
+            // Whole lines only (each parsed above), in SEQ order, none twice; the summary
+            // is still the last line on stderr.
+            std::string err = cli.stderr_text();
+            CHECK(err.rfind("uvgena: summary: ") == err.rfind('\n', err.size() - 2) + 1);
+        }
+    }
+
     TEST_CASE("a bad URL is a usage error (exit 2)") {
         uvtest::Watchdog watchdog(30s);
         Child bad({"subscribe", "not a url"});
