@@ -62,11 +62,14 @@ std::uint64_t now_ns() {
            static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-double cpu_seconds() {
+double cpu_seconds(bool user_only = false) {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    double user = static_cast<double>(ru.ru_utime.tv_sec) +
+                  static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
+    if (user_only) return user;
+    return user + static_cast<double>(ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
 }
 
 struct Config {
@@ -220,6 +223,7 @@ struct Outcome {
     double received = 0, seq_errors = 0, lost = 0;
     double rate = 0;          // events delivered per second
     double cpu_per_100k = 0;  // CPU seconds of the receiver per 100k events
+    double user_per_100k = 0;  // the part of it in user space (the rest is the kernel's)
     double p50_us = 0, p99_us = 0;
     double time_wait_at_start = -1;        // sockets in TIME_WAIT when the run began
     double connect_us = 0, answer_us = 0;  // the generator's mean time to connect, to be answered
@@ -259,6 +263,7 @@ Task<Outcome> run_baseline(uv_loop_t* loop, const Config& c, const std::string& 
     double span = (s["last_rx_ns"] - g["start_ns"]) / 1e9;
     o.rate = span > 0 ? o.received / span : 0;
     o.cpu_per_100k = o.received > 0 ? s["cpu_s"] / o.received * 1e5 : 0;
+    o.user_per_100k = o.received > 0 ? s["user_s"] / o.received * 1e5 : 0;
     o.p50_us = s["p50_us"];
     o.p99_us = s["p99_us"];
     o.time_wait_at_start = time_wait_at_start;
@@ -376,6 +381,7 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     for (const auto& s : subs) consumers.spawn(consume(s, consumed));
     double time_wait_at_start = time_wait_sockets();
     double cpu0 = cpu_seconds();
+    double user0 = cpu_seconds(true);
     auto gen = start_child(loop, loadgen_args(c, listener.port(), targets, body, mode, rate),
                            c.tmpdir + "/gen.out");
     co_await wait_exit(loop, gen,
@@ -386,6 +392,7 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
         co_await sleep_for(loop, 1ms);
     }
     double cpu1 = cpu_seconds();
+    double user1 = cpu_seconds(true);
     Outcome o;
     o.sent = g["sent"];
     o.ok = g["ok"];
@@ -405,6 +412,7 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     double span = (static_cast<double>(consumed.last_rx) - g["start_ns"]) / 1e9;
     o.rate = span > 0 ? o.received / span : 0;
     o.cpu_per_100k = o.received > 0 ? (cpu1 - cpu0) / o.received * 1e5 : 0;
+    o.user_per_100k = o.received > 0 ? (user1 - user0) / o.received * 1e5 : 0;
     o.p50_us = percentile(consumed.latency_us, 0.5);
     o.p99_us = percentile(consumed.latency_us, 0.99);
     o.time_wait_at_start = time_wait_at_start;
@@ -425,10 +433,10 @@ std::string baseline_targets(const Config& c) {
 void print_outcome(const char* who, const Outcome& o) {
     std::printf(
         "  %-22s %9.0f ev/s  sent %7.0f answered-200 %7.0f received %7.0f  lost %.0f  "
-        "seq errors %.0f  errors %.0f  CPU %.3f s/100k  p50 %.0f us p99 %.0f us  "
+        "seq errors %.0f  errors %.0f  CPU %.3f s/100k (user %.3f)  p50 %.0f us p99 %.0f us  "
         "TIME_WAIT at start %.0f  generator: connect %.0f us, answered in %.0f us",
         who, o.rate, o.sent, o.ok, o.received, o.lost, o.seq_errors, o.errors, o.cpu_per_100k,
-        o.p50_us, o.p99_us, o.time_wait_at_start, o.connect_us, o.answer_us);
+        o.user_per_100k, o.p50_us, o.p99_us, o.time_wait_at_start, o.connect_us, o.answer_us);
     if (o.late > 0 || o.duplicates > 0 || o.reordered > 0) {
         std::printf("  out of SEQ order %.0f  duplicated %.0f  put back in order %.0f", o.late,
                     o.duplicates, o.reordered);
