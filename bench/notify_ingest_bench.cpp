@@ -22,6 +22,8 @@
 //   notify_ingest_bench [--seconds S] [--subs N] [--slots C] [--bodies small,lastchange,large]
 //                       [--modes keepalive,close,concurrent] [--rounds R] [--no-latency]
 //                       [--concurrent-connections N]
+//                       [--count N]   (NOTIFYs per run, at most: a fixed amount of work, e.g.
+//                                      for instructions per event under callgrind)
 //                       [--time-slice-us U]   (uvgena::set_time_slice, 0 = unbounded)
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -81,6 +83,7 @@ struct Config {
     int concurrent = 10;  // connections of mode concurrent (one SID)
     bool latency = true;
     int rounds = 1;
+    long count = 0;  // NOTIFYs per run, 0: as many as fit in `seconds`
     std::string bindir;
     std::string tmpdir;
 };
@@ -200,7 +203,7 @@ int free_port() {
 std::vector<std::string> loadgen_args(const Config& c, int port, const std::string& targets,
                                       const std::string& body, const std::string& mode,
                                       double rate) {
-    return {c.bindir + "/notify_loadgen",
+    std::vector<std::string> args{c.bindir + "/notify_loadgen",
             "--port",
             std::to_string(port),
             "--targets",
@@ -215,6 +218,11 @@ std::vector<std::string> loadgen_args(const Config& c, int port, const std::stri
             std::to_string(rate),
             "--slots",
             std::to_string(c.slots)};
+    if (c.count > 0) {
+        args.push_back("--count");
+        args.push_back(std::to_string(c.count));
+    }
+    return args;
 }
 
 /// What one receiver achieved in one run.
@@ -560,6 +568,8 @@ int main(int argc, char** argv) {
             c.bodies = split(argv[++i]);
         else if (a == "--modes" && has)
             c.modes = split(argv[++i]);
+        else if (a == "--count" && has)
+            c.count = std::atol(argv[++i]);
         else if (a == "--rounds" && has)
             c.rounds = std::atoi(argv[++i]);
         else if (a == "--concurrent-connections" && has)
