@@ -24,6 +24,9 @@
 //                       [--concurrent-connections N]
 //                       [--count N]   (NOTIFYs per run, at most: a fixed amount of work, e.g.
 //                                      for instructions per event under callgrind)
+//                       [--close-grace-ms M]   (ListenerOptions::close_grace; under valgrind
+//                                      the default 5 ms runs out before the receiver reads the
+//                                      client's close, which a native run rarely sees)
 //                       [--time-slice-us U]   (uvgena::set_time_slice, 0 = unbounded)
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -67,8 +70,8 @@ std::uint64_t now_ns() {
 double cpu_seconds(bool user_only = false) {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    double user = static_cast<double>(ru.ru_utime.tv_sec) +
-                  static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
+    double user =
+        static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
     if (user_only) return user;
     return user + static_cast<double>(ru.ru_stime.tv_sec) +
            static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
@@ -83,7 +86,8 @@ struct Config {
     int concurrent = 10;  // connections of mode concurrent (one SID)
     bool latency = true;
     int rounds = 1;
-    long count = 0;  // NOTIFYs per run, 0: as many as fit in `seconds`
+    long count = 0;            // NOTIFYs per run, 0: as many as fit in `seconds`
+    long close_grace_ms = -1;  // ListenerOptions::close_grace, -1: the library's default
     std::string bindir;
     std::string tmpdir;
 };
@@ -204,20 +208,20 @@ std::vector<std::string> loadgen_args(const Config& c, int port, const std::stri
                                       const std::string& body, const std::string& mode,
                                       double rate) {
     std::vector<std::string> args{c.bindir + "/notify_loadgen",
-            "--port",
-            std::to_string(port),
-            "--targets",
-            targets,
-            "--mode",
-            mode,
-            "--body",
-            body,
-            "--seconds",
-            std::to_string(c.seconds),
-            "--rate",
-            std::to_string(rate),
-            "--slots",
-            std::to_string(c.slots)};
+                                  "--port",
+                                  std::to_string(port),
+                                  "--targets",
+                                  targets,
+                                  "--mode",
+                                  mode,
+                                  "--body",
+                                  body,
+                                  "--seconds",
+                                  std::to_string(c.seconds),
+                                  "--rate",
+                                  std::to_string(rate),
+                                  "--slots",
+                                  std::to_string(c.slots)};
     if (c.count > 0) {
         args.push_back("--count");
         args.push_back(std::to_string(c.count));
@@ -229,8 +233,8 @@ std::vector<std::string> loadgen_args(const Config& c, int port, const std::stri
 struct Outcome {
     double sent = 0, ok = 0, errors = 0;
     double received = 0, seq_errors = 0, lost = 0;
-    double rate = 0;          // events delivered per second
-    double cpu_per_100k = 0;  // CPU seconds of the receiver per 100k events
+    double rate = 0;           // events delivered per second
+    double cpu_per_100k = 0;   // CPU seconds of the receiver per 100k events
     double user_per_100k = 0;  // the part of it in user space (the rest is the kernel's)
     double p50_us = 0, p99_us = 0;
     double time_wait_at_start = -1;        // sockets in TIME_WAIT when the run began
@@ -364,6 +368,7 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     lo.listen_host = "127.0.0.1";
     lo.port = 0;
     lo.port_range = 0;
+    if (c.close_grace_ms >= 0) lo.close_grace = std::chrono::milliseconds(c.close_grace_ms);
     gena::EventListener listener(loop, lo);
     listener.start();
     std::string url = "http://127.0.0.1:" + std::to_string(device.port()) + "/evt";
@@ -568,6 +573,8 @@ int main(int argc, char** argv) {
             c.bodies = split(argv[++i]);
         else if (a == "--modes" && has)
             c.modes = split(argv[++i]);
+        else if (a == "--close-grace-ms" && has)
+            c.close_grace_ms = std::atol(argv[++i]);
         else if (a == "--count" && has)
             c.count = std::atol(argv[++i]);
         else if (a == "--rounds" && has)
