@@ -318,9 +318,11 @@ TEST_SUITE("http.server") {
             co_await scope.join();
         };
         run(loop, all(loop));
+        // Each well before the sweeper's next pass (1 s here), which would close a grace
+        // the timer missed.
         for (auto w : waited) {
             CHECK(w >= 150ms);
-            CHECK(w < 2s);
+            CHECK(w < 900ms);
         }
         run(loop, until_closed(loop, server));
         CHECK(server.connection_count() == 0);
