@@ -578,8 +578,8 @@ struct Server::Impl {
     }
 
     // The parser and buffers of a connection, kept for the next one when it ends: a client
-    // that opens a connection per request (most devices' NOTIFYs) then costs no allocation
-    // for them, as a keep-alive connection does not.
+    // that opens a connection per request (most devices' NOTIFYs) then reuses them, as the
+    // requests of one keep-alive connection do.
     struct ConnectionBuffers {
         explicit ConnectionBuffers(const ParserLimits& limits) : parser(limits) {}
         RequestParser parser;
