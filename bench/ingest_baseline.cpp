@@ -404,18 +404,20 @@ int main(int argc, char** argv) {
     uv_run(g_loop, UV_RUN_DEFAULT);
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                 static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    double user =
+        static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
+    double cpu = user + static_cast<double>(ru.ru_stime.tv_sec) +
+                 static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
     std::uint32_t p50 = percentile(g_stats.latency_us, 0.5);
     std::uint32_t p99 = percentile(g_stats.latency_us, 0.99);
     std::printf(
         "received=%llu seq_errors=%llu bad=%llu unknown=%llu xml_errors=%llu cpu_s=%.4f "
-        "first_rx_ns=%llu last_rx_ns=%llu p50_us=%u p99_us=%u sink=%zu\n",
+        "user_s=%.4f first_rx_ns=%llu last_rx_ns=%llu p50_us=%u p99_us=%u sink=%zu\n",
         static_cast<unsigned long long>(g_stats.received),
         static_cast<unsigned long long>(g_stats.seq_errors),
         static_cast<unsigned long long>(g_stats.bad),
         static_cast<unsigned long long>(g_stats.unknown),
-        static_cast<unsigned long long>(g_stats.xml_errors), cpu,
+        static_cast<unsigned long long>(g_stats.xml_errors), cpu, user,
         static_cast<unsigned long long>(g_stats.first_rx),
         static_cast<unsigned long long>(g_stats.last_rx), p50, p99, g_stats.sink);
     if (g_spread) print_spread();

@@ -22,6 +22,11 @@
 //   notify_ingest_bench [--seconds S] [--subs N] [--slots C] [--bodies small,lastchange,large]
 //                       [--modes keepalive,close,concurrent] [--rounds R] [--no-latency]
 //                       [--concurrent-connections N]
+//                       [--count N]   (NOTIFYs per run, at most: a fixed amount of work, e.g.
+//                                      for instructions per event under callgrind)
+//                       [--close-grace-ms M]   (ListenerOptions::close_grace; under valgrind
+//                                      the default 5 ms runs out before the receiver reads the
+//                                      client's close, which a native run rarely sees)
 //                       [--time-slice-us U]   (uvgena::set_time_slice, 0 = unbounded)
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -62,11 +67,14 @@ std::uint64_t now_ns() {
            static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-double cpu_seconds() {
+double cpu_seconds(bool user_only = false) {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    double user =
+        static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
+    if (user_only) return user;
+    return user + static_cast<double>(ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
 }
 
 struct Config {
@@ -78,6 +86,8 @@ struct Config {
     int concurrent = 10;  // connections of mode concurrent (one SID)
     bool latency = true;
     int rounds = 1;
+    long count = 0;            // NOTIFYs per run, 0: as many as fit in `seconds`
+    long close_grace_ms = -1;  // ListenerOptions::close_grace, -1: the library's default
     std::string bindir;
     std::string tmpdir;
 };
@@ -197,29 +207,35 @@ int free_port() {
 std::vector<std::string> loadgen_args(const Config& c, int port, const std::string& targets,
                                       const std::string& body, const std::string& mode,
                                       double rate) {
-    return {c.bindir + "/notify_loadgen",
-            "--port",
-            std::to_string(port),
-            "--targets",
-            targets,
-            "--mode",
-            mode,
-            "--body",
-            body,
-            "--seconds",
-            std::to_string(c.seconds),
-            "--rate",
-            std::to_string(rate),
-            "--slots",
-            std::to_string(c.slots)};
+    std::vector<std::string> args{c.bindir + "/notify_loadgen",
+                                  "--port",
+                                  std::to_string(port),
+                                  "--targets",
+                                  targets,
+                                  "--mode",
+                                  mode,
+                                  "--body",
+                                  body,
+                                  "--seconds",
+                                  std::to_string(c.seconds),
+                                  "--rate",
+                                  std::to_string(rate),
+                                  "--slots",
+                                  std::to_string(c.slots)};
+    if (c.count > 0) {
+        args.push_back("--count");
+        args.push_back(std::to_string(c.count));
+    }
+    return args;
 }
 
 /// What one receiver achieved in one run.
 struct Outcome {
     double sent = 0, ok = 0, errors = 0;
     double received = 0, seq_errors = 0, lost = 0;
-    double rate = 0;          // events delivered per second
-    double cpu_per_100k = 0;  // CPU seconds of the receiver per 100k events
+    double rate = 0;           // events delivered per second
+    double cpu_per_100k = 0;   // CPU seconds of the receiver per 100k events
+    double user_per_100k = 0;  // the part of it in user space (the rest is the kernel's)
     double p50_us = 0, p99_us = 0;
     double time_wait_at_start = -1;        // sockets in TIME_WAIT when the run began
     double connect_us = 0, answer_us = 0;  // the generator's mean time to connect, to be answered
@@ -259,6 +275,7 @@ Task<Outcome> run_baseline(uv_loop_t* loop, const Config& c, const std::string& 
     double span = (s["last_rx_ns"] - g["start_ns"]) / 1e9;
     o.rate = span > 0 ? o.received / span : 0;
     o.cpu_per_100k = o.received > 0 ? s["cpu_s"] / o.received * 1e5 : 0;
+    o.user_per_100k = o.received > 0 ? s["user_s"] / o.received * 1e5 : 0;
     o.p50_us = s["p50_us"];
     o.p99_us = s["p99_us"];
     o.time_wait_at_start = time_wait_at_start;
@@ -351,6 +368,7 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     lo.listen_host = "127.0.0.1";
     lo.port = 0;
     lo.port_range = 0;
+    if (c.close_grace_ms >= 0) lo.close_grace = std::chrono::milliseconds(c.close_grace_ms);
     gena::EventListener listener(loop, lo);
     listener.start();
     std::string url = "http://127.0.0.1:" + std::to_string(device.port()) + "/evt";
@@ -376,6 +394,7 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     for (const auto& s : subs) consumers.spawn(consume(s, consumed));
     double time_wait_at_start = time_wait_sockets();
     double cpu0 = cpu_seconds();
+    double user0 = cpu_seconds(true);
     auto gen = start_child(loop, loadgen_args(c, listener.port(), targets, body, mode, rate),
                            c.tmpdir + "/gen.out");
     co_await wait_exit(loop, gen,
@@ -386,6 +405,7 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
         co_await sleep_for(loop, 1ms);
     }
     double cpu1 = cpu_seconds();
+    double user1 = cpu_seconds(true);
     Outcome o;
     o.sent = g["sent"];
     o.ok = g["ok"];
@@ -405,6 +425,7 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     double span = (static_cast<double>(consumed.last_rx) - g["start_ns"]) / 1e9;
     o.rate = span > 0 ? o.received / span : 0;
     o.cpu_per_100k = o.received > 0 ? (cpu1 - cpu0) / o.received * 1e5 : 0;
+    o.user_per_100k = o.received > 0 ? (user1 - user0) / o.received * 1e5 : 0;
     o.p50_us = percentile(consumed.latency_us, 0.5);
     o.p99_us = percentile(consumed.latency_us, 0.99);
     o.time_wait_at_start = time_wait_at_start;
@@ -425,10 +446,10 @@ std::string baseline_targets(const Config& c) {
 void print_outcome(const char* who, const Outcome& o) {
     std::printf(
         "  %-22s %9.0f ev/s  sent %7.0f answered-200 %7.0f received %7.0f  lost %.0f  "
-        "seq errors %.0f  errors %.0f  CPU %.3f s/100k  p50 %.0f us p99 %.0f us  "
+        "seq errors %.0f  errors %.0f  CPU %.3f s/100k (user %.3f)  p50 %.0f us p99 %.0f us  "
         "TIME_WAIT at start %.0f  generator: connect %.0f us, answered in %.0f us",
         who, o.rate, o.sent, o.ok, o.received, o.lost, o.seq_errors, o.errors, o.cpu_per_100k,
-        o.p50_us, o.p99_us, o.time_wait_at_start, o.connect_us, o.answer_us);
+        o.user_per_100k, o.p50_us, o.p99_us, o.time_wait_at_start, o.connect_us, o.answer_us);
     if (o.late > 0 || o.duplicates > 0 || o.reordered > 0) {
         std::printf("  out of SEQ order %.0f  duplicated %.0f  put back in order %.0f", o.late,
                     o.duplicates, o.reordered);
@@ -552,6 +573,10 @@ int main(int argc, char** argv) {
             c.bodies = split(argv[++i]);
         else if (a == "--modes" && has)
             c.modes = split(argv[++i]);
+        else if (a == "--close-grace-ms" && has)
+            c.close_grace_ms = std::atol(argv[++i]);
+        else if (a == "--count" && has)
+            c.count = std::atol(argv[++i]);
         else if (a == "--rounds" && has)
             c.rounds = std::atoi(argv[++i]);
         else if (a == "--concurrent-connections" && has)

@@ -11,6 +11,9 @@
 namespace uvgena::http::detail {
 namespace {
 
+// A body's storage larger than this is freed by reset() rather than kept for the next request.
+constexpr std::size_t kKeptBodyCapacity = 64 * 1024;
+
 // Only tchars (RFC 9110 5.6.2). llhttp built without LLHTTP_STRICT_MODE (Debian's, and most
 // system copies) accepts spaces in field names, empty names and obs-fold; a proxy in front
 // of us may read those differently, so they are refused here whatever llhttp's build.
@@ -51,7 +54,19 @@ class ParserCore {
     void reset() {
         llhttp_init(&parser_, type_, &settings_);
         parser_.data = this;
-        request_ = Request{};
+        // Emptied, but the storage stays (unless a large body inflated it), so that a server
+        // that reuses its parsers for the next connection allocates nothing per request.
+        request_.method.clear();
+        request_.target.clear();
+        request_.version_major = 1;
+        request_.version_minor = 1;
+        request_.headers.clear();
+        request_.trailers.clear();
+        if (request_.body.capacity() > kKeptBodyCapacity) {
+            std::string().swap(request_.body);
+        } else {
+            request_.body.clear();
+        }
         response_ = Response{};
         field_.clear();
         value_.clear();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "co/once.hpp"
 #include "http/admission.hpp"
+#include "net/stream_handle.hpp"
 #include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
@@ -28,6 +30,13 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // What a lingering close reads and discards at most before closing (see linger()).
 constexpr std::size_t kLingerBytes = 256 * 1024;
 constexpr milliseconds kLingerTime{2'000};
+// A first write this short goes to the kernel whole (a socket's send buffer holds 16 KiB or
+// more), so Nagle's algorithm cannot hold any of it back (see serve()).
+constexpr std::size_t kShortWrite = 2048;
+// Source hosts whose entry in the per-host count outlives their last connection.
+constexpr std::size_t kHostsKept = 32;
+// Parsers and buffers of ended connections kept for new ones (see Impl::take_buffers).
+constexpr std::size_t kSpareBuffers = 8;
 
 // Where a connection stands, for the sweeper: each phase but `handling` has a deadline.
 enum class Phase { headers, body, handling, writing, idle, lingering };
@@ -76,6 +85,10 @@ using HostMap = std::unordered_map<HostKey, HostCount, HostKeyHash>;
 struct Connection {
     Connection* prev = nullptr;
     Connection* next = nullptr;
+    // In the server's close-grace queue (see Impl::enter_grace): links and the grace's end.
+    Connection* grace_prev = nullptr;
+    Connection* grace_next = nullptr;
+    Clock::time_point grace_end{};
     TcpStream* stream = nullptr;
     HostMap::value_type* host = nullptr;  // its entry in Impl::hosts
     Phase phase = Phase::headers;
@@ -108,8 +121,12 @@ struct Server::Impl {
           options(std::move(o)),
           drained(l),
           stop_once(l),
+          ctx(l),
           scope(std::in_place, l) {
         head.prev = head.next = &head;
+        grace_head.grace_prev = grace_head.grace_next = &grace_head;
+        grace_timer.owner = this;
+        grace_timer.fire = &Impl::on_grace_timer;
         milliseconds shortest = std::min({options.header_timeout, options.body_timeout,
                                           options.idle_timeout, options.write_timeout});
         sweep_interval = std::clamp(shortest / 4, milliseconds(5), milliseconds(1'000));
@@ -132,6 +149,7 @@ struct Server::Impl {
         listener.close();
         close_all();
         scope.reset();
+        ctx->remove_timer(&grace_timer);
         handler = nullptr;  // may hold what the Server's owner is destroying
         stop_once.finish();
         drained.set();  // a connection task destroyed before it started never unlinks
@@ -145,13 +163,26 @@ struct Server::Impl {
     }
 
     void unlink(Connection* c) noexcept {
+        leave_grace(c);
         c->prev->next = c->next;
         c->next->prev = c->prev;
         c->prev = c->next = nullptr;
-        if (c->host != nullptr && --c->host->second.linked == 0) hosts.erase(c->host->first);
+        if (c->host != nullptr) {
+            --c->host->second.linked;
+            forget_host_if_unused(c->host);
+        }
         c->host = nullptr;
         --count;
         if (count == 0 && stopping) drained.set();
+    }
+
+    // A host with no connection left keeps its entry while the map is small, so that a device
+    // opening a connection per request does not allocate and free an entry for each; past
+    // kHostsKept entries, unused ones go at once (the map stays bounded by the connections).
+    void forget_host_if_unused(HostMap::value_type* host) noexcept {
+        if (host->second.linked == 0 && host->second.starting == 0 && hosts.size() > kHostsKept) {
+            hosts.erase(host->first);
+        }
     }
 
     void close_all() noexcept {
@@ -278,7 +309,7 @@ struct Server::Impl {
             }
             if (!room) {
                 ++stats.connections_refused;
-                if (host != nullptr && host->second.linked == 0) hosts.erase(host->first);
+                if (host != nullptr) forget_host_if_unused(host);
                 stream.close();
                 continue;
             }
@@ -331,18 +362,54 @@ struct Server::Impl {
         }
     }
 
-    static Task<void> read_once(TcpStream& stream) { (void)co_await stream.read_some(); }
-
-    // Gives the client up to close_grace to close first (see ServerOptions::close_grace):
-    // returns at its end of stream, at the first byte it still sends, or when time is up.
-    Task<void> await_client_close(TcpStream& stream, Connection& conn) {
+    // The close grace (see ServerOptions::close_grace): a connection that waits for its
+    // client to close first is queued here until the client's end of stream (or a byte) ends
+    // its read, or the grace is over and the queue's one timer closes it. Every connection
+    // gets the same grace, so the queue is in deadline order: one timer for the server, set
+    // for the oldest, instead of a timer, a stop source and two coroutine frames per
+    // connection (connection-per-NOTIFY ingest, issue 23).
+    void enter_grace(Connection& conn) noexcept {
         conn.phase = Phase::lingering;
         conn.deadline = after(options.close_grace);  // the sweeper's coarse copy of the bound
+        conn.grace_end = Clock::now() + options.close_grace;
+        conn.grace_prev = grace_head.grace_prev;
+        conn.grace_next = &grace_head;
+        grace_head.grace_prev->grace_next = &conn;
+        grace_head.grace_prev = &conn;
+        arm_grace_timer();
+    }
+
+    void leave_grace(Connection* c) noexcept {
+        if (c->grace_next == nullptr) return;
+        c->grace_prev->grace_next = c->grace_next;
+        c->grace_next->grace_prev = c->grace_prev;
+        c->grace_prev = c->grace_next = nullptr;
+        // The timer stays set for the deadline of the connection that left, if it was the
+        // oldest: it then finds nothing due and is set again for the next.
+    }
+
+    void arm_grace_timer() noexcept {
+        if (grace_timer.armed() || grace_head.grace_next == &grace_head || closed) return;
+        grace_timer.deadline = grace_head.grace_next->grace_end;
         try {
-            co_await with_timeout(loop, read_once(stream), options.close_grace);
-        } catch (const std::system_error&) {
-            // Time is up (or the client reset): close now.
+            ctx->add_timer(&grace_timer);
+        } catch (const std::bad_alloc&) {
+            // No room in the loop's timer heap: the sweeper closes them (coarsely) instead.
         }
+    }
+
+    static void on_grace_timer(uvgena::detail::TimerNode* node) noexcept {
+        auto* self = static_cast<Impl*>(node->owner);
+        Clock::time_point now = Clock::now();
+        Connection* c = self->grace_head.grace_next;
+        while (c != &self->grace_head && c->grace_end <= now) {
+            Connection* next = c->grace_next;
+            self->leave_grace(c);
+            // Its read ends (closed), and the connection's task ends.
+            c->stream->close();
+            c = next;
+        }
+        self->arm_grace_timer();
     }
 
     // Serves one connection: requests in order, each answered before the next is read. This
@@ -362,14 +429,28 @@ struct Server::Impl {
             ~Unlink() { impl->unlink(conn); }
         } unlink_guard{this, &conn};
 
-        RequestParser parser(options.limits);
-        Request request;
-        std::string out;
+        std::unique_ptr<ConnectionBuffers> buffers = take_buffers();
+        RequestParser& parser = buffers->parser;
+        Request& request = buffers->request;
+        std::string& out = buffers->out;
         std::string_view input;
         try {
             // A listener bound to one address needs no getsockname per connection.
             RequestContext context{peer, bound_wildcard ? stream.local_address() : bound};
-            stream.set_nodelay(true);
+            // TCP_NODELAY only from the connection's second write on (or for a first write
+            // that may not fit the socket's send buffer at once): Nagle's algorithm holds a
+            // small segment back only while a small one sent earlier is unacknowledged, so it
+            // cannot delay a short first write, and a connection per request (most devices'
+            // NOTIFYs) costs one system call less.
+            bool nodelay = false;
+            bool written = false;
+            auto before_write = [&stream, &nodelay, &written](std::size_t bytes) {
+                if ((written || bytes > kShortWrite) && !nodelay) {
+                    stream.set_nodelay(true);
+                    nodelay = true;
+                }
+                written = true;
+            };
             bool close_after = false;
             while (!close_after) {
                 if (input.empty()) {
@@ -399,6 +480,7 @@ struct Server::Impl {
                     case ParseEvent::expect_continue:
                         conn.phase = Phase::writing;
                         conn.deadline = after(options.write_timeout);
+                        before_write(kContinue.size());
                         co_await stream.write(kContinue);
                         conn.phase = Phase::body;
                         conn.deadline = after(options.body_timeout);
@@ -408,6 +490,7 @@ struct Server::Impl {
                         out = error_response(status_for(parser.error()));
                         conn.phase = Phase::writing;
                         conn.deadline = after(options.write_timeout);
+                        before_write(out.size());
                         co_await stream.write(std::string_view(out));
                         co_await linger(stream, conn);
                         close_after = true;
@@ -455,6 +538,7 @@ struct Server::Impl {
                         conn.phase = Phase::writing;
                         conn.deadline = after(options.write_timeout);
                         try {
+                            before_write(out.size());
                             co_await stream.write(std::string_view(out));
                         } catch (const std::system_error& e) {
                             if (response.on_written) response.on_written(e.code());
@@ -469,7 +553,12 @@ struct Server::Impl {
                         if (close_after && (!input.empty() || stream.buffered() > 0)) {
                             co_await linger(stream, conn);
                         } else if (close_after && options.close_grace.count() > 0) {
-                            co_await await_client_close(stream, conn);
+                            // Returns at the client's end of stream, at the first byte it
+                            // still sends, when it resets, or when the grace is over (the
+                            // grace timer closed the stream); then the stream is closed.
+                            enter_grace(conn);
+                            co_await uvgena::detail::wait_readable(stream);
+                            leave_grace(&conn);
                         }
                         conn.phase = Phase::idle;
                         conn.deadline = after(options.idle_timeout);
@@ -485,7 +574,38 @@ struct Server::Impl {
             }
         }
         stream.close();
+        give_back(std::move(buffers));
     }
+
+    // The parser and buffers of a connection, kept for the next one when it ends: a client
+    // that opens a connection per request (most devices' NOTIFYs) then reuses them, as the
+    // requests of one keep-alive connection do.
+    struct ConnectionBuffers {
+        explicit ConnectionBuffers(const ParserLimits& limits) : parser(limits) {}
+        RequestParser parser;
+        Request request;
+        std::string out;
+    };
+
+    std::unique_ptr<ConnectionBuffers> take_buffers() {
+        if (spare_buffers.empty()) return std::make_unique<ConnectionBuffers>(options.limits);
+        std::unique_ptr<ConnectionBuffers> buffers = std::move(spare_buffers.back());
+        spare_buffers.pop_back();
+        return buffers;
+    }
+
+    void give_back(std::unique_ptr<ConnectionBuffers> buffers) noexcept {
+        if (closed || spare_buffers.size() >= kSpareBuffers) return;
+        if (out_of_bounds(buffers->out) || out_of_bounds(buffers->request.body)) return;
+        buffers->parser.reset();  // frees a large body of its own
+        try {
+            spare_buffers.push_back(std::move(buffers));
+        } catch (const std::bad_alloc&) {
+            // Not kept: freed here.
+        }
+    }
+
+    static bool out_of_bounds(const std::string& s) noexcept { return s.capacity() > 64 * 1024; }
 
     bool handler_failed(const Request& request, const std::exception& e) {
         ++stats.handler_errors;
@@ -554,6 +674,7 @@ struct Server::Impl {
     // make_room()'s scratch, kept for its capacity.
     std::vector<detail::Slot> slots;
     std::vector<Connection*> slot_owners;
+    std::vector<std::unique_ptr<ConnectionBuffers>> spare_buffers;  // see take_buffers()
     bool listening = false;
     bool stopping = false;
     bool stopped = false;  // stop() was called: listen() is refused
@@ -563,6 +684,9 @@ struct Server::Impl {
     bool bound_wildcard = true;
     AsyncEvent drained;
     uvgena::detail::Once stop_once;  // the graceful stop, run once for every caller
+    uvgena::detail::LoopRef ctx;     // for the close-grace timer
+    Connection grace_head;           // the close-grace queue (sentinel), oldest first
+    uvgena::detail::TimerNode grace_timer;
     std::stop_source sweeper_stop;
     TcpListener listener;
     // Last: destroyed first, while everything its tasks use still exists. Reset by

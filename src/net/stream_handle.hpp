@@ -35,7 +35,26 @@ bool may_start(const StreamHandle* handle, const std::stop_token* token, int& st
 class StreamFactory {
   public:
     static TcpStream adopt(StreamHandle* handle) noexcept { return TcpStream(handle); }
+    static StreamHandle* handle_of(const TcpStream& stream) noexcept { return stream.handle_; }
 };
+
+/// `co_await wait_readable(stream)`: waits, as read_some does, until bytes or the end of
+/// stream arrived, or the stream was closed, the wait cancelled or the read failed; tells
+/// none of them apart and never throws. For a wait whose only outcome is to close (the
+/// server's close grace, which its timer ends by closing the stream), so that an ending wait
+/// costs no exception.
+class [[nodiscard]] QuietReadAwaiter final : public ReadAwaiter {
+  public:
+    using ReadAwaiter::ReadAwaiter;
+    void await_resume() noexcept {
+        stop_.reset();
+        unpin_on_resume();
+    }
+};
+
+inline QuietReadAwaiter wait_readable(TcpStream& stream) noexcept {
+    return QuietReadAwaiter(StreamFactory::handle_of(stream), {}, false);
+}
 
 /// The heap half of a TcpStream: the uv_tcp_t, the read buffer and the state that libuv's
 /// callbacks reach. Owned by the TcpStream; freed as IoHandle says (the TcpStream may still

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -274,6 +275,150 @@ TEST_SUITE("http.server") {
         CHECK(all.find("Connection: close\r\n") != std::string::npos);
         CHECK(waited >= 200ms);
         CHECK(waited < 5s);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE(
+        "with close_grace connections in their grace end in order: each at its client's "
+        "close or at its own deadline") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.close_grace = 150ms;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        // Clients that wait for the server's close, started 40 ms apart, between clients that
+        // close first: every grace ends at its own deadline (one shared timer, set again for
+        // the next), the early closers' at once.
+        auto waiter = [](uv_loop_t* l, const Server& s,
+                         std::chrono::milliseconds delay) -> Task<Clock::duration> {
+            co_await sleep_for(l, delay);
+            TcpStream stream = co_await open(l, s);
+            auto start = Clock::now();
+            co_await stream.write(get("/w", "Connection: close\r\n"));
+            std::string all = co_await read_to_end(stream);
+            CHECK(all.find("GET /w") != std::string::npos);
+            co_return Clock::now() - start;
+        };
+        auto closer = [](uv_loop_t* l, const Server& s,
+                         std::chrono::milliseconds delay) -> Task<void> {
+            co_await sleep_for(l, delay);
+            auto [body, port] = co_await request_then_close(l, s);
+            (void)port;
+            CHECK(body == "GET /a");
+        };
+        std::vector<Clock::duration> waited(3);
+        auto all = [&](uv_loop_t* l) -> Task<void> {
+            Scope scope(l);
+            for (int i = 0; i < 3; ++i) {
+                scope.spawn([](Task<Clock::duration> t, Clock::duration& out) -> Task<void> {
+                    out = co_await std::move(t);
+                }(waiter(l, server, std::chrono::milliseconds(40 * i)), waited[i]));
+                scope.spawn(closer(l, server, std::chrono::milliseconds(40 * i + 20)));
+            }
+            co_await scope.join();
+        };
+        run(loop, all(loop));
+        // Each well before the sweeper's next pass (1 s here), which would close a grace
+        // the timer missed.
+        for (auto w : waited) {
+            CHECK(w >= 150ms);
+            CHECK(w < 900ms);
+        }
+        run(loop, until_closed(loop, server));
+        CHECK(server.connection_count() == 0);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("a server stopped or destroyed while connections are in their close grace") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.close_grace = 10s;
+        auto hold = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(get("/g", "Connection: close\r\n"));
+            co_return co_await read_to_end(stream);
+        };
+        {
+            // stop(): the graceful stop closes them (they are idle) long before the grace.
+            Server server(loop, echo(loop), options);
+            server.listen();
+            auto start = Clock::now();
+            std::string got;
+            auto both = [&](uv_loop_t* l) -> Task<void> {
+                Scope scope(l);
+                scope.spawn([](Task<std::string> t, std::string& out) -> Task<void> {
+                    out = co_await std::move(t);
+                }(hold(l, server), got));
+                for (int i = 0; i < 2000 && server.connection_count() == 0; ++i) {
+                    co_await sleep_for(l, 1ms);
+                }
+                co_await sleep_for(l, 20ms);  // the answer is written, the grace has begun
+                co_await server.stop(1s);
+                co_await scope.join();
+            };
+            run(loop, both(loop));
+            CHECK(got.find("GET /g") != std::string::npos);
+            CHECK(Clock::now() - start < 5s);
+        }
+        {
+            // Destroyed: the connection and its grace end with the server.
+            auto server = std::make_unique<Server>(loop, echo(loop), options);
+            server->listen();
+            std::string got;
+            auto both = [&](uv_loop_t* l) -> Task<void> {
+                Scope scope(l);
+                scope.spawn([](Task<std::string> t, std::string& out) -> Task<void> {
+                    out = co_await std::move(t);
+                }(hold(l, *server), got));
+                for (int i = 0; i < 2000 && server->connection_count() == 0; ++i) {
+                    co_await sleep_for(l, 1ms);
+                }
+                co_await sleep_for(l, 20ms);
+                server.reset();
+                co_await scope.join();
+            };
+            run(loop, both(loop));
+            CHECK(got.find("GET /g") != std::string::npos);
+        }
+    }
+
+    TEST_CASE("connections one after another parse alike, whatever the previous one left") {
+        // A connection's parser and buffers serve the next connection: one that ended in the
+        // middle of a request, or with a large body, must leave nothing behind.
+        uvtest::TestLoop loop;
+        Server server(loop, echo(loop), loopback_options());
+        server.listen();
+        auto one = [](uv_loop_t* l, const Server& s, std::string request,
+                      bool half) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            if (half) {
+                co_await stream.write(std::string_view(request).substr(0, request.size() / 2));
+                stream.close();
+                co_return std::string();
+            }
+            co_await stream.write(request);
+            co_return co_await read_to_end(stream);
+        };
+        std::string big(100 * 1024, 'x');
+        auto post = [](std::string_view target, const std::string& body) {
+            return "POST " + std::string(target) +
+                   " HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n\r\n" + body;
+        };
+        for (int round = 0; round < 3; ++round) {
+            CHECK(run(loop, one(loop, server, post("/half", "abcdefgh"), true)).empty());
+            std::string a = run(loop, one(loop, server, post("/big", big), false));
+            CHECK(a.find("POST /big " + big) != std::string::npos);
+            std::string b =
+                run(loop, one(loop, server, get("/after", "Connection: close\r\n"), false));
+            CHECK(b.find("HTTP/1.1 200 OK\r\n") == 0);
+            CHECK(b.find("GET /after") != std::string::npos);
+            CHECK(b.find("xxx") == std::string::npos);
+            std::string c = run(loop, one(loop, server, post("/small", "12"), false));
+            CHECK(c.find("POST /small 12") != std::string::npos);
+        }
+        run(loop, until_closed(loop, server));
+        CHECK(server.stats().bad_requests == 0);
         run(loop, server.stop());
     }
 
