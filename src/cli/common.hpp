@@ -53,11 +53,11 @@ void print_error(std::string_view message);
 
 /// The stdout of a command that prints many lines (`subscribe`). On a terminal every line is
 /// written at once (one write(2)). Otherwise lines are collected and written in large blocks:
-/// when kFlushBytes are pending, kFlushDelay after the first pending line at the latest, and
-/// when it is flushed or destroyed (the end of the command, Ctrl-C, --count, --duration, a
-/// second Ctrl-C's immediate exit, any line on stderr). A write(2) per line was a system call
-/// per event, the largest cost after the JSON DOM (issue 23). One at a time; print_line goes
-/// through the live one. A stdout that fails (a closed pipe) drops the output, as stdio did.
+/// when kFlushBytes are pending, kFlushDelayMs after the first pending line at the latest,
+/// and when it is flushed or destroyed (the end of the command, Ctrl-C, --count, --duration,
+/// a second Ctrl-C's immediate exit, any line on stderr). A flushed line was a write(2) per
+/// event (issue 23). One at a time; print_line goes through the live one. A stdout that fails
+/// (a closed pipe) drops the output, as stdio did.
 class StdoutLines {
   public:
     static constexpr std::size_t kFlushBytes = 64 * 1024;
