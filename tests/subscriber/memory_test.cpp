@@ -80,6 +80,16 @@ void operator delete(void* p) noexcept {
 void operator delete(void* p, std::size_t) noexcept {
     operator delete(p);
 }
+// Replaced too: under ASan, the library's own would be ASan's, and what it allocates (e.g.
+// std::stable_sort's buffer) would come back through the operator delete above.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    void* p = std::malloc(n != 0 ? n : 1);
+    if (p != nullptr) count(p, +1);
+    return p;
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    operator delete(p);
+}
 
 namespace {
 
