@@ -210,9 +210,18 @@ struct CaseSpec {
 };
 
 // Cases that hit a bug of issue 17 were skipped here until its fix was merged (bugs 2, 3, 4
-// and the keep_until_stop item): all are fixed now, so no case is skipped. A bug found later
-// is named here, with the rows it skips, until its fix lands.
-const char* known_bug(Op, Step, const std::vector<Obj>&) {
+// and the keep_until_stop item): all are fixed. A bug found later is named here, with the
+// rows it skips, until its fix lands.
+//
+// Open: under valgrind only, a listener_drain/close_mid row hung twice in about four CI runs
+// (once sub+owner+listener+task, 2026-12-05): EventListener::stop() spawned while a NOTIFY
+// client had sent half a head and closed, then the loop never ran the test's 1 ms sleep
+// (the watchdog's last step: "listener stop spawned"). Not reproduced natively, under ASan or
+// in 12 targeted valgrind runs. Those 24 rows still run in the g++, ASan and clang builds.
+const char* known_bug(Op op, Step step, const std::vector<Obj>&) {
+    if (op == Op::listener_drain && step == Step::close_mid && uvtest::under_valgrind()) {
+        return "the listener_drain/close_mid hang seen under valgrind (open)";
+    }
     return nullptr;
 }
 

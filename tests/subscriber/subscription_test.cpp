@@ -730,7 +730,12 @@ TEST_SUITE("gena.subscription") {
                 l, device.event_url(),
                 {.listener = &listener, .silence_timeout = 100ms, .resubscribe_on_silence = true},
                 std::move(handlers));
-            CHECK(co_await eventually(l, [&] { return silences >= 1 && device.subscribes >= 2; }));
+            // The device counts the second SUBSCRIBE when it reads it, the subscription its
+            // resubscription when the answer is in: wait for both.
+            CHECK(co_await eventually(l, [&] {
+                return silences >= 1 && device.subscribes >= 2 &&
+                       sub.stats().resubscriptions >= 1;
+            }));
             CHECK(sub.stats().silences >= 1);
             CHECK(sub.stats().resubscriptions >= 1);
             co_await sub.unsubscribe();
