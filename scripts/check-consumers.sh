@@ -22,8 +22,10 @@ fail() { echo "consumer $1: FAILED${2:+ ($2)}"; status=1; }
 export CCACHE_BASEDIR=/work CCACHE_NOHASHDIR=1
 command -v cmake >/dev/null || { apt-get install -y -qq --no-install-recommends cmake >/dev/null 2>&1 || true; }
 
+# -O0 without debug information: what is checked here is how the library is consumed, and
+# this builds it about 2.5 times faster than the default -O2 -g.
 if ! { meson setup "$work/build" --prefix="$prefix" -Dtests=disabled -Dexamples=disabled \
-        -Dwerror=true >"$work/setup.log" 2>&1 &&
+        -Dwerror=true -Doptimization=0 -Ddebug=false >"$work/setup.log" 2>&1 &&
        meson compile -C "$work/build" >"$work/compile.log" 2>&1 &&
        meson install -C "$work/build" >"$work/install.log" 2>&1; }; then
     tail -n 30 "$work"/*.log
@@ -110,7 +112,7 @@ mkdir -p "$work/meson-src/common" && cp tests/consumers/common/consumer.cpp "$wo
 sed -i "s#'../common/consumer.cpp'#'common/consumer.cpp'#" "$work/meson-src/meson.build"
 git ls-files -z --cached --others --exclude-standard | (mkdir -p "$work/meson-src/subprojects/uvgena" && xargs -0 cp --parents -t "$work/meson-src/subprojects/uvgena")
 if (unset PKG_CONFIG_PATH LD_LIBRARY_PATH
-    meson setup "$work/meson-build" "$work/meson-src" >"$work/meson.log" 2>&1 &&
+    meson setup "$work/meson-build" "$work/meson-src" -Ddebug=false >"$work/meson.log" 2>&1 &&
     meson compile -C "$work/meson-build" >>"$work/meson.log" 2>&1); then
     steps=$(grep -o '^\[[0-9]*/[0-9]*\]' "$work/meson.log" | tail -n 1 | tr -d '[]' | cut -d/ -f2)
     tests=$(meson introspect "$work/meson-build" --tests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')

@@ -3,7 +3,8 @@
 
 A doctest program counts as its test cases (from its "[doctest] test cases:" summary); any
 other meson test counts as one. "--extra P F" adds the results of checks that are not meson tests (fuzz runs). Prints
-per-log lines, then the closing line
+per-log lines, the name and first error lines of every failed test (so that the tail of a CI
+log says what failed), then the closing line
 "N passed, N failed" and exits non-zero if anything failed or nothing ran.
 """
 import json
@@ -11,6 +12,24 @@ import re
 import sys
 
 SUMMARY = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed\s*\|\s*(\d+) skipped")
+
+
+def failure_excerpt(stdout, limit=12):
+    """The lines of a doctest log that say which test case failed, where and why."""
+    keep = []
+    lines = stdout.splitlines()
+    for i, line in enumerate(lines):
+        if re.search(r"TEST (CASE|SUITE):|SUBCASE:|ERROR|FATAL|CHECK|REQUIRE|Sanitizer|watchdog|timed out", line):
+            keep.append(line.rstrip())
+        if len(keep) >= limit:
+            break
+    return keep
+
+
+def report_failure(path, t):
+    print(f"FAILED in {path}: {t.get('name')} ({t.get('result')}, {t.get('duration', 0):.1f}s)")
+    for line in failure_excerpt((t.get("stdout", "") or "") + "\n" + (t.get("stderr", "") or "")):
+        print(f"    {line[:200]}")
 
 
 def count(path):
@@ -33,11 +52,12 @@ def count(path):
             elif match:
                 passed += int(match.group(2))
                 failed += max(1, int(match.group(3)))
+                report_failure(path, t)
             elif result in ("OK", "EXPECTEDFAIL"):
                 passed += 1
             else:
                 failed += 1
-                print(f"  {path}: {t.get('name')} {result}", file=sys.stderr)
+                report_failure(path, t)
     return passed, failed, skipped
 
 

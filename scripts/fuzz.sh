@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang and runs each for a bounded time:
+# Builds the libFuzzer targets with clang (OSS-Fuzz's flags: -O1, line tables only) and runs
+# each for a bounded time:
 #   bash scripts/fuzz.sh [seconds-per-target] [target...]
 # Exits non-zero if any target found a crash, leak, timeout or sanitizer report; the
 # reproducer is left in build-fuzz/artifacts/.
@@ -10,8 +11,9 @@ shift || true
 bash scripts/install-deps.sh ci >/dev/null
 if [ ! -f build-fuzz/build.ninja ]; then
     CC=clang-14 CXX=clang++-14 meson setup build-fuzz -Dfuzz=true -Dtests=disabled -Dexamples=disabled \
-        -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized \
-        -Dcpp_args="-fsanitize=fuzzer-no-link -fno-sanitize=function" -Dc_args=-fsanitize=fuzzer-no-link >/dev/null || exit 1
+        -Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1 -Ddebug=false \
+        -Dcpp_args="-fsanitize=fuzzer-no-link -fno-sanitize=function -gline-tables-only" \
+        -Dc_args="-fsanitize=fuzzer-no-link -gline-tables-only" >/dev/null || exit 1
 fi
 meson compile -C build-fuzz >/dev/null || exit 1
 targets=("$@")
