@@ -45,11 +45,14 @@
 
 #include "uvgena/co/co.hpp"
 #include "uvgena/http/server.hpp"
+#include "support/bench_util.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
 
 namespace {
+
+using namespace uvgena_bench;
 
 struct Config {
     double seconds = 1.0;
@@ -61,123 +64,6 @@ struct Config {
     std::string tmpdir;
     bool keep_output = false;
 };
-
-std::map<std::string, double> parse_kv(const std::string& text) {
-    std::map<std::string, double> out;
-    std::istringstream in(text);
-    for (std::string tok; in >> tok;) {
-        auto eq = tok.find('=');
-        if (eq != std::string::npos) out[tok.substr(0, eq)] = std::atof(tok.c_str() + eq + 1);
-    }
-    return out;
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-/// CPU seconds (user + system) of every thread of process `pid` so far: the schedulers's
-/// nanosecond run time of each task, summed; -1 if the process is gone.
-double process_cpu_seconds(int pid) {
-    std::string dir = "/proc/" + std::to_string(pid) + "/task";
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return -1;
-    double total = 0;
-    while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        std::ifstream in(dir + "/" + e->d_name + "/schedstat");
-        double ns = 0;
-        if (in >> ns) total += ns / 1e9;
-    }
-    ::closedir(d);
-    return total;
-}
-
-struct ChildState {
-    bool exited = false;
-    std::int64_t status = 0;
-    int signal = 0;
-    int pid = 0;
-};
-
-struct ChildHandle {
-    uv_process_t proc{};
-    std::shared_ptr<ChildState> state;
-};
-
-std::shared_ptr<ChildState> start_child(uv_loop_t* loop, const std::vector<std::string>& args,
-                                        const std::string& out_path,
-                                        const std::string& err_path = {}) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err_fd =
-        err_path.empty() ? 2 : ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = fd;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = err_fd;
-    uv_process_options_t opts{};
-    opts.file = argv[0];
-    opts.args = argv.data();
-    opts.stdio = stdio;
-    opts.stdio_count = 3;
-    opts.exit_cb = [](uv_process_t* p, std::int64_t status, int signal) {
-        auto* h = static_cast<ChildHandle*>(p->data);
-        h->state->exited = true;
-        h->state->status = status;
-        h->state->signal = signal;
-        uv_close(reinterpret_cast<uv_handle_t*>(p),
-                 [](uv_handle_t* hh) { delete static_cast<ChildHandle*>(hh->data); });
-    };
-    auto* h = new ChildHandle;
-    h->state = std::make_shared<ChildState>();
-    h->proc.data = h;
-    int rc = uv_spawn(loop, &h->proc, &opts);
-    ::close(fd);
-    if (err_fd != 2) ::close(err_fd);
-    if (rc < 0) {
-        std::fprintf(stderr, "cannot start %s: %s\n", argv[0], uv_strerror(rc));
-        auto state = h->state;
-        state->exited = true;
-        state->status = -1;
-        uv_close(reinterpret_cast<uv_handle_t*>(&h->proc),
-                 [](uv_handle_t* hh) { delete static_cast<ChildHandle*>(hh->data); });
-        return state;
-    }
-    h->state->pid = h->proc.pid;
-    return h->state;
-}
-
-Task<void> wait_exit(uv_loop_t* loop, const std::shared_ptr<ChildState>& child,
-                     std::chrono::milliseconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!child->exited) {
-        if (std::chrono::steady_clock::now() > deadline && child->pid > 0) {
-            uv_kill(child->pid, SIGKILL);
-            deadline += 10s;
-        }
-        co_await sleep_for(loop, 2ms);
-    }
-}
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
 
 /// Counts the lines of a growing file, reading only what was added since the last call, and
 /// checks that each is one JSON object ('{' first, '}' last: the CLI's lines never hold a raw
@@ -380,13 +266,6 @@ void print_outcome(const char* who, const Outcome& o) {
         o.answer_us);
 }
 
-std::vector<std::string> split(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
-    return out;
-}
-
 Task<int> bench(uv_loop_t* loop, Config c) {
     Device device(loop);
     int missed = 0;
@@ -454,39 +333,15 @@ int main(int argc, char** argv) {
         else if (a == "--rounds" && has)
             c.rounds = std::atoi(argv[++i]);
         else if (a == "--rows" && has)
-            c.rows = split(argv[++i]);
+            c.rows = split_commas(argv[++i]);
         else if (a == "--cli" && has)
             c.cli = argv[++i];
         else if (a == "--keep-output")
             c.keep_output = true;
     }
-    char exe[4096];
-    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return 2;
-    exe[n] = 0;
-    c.bindir = std::string(exe).substr(0, std::string(exe).rfind('/'));
+    c.bindir = own_directory();
     if (c.cli.empty()) c.cli = UVGENA_CLI_PATH;
-    char tmpl[] = "/tmp/uvgena-cli-bench-XXXXXX";
-    if (!::mkdtemp(tmpl)) return 2;
-    c.tmpdir = tmpl;
-    std::signal(SIGPIPE, SIG_IGN);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    int missed = 0;
-    try {
-        missed = uvgena::run(&loop, bench(&loop, c));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "cli_json_bench: %s\n", e.what());
-        missed = -1;
-    }
-    for (int i = 0; i < 16; ++i) uv_run(&loop, UV_RUN_NOWAIT);
-    if (uv_loop_close(&loop) != 0) std::fprintf(stderr, "cli_json_bench: loop not closed\n");
-    if (!c.keep_output) {
-        std::string cleanup = "rm -rf '" + c.tmpdir + "'";
-        if (std::system(cleanup.c_str()) != 0) std::fprintf(stderr, "cannot remove %s\n", tmpl);
-    } else {
-        std::printf("outputs kept in %s\n", c.tmpdir.c_str());
-    }
-    std::printf("targets missed: %d\n", missed);
-    return missed < 0 ? 1 : 0;
+    c.tmpdir = make_temp_dir("uvgena-cli-bench");
+    if (c.bindir.empty() || c.tmpdir.empty()) return 2;
+    return run_bench("cli_json_bench", [&c](uv_loop_t* loop) { return bench(loop, c); }, c.tmpdir, c.keep_output);
 }

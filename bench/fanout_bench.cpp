@@ -30,18 +30,14 @@
 #include "uvgena/publisher/publisher.hpp"
 #include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
+#include "support/bench_util.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::uint64_t now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
+using namespace uvgena_bench;
 
 struct Shared {
     std::uint64_t got_initial = 0, got_change = 0, wrong = 0, last_rx = 0;
@@ -65,16 +61,6 @@ Task<void> consume(const gena::Subscription& sub, Shared& s) {
     }
 }
 
-std::map<std::string, double> parse_kv(const std::string& text) {
-    std::map<std::string, double> out;
-    std::istringstream in(text);
-    for (std::string tok; in >> tok;) {
-        auto eq = tok.find('=');
-        if (eq != std::string::npos) out[tok.substr(0, eq)] = std::atof(tok.c_str() + eq + 1);
-    }
-    return out;
-}
-
 /// Runs a command line to completion (blocking: the baseline runs before the loop is used).
 std::string run_capture(const std::string& cmd) {
     std::string out;
@@ -84,18 +70,6 @@ std::string run_capture(const std::string& cmd) {
     while (std::fgets(buf, sizeof buf, p)) out += buf;
     ::pclose(p);
     return out;
-}
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
 }
 
 /// The baseline: N NOTIFYs, one connection each, 128 at a time, raw libuv on both sides.

@@ -54,28 +54,14 @@
 #include "uvgena/http/server.hpp"
 #include "uvgena/subscriber/listener.hpp"
 #include "uvgena/subscriber/subscription.hpp"
+#include "support/bench_util.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::uint64_t now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-double cpu_seconds(bool user_only = false) {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    double user =
-        static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
-    if (user_only) return user;
-    return user + static_cast<double>(ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
-}
+using namespace uvgena_bench;
 
 struct Config {
     double seconds = 1.0;
@@ -92,24 +78,6 @@ struct Config {
     std::string tmpdir;
 };
 
-/// key=value pairs of a one-line report.
-std::map<std::string, double> parse_kv(const std::string& text) {
-    std::map<std::string, double> out;
-    std::istringstream in(text);
-    for (std::string tok; in >> tok;) {
-        auto eq = tok.find('=');
-        if (eq != std::string::npos) out[tok.substr(0, eq)] = std::atof(tok.c_str() + eq + 1);
-    }
-    return out;
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 /// Sockets in TIME_WAIT on this machine (/proc/net/sockstat), -1 if unknown. Runs with a
 /// connection per NOTIFY leave tens of thousands behind, which make every later connection
 /// dearer for the kernel; printed so that a comparison can be read with that in mind.
@@ -124,84 +92,6 @@ double time_wait_sockets() {
         }
     }
     return -1;
-}
-
-/// A child process; its exit is polled by the running task.
-struct ChildState {
-    bool exited = false;
-    std::int64_t status = 0;
-    int pid = 0;
-};
-
-struct ChildHandle {
-    uv_process_t proc{};
-    std::shared_ptr<ChildState> state;
-};
-
-std::shared_ptr<ChildState> start_child(uv_loop_t* loop, const std::vector<std::string>& args,
-                                        const std::string& out_path) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = fd;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = 2;
-    uv_process_options_t opts{};
-    opts.file = argv[0];
-    opts.args = argv.data();
-    opts.stdio = stdio;
-    opts.stdio_count = 3;
-    opts.exit_cb = [](uv_process_t* p, std::int64_t status, int) {
-        auto* h = static_cast<ChildHandle*>(p->data);
-        h->state->exited = true;
-        h->state->status = status;
-        uv_close(reinterpret_cast<uv_handle_t*>(p),
-                 [](uv_handle_t* hh) { delete static_cast<ChildHandle*>(hh->data); });
-    };
-    auto* h = new ChildHandle;
-    h->state = std::make_shared<ChildState>();
-    h->proc.data = h;
-    int rc = uv_spawn(loop, &h->proc, &opts);
-    ::close(fd);
-    if (rc < 0) {
-        std::fprintf(stderr, "cannot start %s: %s\n", argv[0], uv_strerror(rc));
-        auto state = h->state;
-        state->exited = true;
-        state->status = -1;
-        uv_close(reinterpret_cast<uv_handle_t*>(&h->proc),
-                 [](uv_handle_t* hh) { delete static_cast<ChildHandle*>(hh->data); });
-        return state;
-    }
-    h->state->pid = h->proc.pid;
-    return h->state;
-}
-
-Task<void> wait_exit(uv_loop_t* loop, const std::shared_ptr<ChildState>& child,
-                     std::chrono::milliseconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!child->exited) {
-        if (std::chrono::steady_clock::now() > deadline && child->pid > 0) {
-            uv_kill(child->pid, SIGKILL);
-            deadline += 10s;
-        }
-        co_await sleep_for(loop, 5ms);
-    }
-}
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
 }
 
 std::vector<std::string> loadgen_args(const Config& c, int port, const std::string& targets,
@@ -457,13 +347,6 @@ void print_outcome(const char* who, const Outcome& o) {
     std::printf("\n");
 }
 
-std::vector<std::string> split(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
-    return out;
-}
-
 Task<int> bench(uv_loop_t* loop, Config config) {
     int missed = 0;
     for (const auto& body : config.bodies) {
@@ -570,9 +453,9 @@ int main(int argc, char** argv) {
         else if (a == "--slots" && has)
             c.slots = std::atoi(argv[++i]);
         else if (a == "--bodies" && has)
-            c.bodies = split(argv[++i]);
+            c.bodies = split_commas(argv[++i]);
         else if (a == "--modes" && has)
-            c.modes = split(argv[++i]);
+            c.modes = split_commas(argv[++i]);
         else if (a == "--close-grace-ms" && has)
             c.close_grace_ms = std::atol(argv[++i]);
         else if (a == "--count" && has)
@@ -586,28 +469,8 @@ int main(int argc, char** argv) {
         else if (a == "--time-slice-us" && has)
             set_time_slice(std::chrono::microseconds(std::atol(argv[++i])));
     }
-    char exe[4096];
-    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return 2;
-    exe[n] = 0;
-    c.bindir = std::string(exe).substr(0, std::string(exe).rfind('/'));
-    char tmpl[] = "/tmp/uvgena-ingest-XXXXXX";
-    if (!::mkdtemp(tmpl)) return 2;
-    c.tmpdir = tmpl;
-    std::signal(SIGPIPE, SIG_IGN);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    int missed = 0;
-    try {
-        missed = uvgena::run(&loop, bench(&loop, c));
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "notify_ingest_bench: %s\n", e.what());
-        missed = -1;
-    }
-    for (int i = 0; i < 16; ++i) uv_run(&loop, UV_RUN_NOWAIT);
-    if (uv_loop_close(&loop) != 0) std::fprintf(stderr, "notify_ingest_bench: loop not closed\n");
-    std::string cleanup = "rm -rf '" + c.tmpdir + "'";
-    if (std::system(cleanup.c_str()) != 0) std::fprintf(stderr, "cannot remove %s\n", tmpl);
-    std::printf("targets missed: %d\n", missed);
-    return missed < 0 ? 1 : 0;
+    c.bindir = own_directory();
+    c.tmpdir = make_temp_dir("uvgena-ingest");
+    if (c.bindir.empty() || c.tmpdir.empty()) return 2;
+    return run_bench("notify_ingest_bench", [&c](uv_loop_t* loop) { return bench(loop, c); }, c.tmpdir, false);
 }

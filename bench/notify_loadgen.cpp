@@ -31,15 +31,12 @@
 #include <memory>
 #include <string>
 #include <vector>
+#define UVGENA_BENCH_NO_CHILD
+#include "support/bench_util.hpp"
 
 namespace {
 
-std::uint64_t now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
+using uvgena_bench::now_ns;
 
 std::string escape(const std::string& xml) {
     std::string out;

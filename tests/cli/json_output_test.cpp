@@ -25,9 +25,11 @@
 #include "../../src/cli/event_json.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/gena/event.hpp"
+#include "uvgena/gena/event_body.hpp"
 
 namespace {
 
+using uvgena::gena::escape_xml;
 using uvgena::gena::Event;
 using uvgena::gena::PropertySet;
 using uvgena::gena::SeqStatus;
@@ -74,29 +76,6 @@ std::string property_set(const std::vector<std::pair<std::string, std::string>>&
         body += "<e:property><" + name + ">" + value + "</" + name + "></e:property>";
     }
     return body + "</e:propertyset>";
-}
-
-std::string xml_escape(std::string_view text) {
-    std::string out;
-    for (char c : text) {
-        switch (c) {
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '&':
-                out += "&amp;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            default:
-                out += c;
-        }
-    }
-    return out;
 }
 
 // The CLI's JSON line before issue 23, as it was built: an nlohmann::json object dumped with
@@ -215,7 +194,7 @@ std::vector<std::pair<std::string, Event>> pinned_cases() {
         {"lastchange-channels",
          property_set(
              {{"LastChange",
-               xml_escape(lc(
+               escape_xml(lc(
                    R"(<InstanceID val="0"><Volume channel="Master" val="10"/><Volume channel="LF" val="11"/>)"
                    R"(<Mute val="0"/><Mute channel="Master" val="1"/><Loudness channel="Master" val="1"/>)"
                    R"(<Loudness val="0"/><Volume channel="Master" val="12"/><Bass val="1"/><Bass val="2"/>)"
@@ -225,18 +204,18 @@ std::vector<std::pair<std::string, Event>> pinned_cases() {
         {"lastchange-duplicate-instance",
          property_set(
              {{"LastChange",
-               xml_escape(lc(
+               escape_xml(lc(
                    R"(<InstanceID val="0"><Volume val="1"/></InstanceID><InstanceID val="1"><Mute val="0"/></InstanceID>)"
                    R"(<InstanceID val="0"><Late val="x"/></InstanceID>)"))}})},
         {"lastchange-broken",
          property_set(
-             {{"LastChange", xml_escape("<Event><InstanceID val=\"0\"><Volume val=\"1\">")},
+             {{"LastChange", escape_xml("<Event><InstanceID val=\"0\"><Volume val=\"1\">")},
               {"Other", "kept"}})},
         {"lastchange-and-variables",
          property_set(
              {{"Zeta", "z"},
               {"LastChange",
-               xml_escape(
+               escape_xml(
                    lc(R"(<InstanceID val="0"><TransportState val="PLAYING"/></InstanceID>)"))},
               {"Alpha", "a"}})},
         {"not-xml", "this is not a property set"},
@@ -391,12 +370,12 @@ TEST_CASE("events: random names, duplicates, instances and channels print as the
                     std::string channel = one_of(channels);
                     lc += "<" + one_of(names).substr(0, 6) +
                           (channel.empty() ? std::string() : " channel=\"" + channel + "\"") +
-                          " val=\"" + xml_escape(one_of(values)) + "\"/>";
+                          " val=\"" + escape_xml(one_of(values)) + "\"/>";
                 }
                 lc += "</InstanceID>";
             }
             lc += "</Event>";
-            vars.emplace_back("LastChange", xml_escape(lc));
+            vars.emplace_back("LastChange", escape_xml(lc));
         }
         std::shuffle(vars.begin(), vars.end(), rng);
         Event event = make_event(property_set(vars), static_cast<std::uint32_t>(round),
