@@ -134,7 +134,11 @@ TEST_SUITE("co.channel") {
             c.close();
         }(ch, pushed));
         run(loop, [&]() -> Task<void> {
-            co_await sleep_for(loop, 1ms);
+            // The producer starts in a check phase, which may come after this sleep's timer
+            // when the loop starts late (valgrind, a loaded machine): wait for its two pushes,
+            // then give it more turns, in which it must not get further.
+            for (int i = 0; i < 2000 && pushed < 2; ++i) co_await sleep_for(loop, 1ms);
+            co_await sleep_for(loop, 2ms);
             CHECK(pushed == 2);  // the producer waits for room
             CHECK(ch.size() == 2);
             CHECK_FALSE(ch.push(99));  // Overflow::wait: push refuses when full
