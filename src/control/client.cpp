@@ -6,6 +6,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "ssdp/fetch_document.hpp"
 #include "uvgena/control/error.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/http/error.hpp"
@@ -104,25 +105,11 @@ Task<std::shared_ptr<const Scpd>> fetch_scpd(uv_loop_t* loop, std::string url,
     if (options.use_cache) {
         if (auto cached = cache().find(url)) co_return cached;
     }
-    http::ClientOptions client;
-    client.timeout = options.timeout;
-    client.connect_timeout = std::min(options.timeout, client.connect_timeout);
-    client.max_response_bytes = options.limits.max_bytes;
-    client.local_address = options.local_address;
-    http::Headers headers;
-    headers.add("User-Agent", ssdp::default_product_token());
     const std::string context = "fetch service description " + url;
-    http::Response response;
-    try {
-        response = co_await http::request(loop, "GET", std::string_view(url), std::move(headers),
-                                          {}, client);
-    } catch (const Error& e) {
-        throw Error(e.code(), context + ": " + context_of(e));
-    }
-    if (response.status < 200 || response.status > 299) {
-        throw Error(http::status_error(response.status), context);
-    }
-    auto scpd = parse_scpd(response.body, options.limits);
+    std::string body = co_await ssdp::detail::fetch_document(
+        loop, url, "fetch service description", options.timeout, options.limits.max_bytes,
+        options.local_address);
+    auto scpd = parse_scpd(body, options.limits);
     if (!scpd) throw Error(scpd.error(), context);
     auto shared = std::make_shared<const Scpd>(std::move(*scpd));
     cache().store(url, shared);

@@ -58,6 +58,23 @@ int small_int(std::string_view text) {
     return ec == std::errc{} ? value : 0;
 }
 
+// Reads every `item` child of `parent`'s `list` child into `out` with `read(element, T&)`,
+// at most `max` of them (errc::scpd_too_large beyond). No list: nothing to read.
+template <typename T, typename Read>
+Result<void> read_list(XmlElement parent, std::string_view list, std::string_view item,
+                       std::size_t max, std::vector<T>& out, Read read) {
+    XmlElement container = child(parent, list);
+    if (!container) return {};
+    for (auto e = container.first_child_element(); e; e = e.next_sibling_element()) {
+        if (local_name(e) != item) continue;
+        if (out.size() >= max) return fail(make_error_code(errc::scpd_too_large));
+        T value{};
+        if (auto r = read(e, value); !r) return r;
+        out.push_back(std::move(value));
+    }
+    return {};
+}
+
 struct Reader {
     const ScpdLimits& limits;
 
@@ -70,27 +87,23 @@ struct Reader {
 
     Result<void> read_action(XmlElement xml, ActionInfo& out) const {
         if (auto r = read_name(xml, out.name); !r) return r;
-        XmlElement list = child(xml, "argumentList");
-        if (!list) return {};
-        for (auto a = list.first_child_element(); a; a = a.next_sibling_element()) {
-            if (local_name(a) != "argument") continue;
-            if (out.arguments.size() >= limits.max_arguments) {
-                return fail(make_error_code(errc::scpd_too_large));
-            }
-            ArgumentInfo argument;
-            if (auto r = read_name(a, argument.name); !r) return r;
-            std::string direction = text_of(a, "direction");
-            if (iequals(direction, "in")) {
-                argument.direction = Direction::in;
-            } else if (iequals(direction, "out")) {
-                argument.direction = Direction::out;
-            } else {
-                return fail(make_error_code(errc::bad_scpd));
-            }
-            argument.related_state_variable = text_of(a, "relatedStateVariable");
-            argument.retval = static_cast<bool>(child(a, "retval"));
-            out.arguments.push_back(std::move(argument));
+        return read_list(
+            xml, "argumentList", "argument", limits.max_arguments, out.arguments,
+            [this](XmlElement a, ArgumentInfo& argument) { return read_argument(a, argument); });
+    }
+
+    Result<void> read_argument(XmlElement a, ArgumentInfo& argument) const {
+        if (auto r = read_name(a, argument.name); !r) return r;
+        std::string direction = text_of(a, "direction");
+        if (iequals(direction, "in")) {
+            argument.direction = Direction::in;
+        } else if (iequals(direction, "out")) {
+            argument.direction = Direction::out;
+        } else {
+            return fail(make_error_code(errc::bad_scpd));
         }
+        argument.related_state_variable = text_of(a, "relatedStateVariable");
+        argument.retval = static_cast<bool>(child(a, "retval"));
         return {};
     }
 
@@ -100,14 +113,14 @@ struct Reader {
         out.send_events = yes_no(xml, "sendEvents").value_or(true);
         out.multicast = yes_no(xml, "multicast").value_or(false);
         if (XmlElement d = child(xml, "defaultValue")) out.default_value = text_of(d);
-        if (XmlElement list = child(xml, "allowedValueList")) {
-            for (auto v = list.first_child_element(); v; v = v.next_sibling_element()) {
-                if (local_name(v) != "allowedValue") continue;
-                if (out.allowed_values.size() >= limits.max_allowed_values) {
-                    return fail(make_error_code(errc::scpd_too_large));
-                }
-                out.allowed_values.push_back(text_of(v));
-            }
+        auto read_text = [](XmlElement v, std::string& text) -> Result<void> {
+            text = text_of(v);
+            return {};
+        };
+        if (auto r = read_list(xml, "allowedValueList", "allowedValue", limits.max_allowed_values,
+                               out.allowed_values, read_text);
+            !r) {
+            return r;
         }
         if (XmlElement range = child(xml, "allowedValueRange")) {
             out.allowed_range = AllowedRange{text_of(range, "minimum"), text_of(range, "maximum"),
@@ -330,28 +343,16 @@ Result<Scpd> parse_scpd(std::string_view xml, const ScpdLimits& limits) {
         out.spec_minor = small_int(text_of(spec, "minor"));
     }
     Reader reader{limits};
-    if (XmlElement list = child(root, "actionList")) {
-        for (auto a = list.first_child_element(); a; a = a.next_sibling_element()) {
-            if (local_name(a) != "action") continue;
-            if (out.actions.size() >= limits.max_actions) {
-                return fail(make_error_code(errc::scpd_too_large));
-            }
-            ActionInfo action;
-            if (auto r = reader.read_action(a, action); !r) return fail(r.error());
-            out.actions.push_back(std::move(action));
-        }
-    }
-    if (XmlElement table = child(root, "serviceStateTable")) {
-        for (auto v = table.first_child_element(); v; v = v.next_sibling_element()) {
-            if (local_name(v) != "stateVariable") continue;
-            if (out.state_variables.size() >= limits.max_state_variables) {
-                return fail(make_error_code(errc::scpd_too_large));
-            }
-            StateVariableInfo variable;
-            if (auto r = reader.read_variable(v, variable); !r) return fail(r.error());
-            out.state_variables.push_back(std::move(variable));
-        }
-    }
+    auto actions = read_list(
+        root, "actionList", "action", limits.max_actions, out.actions,
+        [&reader](XmlElement e, ActionInfo& action) { return reader.read_action(e, action); });
+    if (!actions) return fail(actions.error());
+    auto variables =
+        read_list(root, "serviceStateTable", "stateVariable", limits.max_state_variables,
+                  out.state_variables, [&reader](XmlElement e, StateVariableInfo& variable) {
+                      return reader.read_variable(e, variable);
+                  });
+    if (!variables) return fail(variables.error());
     return out;
 }
 

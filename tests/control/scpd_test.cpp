@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "support/test_loop.hpp"
 #include "uvgena/control/error.hpp"
@@ -182,24 +184,26 @@ TEST_SUITE("control.scpd") {
 
     TEST_CASE("the bounds refuse oversized descriptions") {
         std::string real = read_data("rendercontrolSCPD.xml");
+        // Each bound just below what gmediarender's RenderingControl needs.
+        std::vector<std::pair<const char*, std::size_t ScpdLimits::*>> bounds = {
+            {"max_actions", &ScpdLimits::max_actions},
+            {"max_state_variables", &ScpdLimits::max_state_variables},
+            {"max_arguments", &ScpdLimits::max_arguments},
+            {"max_allowed_values", &ScpdLimits::max_allowed_values},
+            {"max_name_bytes", &ScpdLimits::max_name_bytes},
+        };
+        std::vector<std::size_t> too_small = {5, 5, 2, 1, 8};  // SetVolume has 3 arguments
+        for (std::size_t i = 0; i < bounds.size(); ++i) {
+            CAPTURE(bounds[i].first);
+            ScpdLimits limits;
+            limits.*bounds[i].second = too_small[i];
+            CHECK(parse_scpd(real, limits).error() == control::errc::scpd_too_large);
+        }
         ScpdLimits limits;
         limits.max_bytes = real.size() - 1;
         CHECK(parse_scpd(real, limits).error() == control::errc::scpd_too_large);
-        limits = {};
-        limits.max_actions = 5;
-        CHECK(parse_scpd(real, limits).error() == control::errc::scpd_too_large);
-        limits = {};
-        limits.max_state_variables = 5;
-        CHECK(parse_scpd(real, limits).error() == control::errc::scpd_too_large);
-        limits = {};
-        limits.max_arguments = 2;  // SetVolume has 3
-        CHECK(parse_scpd(real, limits).error() == control::errc::scpd_too_large);
-        limits = {};
-        limits.max_allowed_values = 1;
-        CHECK(parse_scpd(real, limits).error() == control::errc::scpd_too_large);
-        limits = {};
-        limits.max_name_bytes = 8;
-        CHECK(parse_scpd(real, limits).error() == control::errc::scpd_too_large);
+        limits.max_bytes = real.size();
+        CHECK(parse_scpd(real, limits).ok());
         // Beyond the XML reader's own element bound, whatever the SCPD bounds say.
         std::string many;
         for (int i = 0; i < 20000; ++i) many += "<x/>";

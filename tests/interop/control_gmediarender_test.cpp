@@ -10,7 +10,6 @@
 // kill it: the device still answering afterwards proves that uvgena did not send it.
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -26,12 +25,6 @@ using namespace uvgena::control;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    REQUIRE_MESSAGE(v != nullptr, name << " is not set: run this test through gmediarender.sh");
-    return v;
-}
 
 // Argument lists are named variables, never braced lists inside co_await: g++ 12 cannot
 // compile those ("array used as initializer"; README, "Calling actions").
@@ -138,6 +131,9 @@ TEST_SUITE("interop.control") {
     TEST_CASE("SOAP actions against gmediarender: get, set, refused before sending, faults") {
         uvtest::TestLoop loop(std::chrono::seconds(40));
         forget_scpd();
-        run(loop, scenario(loop, env("GMR_BASE")));
+        std::string base = uvtest::env_dir("GMR_BASE");
+        REQUIRE_MESSAGE(!base.empty(),
+                        "GMR_BASE is not set: run this test through gmediarender.sh");
+        run(loop, scenario(loop, base));
     }
 }
