@@ -64,7 +64,8 @@ struct UVGENA_API ScpdFetchOptions {
 /// threads of their own. The cache holds at most 256 descriptions (the oldest go first) and
 /// is guarded by a mutex never held across I/O: two concurrent first calls for one URL both
 /// fetch, and the later result replaces the earlier. Call forget_scpd after a device
-/// announced a new configuration (SSDP CONFIGID), or pass use_cache = false.
+/// announced a new configuration (SSDP CONFIGID), or pass use_cache = false. A cached
+/// description is returned whatever `options` say (it passed the bounds of its first fetch).
 UVGENA_API Task<std::shared_ptr<const Scpd>> fetch_scpd(uv_loop_t* loop, std::string url,
                                                         ScpdFetchOptions options = {});
 
