@@ -33,7 +33,7 @@ Arguments set_volume_to(std::string value) {
 }
 
 const Arguments master = {{"InstanceID", "0"}, {"Channel", "Master"}};
-const Arguments instance0 = instance0;
+const Arguments instance0 = {{"InstanceID", "0"}};
 
 Task<std::string> get_volume(uv_loop_t* loop, const ssdp::ServiceInfo& rc) {
     Arguments out = co_await call_action(loop, rc, "GetVolume", master);
@@ -123,6 +123,29 @@ Task<void> scenario(uv_loop_t* loop, std::string base) {
     CHECK(refused == control::errc::unknown_action);
     now = co_await get_volume(loop, rc);
     CHECK(now == "33");
+
+    // XML inside a string argument: DIDL-Lite metadata (with an escaped '&' of its own) goes
+    // to AVTransport as text and comes back unchanged from GetMediaInfo.
+    const ssdp::ServiceInfo* avt = description.service("AVTransport");
+    REQUIRE(avt != nullptr);
+    const std::string didl =
+        "<DIDL-Lite xmlns=\"urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/\" "
+        "xmlns:dc=\"http://purl.org/dc/elements/1.1/\" "
+        "xmlns:upnp=\"urn:schemas-upnp-org:metadata-1-0/upnp/\"><item id=\"7\" parentID=\"0\" "
+        "restricted=\"1\"><dc:title>Rock &amp; Roll &lt;live&gt;</dc:title>"
+        "<upnp:class>object.item.audioItem.musicTrack</upnp:class></item></DIDL-Lite>";
+    Arguments set_uri{{"InstanceID", "0"},
+                      {"CurrentURI", "http://10.204.0.2:9/none.mp3"},
+                      {"CurrentURIMetaData", didl}};
+    co_await call_action(loop, *avt, "SetAVTransportURI", set_uri);
+    Arguments info = co_await call_action(loop, *avt, "GetMediaInfo", instance0);
+    std::string metadata, uri;
+    for (const auto& [name, value] : info) {
+        if (name == "CurrentURIMetaData") metadata = value;
+        if (name == "CurrentURI") uri = value;
+    }
+    CHECK(uri == "http://10.204.0.2:9/none.mp3");
+    CHECK(metadata == didl);
 }
 
 }  // namespace
