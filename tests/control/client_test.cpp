@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -278,6 +279,34 @@ TEST_SUITE("control.client") {
         CHECK(is_timeout(error));
         CHECK(std::chrono::steady_clock::now() - start < 1500ms);
         CHECK(what.find("call Slow at ") != std::string::npos);
+        run(loop, device.server.stop(0ms));
+    }
+
+    TEST_CASE("a call is cancelled by its options' stop token") {
+        uvtest::TestLoop loop;
+        SoapDevice device(loop);
+        std::stop_source stop;
+        ActionOptions options;
+        options.stop = stop.get_token();
+        auto scenario = [](uv_loop_t* l, std::string url, ActionOptions o,
+                           std::stop_source& s) -> Task<std::error_code> {
+            Scope scope(l);
+            scope.spawn([](uv_loop_t* l2, std::stop_source& s2) -> Task<void> {
+                co_await sleep_for(l2, 100ms);
+                s2.request_stop();
+            }(l, s));
+            std::error_code result;
+            try {
+                co_await call_action(l, url, rc_type, "Slow", {}, o);
+            } catch (const Error& e) {
+                result = e.code();
+            }
+            co_await scope.join();
+            co_return result;
+        };
+        auto start = std::chrono::steady_clock::now();
+        CHECK(is_cancelled(run(loop, scenario(loop, device.url("/control"), options, stop))));
+        CHECK(std::chrono::steady_clock::now() - start < 1500ms);
         run(loop, device.server.stop(0ms));
     }
 
