@@ -178,7 +178,8 @@ TEST_SUITE("control.scpd") {
         for (int i = 0; i < 3000; ++i) nested += "<a>";
         CHECK_FALSE(parse_scpd("<scpd>" + nested).ok());
         // Binary garbage and NULs never crash.
-        std::string garbage("<scpd>\0\xff\xfe<action>\x01</scpd>", 28);
+        const char bytes[] = "<scpd>\0\xff\xfe<action>\x01</scpd>";
+        std::string garbage(bytes, sizeof bytes - 1);
         CHECK_FALSE(parse_scpd(garbage).ok());
     }
 
