@@ -71,7 +71,8 @@ UVGENA_API Result<std::pair<std::string, std::string>> parse_soap_action_header(
 UVGENA_API Result<SoapMessage> build_request(const ActionRequest& request);
 
 /// Client side: the out arguments of a response to `action`, in the device's order, their
-/// values unescaped (never trimmed: a string may start with a space). Errors:
+/// values unescaped (never trimmed: a string may start with a space; but a value a device
+/// wrote as raw whitespace only reads as "", as both XML readers drop such text). Errors:
 /// errc::soap_fault when the body is a Fault (read it with parse_fault), errc::wrong_action
 /// when the element is not <`action`Response>, errc::bad_envelope for anything but an
 /// envelope with one action element whose arguments hold text only, errc::message_too_large
