@@ -10,7 +10,9 @@
    and it are one module (one module split into files by job, its state behind that one
    internal interface: src/subscriber/subscription_impl.hpp, src/publisher/publisher_impl.hpp).
 3. The gena layer is sans-IO: no libuv call (uv_...) and no socket call in src/gena/ or
-   include/uvgena/gena/, and no #include <uv.h> there.
+   include/uvgena/gena/, and no #include <uv.h> there. The same holds for the control
+   layer's codecs (SANS_IO_FILES: SCPD parsing, SOAP, errors), which its client and later the
+   publisher share.
 4. No layer includes the CLI, and the library does not include the demo renderer.
 
 Usage: python3 scripts/check-layers.py [repo-root]
@@ -20,7 +22,13 @@ import re
 import sys
 
 # Bottom to top: a layer may include itself and any layer listed before it.
-LAYERS = ["core", "co", "net", "http", "gena", "ssdp", "subscriber", "publisher", "blocking"]
+LAYERS = ["core", "co", "net", "http", "gena", "ssdp", "control", "subscriber", "publisher",
+          "blocking"]
+SANS_IO_FILES = {os.path.join(*p.split("/")) for p in (
+    "include/uvgena/control/error.hpp", "src/control/error.cpp",
+    "include/uvgena/control/scpd.hpp", "src/control/scpd.cpp",
+    "include/uvgena/control/soap.hpp", "src/control/soap.cpp",
+)}
 RANK = {name: i for i, name in enumerate(LAYERS)}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
@@ -75,13 +83,14 @@ def main():
         with open(os.path.join(root, path), encoding="utf-8") as f:
             text = f.read()
         own = layer_of(path)
+        sans_io = own == "gena" or path in SANS_IO_FILES
         edges = []
         for kind, target in INCLUDE.findall(text):
             if target.startswith("cli/") or "demo_device" in target or "demo_renderer" in target:
                 problems.append(f"{path}: includes {target} (the library must not use the CLI "
                                 "or the demo renderer)")
-            if own == "gena" and target == "uv.h":
-                problems.append(f"{path}: includes <uv.h> (gena is sans-IO)")
+            if sans_io and target == "uv.h":
+                problems.append(f"{path}: includes <uv.h> (sans-IO)")
             resolved = resolve(root, path, target)
             if resolved is None:
                 continue
@@ -90,17 +99,17 @@ def main():
             if own in RANK and theirs in RANK and RANK[theirs] > RANK[own]:
                 problems.append(f"{path} ({own}) includes {target} ({theirs}): a higher layer")
         graph[path] = edges
-        if own == "gena":
+        if sans_io:
             code = strip_comments(text)
             for m in UV_CALL.finditer(code):
-                problems.append(f"{path}: libuv call {m.group(0)[:-1].strip()} (gena is sans-IO)")
+                problems.append(f"{path}: libuv call {m.group(0)[:-1].strip()} (sans-IO)")
             for m in SOCKET_CALL.finditer(code):
                 # Methods and members named like socket calls (x.connect(...)) are not calls
                 # of the socket API.
                 before = code[max(0, m.start() - 2):m.start()]
                 if before.endswith(".") or before.endswith("->") or before.endswith("::"):
                     continue
-                problems.append(f"{path}: socket call {m.group(1)} (gena is sans-IO)")
+                problems.append(f"{path}: socket call {m.group(1)} (sans-IO)")
 
     edge_count = sum(len(v) for v in graph.values())
 

@@ -7,6 +7,7 @@
 
 #include "uvgena/blocking/blocking.hpp"
 #include "uvgena/co/co.hpp"
+#include "uvgena/control/control.hpp"
 #include "uvgena/core/error.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/core/overflow.hpp"

@@ -19,7 +19,8 @@
 //    path (every awaiter that takes a LoopRef); the generation invalidates it whenever any
 //    context is destroyed, since a new loop may reuse a freed loop's address.
 // Everything else (ready queue, timer heap, the time-slice window, spawned tasks) is per loop.
-// The net layer adds one more: a per-thread cache of TCP read buffers (net/buffer_pool.cpp).
+// The net layer adds one more: a per-thread cache of TCP read buffers (net/buffer_pool.cpp);
+// the control layer the process-wide cache of service descriptions (control/client.cpp).
 
 namespace uvgena::detail {
 namespace {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "fetch_document.hpp"
 #include "sockets.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
@@ -191,29 +192,43 @@ Task<std::vector<DiscoveredDevice>> discover(uv_loop_t* loop, DiscoverOptions op
 // ---------------------------------------------------------------------------------------
 // Descriptions
 
-Task<DeviceDescription> fetch_description(uv_loop_t* loop, std::string location,
-                                          FetchOptions options) {
+namespace detail {
+
+Task<std::string> fetch_document(uv_loop_t* loop, std::string url, std::string what,
+                                 std::chrono::milliseconds timeout, std::size_t max_bytes,
+                                 std::optional<SocketAddress> local_address) {
     http::ClientOptions client;
-    client.timeout = options.timeout;
-    client.connect_timeout = std::min(options.timeout, client.connect_timeout);
-    client.max_response_bytes = options.limits.max_bytes;
-    client.local_address = options.local_address;
+    client.timeout = timeout;
+    client.connect_timeout = std::min(timeout, client.connect_timeout);
+    client.max_response_bytes = max_bytes;
+    client.local_address = local_address;
     http::Headers headers;
     headers.add("User-Agent", default_product_token());
+    const std::string context = what + " " + url;
     http::Response response;
     try {
-        response = co_await http::request(loop, "GET", std::string_view(location),
-                                          std::move(headers), {}, client);
+        response = co_await http::request(loop, "GET", std::string_view(url), std::move(headers),
+                                          {}, client);
     } catch (const Error& e) {
-        // The http layer names the host; the caller wants the description's URL.
-        if (std::string_view(e.what()).find(location) != std::string_view::npos) throw;
-        throw Error(e.code(), "fetch description " + location + ": " + context_of(e));
+        // The http layer names the host; the caller wants the document's URL.
+        if (std::string_view(e.what()).find(url) != std::string_view::npos) throw;
+        throw Error(e.code(), context + ": " + context_of(e));
     }
     if (response.status < 200 || response.status > 299) {
         // The status category's message says "HTTP 404 Not Found".
-        throw Error(http::status_error(response.status), "fetch description " + location);
+        throw Error(http::status_error(response.status), context);
     }
-    auto description = parse_description(response.body, location, options.limits);
+    co_return std::move(response.body);
+}
+
+}  // namespace detail
+
+Task<DeviceDescription> fetch_description(uv_loop_t* loop, std::string location,
+                                          FetchOptions options) {
+    std::string body =
+        co_await detail::fetch_document(loop, location, "fetch description", options.timeout,
+                                        options.limits.max_bytes, options.local_address);
+    auto description = parse_description(body, location, options.limits);
     if (!description) {
         throw Error(description.error(), "fetch description " + location);
     }
