@@ -148,25 +148,34 @@ enum class Kind {
 
 struct TypeInfo {
     Kind kind = Kind::other;
-    long double low = 0, high = 0;  // bounds of the integer and real types
+    long double low = 0, high = 0;  // bounds of the real types
+    // Bounds of the integer types, exact (a long double holds every 64-bit integer only where
+    // it has a 64-bit mantissa, and not under valgrind, which computes it as a double): the
+    // largest value and the largest magnitude of a negative one.
+    std::uint64_t int_high = 0, int_low_magnitude = 0;
 };
 
 TypeInfo type_info(std::string_view type) {
-    auto ui = [](long double high) { return TypeInfo{Kind::unsigned_int, 0, high}; };
-    auto si = [](long double low, long double high) {
-        return TypeInfo{Kind::signed_int, low, high};
+    auto ui = [](std::uint64_t high) {
+        TypeInfo t{Kind::unsigned_int};
+        t.int_high = high;
+        return t;
+    };
+    auto si = [](std::uint64_t low_magnitude, std::uint64_t high) {
+        TypeInfo t{Kind::signed_int};
+        t.int_low_magnitude = low_magnitude;
+        t.int_high = high;
+        return t;
     };
     if (type == "ui1") return ui(255);
     if (type == "ui2") return ui(65535);
-    if (type == "ui4") return ui(4294967295.0L);
-    if (type == "ui8")
-        return ui(static_cast<long double>(std::numeric_limits<std::uint64_t>::max()));
-    if (type == "i1") return si(-128, 127);
-    if (type == "i2") return si(-32768, 32767);
-    if (type == "i4") return si(-2147483648.0L, 2147483647.0L);
+    if (type == "ui4") return ui(4294967295u);
+    if (type == "ui8") return ui(std::numeric_limits<std::uint64_t>::max());
+    if (type == "i1") return si(128, 127);
+    if (type == "i2") return si(32768, 32767);
+    if (type == "i4") return si(2147483648u, 2147483647u);
     if (type == "i8" || type == "int") {
-        return si(static_cast<long double>(std::numeric_limits<std::int64_t>::min()),
-                  static_cast<long double>(std::numeric_limits<std::int64_t>::max()));
+        return si(std::uint64_t{1} << 63, std::numeric_limits<std::int64_t>::max());
     }
     if (type == "r4") return {Kind::real, -3.40282347e38L, 3.40282347e38L};
     if (type == "r8" || type == "number" || type == "float" || type == "fixed.14.4") {
@@ -186,20 +195,40 @@ TypeInfo type_info(std::string_view type) {
     return {Kind::other};  // string and anything unknown
 }
 
-// A decimal integer filling `text` (optional '-' for signed types) as a long double, which
-// holds every 64-bit integer exactly on the platforms uvgena builds for (x86-64's 80-bit
-// format; elsewhere the range checks of ui8/i8 near their ends are approximate).
-std::optional<long double> parse_integer(std::string_view text, bool allow_sign) {
-    if (text.empty()) return std::nullopt;
+// A decimal integer filling `text`: its sign (an optional '-' or '+' for signed types) and
+// magnitude.
+struct ParsedInteger {
     bool negative = false;
+    std::uint64_t magnitude = 0;
+};
+
+std::optional<ParsedInteger> parse_integer_parts(std::string_view text, bool allow_sign) {
+    if (text.empty()) return std::nullopt;
+    ParsedInteger out;
     if (allow_sign && (text.front() == '-' || text.front() == '+')) {
-        negative = text.front() == '-';
+        out.negative = text.front() == '-';
         text.remove_prefix(1);
     }
     auto magnitude = parse_unsigned<std::uint64_t>(text);
     if (!magnitude) return std::nullopt;
-    auto value = static_cast<long double>(*magnitude);
-    return negative ? -value : value;
+    out.magnitude = *magnitude;
+    return out;
+}
+
+// The same as a long double, for the allowedValueRange comparisons (exact for the small
+// bounds that ranges have; the type's own bounds are checked exactly by integer_in_type).
+std::optional<long double> parse_integer(std::string_view text, bool allow_sign) {
+    auto parts = parse_integer_parts(text, allow_sign);
+    if (!parts) return std::nullopt;
+    auto value = static_cast<long double>(parts->magnitude);
+    return parts->negative ? -value : value;
+}
+
+bool integer_in_type(const TypeInfo& type, std::string_view text) {
+    auto parts = parse_integer_parts(text, type.kind == Kind::signed_int);
+    if (!parts) return false;
+    return parts->negative ? parts->magnitude <= type.int_low_magnitude
+                           : parts->magnitude <= type.int_high;
 }
 
 std::optional<long double> parse_real(std::string_view text) {
@@ -251,8 +280,9 @@ bool matches_type(const TypeInfo& type, std::string_view value) {
     switch (type.kind) {
         case Kind::unsigned_int:
         case Kind::signed_int:
+            return integer_in_type(type, value);
         case Kind::real: {
-            auto number = parse_number(type, value);
+            auto number = parse_real(value);
             return number && *number >= type.low && *number <= type.high;
         }
         case Kind::boolean:

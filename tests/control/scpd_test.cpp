@@ -235,6 +235,13 @@ TEST_SUITE("control.scpd") {
         CHECK(check_value(typed("i4"), "+7").ok());
         CHECK_FALSE(check_value(typed("i4"), "2147483648").ok());
         CHECK(check_value(typed("int"), "-9000000000").ok());
+        // The 64-bit ends, exactly (not through a floating type: valgrind's long double is a
+        // double, in which 2^64 - 1 and 2^64 are the same number).
+        CHECK(check_value(typed("i8"), "-9223372036854775808").ok());
+        CHECK_FALSE(check_value(typed("i8"), "-9223372036854775809").ok());
+        CHECK(check_value(typed("i8"), "9223372036854775807").ok());
+        CHECK_FALSE(check_value(typed("i8"), "9223372036854775808").ok());
+        CHECK_FALSE(check_value(typed("ui8"), "18446744073709551617").ok());
         CHECK_FALSE(check_value(typed("int"), "x").ok());
         for (const char* real : {"r4", "r8", "number", "float", "fixed.14.4"}) {
             CAPTURE(real);
