@@ -2,10 +2,10 @@
 """Sums real test results from meson's testlog.json files.
 
 A doctest program counts as its test cases (from its "[doctest] test cases:" summary); any
-other meson test counts as one. "--extra P F" adds the results of checks that are not meson tests (fuzz runs). Prints
-per-log lines, the name and first error lines of every failed test (so that the tail of a CI
-log says what failed), then the closing line
-"N passed, N failed" and exits non-zero if anything failed or nothing ran.
+other meson test counts as one. "--extra P F" adds the results of checks that are not meson
+tests (fuzz runs). Prints per-log lines, the name, first error lines and last output lines of
+every failed test (so that the tail of a CI log says what failed and why), then the closing
+line "N passed, N failed" and exits non-zero if anything failed or nothing ran.
 """
 import json
 import re
@@ -28,8 +28,19 @@ def failure_excerpt(stdout, limit=12):
 
 def report_failure(path, t):
     print(f"FAILED in {path}: {t.get('name')} ({t.get('result')}, {t.get('duration', 0):.1f}s)")
-    for line in failure_excerpt((t.get("stdout", "") or "") + "\n" + (t.get("stderr", "") or "")):
+    output = (t.get("stdout", "") or "") + "\n" + (t.get("stderr", "") or "")
+    excerpt = failure_excerpt(output)
+    for line in excerpt:
         print(f"    {line[:200]}")
+    # The last lines of its output too: what the test and the peers it ran printed on the way
+    # (an interop test's device log, a test's own diagnostics), so that a failure seen only in
+    # a CI log can be understood from that log.
+    tail = [line.rstrip() for line in output.splitlines() if line.strip()][-25:]
+    tail = [line for line in tail if line not in excerpt]
+    if tail:
+        print("    --- last lines of its output ---")
+        for line in tail:
+            print(f"    {line[:200]}")
 
 
 def count(path):

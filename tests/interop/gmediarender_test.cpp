@@ -69,15 +69,30 @@ Task<Event> next_with(uv_loop_t* loop, Subscription& sub, std::string name,
     co_return Event{};
 }
 
-// The event that shows Volume = `value` after SetVolume(`value`), asking again when the
-// device announced another volume instead: gmediarender reports its start-up volume late under
-// load, and that report can land after our SetVolume and override it on the device.
-Task<Event> set_volume_and_see(uv_loop_t* loop, Subscription& sub, const std::string& control_url,
-                               std::string value) {
+// SetVolume and the event that shows it: {event, the volume it shows}. gmediarender reports its
+// start-up volume late under load, and that report can land after our SetVolume and override it
+// on the device; and it announces changes only, so asking again for the same volume after an
+// event went missing would wait for nothing. Each attempt therefore sets another volume
+// (`first`, first + 1, ...) and waits for that one, saying on stderr what it saw and when.
+struct VolumeSeen {
+    Event event;
+    std::string volume;
+};
+
+Task<VolumeSeen> set_volume_and_see(uv_loop_t* loop, Subscription& sub,
+                                    const std::string& control_url, int first) {
+    const auto start = std::chrono::steady_clock::now();
+    auto elapsed_ms = [&] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - start)
+            .count();
+    };
     for (int attempt = 0; attempt < 3; ++attempt) {
+        const std::string value = std::to_string(first + attempt);
         co_await soap(loop, control_url, "RenderingControl", "SetVolume",
                       "<InstanceID>0</InstanceID><Channel>Master</Channel><DesiredVolume>" + value +
                           "</DesiredVolume>");
+        std::cerr << elapsed_ms() << " ms: SetVolume(" << value << ") answered\n";
         for (int i = 0; i < 5; ++i) {
             std::optional<Event> event;
             try {
@@ -86,21 +101,30 @@ Task<Event> set_volume_and_see(uv_loop_t* loop, Subscription& sub, const std::st
                     [](Subscription& s) -> Task<std::optional<Event>> {
                         co_return co_await s.events().next();
                     }(sub),
-                    3s);
+                    5s);
             } catch (const Error& e) {
                 if (e.code() != make_error_code(uvgena::errc::timed_out)) throw;
             }
-            if (!event) break;  // nothing more within 3 s: ask again
+            if (!event) {  // nothing more within 5 s: try another volume
+                std::cerr << elapsed_ms() << " ms: no event for 5 s\n";
+                break;
+            }
             const gena::LastChangeInstance* instance =
                 event->last_change() ? event->last_change()->instance("0") : nullptr;
             const auto* volume = instance != nullptr ? instance->find("Volume") : nullptr;
-            if (volume != nullptr && volume->value == value) co_return std::move(*event);
-            std::cerr << "skipped SEQ " << event->seq
-                      << " (Volume = " << (volume != nullptr ? volume->value : "absent") << ")\n";
+            if (volume != nullptr && volume->value == value)
+                co_return VolumeSeen{std::move(*event), value};
+            std::cerr << elapsed_ms() << " ms: skipped SEQ " << event->seq << " (Volume = "
+                      << (volume != nullptr ? volume->value : "absent") << ")\n";
         }
     }
-    FAIL("no event with Volume = " << value << " after three SetVolume");
-    co_return Event{};
+    const auto stats = sub.stats();
+    FAIL("no event with the volume set, after three SetVolume ("
+         << first << ".." << first + 2 << "); subscription stats: received "
+         << stats.events_received << ", delivered " << stats.events_delivered << ", reordered "
+         << stats.events_reordered << ", missed " << stats.events_missed << ", parse errors "
+         << stats.parse_errors);
+    co_return VolumeSeen{};
 }
 
 }  // namespace
@@ -148,10 +172,12 @@ TEST_SUITE("interop.gmediarender") {
             REQUIRE(avt0.last_change());
             CHECK(avt0.last_change()->instance("0")->get("TransportState").has_value());
 
-            Event rc1 = co_await set_volume_and_see(l, rcs, rc->control_url, "42");
+            VolumeSeen seen = co_await set_volume_and_see(l, rcs, rc->control_url, 42);
+            const Event& rc1 = seen.event;
             CHECK(rc1.seq >= 1);
             CHECK(rc1.seq_status == gena::SeqStatus::ok);
-            CHECK(rc1.last_change()->instance("0")->find("Volume", "Master")->value == "42");
+            CHECK(rc1.last_change()->instance("0")->find("Volume", "Master")->value ==
+                  seen.volume);
 
             std::string uri = "http://" + lo.listen_host + ":9/none.mp3";
             std::string didl =
