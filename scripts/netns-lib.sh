@@ -59,8 +59,14 @@ netns_gmediarender() {
     netns_spawn "$1" gmediarender -I "$2" -p "$4" -f "$5" -u "$6" \
         --gstout-audiosink=fakesink --gstout-videosink=fakesink --logfile "$work/gmr.log" \
         >"$work/gmr.out" 2>&1
+    # Ready means both: its description answers, and it printed "Ready for rendering." (its
+    # HTTP server is up before its services have made their event collectors: an action taken
+    # in between changes state without an event).
     for _ in $(seq 1 300); do
-        ip netns exec "$1" curl -sf -m 1 -o /dev/null "http://$3:$4/description.xml" && return
+        if grep -q "Ready for rendering" "$work/gmr.out" 2>/dev/null &&
+            ip netns exec "$1" curl -sf -m 1 -o /dev/null "http://$3:$4/description.xml"; then
+            return
+        fi
         kill -0 "$netns_pid" 2>/dev/null || break
         sleep 0.1
     done
