@@ -4,6 +4,7 @@
 #include "uvgena/publisher/publisher.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "publisher/publisher_impl.hpp"
@@ -35,6 +36,7 @@ void Publisher::Impl::shutdown() noexcept {
     if (shut_down) return;
     shut_down = true;
     stopped = true;
+    actions_stop.request_stop();
     server.reset();
     forget_all();
     scope.reset();
@@ -60,6 +62,21 @@ Service::Impl* Publisher::Impl::find_service(std::string_view path) const noexce
         if (s->impl_->event_path == path) return s->impl_.get();
     }
     return nullptr;
+}
+
+std::pair<Service::Impl*, detail::Route> Publisher::Impl::route(
+    std::string_view path) const noexcept {
+    for (const auto& s : services) {
+        Service::Impl* service = s->impl_.get();
+        if (service->event_path == path) return {service, detail::Route::event};
+        if (!service->control_path.empty() && service->control_path == path) {
+            return {service, detail::Route::control};
+        }
+        if (!service->scpd_path.empty() && service->scpd_path == path) {
+            return {service, detail::Route::scpd};
+        }
+    }
+    return {nullptr, detail::Route::event};
 }
 
 void Publisher::Impl::remove(std::shared_ptr<Subscriber> sub) noexcept {
@@ -158,6 +175,9 @@ Task<void> Publisher::Impl::stop(std::shared_ptr<Impl> self, std::chrono::millis
 Task<void> Publisher::Impl::drain(std::chrono::milliseconds grace) {
     stopped = true;
     if (server) co_await server->stop(grace);
+    // The own server gave its calls `grace`; the handlers still running (or called through
+    // someone else's server) end now.
+    actions_stop.request_stop();
     // The Publisher was destroyed meanwhile: shutdown() ended everything.
     if (shut_down) co_return;
     forget_all();
@@ -179,9 +199,15 @@ Publisher::~Publisher() {
 }
 
 Service& Publisher::add_service(ServiceConfig config) {
-    if (impl_->find_service(config.event_path) != nullptr) {
-        throw_error(uvgena::errc::invalid_argument,
-                    "event path already published: " + config.event_path);
+    const std::string* paths[] = {&config.event_path, &config.control_path, &config.scpd_path};
+    for (std::size_t i = 0; i < std::size(paths); ++i) {
+        const std::string& path = *paths[i];
+        if (path.empty()) continue;
+        bool twice = false;
+        for (std::size_t j = 0; j < i; ++j) twice = twice || *paths[j] == path;
+        if (twice || impl_->route(path).first != nullptr) {
+            throw_error(uvgena::errc::invalid_argument, "path already published: " + path);
+        }
     }
     auto impl = Service::Impl::make(impl_.get(), std::move(config));
     impl_->services.push_back(std::unique_ptr<Service>(new Service(std::move(impl))));
@@ -196,13 +222,12 @@ Service* Publisher::find_service(std::string_view event_path) noexcept {
 }
 
 bool Publisher::handles(std::string_view target) const noexcept {
-    return impl_->find_service(detail::path_of(target)) != nullptr;
+    return impl_->route(detail::path_of(target)).first != nullptr;
 }
 
 Task<http::Response> Publisher::handle(const http::Request& request,
                                        const http::RequestContext& context) {
-    std::shared_ptr<Impl> keep = impl_;
-    co_return keep->handle(request, context);
+    return Impl::answer(impl_, request, context);
 }
 
 http::Handler Publisher::handler(http::Handler fallback) {
@@ -210,11 +235,8 @@ http::Handler Publisher::handler(http::Handler fallback) {
                const http::Request& request,
                const http::RequestContext& context) -> Task<http::Response> {
         if (std::shared_ptr<Impl> impl = weak.lock();
-            impl && impl->find_service(detail::path_of(request.target)) != nullptr) {
-            return [](std::shared_ptr<Impl> self, const http::Request& r,
-                      const http::RequestContext& c) -> Task<http::Response> {
-                co_return self->handle(r, c);
-            }(std::move(impl), request, context);
+            impl && impl->route(detail::path_of(request.target)).first != nullptr) {
+            return Impl::answer(std::move(impl), request, context);
         }
         if (fallback) return fallback(request, context);
         return []() -> Task<http::Response> {

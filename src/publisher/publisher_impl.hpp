@@ -2,6 +2,7 @@
 //   service.cpp     a service's variables, moderation and event building
 //   requests.cpp    SUBSCRIBE / renewal / UNSUBSCRIBE answers (the HTTP front)
 //   delivery.cpp    per-subscriber queues and the NOTIFY workers
+//   actions.cpp     SOAP action calls to the control paths, and the SCPD documents
 //   publisher.cpp   the subscription table, expiry, stop, and the public face
 //   interfaces.cpp  the host's interface list and its cache (the CALLBACK checks' only I/O)
 #pragma once
@@ -11,12 +12,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "co/once.hpp"
@@ -104,6 +107,16 @@ class InterfaceCache {
 /// The path of a request-target: the absolute form's authority and any query are dropped.
 std::string_view path_of(std::string_view target) noexcept;
 
+/// What a path of a service is for.
+enum class Route { event, control, scpd };
+
+/// The handler of one action, of either kind (shared with the calls running it, so that
+/// replacing it does not destroy a coroutine's captures under it).
+struct ActionHandlers {
+    ActionHandler async;
+    SyncActionHandler sync;
+};
+
 }  // namespace uvgena::gena::detail
 
 namespace uvgena::gena {
@@ -124,6 +137,14 @@ struct Service::Impl {
 
     Publisher::Impl* publisher = nullptr;
     std::string event_path;
+    // Actions (actions.cpp).
+    std::string control_path;
+    std::string service_type;
+    std::string scpd_path;
+    std::string scpd_xml;
+    std::optional<control::Scpd> scpd;
+    bool check_actions = true;
+    std::map<std::string, std::shared_ptr<const detail::ActionHandlers>, std::less<>> handlers;
     std::vector<Variable> variables;
     std::optional<LastChangeState> last_change;
     std::chrono::milliseconds min_interval{0};
@@ -134,6 +155,9 @@ struct Service::Impl {
     EventBody full_state;  // cache of the full-state property set; reset by every change
     std::optional<Clock::time_point> flush_at;
     std::stop_source flush_stop;
+
+    /// Throws invalid_argument unless `action` may get a handler (see Service::on_action).
+    void check_action_name(const std::string& action) const;
 
     /// Builds the service from its configuration (throws invalid_argument, see add_service).
     static std::unique_ptr<Impl> make(Publisher::Impl* publisher, ServiceConfig config);
@@ -172,6 +196,8 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
     void shutdown() noexcept;
     void forget_all() noexcept;
     Service::Impl* find_service(std::string_view path) const noexcept;
+    /// The service with `path` as its event, control or SCPD path, and which one it is.
+    std::pair<Service::Impl*, detail::Route> route(std::string_view path) const noexcept;
     bool live(const Subscriber& s, const Service::Impl* service, Clock::time_point now) const {
         return !s.removed && s.service == service && s.expires > now;
     }
@@ -186,6 +212,18 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
     http::Response subscribe(Service::Impl& service, SubscriptionDecision& decision,
                              const http::RequestContext& context);
     bool make_room(Service::Impl& service, const std::string& requester);
+    /// Any request to one of the services' paths (the publisher's own front door).
+    static Task<http::Response> answer(std::shared_ptr<Impl> self, const http::Request& request,
+                                       const http::RequestContext& context);
+
+    // actions.cpp: action calls and SCPD documents
+    static Task<http::Response> call_action(std::shared_ptr<Impl> self, Service::Impl& service,
+                                            const http::Request& request,
+                                            const http::RequestContext& context);
+    http::Response serve_scpd(const Service::Impl& service, const http::Request& request) const;
+    http::Response fault(const Service::Impl& service, std::string_view action,
+                         const http::RequestContext& context, const control::Fault& fault,
+                         std::string_view why);
 
     // delivery.cpp: queues and workers
     void activate(const std::shared_ptr<Subscriber>& sub);
@@ -233,6 +271,7 @@ struct Publisher::Impl : std::enable_shared_from_this<Publisher::Impl> {
     detail::InterfaceCache interfaces;
     AsyncEvent idle_event;
     uvgena::detail::Once stop_once;  // the graceful stop, run once for every caller
+    std::stop_source actions_stop;   // cancels the action handlers running (stop, shutdown)
     std::unique_ptr<http::Server> server;
     std::unique_ptr<Scope> scope;  // last: its tasks use everything above
 };

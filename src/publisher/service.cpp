@@ -9,14 +9,40 @@ namespace uvgena::gena {
 
 std::unique_ptr<Service::Impl> Service::Impl::make(Publisher::Impl* publisher,
                                                    ServiceConfig config) {
-    if (config.event_path.empty() || config.event_path.front() != '/' ||
-        config.event_path.find_first_of("?# \t\r\n") != std::string::npos) {
+    auto absolute = [](const std::string& path) {
+        return !path.empty() && path.front() == '/' &&
+               path.find_first_of("?# \t\r\n") == std::string::npos;
+    };
+    if (!absolute(config.event_path)) {
         throw_error(uvgena::errc::invalid_argument,
                     "event path must be an absolute path: '" + config.event_path + "'");
+    }
+    for (const std::string* path : {&config.control_path, &config.scpd_path}) {
+        if (!path->empty() && !absolute(*path)) {
+            throw_error(uvgena::errc::invalid_argument,
+                        "control and SCPD paths must be absolute paths: '" + *path + "'");
+        }
     }
     auto impl = std::make_unique<Impl>();
     impl->publisher = publisher;
     impl->event_path = std::move(config.event_path);
+    impl->control_path = std::move(config.control_path);
+    impl->service_type = std::move(config.service_type);
+    impl->scpd_path = std::move(config.scpd_path);
+    impl->check_actions = config.check_actions;
+    if (!config.scpd.empty()) {
+        auto parsed = control::parse_scpd(config.scpd);
+        if (!parsed) {
+            throw_error(uvgena::errc::invalid_argument,
+                        "the SCPD of " + impl->event_path +
+                            " is not a service description: " + parsed.error().message());
+        }
+        impl->scpd = std::move(*parsed);
+        impl->scpd_xml = std::move(config.scpd);
+    } else if (!impl->scpd_path.empty()) {
+        throw_error(uvgena::errc::invalid_argument,
+                    "an SCPD path without an SCPD: " + impl->scpd_path);
+    }
     impl->min_interval = config.min_interval;
     impl->multicast_sink = std::move(config.multicast_sink);
     for (VariableConfig& v : config.variables) {

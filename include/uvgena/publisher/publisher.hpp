@@ -23,6 +23,23 @@
 // full-state event, or oldest dropped with a SEQ gap that tells the subscriber), and after
 // repeated failures it is dropped. Every loss is counted in PublisherStats.
 //
+// Actions: a service given a control_path answers SOAP action calls POSTed there
+// (UDA 1.1 section 3.2) with the handlers set by Service::on_action, through the control
+// layer's SOAP codec (the one call_action uses). Given its SCPD, it serves the document at
+// scpd_path and checks each call against it before the handler runs:
+//
+//     config.control_path = "/RenderingControl/control";
+//     config.service_type = "urn:schemas-upnp-org:service:RenderingControl:1";
+//     config.scpd_path = "/RenderingControl/scpd.xml";
+//     config.scpd = rendering_control_scpd_xml;
+//     rc.on_action("GetVolume", [&](const gena::ActionCall&) -> control::Arguments {
+//         return {{"CurrentVolume", std::to_string(volume)}};
+//     });
+//     rc.on_action("SetVolume", [&](const gena::ActionCall& call) -> Task<control::Arguments> {
+//         co_await set_amplifier(*call.argument("DesiredVolume"));   // may suspend
+//         co_return control::Arguments{};
+//     });
+//
 // Security: CALLBACK URLs must be http:// with an IP-literal host allowed by the
 // CallbackScope (CallStranger, CVE-2020-12695), few and short (pupnp CVE-2016-8863), and the
 // number of subscriptions per service and per requesting host is limited.
@@ -46,6 +63,8 @@
 #include <vector>
 
 #include "uvgena/co/task.hpp"
+#include "uvgena/control/scpd.hpp"
+#include "uvgena/control/soap.hpp"
 #include "uvgena/core/export.hpp"
 #include "uvgena/gena/callback_policy.hpp"
 #include "uvgena/gena/event_builder.hpp"
@@ -128,8 +147,12 @@ struct UVGENA_API PublisherOptions {
     std::chrono::milliseconds max_host_backoff{60'000};
     /// How often expired subscriptions are removed.
     std::chrono::milliseconds sweep_interval{1'000};
-    /// SERVER header of SUBSCRIBE answers; empty: default_user_agent().
+    /// SERVER header of SUBSCRIBE and action answers; empty: default_user_agent().
     std::string server;
+    /// Bounds on an action call's SOAP request (body bytes, arguments). A body over max_bytes
+    /// is answered 413 without being parsed. 64 KiB holds a SetAVTransportURI with long
+    /// DIDL-Lite metadata many times over.
+    control::SoapLimits action_limits{64 * 1024, 64};
 };
 
 /// One evented state variable of a service and its initial value.
@@ -166,7 +189,52 @@ struct UVGENA_API ServiceConfig {
     /// Where the changes of variables marked multicast go (besides the GENA subscribers);
     /// empty: nowhere.
     MulticastSink multicast_sink{};
+    /// Path of the controlURL, e.g. "/RenderingControl/control": action calls POSTed there
+    /// go to the handlers set by Service::on_action. Empty: the service takes no actions.
+    std::string control_path;
+    /// The service type, e.g. "urn:schemas-upnp-org:service:RenderingControl:1". Non-empty:
+    /// a call whose SOAPACTION names another type is refused (401), but for a lower version
+    /// of the same type, which UDA lets control points use. Empty: any type is answered.
+    std::string service_type;
+    /// The service description (SCPD XML). Non-empty: parsed by add_service (which throws
+    /// uvgena::Error(invalid_argument) if it is not one), served at scpd_path, and, with
+    /// check_actions, the contract of every call.
+    std::string scpd;
+    /// Path of the SCPDURL, e.g. "/RenderingControl/scpd.xml", answered with `scpd` for GET
+    /// and HEAD. Empty: not served.
+    std::string scpd_path;
+    /// With an scpd: every call is checked against it before its handler runs (an action it
+    /// lacks: 401; unknown, missing, duplicated or out arguments: 402; a value not of its
+    /// type or not allowed: 600; out of range: 601), handlers get the in arguments in the
+    /// SCPD's order, and their out arguments are answered in that order (a handler missing
+    /// one or adding another is a bug: 501). False: handlers check what they get themselves.
+    bool check_actions = true;
 };
+
+/// One action call, as its handler sees it. Valid until the handler returns (or its task
+/// ends); copy what must live longer.
+struct UVGENA_API ActionCall {
+    std::string_view service_type;        ///< From SOAPACTION, e.g. "...:RenderingControl:1".
+    std::string_view action;              ///< "SetVolume"
+    const control::Arguments& arguments;  ///< The in arguments (in SCPD order when checked).
+    const http::Request& request;         ///< The POST itself (headers, body).
+    const http::RequestContext& context;  ///< Who called (peer and local address).
+
+    /// The value of the in argument `name` (the first one so named), or nullopt.
+    std::optional<std::string_view> argument(std::string_view name) const noexcept;
+};
+
+/// An action handler that may suspend: returns the out arguments, or throws. A thrown
+/// control::ActionError is answered as a SOAP fault with its errorCode and description; a
+/// uvgena::Error (a std::system_error) with the fault control::fault_for maps its code to
+/// (a UPnP error code as is: `throw Error(control::upnp_error(714))`); anything else with
+/// 501 Action Failed. It runs with a stop token requested when the call's connection is
+/// cancelled or the Publisher is stopped or destroyed: uvgena's awaitables then throw
+/// cancelled, and a handler awaiting something else must not touch what the Publisher's
+/// owner destroyed.
+using ActionHandler = std::function<Task<control::Arguments>(const ActionCall&)>;
+/// An action handler answering at once; returns and throws as ActionHandler.
+using SyncActionHandler = std::function<control::Arguments(const ActionCall&)>;
 
 /// Counters of a Publisher's activity, for monitoring, tests and benchmarks.
 struct UVGENA_API PublisherStats {
@@ -186,7 +254,9 @@ struct UVGENA_API PublisherStats {
     std::uint64_t subscribers_dropped = 0;    ///< Subscribers removed for failing deliveries.
     std::uint64_t unanswered_subscribes = 0;  ///< Subscriptions removed because their
                                               ///< SUBSCRIBE response could not be written.
-    std::uint64_t evicted = 0;  ///< Subscriptions evicted by a full service for a new host.
+    std::uint64_t evicted = 0;        ///< Subscriptions evicted by a full service for a new host.
+    std::uint64_t actions = 0;        ///< Action calls answered with success.
+    std::uint64_t action_faults = 0;  ///< Action calls answered with a SOAP fault (500).
 };
 
 /// A snapshot of one subscription.
@@ -251,6 +321,19 @@ class UVGENA_API Service {
     /// Number of subscriptions to this service.
     std::size_t subscriber_count() const noexcept;
 
+    /// Sets the handler of `action` (replacing any), or removes it when `handler` is empty.
+    /// A call to an action without a handler gets 602 Optional Action Not Implemented if the
+    /// SCPD lists it, else 401 Invalid Action. Throws uvgena::Error(invalid_argument) when
+    /// the service has no control_path, `action` is not an XML name, or the service's SCPD
+    /// (when checked) has no such action.
+    void on_action(std::string action, ActionHandler handler);
+    /// Same with a handler that answers at once.
+    void on_action(std::string action, SyncActionHandler handler);
+    /// The control path ("" when the service takes no actions).
+    const std::string& control_path() const noexcept;
+    /// The parsed SCPD, or nullptr when the service was given none.
+    const control::Scpd* scpd() const noexcept;
+
   private:
     struct UVGENA_LOCAL Impl;
     friend class Publisher;
@@ -270,21 +353,25 @@ class UVGENA_API Publisher {
     ~Publisher();
 
     /// Adds a service. Throws uvgena::Error(invalid_argument) for an event path that is
-    /// empty, does not start with '/', or is already used, or an invalid variable name.
+    /// empty or does not start with '/', a control or SCPD path that is given and does not,
+    /// a path already used (by any service, for any purpose), an invalid variable name, or
+    /// an scpd that does not parse.
     Service& add_service(ServiceConfig config);
     /// The service with this event path, or nullptr.
     Service* find_service(std::string_view event_path) noexcept;
 
-    /// True if `target` (a request-target; query ignored) is the event path of a service.
+    /// True if `target` (a request-target; query ignored) is the event, control or SCPD path
+    /// of a service.
     bool handles(std::string_view target) const noexcept;
-    /// Answers a SUBSCRIBE / renewal / UNSUBSCRIBE for one of the services (404 for another
-    /// path, 405 for another method). A new subscription's initial event is sent from the
-    /// response's `on_written` hook: whoever writes the response must call it (http::Server
-    /// does).
+    /// Answers a SUBSCRIBE / renewal / UNSUBSCRIBE on an event path, an action call on a
+    /// control path, a GET of an SCPD path (404 for another path, 405 for another method).
+    /// A new subscription's initial event is sent from the response's `on_written` hook:
+    /// whoever writes the response must call it (http::Server does). An action handler may
+    /// suspend: the task may outlive the Publisher (it holds its state).
     Task<http::Response> handle(const http::Request& request, const http::RequestContext& context);
-    /// A handler for an http::Server: event paths go to this publisher, everything else to
-    /// `fallback` (404 without one). It holds only a weak reference to the publisher: once
-    /// the publisher is gone, every request goes to `fallback`.
+    /// A handler for an http::Server: event, control and SCPD paths go to this publisher,
+    /// everything else to `fallback` (404 without one). It holds only a weak reference to the
+    /// publisher: once the publisher is gone, every request goes to `fallback`.
     http::Handler handler(http::Handler fallback = {});
 
     /// Creates, owns and starts an http::Server with handler(fallback). Throws what
@@ -294,7 +381,8 @@ class UVGENA_API Publisher {
     http::Server* server() noexcept;
 
     /// Graceful end: stops the own server (if any, with `grace`), refuses new requests,
-    /// cancels queued and in-flight NOTIFYs and forgets every subscription. Idempotent: a
+    /// cancels queued and in-flight NOTIFYs and the action handlers still running, and
+    /// forgets every subscription. Idempotent: a
     /// call while another is running waits for it. Destroying the Publisher while a stop()
     /// is suspended is safe: that stop() returns soon after.
     Task<void> stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
