@@ -1,7 +1,5 @@
 #include "demo_device.hpp"
 
-#include <tinyxml2.h>
-
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -10,6 +8,7 @@
 
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
+#include "uvgena/control/error.hpp"
 #include "uvgena/core/error.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/core/strings.hpp"
@@ -22,7 +21,6 @@ constexpr std::string_view kRcsType = "urn:schemas-upnp-org:service:RenderingCon
 constexpr std::string_view kAvtType = "urn:schemas-upnp-org:service:AVTransport:1";
 constexpr std::string_view kRcsNamespace = "urn:schemas-upnp-org:metadata-1-0/RCS/";
 constexpr std::string_view kAvtNamespace = "urn:schemas-upnp-org:metadata-1-0/AVT/";
-constexpr std::size_t kMaxSoapBody = 64 * 1024;
 
 struct DemoTrack {
     std::string_view title, artist, album, duration, file;
@@ -153,99 +151,6 @@ std::string av_transport_scpd() {
         });
 }
 
-// The local name of an element ("u:SetVolume" -> "SetVolume").
-std::string_view local_name(const char* name) {
-    std::string_view n = name == nullptr ? std::string_view{} : std::string_view(name);
-    auto colon = n.find(':');
-    return colon == std::string_view::npos ? n : n.substr(colon + 1);
-}
-
-const tinyxml2::XMLElement* child(const tinyxml2::XMLElement* e, std::string_view name) {
-    for (auto* c = e == nullptr ? nullptr : e->FirstChildElement(); c != nullptr;
-         c = c->NextSiblingElement()) {
-        if (local_name(c->Name()) == name) return c;
-    }
-    return nullptr;
-}
-
-// A SOAP request reduced to what the demo needs: the action and its arguments.
-struct SoapCall {
-    std::string action;
-    std::vector<std::pair<std::string, std::string>> arguments;
-
-    std::optional<std::string_view> get(std::string_view name) const {
-        for (const auto& [n, v] : arguments) {
-            if (n == name) return v;
-        }
-        return std::nullopt;
-    }
-};
-
-std::optional<SoapCall> parse_soap(std::string_view body) {
-    if (body.size() > kMaxSoapBody) return std::nullopt;
-    tinyxml2::XMLDocument doc;
-    if (doc.Parse(body.data(), body.size()) != tinyxml2::XML_SUCCESS) return std::nullopt;
-    const tinyxml2::XMLElement* envelope = doc.RootElement();
-    if (envelope == nullptr || local_name(envelope->Name()) != "Envelope") return std::nullopt;
-    const tinyxml2::XMLElement* soap_body = child(envelope, "Body");
-    const tinyxml2::XMLElement* call =
-        soap_body == nullptr ? nullptr : soap_body->FirstChildElement();
-    if (call == nullptr) return std::nullopt;
-    SoapCall out;
-    out.action = std::string(local_name(call->Name()));
-    for (auto* arg = call->FirstChildElement(); arg != nullptr; arg = arg->NextSiblingElement()) {
-        const char* text = arg->GetText();
-        out.arguments.emplace_back(std::string(local_name(arg->Name())),
-                                   text == nullptr ? "" : text);
-    }
-    return out;
-}
-
-http::Response soap_response(std::string_view service_type, std::string_view action,
-                             const std::vector<std::pair<std::string, std::string>>& out_args) {
-    http::Response r;
-    r.headers.add("Content-Type", "text/xml; charset=\"utf-8\"");
-    r.headers.add("EXT", "");
-    r.body =
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
-        "s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:";
-    r.body += action;
-    r.body += "Response xmlns:u=\"";
-    r.body += service_type;
-    r.body += "\">";
-    for (const auto& [name, value] : out_args) {
-        r.body += '<';
-        r.body += name;
-        r.body += '>';
-        append_escaped_xml(r.body, value);
-        r.body += "</";
-        r.body += name;
-        r.body += '>';
-    }
-    r.body += "</u:";
-    r.body += action;
-    r.body += "Response></s:Body></s:Envelope>\n";
-    return r;
-}
-
-// A UPnP error (UDA 3.2.2): 500 with a SOAP fault carrying the UPnP error code.
-http::Response soap_fault(int code, std::string_view description) {
-    http::Response r;
-    r.status = 500;
-    r.headers.add("Content-Type", "text/xml; charset=\"utf-8\"");
-    r.body =
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
-        "s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><s:Fault>"
-        "<faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail>"
-        "<UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>" +
-        std::to_string(code) + "</errorCode><errorDescription>";
-    append_escaped_xml(r.body, description);
-    r.body += "</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>\n";
-    return r;
-}
-
 http::Response xml_document(std::string body) {
     http::Response r;
     r.headers.add("Content-Type", "text/xml; charset=\"utf-8\"");
@@ -289,16 +194,30 @@ struct DemoDevice::Impl {
         if (options.udn.empty()) {
             options.udn = make_sid();  // "uuid:" + a random UUID, the UDN format
         }
+        // The services' SOAP actions are the Publisher's; the handlers check their
+        // arguments themselves (check_actions off), answering 402 for what they cannot use,
+        // as the demo always has.
         ServiceConfig rcs;
         rcs.event_path = std::string(rendering_control_event);
         rcs.last_change_namespace = std::string(kRcsNamespace);
         rcs.min_interval = options.moderation;
+        rcs.control_path = "/RenderingControl/control";
+        rcs.service_type = std::string(kRcsType);
+        rcs.scpd_path = "/RenderingControl/scpd.xml";
+        rcs.scpd = rendering_control_scpd();
+        rcs.check_actions = false;
         rendering_control = &publisher->add_service(std::move(rcs));
         ServiceConfig avt;
         avt.event_path = std::string(av_transport_event);
         avt.last_change_namespace = std::string(kAvtNamespace);
         avt.min_interval = options.moderation;
+        avt.control_path = "/AVTransport/control";
+        avt.service_type = std::string(kAvtType);
+        avt.scpd_path = "/AVTransport/scpd.xml";
+        avt.scpd = av_transport_scpd();
+        avt.check_actions = false;
         av_transport = &publisher->add_service(std::move(avt));
+        add_actions();
 
         rendering_control->update_last_change([&](LastChangeState& lc) {
             lc.set("0", "Volume", std::to_string(volume), {{"channel", "Master"}});
@@ -449,88 +368,81 @@ struct DemoDevice::Impl {
         }
     }
 
+    // Everything but the Publisher's paths (events, control, SCPDs): the description.
     Task<http::Response> handle(const http::Request& request) {
         std::string_view target = request.target;
         if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
-        if (request.method == "GET" || request.method == "HEAD") {
-            if (target == description_path) co_return xml_document(description());
-            if (target == "/RenderingControl/scpd.xml") {
-                co_return xml_document(rendering_control_scpd());
-            }
-            if (target == "/AVTransport/scpd.xml") co_return xml_document(av_transport_scpd());
-        }
-        if (target == "/RenderingControl/control" || target == "/AVTransport/control") {
-            if (request.method != "POST") {
-                http::Response r;
-                r.status = 405;
-                r.headers.add("Allow", "POST");
-                co_return r;
-            }
-            co_return control(target == "/RenderingControl/control", request);
+        if ((request.method == "GET" || request.method == "HEAD") && target == description_path) {
+            co_return xml_document(description());
         }
         http::Response r;
         r.status = 404;
         co_return r;
     }
 
-    http::Response control(bool rendering, const http::Request& request) {
-        std::optional<SoapCall> call = parse_soap(request.body);
-        if (!call) return soap_fault(401, "Invalid Action");
-        std::string_view type = rendering ? kRcsType : kAvtType;
-        auto number = [&](std::string_view name) -> std::optional<int> {
-            auto text = call->get(name);
+    // The handlers run on the loop while the device lives: the Publisher, which owns them,
+    // goes first in close_now().
+    void add_actions() {
+        auto invalid_args = [](std::string_view action) {
+            return control::ActionError(402, "Invalid Args",
+                                        "demo renderer " + std::string(action));
+        };
+        auto number = [](const ActionCall& call, std::string_view name) -> std::optional<int> {
+            auto text = call.argument(name);
             if (!text) return std::nullopt;
             auto value = parse_unsigned<unsigned>(trim(*text));
             if (!value || *value > 100000) return std::nullopt;
             return static_cast<int>(*value);
         };
-        if (rendering) {
-            if (call->action == "GetVolume") {
-                return soap_response(type, "GetVolume",
-                                     {{"CurrentVolume", std::to_string(volume)}});
-            }
-            if (call->action == "SetVolume") {
-                auto v = number("DesiredVolume");
-                if (!v || *v > 100) return soap_fault(402, "Invalid Args");
+        using control::Arguments;
+        rendering_control->on_action("GetVolume", [this](const ActionCall&) -> Arguments {
+            return {{"CurrentVolume", std::to_string(volume)}};
+        });
+        rendering_control->on_action(
+            "SetVolume", [this, number, invalid_args](const ActionCall& call) -> Arguments {
+                auto v = number(call, "DesiredVolume");
+                if (!v || *v > 100) throw invalid_args(call.action);
                 set_volume(*v);
-                return soap_response(type, "SetVolume", {});
-            }
-            if (call->action == "GetMute") {
-                return soap_response(type, "GetMute", {{"CurrentMute", mute ? "1" : "0"}});
-            }
-            if (call->action == "SetMute") {
-                auto text = call->get("DesiredMute");
-                if (!text) return soap_fault(402, "Invalid Args");
-                std::string_view m = trim(*text);
-                if (m != "0" && m != "1" && m != "true" && m != "false") {
-                    return soap_fault(402, "Invalid Args");
-                }
-                set_mute(m == "1" || m == "true");
-                return soap_response(type, "SetMute", {});
-            }
-            return soap_fault(401, "Invalid Action");
+                return {};
+            });
+        rendering_control->on_action("GetMute", [this](const ActionCall&) -> Arguments {
+            return {{"CurrentMute", mute ? "1" : "0"}};
+        });
+        rendering_control->on_action("SetMute",
+                                     [this, invalid_args](const ActionCall& call) -> Arguments {
+                                         auto text = call.argument("DesiredMute");
+                                         if (!text) throw invalid_args(call.action);
+                                         std::string_view m = trim(*text);
+                                         if (m != "0" && m != "1" && m != "true" && m != "false") {
+                                             throw invalid_args(call.action);
+                                         }
+                                         set_mute(m == "1" || m == "true");
+                                         return {};
+                                     });
+        av_transport->on_action(
+            "SetAVTransportURI", [this, invalid_args](const ActionCall& call) -> Arguments {
+                auto uri = call.argument("CurrentURI");
+                if (!uri) throw invalid_args(call.action);
+                set_track(std::string(*uri),
+                          std::string(call.argument("CurrentURIMetaData").value_or("")), "0:00:00");
+                set_transport_state("STOPPED");
+                return {};
+            });
+        for (std::string_view action : {"Play", "Pause", "Stop"}) {
+            std::string state = action == "Play"    ? "PLAYING"
+                                : action == "Pause" ? "PAUSED_PLAYBACK"
+                                                    : "STOPPED";
+            av_transport->on_action(std::string(action),
+                                    [this, state](const ActionCall&) -> Arguments {
+                                        set_transport_state(state);
+                                        return {};
+                                    });
         }
-        if (call->action == "SetAVTransportURI") {
-            auto uri = call->get("CurrentURI");
-            if (!uri) return soap_fault(402, "Invalid Args");
-            set_track(std::string(*uri), std::string(call->get("CurrentURIMetaData").value_or("")),
-                      "0:00:00");
-            set_transport_state("STOPPED");
-            return soap_response(type, "SetAVTransportURI", {});
-        }
-        if (call->action == "Play" || call->action == "Pause" || call->action == "Stop") {
-            set_transport_state(call->action == "Play"    ? "PLAYING"
-                                : call->action == "Pause" ? "PAUSED_PLAYBACK"
-                                                          : "STOPPED");
-            return soap_response(type, call->action, {});
-        }
-        if (call->action == "GetTransportInfo") {
-            return soap_response(type, "GetTransportInfo",
-                                 {{"CurrentTransportState", transport_state},
-                                  {"CurrentTransportStatus", "OK"},
-                                  {"CurrentSpeed", "1"}});
-        }
-        return soap_fault(401, "Invalid Action");
+        av_transport->on_action("GetTransportInfo", [this](const ActionCall&) -> Arguments {
+            return {{"CurrentTransportState", transport_state},
+                    {"CurrentTransportStatus", "OK"},
+                    {"CurrentSpeed", "1"}};
+        });
     }
 
     uv_loop_t* loop;

@@ -3,6 +3,7 @@
 // the SCPD documents of RenderingControl and AVTransport, answers their main SOAP actions
 // (GetVolume, SetVolume, GetMute, SetMute; SetAVTransportURI, Play, Pause, Stop,
 // GetTransportInfo) and events both services through LastChange, like real renderers do.
+// The SCPDs and the actions are the Publisher's (ServiceConfig::scpd, Service::on_action).
 // A timer can make it "play": each tick changes the volume, and every few ticks the track
 // (with DIDL-Lite metadata) and the transport state.
 #pragma once
