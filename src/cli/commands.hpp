@@ -23,5 +23,7 @@ void add_serve_demo_command(CLI::App& app, Action& action);
 void add_discover_command(CLI::App& app, Action& action);
 /// `uvgena describe <location-url> [--timeout S] [--json]`.
 void add_describe_command(CLI::App& app, Action& action);
+/// `uvgena call <location-url>#<service> <Action> [Name=Value ...] [--json] [--no-check]`.
+void add_call_command(CLI::App& app, Action& action);
 
 }  // namespace uvgena::cli

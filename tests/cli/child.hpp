@@ -31,8 +31,13 @@ inline std::string cli_path() {
 /// A child process running the CLI: stdout through a pipe, stderr into a file.
 class Child {
   public:
-    explicit Child(std::vector<std::string> args) {
-        args.insert(args.begin(), cli_path());
+    explicit Child(const std::vector<std::string>& cli_args) {
+        // Built anew rather than insert()ed at the front: GCC 12 sees a null dereference
+        // (-Wnull-dereference, a false positive) in vector::insert's reallocation of strings.
+        std::vector<std::string> args;
+        args.reserve(cli_args.size() + 1);
+        args.push_back(cli_path());
+        args.insert(args.end(), cli_args.begin(), cli_args.end());
         char tmpl[] = "/tmp/uvgena-cli-stderr-XXXXXX";
         int err_fd = mkstemp(tmpl);
         REQUIRE(err_fd >= 0);
