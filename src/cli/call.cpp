@@ -77,10 +77,9 @@ Task<int> call_main(uv_loop_t* loop, CallArgs args, control::Arguments in) {
         for (const ssdp::ServiceInfo* s : description.root.all_services()) {
             names += (names.empty() ? "" : ", ") + s->short_name();
         }
-        co_return error_line("call " + args.target + ": no service '" + name +
-                             "' in the description" +
-                             (names.empty() ? std::string(" (it has none)")
-                                            : " (it has " + names + ")"));
+        co_return error_line(
+            "call " + args.target + ": no service '" + name + "' in the description" +
+            (names.empty() ? std::string(" (it has none)") : " (it has " + names + ")"));
     }
     if (service->control_url.empty()) {
         co_return error_line("call " + args.target + ": service " + service->short_name() +
@@ -93,8 +92,8 @@ Task<int> call_main(uv_loop_t* loop, CallArgs args, control::Arguments in) {
     control::Arguments out;
     try {
         if (args.no_check) {
-            out = co_await control::call_action(loop, service->control_url,
-                                                service->service_type, args.action, in, options);
+            out = co_await control::call_action(loop, service->control_url, service->service_type,
+                                                args.action, in, options);
         } else {
             ssdp::ServiceInfo info = *service;
             out = co_await control::call_action(loop, std::move(info), args.action, in, options);
@@ -107,10 +106,10 @@ Task<int> call_main(uv_loop_t* loop, CallArgs args, control::Arguments in) {
                  {{"code", fault.error_code()}, {"description", fault.error_description()}}}};
             print_line(j.dump());
         }
-        std::string description_text = fault.error_description().empty()
-                                           ? std::string(control::upnp_error_name(
-                                                 fault.error_code()))
-                                           : fault.error_description();
+        std::string description_text =
+            fault.error_description().empty()
+                ? std::string(control::upnp_error_name(fault.error_code()))
+                : fault.error_description();
         co_return error_line(std::to_string(fault.error_code()) + " " + description_text);
     } catch (const Error& e) {
         // Refused by the SCPD before anything was sent: the command line is wrong.
@@ -176,8 +175,7 @@ void add_call_command(CLI::App& app, Action& action) {
             control::Arguments in;
             std::string bad;
             if (!parse_assignments(args->assignments, in, bad)) {
-                return error_line("call: '" + bad + "' is not an argument Name=Value",
-                                  kExitUsage);
+                return error_line("call: '" + bad + "' is not an argument Name=Value", kExitUsage);
             }
             return run_command([args, in](uv_loop_t* loop) { return call_main(loop, *args, in); });
         };

@@ -78,22 +78,21 @@ TEST_SUITE("cli.call") {
         REQUIRE(get.out.size() == 1);
         CHECK(nlohmann::json::parse(get.out[0]) == nlohmann::json{{"CurrentVolume", "33"}});
 
-        Run plain = run_cli({"call", demo.target("RenderingControl"), "GetVolume",
-                             "InstanceID=0", "Channel=Master"});
+        Run plain = run_cli({"call", demo.target("RenderingControl"), "GetVolume", "InstanceID=0",
+                             "Channel=Master"});
         CHECK(plain.status == 0);
         CHECK(plain.out == std::vector<std::string>{"CurrentVolume=33"});
 
         // Out arguments in the device's order, a value holding '=' and spaces kept whole.
-        Run info = run_cli({"call", demo.target("AVTransport"), "GetTransportInfo",
-                            "InstanceID=0", "--json"});
+        Run info = run_cli(
+            {"call", demo.target("AVTransport"), "GetTransportInfo", "InstanceID=0", "--json"});
         CHECK(info.status == 0);
         REQUIRE(info.out.size() == 1);
-        CHECK(info.out[0] ==
-              R"({"CurrentTransportState":"STOPPED","CurrentTransportStatus":"OK",)"
-              R"("CurrentSpeed":"1"})");
-        Run uri = run_cli({"call", demo.target("AVTransport"), "SetAVTransportURI",
-                           "InstanceID=0", "CurrentURI=http://127.0.0.1:9/a b.mp3?x=1&y=<2>",
-                           "CurrentURIMetaData="});
+        CHECK(info.out[0] == R"({"CurrentTransportState":"STOPPED","CurrentTransportStatus":"OK",)"
+                             R"("CurrentSpeed":"1"})");
+        Run uri =
+            run_cli({"call", demo.target("AVTransport"), "SetAVTransportURI", "InstanceID=0",
+                     "CurrentURI=http://127.0.0.1:9/a b.mp3?x=1&y=<2>", "CurrentURIMetaData="});
         INFO("stderr: ", uri.err);
         CHECK(uri.status == 0);
     }
@@ -116,9 +115,8 @@ TEST_SUITE("cli.call") {
         CHECK(unknown_action.status == 2);
 
         // Sent as given: the device answers a SOAP fault, exit 1 with its code and description.
-        Run fault = run_cli({"call", demo.target("RenderingControl"), "SetVolume",
-                             "InstanceID=0", "Channel=Master", "DesiredVolume=200", "--no-check",
-                             "--json"});
+        Run fault = run_cli({"call", demo.target("RenderingControl"), "SetVolume", "InstanceID=0",
+                             "Channel=Master", "DesiredVolume=200", "--no-check", "--json"});
         CHECK(fault.status == 1);
         REQUIRE(fault.out.size() == 1);
         auto error = nlohmann::json::parse(fault.out[0]);
@@ -144,8 +142,7 @@ TEST_SUITE("cli.call") {
         CHECK(bad_url.status == 2);
         Run bad_word = run_cli({"call", demo.target("AVTransport"), "Play", "InstanceID"});
         CHECK(bad_word.status == 2);
-        CHECK(bad_word.err.find("'InstanceID' is not an argument Name=Value") !=
-              std::string::npos);
+        CHECK(bad_word.err.find("'InstanceID' is not an argument Name=Value") != std::string::npos);
         Run empty_name = run_cli({"call", demo.target("AVTransport"), "Play", "=0"});
         CHECK(empty_name.status == 2);
 
