@@ -1,15 +1,19 @@
-// `uvgena subscribe <event-url>` or `uvgena subscribe <location-url>#<service>`: subscribes to
+// `uvgena subscribe <event-url>` or `uvgena subscribe <location-url>#<service>` (several, and
+// <location-url>#* for every evented service of a device): subscribes to
 // a service's events and prints each one as it arrives, human-readable or as one JSON object
 // per line; unsubscribes on exit. The second form reads the device description first and
 // subscribes to the named service's eventSubURL.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -26,7 +30,8 @@ namespace uvgena::cli {
 namespace {
 
 struct SubscribeArgs {
-    std::string url;  // an event URL, or "<location-url>#<service>"
+    // Event URLs, "<location-url>#<service>", or "<location-url>#*" (every evented service).
+    std::vector<std::string> targets;
     bool json = false;
     std::optional<unsigned> count;
     std::optional<double> duration;
@@ -82,39 +87,103 @@ Task<void> watch_initial_event(uv_loop_t* loop, const Subscription& sub,
                 sub.callback_url() + ", or it does not send events; still waiting");
 }
 
-// Prints events until `count` were printed (or forever); the caller's stop token ends it.
-// With --json each event is written straight into the pending stdout lines.
-Task<void> print_events(Subscription& sub, const SubscribeArgs& args) {
+// What the readers of all subscriptions share: one JSON writer, one line, one count.
+struct EventPrinter {
     EventJsonWriter json;
     std::string line;
     unsigned printed = 0;
-    while (!args.count || printed < *args.count) {
-        std::optional<Event> event = co_await sub.events().next();
-        if (!event) co_return;
-        if (StdoutLines* lines = StdoutLines::current(); lines != nullptr && args.json) {
-            json.append(lines->buffer(), *event);
+
+    // With --json each event is written straight into the pending stdout lines.
+    void print(const Event& event, bool as_json) {
+        if (StdoutLines* lines = StdoutLines::current(); lines != nullptr && as_json) {
+            json.append(lines->buffer(), event);
             lines->buffer() += '\n';
             lines->lines_added();
-        } else if (args.json) {
+        } else if (as_json) {
             line.clear();
-            json.append(line, *event);
+            json.append(line, event);
             print_line(line);
         } else {
-            print_line(event_text(*event));
+            print_line(event_text(event));
         }
         ++printed;
     }
+};
+
+// Prints the events of `sub` until --count events were printed over all subscriptions; then,
+// or when this subscription's events end, every reader is asked to stop (`readers`).
+Task<void> print_events(Subscription& sub, const SubscribeArgs& args, EventPrinter& printer,
+                        Scope& readers) {
+    while (!args.count || printer.printed < *args.count) {
+        std::optional<Event> event = co_await sub.events().next();
+        if (!event) break;
+        printer.print(*event, args.json);
+    }
+    readers.request_stop();
 }
 
-// Follows the advertisements of the device `udn` for `sub` (see ssdp::DeviceFollower): one
-// line when the device says goodbye and when it is back. Null (with a warning) when SSDP
-// cannot be listened to: the subscription still recovers at its next renewal.
-std::unique_ptr<ssdp::DeviceFollower> follow_device(uv_loop_t* loop, const Subscription& sub,
-                                                    const std::string& udn) {
+// Prints the events of every subscription as they arrive (one listener serves them all, so
+// they interleave in arrival order), until --count events were printed, the events of one
+// subscription end, or the caller's stop token. The first error of a subscription (lost,
+// expired) ends it and is rethrown.
+Task<void> print_all_events(uv_loop_t* loop, std::vector<Subscription>& subs,
+                            const SubscribeArgs& args) {
+    EventPrinter printer;
+    std::exception_ptr error;
+    Scope readers(loop, [&error, &readers](std::exception_ptr e) {
+        if (!error) error = std::move(e);
+        readers.request_stop();
+    });
+    for (Subscription& sub : subs) readers.spawn(print_events(sub, args, printer, readers));
+    co_await readers.join();
+    if (error) std::rethrow_exception(error);
+}
+
+// The subscriptions the targets name, in order and without repeats: a plain event URL, the
+// service of "<location>#<service>", every evented service of "<location>#*".
+Task<std::vector<ssdp::ResolvedTarget>> resolve_targets(uv_loop_t* loop,
+                                                        std::vector<std::string> targets) {
+    std::vector<ssdp::ResolvedTarget> resolved;
+    ssdp::FetchOptions fetch;
+    fetch.timeout = kDescriptionTimeout;
+    for (const std::string& target : targets) {
+        std::vector<ssdp::ResolvedTarget> these;
+        if (target.ends_with("#*")) {
+            std::string location = target.substr(0, target.size() - 2);
+            ssdp::DeviceDescription d = co_await ssdp::fetch_description(loop, location, fetch);
+            for (const ssdp::ServiceInfo* service : d.root.all_services()) {
+                if (service->event_sub_url.empty()) continue;
+                these.push_back(ssdp::ResolvedTarget{service->event_sub_url, location, d.root.udn});
+            }
+            if (these.empty()) {
+                throw Error(make_error_code(uvgena::errc::invalid_argument),
+                            "subscribe to " + target + ": the device has no evented service");
+            }
+        } else {
+            these.push_back(co_await ssdp::resolve_target(loop, target, fetch));
+        }
+        for (ssdp::ResolvedTarget& t : these) {
+            bool seen = std::any_of(resolved.begin(), resolved.end(),
+                                    [&](const auto& r) { return r.event_url == t.event_url; });
+            if (!seen) resolved.push_back(std::move(t));
+        }
+    }
+    co_return resolved;
+}
+
+// Follows the advertisements of each subscription's device (its UDN in `udns`, "" for none;
+// see ssdp::DeviceFollower): one line when a device says goodbye and when it is back. Null
+// (with a warning) when SSDP cannot be listened to: the subscriptions still recover at their
+// next renewal.
+std::unique_ptr<ssdp::DeviceFollower> follow_devices(uv_loop_t* loop,
+                                                     const std::vector<Subscription>& subs,
+                                                     const std::vector<std::string>& udns) {
     ssdp::AdvertisementListenerOptions options;
     // An IPv6 device advertises over IPv6 (and maybe IPv4): listen to both then.
-    Result<http::Url> url = http::Url::try_parse(sub.service_url());
-    options.ipv6 = url && url->host.find(':') != std::string::npos;
+    for (const Subscription& sub : subs) {
+        Result<http::Url> url = http::Url::try_parse(sub.service_url());
+        if (url && url->host.find(':') != std::string::npos) options.ipv6 = true;
+    }
     std::unique_ptr<ssdp::DeviceFollower> follower;
     try {
         follower = std::make_unique<ssdp::DeviceFollower>(loop, options);
@@ -123,7 +192,9 @@ std::unique_ptr<ssdp::DeviceFollower> follow_device(uv_loop_t* loop, const Subsc
                     "): a restart is noticed at the next renewal only");
         return nullptr;
     }
-    follower->follow(sub, udn);
+    for (std::size_t i = 0; i < subs.size(); ++i) {
+        if (!udns[i].empty()) follower->follow(subs[i], udns[i]);
+    }
     follower->set_handler([](const ssdp::DeviceChange& change, std::size_t resubscribing) {
         switch (change.event) {
             case ssdp::DeviceEvent::left:
@@ -159,6 +230,45 @@ SubscriptionHandlers reporting_handlers(const SubscribeArgs& args) {
     return h;
 }
 
+// Ends one subscription: an UNSUBSCRIBE bounded in time (also while resubscribing: the device
+// may hold the SID being replaced), nothing after a loss (which already ended it).
+Task<void> end_subscription(uv_loop_t* loop, Subscription& sub, const SubscribeArgs& args,
+                            bool interrupted) {
+    if (sub.error() || sub.sid().empty()) {
+        co_await sub.unsubscribe(false);
+        co_return;
+    }
+    std::string what = "unsubscribing " + sub.sid() + " from " + sub.service_url();
+    if (interrupted) {
+        print_error(what + " (waiting up to " + std::to_string(kUnsubscribeBound.count() / 1000) +
+                    " s for the device; Ctrl-C again to exit now)");
+    } else if (args.verbose) {
+        print_error(what);
+    }
+    std::string sid = sub.sid();
+    try {
+        co_await with_timeout(loop, sub.unsubscribe(true), kUnsubscribeBound);
+        if (args.verbose) print_error("unsubscribed " + sid);
+    } catch (const Error& e) {
+        // The device forgets the subscription at its expiry anyway: not an exit failure.
+        if (args.verbose || interrupted) {
+            print_error(is_timeout(e.code())
+                            ? "no answer to UNSUBSCRIBE within " +
+                                  std::to_string(kUnsubscribeBound.count() / 1000) + " s: giving up"
+                            : std::string("unsubscribe failed: ") + e.what());
+        }
+    }
+}
+
+// Ends every subscription at once (a dead device costs kUnsubscribeBound once, not per
+// service).
+Task<void> end_subscriptions(uv_loop_t* loop, std::vector<Subscription>& subs,
+                             const SubscribeArgs& args, bool interrupted) {
+    Scope enders(loop);
+    for (Subscription& sub : subs) enders.spawn(end_subscription(loop, sub, args, interrupted));
+    co_await enders.join();
+}
+
 Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const SubscribeArgs& args) {
     std::stop_source stop;
     SignalStop signals(loop, stop);
@@ -174,28 +284,30 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
         options.silence_timeout = seconds_to_ms(*args.silence);
         options.resubscribe_on_silence = args.resubscribe();
     }
-    SubscriptionHandlers handlers = reporting_handlers(args);
-    if (args.silence) {
-        bool resubscribes = args.resubscribe();
-        handlers.on_silence = [resubscribes](std::chrono::milliseconds silence) {
-            print_error("warning: no event for " + std::to_string(silence.count() / 1000) + " s" +
-                        (resubscribes ? "; resubscribing" : ""));
-        };
-    }
-    Subscription sub;
-    std::string udn;  // the device's, when known: its advertisements are followed
+    // Reserved once: the follower and the readers refer to the subscriptions where they are.
+    std::vector<Subscription> subs;
+    std::vector<std::string> udns;  // each device's, when known: its advertisements are followed
     std::optional<int> failed;
     try {
         // "<location>#<service>": the description names the event URL. Its errors (device
         // unreachable, unknown service with the list of the device's services) already say
         // which description or service they are about.
-        ssdp::ResolvedTarget target = co_await with_stop_token(
-            ssdp::resolve_target(loop, args.url, {.timeout = kDescriptionTimeout}),
-            stop.get_token());
-        if (!args.udn.empty()) udn = args.udn;
-        if (udn.empty()) udn = target.udn;
-        sub = co_await with_stop_token(
-            subscribe(loop, target.event_url, options, std::move(handlers)), stop.get_token());
+        std::vector<ssdp::ResolvedTarget> targets =
+            co_await with_stop_token(resolve_targets(loop, args.targets), stop.get_token());
+        subs.reserve(targets.size());
+        for (const ssdp::ResolvedTarget& target : targets) {
+            SubscriptionHandlers handlers = reporting_handlers(args);
+            if (args.silence) {
+                bool resubscribes = args.resubscribe();
+                handlers.on_silence = [resubscribes](std::chrono::milliseconds silence) {
+                    print_error("warning: no event for " + std::to_string(silence.count() / 1000) +
+                                " s" + (resubscribes ? "; resubscribing" : ""));
+                };
+            }
+            subs.push_back(co_await with_stop_token(
+                subscribe(loop, target.event_url, options, std::move(handlers)), stop.get_token()));
+            udns.push_back(args.udn.empty() ? target.udn : args.udn);
+        }
     } catch (const Error& e) {
         if (is_cancelled(e.code()) && signals.received() != 0) {
             print_error("interrupted before the subscription was established");
@@ -207,37 +319,51 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     }
     if (failed) {
         signals.exit_on_second_signal();
+        co_await end_subscriptions(loop, subs, args, false);  // those made before the failure
         co_await listener.stop();
         co_return *failed;
     }
     if (args.verbose) {
-        print_error("subscribed to " + sub.service_url() + ": SID " + sub.sid() + ", granted " +
-                    granted_text(sub.timeout()) + ", callback " + sub.callback_url());
+        for (const Subscription& sub : subs) {
+            print_error("subscribed to " + sub.service_url() + ": SID " + sub.sid() + ", granted " +
+                        granted_text(sub.timeout()) + ", callback " + sub.callback_url());
+        }
     }
     std::unique_ptr<ssdp::DeviceFollower> follower;
-    if (args.resubscribe() && !args.no_follow && !udn.empty()) {
-        follower = follow_device(loop, sub, udn);
-        if (follower && args.verbose) print_error("following the advertisements of " + udn);
+    bool known_device = std::any_of(udns.begin(), udns.end(), [](auto& u) { return !u.empty(); });
+    if (args.resubscribe() && !args.no_follow && known_device) {
+        follower = follow_devices(loop, subs, udns);
+        if (follower && args.verbose) {
+            for (std::size_t i = 0; i < subs.size(); ++i) {
+                if (!udns[i].empty() && (i == 0 || udns[i] != udns[i - 1])) {
+                    print_error("following the advertisements of " + udns[i]);
+                }
+            }
+        }
     }
     Scope watchers(loop);
     if (args.initial_event_timeout > 0) {
-        watchers.spawn(watch_initial_event(loop, sub, seconds_to_ms(args.initial_event_timeout)));
+        for (const Subscription& sub : subs) {
+            watchers.spawn(
+                watch_initial_event(loop, sub, seconds_to_ms(args.initial_event_timeout)));
+        }
     }
     int code = 0;
     try {
         if (args.duration) {
-            co_await with_stop_token(
-                with_timeout(loop, print_events(sub, args), seconds_to_ms(*args.duration)),
-                stop.get_token());
+            co_await with_stop_token(with_timeout(loop, print_all_events(loop, subs, args),
+                                                  seconds_to_ms(*args.duration)),
+                                     stop.get_token());
         } else {
-            co_await with_stop_token(print_events(sub, args), stop.get_token());
+            co_await with_stop_token(print_all_events(loop, subs, args), stop.get_token());
         }
     } catch (const Error& e) {
         // Ctrl-C / SIGTERM and the end of --duration are normal ends; a subscription that
         // was lost (refused renewal, expiry) is a failure.
         bool by_signal = is_cancelled(e.code()) && signals.received() != 0;
         bool by_duration = is_timeout(e.code()) && args.duration.has_value();
-        if (sub.error() || (!by_signal && !by_duration)) {
+        bool lost = std::any_of(subs.begin(), subs.end(), [](auto& s) { return !!s.error(); });
+        if (lost || (!by_signal && !by_duration)) {
             print_error(e.what());
             code = 1;
         }
@@ -247,41 +373,20 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     if (follower) co_await follower->close();
     // From here a second Ctrl-C exits at once; the first one's clean-up is bounded.
     signals.exit_on_second_signal();
-    // Also while resubscribing (the device may hold the SID being replaced); not after a
-    // loss, which already ended the subscription.
-    if (!sub.error() && !sub.sid().empty()) {
-        std::string what = "unsubscribing " + sub.sid() + " from " + sub.service_url();
-        if (signals.received() != 0) {
-            print_error(what + " (waiting up to " +
-                        std::to_string(kUnsubscribeBound.count() / 1000) +
-                        " s for the device; Ctrl-C again to exit now)");
-        } else if (args.verbose) {
-            print_error(what);
-        }
-        std::string sid = sub.sid();
-        try {
-            co_await with_timeout(loop, sub.unsubscribe(true), kUnsubscribeBound);
-            if (args.verbose) print_error("unsubscribed " + sid);
-        } catch (const Error& e) {
-            // The device forgets the subscription at its expiry anyway: not an exit failure.
-            if (args.verbose || signals.received() != 0) {
-                print_error(is_timeout(e.code())
-                                ? "no answer to UNSUBSCRIBE within " +
-                                      std::to_string(kUnsubscribeBound.count() / 1000) +
-                                      " s: giving up"
-                                : std::string("unsubscribe failed: ") + e.what());
-            }
-        }
-    } else {
-        co_await sub.unsubscribe(false);
+    co_await end_subscriptions(loop, subs, args, signals.received() != 0);
+    // Nothing is lost silently: what arrived, what was shown, and what was not (per
+    // subscription when there are several).
+    for (const Subscription& sub : subs) {
+        std::string summary = stats_summary(sub.stats());
+        if (subs.size() > 1) summary.replace(0, 7, "summary of " + sub.service_url());
+        print_error(summary);
     }
-    // Nothing is lost silently: what arrived, what was shown, and what was not.
-    print_error(stats_summary(sub.stats()));
     co_await listener.stop();
     co_return code;
 }
 
-// Checks the syntax of an event URL or "<location-url>#<service>"; the reason if it is bad.
+// Checks the syntax of an event URL, "<location-url>#<service>" or "<location-url>#*"; the
+// reason if it is bad.
 std::optional<std::string> bad_target(const std::string& target) {
     std::string url_part = target;
     if (auto hash = target.rfind('#'); hash != std::string::npos) {
@@ -298,11 +403,13 @@ std::optional<std::string> bad_target(const std::string& target) {
 }
 
 int subscribe_main(const SubscribeArgs& args) {
-    if (std::optional<std::string> reason = bad_target(args.url)) {
-        bool described = args.url.find('#') != std::string::npos;
-        print_error(std::string("subscribe: bad ") +
-                    (described ? "description URL " : "event URL ") + args.url + ": " + *reason);
-        return 2;
+    for (const std::string& target : args.targets) {
+        if (std::optional<std::string> reason = bad_target(target)) {
+            bool described = target.find('#') != std::string::npos;
+            print_error(std::string("subscribe: bad ") +
+                        (described ? "description URL " : "event URL ") + target + ": " + *reason);
+            return 2;
+        }
     }
     if (!args.listen_host.empty() && !SocketAddress::try_parse(args.listen_host, 0)) {
         print_error("subscribe: --listen-host must be an IP address: " + args.listen_host);
@@ -346,7 +453,11 @@ int subscribe_main(const SubscribeArgs& args) {
             listener.start();
             code = run(&loop, run_subscribe(&loop, listener, args));
         } catch (const std::exception& e) {
-            print_error(std::string("subscribe to ") + args.url + ": " + e.what());
+            std::string targets;
+            for (const std::string& target : args.targets) {
+                targets += (targets.empty() ? "" : " ") + target;
+            }
+            print_error("subscribe to " + targets + ": " + e.what());
             code = 1;
         }
     }
@@ -359,17 +470,24 @@ int subscribe_main(const SubscribeArgs& args) {
 void add_subscribe_command(CLI::App& app, Action& action) {
     auto args = std::make_shared<SubscribeArgs>();
     CLI::App* cmd = app.add_subcommand(
-        "subscribe", "Subscribe to a service's events and print each one as it arrives");
-    cmd->add_option("target", args->url,
-                    "The service: its event subscription URL (eventSubURL), or the device "
-                    "description URL (an SSDP LOCATION) followed by #<service>, where <service> "
-                    "is a short name (RenderingControl), a serviceId or a full serviceType")
+        "subscribe", "Subscribe to services' events and print each one as it arrives");
+    cmd->add_option("targets", args->targets,
+                    "The services, one or more: an event subscription URL (eventSubURL), or "
+                    "the device description URL (an SSDP LOCATION) followed by #<service>, "
+                    "where <service> is a short name (RenderingControl), a serviceId or a full "
+                    "serviceType, or by #* for every evented service of the device")
         ->required();
     cmd->footer(
         "Examples:\n"
         "  uvgena subscribe http://192.168.1.20:1400/MediaRenderer/RenderingControl/Event\n"
         "  uvgena subscribe 'http://192.168.1.20:1400/xml/device_description.xml#RenderingControl'"
         " --json --count 3\n"
+        "  uvgena subscribe 'http://192.168.1.20:1400/xml/device_description.xml#RenderingControl'"
+        " 'http://192.168.1.20:1400/xml/device_description.xml#AVTransport' --json\n"
+        "  uvgena subscribe 'http://192.168.1.20:1400/xml/device_description.xml#*' --json\n"
+        "Several services share one listener; their events are printed as they arrive, each "
+        "naming its service (its event URL: \"service\" in JSON), --count counts them all, and "
+        "the summary on exit is one line per subscription.\n"
         "With --auto-renew the subscription survives device restarts: when the device forgets it "
         "(412), refuses connections past the expiry, or stays silent (--silence), it is "
         "subscribed again with backoff (1 s doubling to 60 s) for as long as the command runs; "

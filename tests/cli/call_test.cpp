@@ -10,45 +10,9 @@
 #include "child.hpp"
 
 using clitest::Child;
-using clitest::url_in;
-using namespace std::chrono_literals;
-
-namespace {
-
-// `serve-demo` without its periodic changes (--interval 0), so that the volume is ours.
-struct Demo {
-    Demo() : child({"serve-demo", "--interval", "0"}) {
-        REQUIRE(child.line());  // the UDN
-        description = url_in(child.line());
-        REQUIRE(child.line());
-        REQUIRE(child.line());
-    }
-    ~Demo() {
-        child.signal(SIGTERM);
-        child.wait();
-    }
-    std::string target(const std::string& service) const { return description + "#" + service; }
-
-    Child child;
-    std::string description;
-};
-
-struct Run {
-    int status;
-    std::vector<std::string> out;
-    std::string err;
-};
-
-Run run_cli(const std::vector<std::string>& args) {
-    Child c(args);
-    Run r;
-    while (auto line = c.line()) r.out.push_back(*line);
-    r.status = c.wait();
-    r.err = c.stderr_text();
-    return r;
-}
-
-}  // namespace
+using clitest::Demo;
+using clitest::Run;
+using clitest::run_cli;
 
 TEST_SUITE("cli.call") {
     TEST_CASE("call SetVolume is confirmed by the event a subscriber sees and by GetVolume") {

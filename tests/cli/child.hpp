@@ -139,4 +139,49 @@ inline std::string url_in(const std::optional<std::string>& line) {
     return line->substr(at);
 }
 
+/// `uvgena serve-demo` in a child (with `extra` options; --interval 0 by default, so that
+/// nothing changes unless a test asks), its description URL read from its first lines.
+struct Demo {
+    explicit Demo(std::vector<std::string> extra = {"--interval", "0"})
+        : child(with_command("serve-demo", std::move(extra))) {
+        REQUIRE(child.line());  // the UDN
+        description = url_in(child.line());
+        REQUIRE(child.line());
+        REQUIRE(child.line());
+    }
+    ~Demo() {
+        child.signal(SIGTERM);
+        child.wait();
+    }
+    /// "<description>#<service>".
+    std::string target(const std::string& service) const { return description + "#" + service; }
+
+    static std::vector<std::string> with_command(std::string command,
+                                                 const std::vector<std::string>& args) {
+        std::vector<std::string> all{std::move(command)};
+        all.insert(all.end(), args.begin(), args.end());
+        return all;
+    }
+
+    Child child;
+    std::string description;
+};
+
+/// A finished run of the CLI: exit status, stdout lines, stderr.
+struct Run {
+    int status;
+    std::vector<std::string> out;
+    std::string err;
+};
+
+/// Runs the CLI with `args` to its end (15 s at most).
+inline Run run_cli(const std::vector<std::string>& args) {
+    Child c(args);
+    Run r;
+    while (auto line = c.line()) r.out.push_back(*line);
+    r.status = c.wait();
+    r.err = c.stderr_text();
+    return r;
+}
+
 }  // namespace clitest
