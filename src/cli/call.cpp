@@ -1,5 +1,6 @@
-// `uvgena call <location-url>#<service> <Action> [Name=Value ...]`: calls one SOAP action of
-// a device's service and prints its out arguments.
+// `uvgena call <device>#<service> <Action> [Name=Value ...]`: calls one SOAP action of a
+// device's service and prints its out arguments. The device is a description URL, or a
+// friendly name or UDN found by an SSDP search.
 //
 // Exit codes: 0 answered; 1 the device answered a SOAP fault ("<errorCode> <errorDescription>"
 // on stderr) or could not be reached; 2 a usage error, including a call the service's SCPD
@@ -17,6 +18,7 @@
 #include "uvgena/control/error.hpp"
 #include "uvgena/http/url.hpp"
 #include "uvgena/ssdp/discovery.hpp"
+#include "uvgena/ssdp/find_device.hpp"
 
 namespace uvgena::cli {
 
@@ -68,9 +70,9 @@ Task<int> call_main(uv_loop_t* loop, CallArgs args, control::Arguments in) {
     const std::string name = args.target.substr(hash + 1);
     const auto timeout = std::chrono::milliseconds(static_cast<long>(args.timeout * 1000));
 
-    ssdp::FetchOptions fetch;
-    fetch.timeout = timeout;
-    ssdp::DeviceDescription description = co_await ssdp::fetch_description(loop, location, fetch);
+    ssdp::FindDeviceOptions find;  // for a device name: found by an SSDP search
+    find.fetch.timeout = timeout;
+    ssdp::DeviceDescription description = co_await ssdp::describe_device(loop, location, find);
     const ssdp::ServiceInfo* service = description.service(name);
     if (service == nullptr) {
         std::string names;
@@ -133,8 +135,9 @@ void add_call_command(CLI::App& app, Action& action) {
     CLI::App* cmd = app.add_subcommand(
         "call", "Call a SOAP action of a device's service and print its out arguments");
     cmd->add_option("target", args->target,
-                    "The service: its device's description URL (an SSDP LOCATION) followed by "
-                    "#<service> (short name, full type or service id)")
+                    "The service: its device followed by #<service> (short name, full type or "
+                    "service id), where the device is its description URL (an SSDP LOCATION), "
+                    "its friendly name or its UDN (found by an SSDP search)")
         ->required();
     cmd->add_option("action", args->action, "The action, e.g. SetVolume")->required();
     cmd->add_option("arguments", args->assignments,
@@ -151,6 +154,7 @@ void add_call_command(CLI::App& app, Action& action) {
         "Example:\n"
         "  uvgena call 'http://192.168.1.20:1400/xml/device_description.xml#RenderingControl' \\\n"
         "      SetVolume InstanceID=0 Channel=Master DesiredVolume=30\n"
+        "  uvgena call 'Living Room#RenderingControl' GetVolume InstanceID=0 Channel=Master\n"
         "Prints each out argument as Name=Value (nothing for an action without any).\n"
         "Exit codes: 0 answered; 1 a SOAP fault from the device (its errorCode and "
         "errorDescription on stderr) or the device could not be reached; 2 a usage error, "
@@ -165,9 +169,17 @@ void add_call_command(CLI::App& app, Action& action) {
                                       "device_description.xml#RenderingControl",
                                   kExitUsage);
             }
+            const std::string device = args->target.substr(0, hash);
             std::string reason;
-            auto url = http::Url::try_parse(args->target.substr(0, hash), &reason);
-            if (!url || url->scheme != "http") {
+            auto url = http::Url::try_parse(device, &reason);
+            if (!ssdp::is_location(device)) {
+                if (device.find_first_not_of(" \t") == std::string::npos) {
+                    return error_line("call " + args->target +
+                                          ": no device before '#' (a description URL, a "
+                                          "friendly name or a UDN)",
+                                      kExitUsage);
+                }
+            } else if (!url || url->scheme != "http") {
                 return error_line("call " + args->target + ": not an http URL" +
                                       (reason.empty() ? std::string() : " (" + reason + ")"),
                                   kExitUsage);

@@ -29,6 +29,7 @@ struct ServeDemoArgs {
     std::optional<double> duration;
     std::string callback_scope = "same-segment";
     std::string udn;
+    std::string name;
     std::optional<unsigned> initial_event_delay_ms;
     bool verbose = false;
     // --ssdp and its options.
@@ -134,6 +135,7 @@ int run_serve_demo(const ServeDemoArgs& args) {
         }
         options.udn = args.udn;
     }
+    if (!args.name.empty()) options.friendly_name = args.name;
 
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -215,6 +217,8 @@ void add_serve_demo_command(CLI::App& app, Action& action) {
                     "CALLBACK hosts accepted: same-host, same-segment (default), private "
                     "(routed private LANs) or any");
     cmd->add_option("--udn", args->udn, "The device's UDN, uuid:... (default: a random one)");
+    cmd->add_option("--name", args->name,
+                    "The device's friendly name (default: uvgena demo renderer)");
     cmd->add_option("--initial-event-delay", args->initial_event_delay_ms,
                     "Milliseconds between writing a SUBSCRIBE answer and sending the initial "
                     "event, so that the control point has stored the SID (default 20)")

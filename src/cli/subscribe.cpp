@@ -149,11 +149,14 @@ Task<std::vector<ssdp::ResolvedTarget>> resolve_targets(uv_loop_t* loop,
     for (const std::string& target : targets) {
         std::vector<ssdp::ResolvedTarget> these;
         if (target.ends_with("#*")) {
-            std::string location = target.substr(0, target.size() - 2);
-            ssdp::DeviceDescription d = co_await ssdp::fetch_description(loop, location, fetch);
+            ssdp::FindDeviceOptions find;
+            find.fetch = fetch;
+            ssdp::DeviceDescription d =
+                co_await ssdp::describe_device(loop, target.substr(0, target.size() - 2), find);
             for (const ssdp::ServiceInfo* service : d.root.all_services()) {
                 if (service->event_sub_url.empty()) continue;
-                these.push_back(ssdp::ResolvedTarget{service->event_sub_url, location, d.root.udn});
+                these.push_back(
+                    ssdp::ResolvedTarget{service->event_sub_url, d.location, d.root.udn});
             }
             if (these.empty()) {
                 throw Error(make_error_code(uvgena::errc::invalid_argument),
@@ -394,6 +397,13 @@ std::optional<std::string> bad_target(const std::string& target) {
         if (hash + 1 == target.size()) {
             return "no service name after '#' (e.g. ...description.xml#RenderingControl)";
         }
+        // A device name ("Living Room#RenderingControl") is looked up by discovery.
+        if (!ssdp::is_location(url_part)) {
+            if (url_part.find_first_not_of(" \t") == std::string::npos) {
+                return "no device before '#' (a description URL, a friendly name or a UDN)";
+            }
+            return std::nullopt;
+        }
     }
     std::string reason;
     Result<http::Url> url = http::Url::try_parse(url_part, &reason);
@@ -473,9 +483,10 @@ void add_subscribe_command(CLI::App& app, Action& action) {
         "subscribe", "Subscribe to services' events and print each one as it arrives");
     cmd->add_option("targets", args->targets,
                     "The services, one or more: an event subscription URL (eventSubURL), or "
-                    "the device description URL (an SSDP LOCATION) followed by #<service>, "
-                    "where <service> is a short name (RenderingControl), a serviceId or a full "
-                    "serviceType, or by #* for every evented service of the device")
+                    "the device followed by #<service>, where the device is its description "
+                    "URL (an SSDP LOCATION), its friendly name or its UDN (found by an SSDP "
+                    "search), and <service> a short name (RenderingControl), a serviceId or a "
+                    "full serviceType, or * for every evented service of the device")
         ->required();
     cmd->footer(
         "Examples:\n"
@@ -485,6 +496,7 @@ void add_subscribe_command(CLI::App& app, Action& action) {
         "  uvgena subscribe 'http://192.168.1.20:1400/xml/device_description.xml#RenderingControl'"
         " 'http://192.168.1.20:1400/xml/device_description.xml#AVTransport' --json\n"
         "  uvgena subscribe 'http://192.168.1.20:1400/xml/device_description.xml#*' --json\n"
+        "  uvgena subscribe 'Living Room#RenderingControl'\n"
         "Several services share one listener; their events are printed as they arrive, each "
         "naming its service (its event URL: \"service\" in JSON), --count counts them all, and "
         "the summary on exit is one line per subscription.\n"

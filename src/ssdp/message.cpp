@@ -36,6 +36,10 @@ class SsdpCategory final : public std::error_category {
                 return "device description is not well-formed XML";
             case errc::bad_description:
                 return "not a usable UPnP device description";
+            case errc::no_such_device:
+                return "no device of that name answered";
+            case errc::ambiguous_device:
+                return "several devices have that name";
         }
         return "unknown ssdp error " + std::to_string(value);
     }

@@ -30,7 +30,10 @@ Task<ResolvedTarget> resolve_target(uv_loop_t* loop, std::string target, FetchOp
         throw Error(make_error_code(uvgena::errc::invalid_argument),
                     "subscribe to " + target + ": no service name after '#'");
     }
-    DeviceDescription description = co_await fetch_description(loop, location, options);
+    // A device name ("Living Room#RenderingControl") is looked up by an SSDP search.
+    FindDeviceOptions find;
+    find.fetch = std::move(options);
+    DeviceDescription description = co_await describe_device(loop, location, std::move(find));
     const ServiceInfo* service = description.service(name);
     if (service == nullptr) {
         std::string names;
@@ -47,7 +50,7 @@ Task<ResolvedTarget> resolve_target(uv_loop_t* loop, std::string target, FetchOp
                     "subscribe to " + target + ": service " + service->short_name() +
                         " has no eventSubURL");
     }
-    co_return ResolvedTarget{service->event_sub_url, location, description.root.udn};
+    co_return ResolvedTarget{service->event_sub_url, description.location, description.root.udn};
 }
 
 Task<gena::Subscription> subscribe_target(uv_loop_t* loop, std::string target,

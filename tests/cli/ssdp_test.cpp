@@ -214,8 +214,10 @@ TEST_SUITE("cli.ssdp") {
     }
 
     TEST_CASE("a bad description URL or a missing service name is a usage error (exit 2)") {
-        for (const char* target : {"htp://127.0.0.1/d.xml#RenderingControl",
-                                   "not a url#RenderingControl", "http://127.0.0.1:1/d.xml#"}) {
+        // (Text that is no URL before '#' is a device name, looked up by discovery: see the
+        // test of names below; a blank one is a usage error.)
+        for (const char* target : {"htp://127.0.0.1/d.xml#RenderingControl", " #RenderingControl",
+                                   "http://127.0.0.1:1/d.xml#"}) {
             CAPTURE(target);
             Child sub({"subscribe", target});
             CHECK(sub.wait() == 2);
@@ -341,5 +343,67 @@ TEST_SUITE("cli.ssdp") {
         CHECK(err.find("uvgena: resubscribed: SID " + old_sid + " -> ") != std::string::npos);
         demo->child.signal(SIGTERM);
         CHECK(demo->child.wait() == 0);
+    }
+
+    TEST_CASE(
+        "devices by name: 'Living Room#RenderingControl' and a UDN are found by discovery for "
+        "subscribe and call; an ambiguous or unknown name lists the devices, exit 1") {
+        const std::string living = "uuid:c1e5d0a4-7f1b-4a44-9d7e-2b1f3c5d6e80";
+        const std::string kitchen = "uuid:c1e5d0a4-7f1b-4a44-9d7e-2b1f3c5d6e81";
+        const std::string kitchen2 = "uuid:c1e5d0a4-7f1b-4a44-9d7e-2b1f3c5d6e82";
+        Demo living_room({"--interval", "0", "--udn", living, "--name", "Living Room"});
+        Demo kitchen_demo({"--interval", "0", "--udn", kitchen, "--name", "Kitchen"});
+
+        // A friendly name, in another case and with spaces around: found, subscribed to.
+        Child sub({"subscribe", "  living room #RenderingControl", "--json", "--count", "1",
+                   "--listen-host", "127.0.0.1", "--listen-port", "0"});
+        auto event = sub.line(20s);
+        REQUIRE_MESSAGE(event, "stderr: " << sub.stderr_text());
+        CHECK(nlohmann::json::parse(*event).at("service") == living_room.rendering_control);
+        CHECK(sub.wait() == 0);
+
+        // call by name, then by UDN (with and without uuid:), each reaching its own device.
+        Child set({"call", "Kitchen#RenderingControl", "SetVolume", "InstanceID=0",
+                   "Channel=Master", "DesiredVolume=61"});
+        CHECK_MESSAGE(set.wait(20s) == 0, "stderr: " << set.stderr_text());
+        Child get(
+            {"call", kitchen + "#RenderingControl", "GetVolume", "InstanceID=0", "Channel=Master"});
+        CHECK(get.line(20s) == std::optional<std::string>("CurrentVolume=61"));
+        CHECK(get.wait(20s) == 0);
+        Child other({"call", living.substr(5) + "#RenderingControl", "GetVolume", "InstanceID=0",
+                     "Channel=Master"});
+        auto other_volume = other.line(20s);
+        CHECK(other_volume != std::optional<std::string>("CurrentVolume=61"));
+        CHECK(other.wait(20s) == 0);
+
+        // A second "Kitchen": the name is ambiguous, both are listed with their UDNs.
+        Demo kitchen_again({"--interval", "0", "--udn", kitchen2, "--name", "kitchen"});
+        Child ambiguous(
+            {"call", "Kitchen#RenderingControl", "GetVolume", "InstanceID=0", "Channel=Master"});
+        CHECK(ambiguous.wait(20s) == 1);
+        std::string err = ambiguous.stderr_text();
+        INFO("stderr: ", err);
+        CHECK(err.find("2 devices have that name") != std::string::npos);
+        CHECK(err.find(kitchen) != std::string::npos);
+        CHECK(err.find(kitchen2) != std::string::npos);
+        CHECK(err.find(living) == std::string::npos);
+
+        // No such device: the ones that answered are listed.
+        Child unknown({"subscribe", "Garage#RenderingControl", "--listen-port", "0"});
+        CHECK(unknown.wait(20s) == 1);
+        std::string unknown_err = unknown.stderr_text();
+        INFO("stderr: ", unknown_err);
+        CHECK(unknown_err.find("find device 'Garage'") != std::string::npos);
+        CHECK(unknown_err.find("'Living Room' (" + living) != std::string::npos);
+
+        // "#*" with a name: every evented service of that device.
+        Child all({"subscribe", "Living Room#*", "--json", "--count", "2", "--listen-host",
+                   "127.0.0.1", "--listen-port", "0"});
+        std::set<std::string> services;
+        while (auto line = all.line(20s))
+            services.insert(nlohmann::json::parse(*line).at("service"));
+        CHECK(all.wait() == 0);
+        CHECK(services.size() == 2);
+        CHECK(services.count(living_room.rendering_control) == 1);
     }
 }

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "uvgena/ssdp/find_device.hpp"
 #include "uvgena/ssdp/message.hpp"
 
 using namespace uvgena;
@@ -191,5 +192,41 @@ TEST_SUITE("ssdp.description") {
         std::string padded(kSonosLike);
         padded.append(4, '\0');
         CHECK(ssdp::parse_description(padded, kLocation).ok());
+    }
+}
+
+// Devices by name (find_device's matching, sans-IO).
+TEST_SUITE("ssdp.names") {
+    TEST_CASE("a device is named by its friendlyName (any case, spaces around) or its UDN") {
+        uvgena::ssdp::DeviceInfo device;
+        device.friendly_name = " Living Room ";
+        device.udn = "uuid:RINCON_000E58A0B1C201400";
+        using uvgena::ssdp::device_has_name;
+        CHECK(device_has_name(device, "Living Room"));
+        CHECK(device_has_name(device, "living room"));
+        CHECK(device_has_name(device, "  LIVING ROOM\t"));
+        CHECK(device_has_name(device, "uuid:RINCON_000E58A0B1C201400"));
+        CHECK(device_has_name(device, "UUID:rincon_000e58a0b1c201400"));
+        CHECK(device_has_name(device, "RINCON_000E58A0B1C201400"));
+        CHECK_FALSE(device_has_name(device, "Living"));
+        CHECK_FALSE(device_has_name(device, "Living Room 2"));
+        CHECK_FALSE(device_has_name(device, ""));
+        CHECK_FALSE(device_has_name(device, "   "));
+        CHECK_FALSE(device_has_name(device, "uuid:"));
+        CHECK_FALSE(device_has_name(device, "RINCON_000E58A0B1C2014"));
+        uvgena::ssdp::DeviceInfo nameless;  // an empty UDN never matches
+        CHECK_FALSE(device_has_name(nameless, "uuid:"));
+    }
+
+    TEST_CASE("a location is a URL with a scheme; anything else is a device name") {
+        using uvgena::ssdp::is_location;
+        CHECK(is_location("http://192.168.1.20:1400/xml/device_description.xml"));
+        CHECK(is_location("http://[fd00::5]:41235/description.xml"));
+        CHECK(is_location("htp://x/d.xml"));  // a URL, of a scheme the caller then refuses
+        CHECK_FALSE(is_location("Living Room"));
+        CHECK_FALSE(is_location("uuid:RINCON_000E58A0B1C201400"));
+        CHECK_FALSE(is_location("://nothing"));
+        CHECK_FALSE(is_location("Room: //x"));
+        CHECK_FALSE(is_location(""));
     }
 }

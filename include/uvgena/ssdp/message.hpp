@@ -49,6 +49,8 @@ enum class errc {
     bad_body,            ///< Content-Length does not match the bytes that follow.
     bad_xml,             ///< A device description that is not well-formed XML.
     bad_description,     ///< Well-formed XML that is not a usable device description.
+    no_such_device,      ///< No device that answered a search has the name (find_device).
+    ambiguous_device,    ///< Several devices that answered a search have the name.
 };
 
 /// Category of ssdp::errc.

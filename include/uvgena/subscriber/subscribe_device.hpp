@@ -11,6 +11,7 @@
 #include "uvgena/core/export.hpp"
 #include "uvgena/ssdp/description.hpp"
 #include "uvgena/ssdp/discovery.hpp"
+#include "uvgena/ssdp/find_device.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
 namespace uvgena::ssdp {
@@ -24,16 +25,19 @@ UVGENA_API Task<gena::Subscription> subscribe(uv_loop_t* loop, const ServiceInfo
 
 /// The event URL that `target` names: `target` itself for a plain URL, or, for
 /// "<location-url>#<service>", the eventSubURL of the service (short name, full type or
-/// service id) in the description at location-url, which is fetched. Throws Error: the
-/// errors of fetch_description, or uvgena::errc::invalid_argument naming the service and
-/// listing the ones the device has.
+/// service id) in the description at location-url, which is fetched. Instead of a location
+/// URL, a device name ("Living Room#RenderingControl": a friendlyName or a UDN) is looked up
+/// among the devices that answer an SSDP search (find_device). Throws Error: the errors of
+/// fetch_description or find_device, or uvgena::errc::invalid_argument naming the service
+/// and listing the ones the device has.
 UVGENA_API Task<std::string> resolve_event_url(uv_loop_t* loop, std::string target,
                                                FetchOptions options = {});
 
 /// What a subscription target names (see resolve_target).
 struct ResolvedTarget {
     std::string event_url;  ///< The event subscription URL.
-    std::string location;   ///< For "<location-url>#<service>": the description URL, else empty.
+    std::string location;   ///< For "<location-url>#<service>" (or a device name): the
+                            ///< description URL, else empty.
     std::string udn;        ///< For "<location-url>#<service>": the root device's UDN (what a
                             ///< DeviceFollower follows), else empty.
 };
