@@ -114,9 +114,12 @@ struct EventPrinter {
 // or when this subscription's events end, every reader is asked to stop (`readers`).
 Task<void> print_events(Subscription& sub, const SubscribeArgs& args, EventPrinter& printer,
                         Scope& readers) {
-    while (!args.count || printer.printed < *args.count) {
+    auto counted_out = [&] { return args.count && printer.printed >= *args.count; };
+    while (!counted_out()) {
         std::optional<Event> event = co_await sub.events().next();
-        if (!event) break;
+        // Checked again: another reader may have printed the last one meanwhile (two
+        // subscriptions' events resumed in the same loop turn).
+        if (!event || counted_out()) break;
         printer.print(*event, args.json);
     }
     readers.request_stop();
