@@ -135,6 +135,8 @@ class NotifyProxy {
     std::uint16_t port() const { return server_.local_address().port(); }
     void forward_to(const SocketAddress& target) { target_ = target; }
     void set_chaos(Chaos chaos) noexcept { chaos_ = chaos; }
+    /// Drops the next `n` initial events (SEQ 0), whatever the chaos.
+    void drop_initial_events(std::size_t n) noexcept { drop_initial_ = n; }
     std::size_t in_flight() const noexcept { return in_flight_; }
 
     std::uint64_t received = 0, dropped = 0, delayed = 0, forwarded = 0, refused = 0;
@@ -158,6 +160,11 @@ class NotifyProxy {
         std::uniform_real_distribution<double> chance(0.0, 1.0);
         http::Response ok;
         ok.status = 200;
+        if (drop_initial_ > 0 && request.headers.get("SEQ") == "0") {
+            --drop_initial_;
+            ++dropped;
+            co_return ok;
+        }
         if (chance(rng_) < chaos_.drop) {
             ++dropped;
             co_return ok;
@@ -192,6 +199,7 @@ class NotifyProxy {
     Chaos chaos_;
     SocketAddress target_;
     std::size_t in_flight_ = 0;
+    std::size_t drop_initial_ = 0;
     http::Server server_;
     Scope scope_;  // last: destroyed first
 };
@@ -507,6 +515,48 @@ TEST_SUITE("subscriber.state_mirror") {
             co_await publisher.stop();
         }(loop));
     }
+    TEST_CASE(
+        "a resubscription whose initial event is lost too: asked again after "
+        "restore_timeout") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            std::mt19937_64 random(1);
+            Publisher publisher(l, quick_publisher());
+            Service& svc = publisher.add_service(mixed_service());
+            publisher.listen(loopback_server());
+            NotifyProxy proxy(l, random);
+            EventListener listener(l, loopback_listener(proxy.port()));
+            listener.start();
+            proxy.forward_to(listener.local_address());
+            SubscribeOptions o = mirror_subscription(listener);
+            o.reorder_window = 0ms;
+            StateMirrorOptions mo;
+            mo.restore_timeout = 200ms;
+            StateMirror mirror(l, co_await subscribe(l, event_url(publisher), o), mo);
+            CHECK(co_await changes_until(l, mirror, [&] { return !mirror.state().stale(); }));
+            co_await publisher.idle();
+
+            proxy.drop_initial_events(1);
+            REQUIRE(gena::detail::PublisherTestAccess::set_next_seq(
+                publisher, mirror.subscription().sid(), 3));
+            svc.set("Name", "lost");
+            CHECK(co_await changes_until(l, mirror, [&] { return mirror.state().stale(); }));
+            Clock::time_point stale_at = Clock::now();
+            // The resubscription's initial event is dropped: nothing else comes, until the
+            // mirror asks again.
+            CHECK(co_await changes_until(l, mirror, [&] { return !mirror.state().stale(); }));
+            CHECK(Clock::now() - stale_at >= 150ms);
+            CHECK(proxy.dropped == 1);
+            CHECK(mirror.stats().resyncs_requested == 2);
+            CHECK(mirror.state().get("Name") == "lost");
+            CHECK(mirror.state().stats().replacements == 2);
+            co_await mirror.unsubscribe();
+            co_await listener.stop();
+            co_await proxy.stop();
+            co_await publisher.stop();
+        }(loop));
+    }
+
     TEST_CASE(
         "randomized: 10,000 changes through a proxy that delays, reorders and drops "
         "NOTIFYs; the mirror equals the device after every resync and at the end") {
