@@ -3,6 +3,7 @@
 #include "uvgena/subscriber/service_state.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -38,20 +39,15 @@ bool by_name(const AttributeView& a, const AttributeView& b) noexcept {
     return a.name < b.name || (a.name == b.name && a.value < b.value);
 }
 
-// The map key of a value: 'P' + name for a top-level variable; 'L' + name, instance and the
-// sorted attributes for a LastChange value. Sorted this way, iteration goes by name.
-std::string make_key(bool in_last_change, std::string_view name, std::string_view instance,
-                     std::span<const AttributeView> sorted_attributes) {
-    std::string key;
-    std::size_t size = 1 + name.size();
-    if (in_last_change) {
-        size += 1 + instance.size();
-        for (const AttributeView& a : sorted_attributes) size += 2 + a.name.size() + a.value.size();
-    }
-    key.reserve(size);
+// The map key of a value, into `key`: 'P' + name for a top-level variable; 'L' + name,
+// instance and the sorted attributes for a LastChange value. Sorted this way, iteration goes
+// by name.
+void make_key_into(std::string& key, bool in_last_change, std::string_view name,
+                   std::string_view instance, std::span<const AttributeView> sorted_attributes) {
+    key.clear();
     key += in_last_change ? 'L' : 'P';
     key += name;
-    if (!in_last_change) return key;
+    if (!in_last_change) return;
     key += key_separator;
     key += instance;
     for (const AttributeView& a : sorted_attributes) {
@@ -60,6 +56,12 @@ std::string make_key(bool in_last_change, std::string_view name, std::string_vie
         key += '=';
         key += a.value;
     }
+}
+
+std::string make_key(bool in_last_change, std::string_view name, std::string_view instance,
+                     std::span<const AttributeView> sorted_attributes) {
+    std::string key;
+    make_key_into(key, in_last_change, name, instance, sorted_attributes);
     return key;
 }
 
@@ -83,17 +85,6 @@ std::vector<AttributeView> attributes_of(const StateKey& key) {
 // A key that designates a top-level variable: no attributes, the default instance.
 bool plain_key(const StateKey& key) noexcept {
     return key.channel.empty() && key.attributes.empty() && key.instance == "0";
-}
-
-VariableId last_change_id(const LastChangeInstance& instance, const LastChangeValue& value) {
-    VariableId id;
-    id.name = value.name;
-    id.instance = instance.id;
-    id.attributes = value.attributes;
-    std::stable_sort(id.attributes.begin(), id.attributes.end(),
-                     [](const Attribute& a, const Attribute& b) { return a.name < b.name; });
-    id.in_last_change = true;
-    return id;
 }
 
 // Forward distance from SEQ `from` to SEQ `to` on the ring 1..2^32-1 (UDA's wrap), or on
@@ -299,10 +290,27 @@ StateChanges ServiceState::mark_stale() {
     return changes;
 }
 
-void ServiceState::set(Map& into, VariableId id, std::string_view value, std::uint32_t seq,
-                       bool late, StateChanges* changes) {
-    std::string key = key_of(id);
-    auto it = into.find(key);
+void ServiceState::set(Map& into, bool in_last_change, std::string_view name,
+                       std::string_view instance, std::span<const Attribute> attributes,
+                       std::string_view value, std::uint32_t seq, bool late,
+                       StateChanges* changes) {
+    // The key is built in a reused buffer, from views: an unchanged value (most of an
+    // event that carries the whole state) costs no allocation.
+    std::array<AttributeView, 4> few{};
+    std::vector<AttributeView> many;
+    std::span<AttributeView> sorted;
+    if (attributes.size() <= few.size()) {
+        for (std::size_t i = 0; i < attributes.size(); ++i) {
+            few[i] = {attributes[i].name, attributes[i].value};
+        }
+        sorted = std::span<AttributeView>(few.data(), attributes.size());
+    } else {
+        for (const Attribute& a : attributes) many.push_back({a.name, a.value});
+        sorted = many;
+    }
+    std::sort(sorted.begin(), sorted.end(), by_name);
+    make_key_into(key_buffer_, in_last_change, name, instance, sorted);
+    auto it = into.find(std::string_view(key_buffer_));
     if (it != into.end()) {
         Entry& entry = it->second;
         // A late event's values are older than those of the events after it: keep those.
@@ -320,11 +328,19 @@ void ServiceState::set(Map& into, VariableId id, std::string_view value, std::ui
         return;
     }
     Entry entry;
-    entry.variable.id = std::move(id);
+    VariableId& id = entry.variable.id;
+    id.name = name;
+    id.in_last_change = in_last_change;
+    if (in_last_change) {
+        id.instance = instance;
+        id.attributes.reserve(sorted.size());
+        for (const AttributeView& a : sorted)
+            id.attributes.push_back({std::string(a.name), std::string(a.value)});
+    }
     entry.variable.value.assign(value);
     entry.seq = seq;
-    if (changes != nullptr) changes->variables.push_back({entry.variable.id, false});
-    into.emplace(std::move(key), std::move(entry));
+    if (changes != nullptr) changes->variables.push_back({id, false});
+    into.emplace(key_buffer_, std::move(entry));
 }
 
 void ServiceState::replace(const Event& event, StateChanges& changes) {
@@ -332,12 +348,13 @@ void ServiceState::replace(const Event& event, StateChanges& changes) {
     Map fresh;
     for (const Variable& v : event.variables()) {
         if (v.name == "LastChange") continue;
-        set(fresh, VariableId{v.name, {}, {}, false}, v.value, event.seq, false, nullptr);
+        set(fresh, false, v.name, {}, {}, v.value, event.seq, false, nullptr);
     }
     if (event.has_last_change() && event.last_change()) {
         for (const LastChangeInstance& instance : event.last_change()->instances) {
             for (const LastChangeValue& value : instance.values) {
-                set(fresh, last_change_id(instance, value), value.value, event.seq, false, nullptr);
+                set(fresh, true, value.name, instance.id, value.attributes, value.value, event.seq,
+                    false, nullptr);
             }
         }
     }
@@ -391,13 +408,13 @@ StateChanges ServiceState::apply(const Event& event) {
         if (late) ++stats_.late_events;
         for (const Variable& v : event.variables()) {
             if (v.name == "LastChange") continue;
-            set(values_, VariableId{v.name, {}, {}, false}, v.value, event.seq, late, &changes);
+            set(values_, false, v.name, {}, {}, v.value, event.seq, late, &changes);
         }
         if (event.has_last_change() && event.last_change()) {
             for (const LastChangeInstance& instance : event.last_change()->instances) {
                 for (const LastChangeValue& value : instance.values) {
-                    set(values_, last_change_id(instance, value), value.value, event.seq, late,
-                        &changes);
+                    set(values_, true, value.name, instance.id, value.attributes, value.value,
+                        event.seq, late, &changes);
                 }
             }
         }

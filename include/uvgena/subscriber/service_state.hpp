@@ -203,13 +203,15 @@ class UVGENA_API ServiceState {
 
     const Entry* find(std::string_view name, const StateKey& key) const;
     // Sets one value in `into`; lists it in `changes` (if given) when it changed.
-    void set(Map& into, VariableId id, std::string_view value, std::uint32_t seq, bool late,
-             StateChanges* changes);
+    void set(Map& into, bool in_last_change, std::string_view name, std::string_view instance,
+             std::span<const Attribute> attributes, std::string_view value, std::uint32_t seq,
+             bool late, StateChanges* changes);
     void replace(const Event& event, StateChanges& changes);
     void become_stale(StateChanges& changes);
 
     std::shared_ptr<const control::Scpd> scpd_;
     Map values_;
+    std::string key_buffer_;  // set()'s key, reused
     bool stale_ = true;
     std::uint64_t version_ = 0;
     ServiceStateStats stats_;
