@@ -632,13 +632,18 @@ struct StateMirror::Live {
             failure = std::current_exception();
         }
         if (self->stopping) co_return;
+        // Nothing follows the device any more: the values may go out of date (the end
+        // itself is the reader's news, not a change set).
+        (void)self->shared->state.mark_stale();
         self->shared->finish(std::move(failure));
+        self->restoring.set();  // the watchdog ends too
     }
 
     // While the state is stale, asks again each restore_timeout for a resubscription.
     static Task<void> watch_restore(Live* self) {
         for (;;) {
             co_await self->restoring.wait();
+            if (self->shared->ended) co_return;  // nothing left to restore
             Clock::time_point due = self->last_request + self->options.restore_timeout;
             if (Clock::now() < due) {
                 co_await sleep_until(self->loop, due);

@@ -485,6 +485,39 @@ TEST_SUITE("subscriber.state_mirror") {
         }(loop));
     }
 
+    TEST_CASE("a subscription that ends by an error ends the mirror's changed() with it") {
+        uvtest::TestLoop loop(30s);
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            gena::PublisherOptions po;
+            po.policy.min_timeout = 1s;
+            po.initial_event_delay = 1ms;
+            auto device = std::make_unique<uvtest::TestDevice>(
+                l, po, SocketAddress::ipv4_loopback(), "Volume", "10");
+            EventListener listener(l, loopback_listener());
+            SubscribeOptions o = mirror_subscription(listener);
+            o.auto_resubscribe = false;  // a loss ends the subscription
+            o.requested_timeout = 2s;
+            o.timeout = 1s;
+            StateMirror mirror(l, co_await subscribe(l, device->url(), o));
+            (void)co_await next_changes(l, mirror);
+            co_await device->restart();  // the renewal will get 412
+            std::error_code failure;
+            try {
+                for (;;) {
+                    std::optional<StateChanges> changes =
+                        co_await with_timeout(l, mirror.changed(), 10s);
+                    if (!changes) break;
+                }
+            } catch (const Error& e) {
+                failure = e.code();
+            }
+            CHECK(failure == gena::errc::precondition_failed);
+            CHECK(mirror.state().stale());  // it went stale when the loss was found
+            co_await listener.stop();
+            co_await device->stop();
+        }(loop));
+    }
+
     TEST_CASE("destroying the mirror while a reader waits releases the reader; the loop closes") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {

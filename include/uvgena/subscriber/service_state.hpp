@@ -301,8 +301,9 @@ class UVGENA_API StateMirror {
     /// `co_await mirror.changed()`: what changed since the previous call (at once if
     /// something did), coalesced when the reader is slower than the events; the values are
     /// the current ones in state(). nullopt once the subscription ended normally (or the
-    /// mirror was destroyed); throws the subscription's error when it ended by one, and
-    /// Error(errc::cancelled) when the awaiting task is stopped.
+    /// mirror was destroyed); throws the subscription's error when it ended by one (a loss
+    /// without auto_resubscribe), and Error(errc::cancelled) when the awaiting task is
+    /// stopped. Once the subscription ended, the state is stale().
     Task<std::optional<StateChanges>> changed();
     /// Unsubscribes (see Subscription::unsubscribe); changed() then returns nullopt.
     Task<void> unsubscribe(bool strict = true);
