@@ -29,6 +29,8 @@
 // - A late event (SeqStatus::late: it arrived after its successors) sets only the values no
 //   later event of the same SID has set: it never overwrites newer values.
 // - Exact retransmissions (SeqStatus::duplicate) change nothing.
+// - The limit of any GENA client: the loss of the last NOTIFY before a quiet spell shows only
+//   with the next event (its SEQ gap), or a renewal that finds the SID forgotten.
 //
 // Values stay strings (exactly what the device sent); typed reads convert them by the
 // service's SCPD (control::Scpd) when one is given, and never throw on device garbage.
