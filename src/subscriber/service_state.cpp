@@ -579,11 +579,11 @@ struct StateMirror::Shared {
 struct StateMirror::Live {
     Live(uv_loop_t* loop_, Subscription sub, StateMirrorOptions o, Shared* shared_)
         : loop(loop_),
-          subscription(std::move(sub)),
           options(std::move(o)),
           shared(shared_),
           restoring(loop_),
           last_request(Clock::now()),
+          subscription(std::move(sub)),
           scope(loop_) {}
     ~Live() { stopping = true; }
 
@@ -660,7 +660,6 @@ struct StateMirror::Live {
     }
 
     uv_loop_t* loop;
-    Subscription subscription;
     StateMirrorOptions options;
     Shared* shared;
     AsyncEvent restoring;  // set while stale and a restoration is awaited
@@ -669,7 +668,9 @@ struct StateMirror::Live {
     bool seen_event = false;
     StateMirrorStats stats;
     bool stopping = false;
-    Scope scope;  // last: destroyed first
+    // Destroyed second: its handlers (on_lost) use the members above.
+    Subscription subscription;
+    Scope scope;  // last: destroyed first (its tasks use everything above)
 };
 
 StateMirror::StateMirror(uv_loop_t* loop, Subscription subscription, StateMirrorOptions options) {
