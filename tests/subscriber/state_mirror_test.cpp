@@ -518,6 +518,39 @@ TEST_SUITE("subscriber.state_mirror") {
         }(loop));
     }
 
+    TEST_CASE(
+        "a mirror made after the initial event was taken resubscribes at its first "
+        "event, whose values alone are not the whole state") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            Publisher publisher(l, quick_publisher());
+            Service& svc = publisher.add_service(mixed_service());
+            publisher.listen(loopback_server());
+            EventListener listener(l, loopback_listener());
+            Subscription sub =
+                co_await subscribe(l, event_url(publisher), mirror_subscription(listener));
+            std::optional<Event> initial = co_await with_timeout(
+                l,
+                [](Subscription& subscription) -> Task<std::optional<Event>> {
+                    co_return co_await subscription.events().next();
+                }(sub),
+                5s);
+            REQUIRE(initial.has_value());
+            CHECK(initial->seq == 0);
+            StateMirror mirror(l, std::move(sub));
+            svc.set("Name", "porch");
+            CHECK(co_await changes_until(l, mirror, [&] {
+                return !mirror.state().stale() && mirror.state().stats().replacements == 1;
+            }));
+            CHECK(mirror.stats().resyncs_requested == 1);
+            CHECK(mirror.state().get("Name") == "porch");
+            CHECK(mirror.state().get("Brightness") == "50");  // from the new initial event
+            co_await mirror.unsubscribe();
+            co_await listener.stop();
+            co_await publisher.stop();
+        }(loop));
+    }
+
     TEST_CASE("destroying the mirror while a reader waits releases the reader; the loop closes") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
