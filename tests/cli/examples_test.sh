@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The examples set_volume (coroutine) and set_volume_blocking (BackgroundLoop) against
 # `uvgena serve-demo` over loopback: each sets a volume, sees the event that confirms it and
-# exits 0; GetVolume then answers the last one; a volume the device refuses is exit 1 with its
-# SOAP fault. Arguments: the uvgena CLI, set_volume, set_volume_blocking.
+# exits 0; GetVolume then answers the last one; a volume outside the SCPD's range is exit 1.
+# print_volume (a StateMirror) prints the volume at once and after each change.
+# Arguments: the uvgena CLI, set_volume, set_volume_blocking, print_volume.
 set -uo pipefail
 cli=$1
 coroutine=$2
 blocking=$3
+print_volume=$4
 work=$(mktemp -d)
 demo_pid=
+printer_pid=
 cleanup() {
+    [ -n "$printer_pid" ] && kill "$printer_pid" 2>/dev/null && wait "$printer_pid" 2>/dev/null
     [ -n "$demo_pid" ] && kill "$demo_pid" 2>/dev/null && wait "$demo_pid" 2>/dev/null
     rm -rf "$work"
 }
@@ -26,6 +30,16 @@ for _ in $(seq 1 100); do grep -q '^description:' "$work/demo.out" 2>/dev/null &
 description=$(sed -n 's/^description: *//p' "$work/demo.out")
 [ -n "$description" ] || fail "serve-demo printed no description URL"
 rc="$description#RenderingControl"
+rc_events=$(sed -n 's/^RenderingControl: *//p' "$work/demo.out")
+
+# print_volume from the start: the demo's volume (20) at once, from the initial event.
+${UVGENA_TEST_WRAPPER:-} "$print_volume" "$rc_events" >"$work/volumes" 2>"$work/volumes.err" &
+printer_pid=$!
+seen() {  # seen VOLUME: print_volume printed "Volume VOLUME" within 10 s
+    for _ in $(seq 1 100); do grep -qx "Volume $1" "$work/volumes" && return 0; sleep 0.1; done
+    return 1
+}
+seen 20 || fail "print_volume did not print the initial volume: $(cat "$work/volumes" "$work/volumes.err")"
 
 ${UVGENA_TEST_WRAPPER:-} "$coroutine" "$rc" 33 >"$work/out" 2>"$work/err" || fail "set_volume 33: exit $?"
 grep -q '^volume 33 confirmed by event SEQ [1-9][0-9]* after [0-9]* ms$' "$work/out" || fail "set_volume 33 printed $(cat "$work/out")"
@@ -50,3 +64,9 @@ for example in "$coroutine" "$blocking"; do
     grep -q "allowedValueRange" "$work/err" || fail "$(basename "$example") 200: $(cat "$work/err")"
 done
 echo "volume 200 refused by both: $(cat "$work/err")"
+
+# print_volume saw each change, in order, and nothing else.
+seen 44 || fail "print_volume did not print 44: $(cat "$work/volumes" "$work/volumes.err")"
+[ "$(tr '\n' ' ' <"$work/volumes")" = "Volume 20 Volume 33 Volume 44 " ] ||
+    fail "print_volume printed: $(cat "$work/volumes")"
+echo "print_volume: $(tr '\n' ' ' <"$work/volumes")"

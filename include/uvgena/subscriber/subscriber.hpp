@@ -5,5 +5,6 @@
 
 #include "uvgena/subscriber/device_follower.hpp"   // IWYU pragma: export
 #include "uvgena/subscriber/listener.hpp"          // IWYU pragma: export
+#include "uvgena/subscriber/service_state.hpp"     // IWYU pragma: export
 #include "uvgena/subscriber/subscribe_device.hpp"  // IWYU pragma: export
 #include "uvgena/subscriber/subscription.hpp"      // IWYU pragma: export
