@@ -28,6 +28,10 @@
 //                                      the default 5 ms runs out before the receiver reads the
 //                                      client's close, which a native run rarely sees)
 //                       [--time-slice-us U]   (uvgena::set_time_slice, 0 = unbounded)
+//                       [--mirror]   (issue 22: also runs, alternately with plain delivery,
+//                                      consumers that fold every event into a
+//                                      gena::ServiceState, and reports the CPU per event of
+//                                      the mirror against plain delivery: target <= 1.20)
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -50,11 +54,12 @@
 #include <string>
 #include <vector>
 
+#include "support/bench_util.hpp"
 #include "uvgena/co/co.hpp"
 #include "uvgena/http/server.hpp"
 #include "uvgena/subscriber/listener.hpp"
+#include "uvgena/subscriber/service_state.hpp"
 #include "uvgena/subscriber/subscription.hpp"
-#include "support/bench_util.hpp"
 
 using namespace uvgena;
 using namespace std::chrono_literals;
@@ -64,6 +69,7 @@ namespace {
 using namespace uvgena_bench;
 
 struct Config {
+    bool mirror = false;  // also measure consumers that keep a state mirror
     double seconds = 1.0;
     int subs = 32;
     int slots = 8;
@@ -187,8 +193,9 @@ struct Consumed {
 };
 
 /// The consumer: awaits every event, reads every variable (and every LastChange value), checks
-/// the SEQ order and records the latency from the SentNs stamp.
-Task<void> consume(const gena::Subscription& sub, Consumed& out) {
+/// the SEQ order and records the latency from the SentNs stamp; with a `mirror`, also folds
+/// the event into it (what a control point's state cache costs on top of delivery).
+Task<void> consume(const gena::Subscription& sub, Consumed& out, gena::ServiceState* mirror) {
     std::uint32_t expected = 0;
     std::vector<bool> seen;  // mode concurrent: the SEQs delivered so far
     std::uint32_t highest = 0;
@@ -222,6 +229,11 @@ Task<void> consume(const gena::Subscription& sub, Consumed& out) {
                 ++out.seq_errors;  // a LastChange that does not parse is a failure here
             }
         }
+        if (mirror != nullptr) {
+            gena::StateChanges changes = mirror->apply(*ev);
+            out.sink += changes.variables.size();
+            if (mirror->stale()) ++out.seq_errors;  // every event arrives: never stale here
+        }
         ++out.received;
         out.last_rx = now_ns();
     }
@@ -235,7 +247,7 @@ std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
 }
 
 Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& body,
-                         const std::string& mode, double rate) {
+                         const std::string& mode, double rate, bool with_mirror = false) {
     // A fake device that grants every SUBSCRIBE: the events come from the load generator.
     int next_sid = 0;
     http::ServerOptions device_options;
@@ -280,8 +292,11 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     Consumed consumed;
     consumed.any_order = mode == "concurrent";
     consumed.latency_us.reserve(1 << 20);
+    std::vector<gena::ServiceState> mirrors(with_mirror ? subs.size() : 0);
     Scope consumers(loop);
-    for (const auto& s : subs) consumers.spawn(consume(s, consumed));
+    for (std::size_t i = 0; i < subs.size(); ++i) {
+        consumers.spawn(consume(subs[i], consumed, with_mirror ? &mirrors[i] : nullptr));
+    }
     double time_wait_at_start = time_wait_sockets();
     double cpu0 = cpu_seconds();
     double user0 = cpu_seconds(true);
@@ -433,6 +448,34 @@ Task<int> bench(uv_loop_t* loop, Config config) {
                     name.c_str(), ul.sent, bad_l,
                     bl.lost + bl.seq_errors + std::max(0.0, bl.sent - bl.ok));
             }
+            if (c.mirror && mode != "concurrent") {
+                // Plain delivery and delivery + state mirror, alternately, R rounds each; the
+                // lowest CPU per event of each side counts (its least disturbed round).
+                Outcome plain, mirrored;
+                double bad_m = 0;
+                for (int round = 0; round < std::max(c.rounds, 1); ++round) {
+                    for (bool mirror_turn : {round % 2 == 1, round % 2 == 0}) {
+                        Outcome r = co_await run_uvgena(loop, c, body, mode, 0, mirror_turn);
+                        print_outcome(mirror_turn ? "uvgena + mirror" : "uvgena plain", r);
+                        Outcome& best = mirror_turn ? mirrored : plain;
+                        if (best.cpu_per_100k == 0 || r.cpu_per_100k < best.cpu_per_100k) best = r;
+                        if (mirror_turn) {
+                            bad_m +=
+                                r.lost + r.seq_errors + r.duplicates + std::max(0.0, r.sent - r.ok);
+                        }
+                    }
+                }
+                double ratio =
+                    plain.cpu_per_100k > 0 ? mirrored.cpu_per_100k / plain.cpu_per_100k : 0;
+                if (ratio > 1.2) ++missed;
+                std::printf(
+                    "RESULT %s CPU per 100k events, state mirror vs plain|%.3f|%.3f|%.3f|"
+                    "ratio<=1.20|CPU s\n",
+                    name.c_str(), mirrored.cpu_per_100k, plain.cpu_per_100k, ratio);
+                std::printf("RESULT %s mirror lost+reordered+stale|%.0f|-|-|value<=0|events\n",
+                            name.c_str(), bad_m);
+                if (bad_m > 0) ++missed;
+            }
             std::fflush(stdout);
         }
     }
@@ -466,11 +509,14 @@ int main(int argc, char** argv) {
             c.concurrent = std::atoi(argv[++i]);
         else if (a == "--no-latency")
             c.latency = false;
+        else if (a == "--mirror")
+            c.mirror = true;
         else if (a == "--time-slice-us" && has)
             set_time_slice(std::chrono::microseconds(std::atol(argv[++i])));
     }
     c.bindir = own_directory();
     c.tmpdir = make_temp_dir("uvgena-ingest");
     if (c.bindir.empty() || c.tmpdir.empty()) return 2;
-    return run_bench("notify_ingest_bench", [&c](uv_loop_t* loop) { return bench(loop, c); }, c.tmpdir, false);
+    return run_bench(
+        "notify_ingest_bench", [&c](uv_loop_t* loop) { return bench(loop, c); }, c.tmpdir, false);
 }
