@@ -10,8 +10,10 @@
 #include "support/test_loop.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
+#include "uvgena/control/client.hpp"
 #include "uvgena/http/client.hpp"
 #include "uvgena/ssdp/description.hpp"
+#include "uvgena/subscriber/service_state.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
 using namespace uvgena;
@@ -114,8 +116,8 @@ Task<VolumeSeen> set_volume_and_see(uv_loop_t* loop, Subscription& sub,
             const auto* volume = instance != nullptr ? instance->find("Volume") : nullptr;
             if (volume != nullptr && volume->value == value)
                 co_return VolumeSeen{std::move(*event), value};
-            std::cerr << elapsed_ms() << " ms: skipped SEQ " << event->seq << " (Volume = "
-                      << (volume != nullptr ? volume->value : "absent") << ")\n";
+            std::cerr << elapsed_ms() << " ms: skipped SEQ " << event->seq
+                      << " (Volume = " << (volume != nullptr ? volume->value : "absent") << ")\n";
         }
     }
     const auto stats = sub.stats();
@@ -176,8 +178,7 @@ TEST_SUITE("interop.gmediarender") {
             const Event& rc1 = seen.event;
             CHECK(rc1.seq >= 1);
             CHECK(rc1.seq_status == gena::SeqStatus::ok);
-            CHECK(rc1.last_change()->instance("0")->find("Volume", "Master")->value ==
-                  seen.volume);
+            CHECK(rc1.last_change()->instance("0")->find("Volume", "Master")->value == seen.volume);
 
             std::string uri = "http://" + lo.listen_host + ":9/none.mp3";
             std::string didl =
@@ -220,6 +221,67 @@ TEST_SUITE("interop.gmediarender") {
             co_await avts.unsubscribe();
             CHECK_FALSE(rcs.is_subscribed());
             CHECK(listener.stats().unknown == 0);
+            co_await listener.stop();
+        }(loop));
+    }
+
+    // Issue 22's first "done when", in full: a call_action SetVolume 33 (checked against the
+    // SCPD), the StateMirror's Volume(Master) is 33 after the event, typed by the SCPD, and
+    // equals GetVolume's answer.
+    TEST_CASE("a StateMirror of gmediarender's RenderingControl follows a SetVolume 33") {
+        uvtest::TestLoop loop(std::chrono::seconds(40));
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            std::string base = env("GMR_BASE");
+            ListenerOptions lo;
+            lo.listen_host = env("GMR_LISTEN");
+            lo.port = 0;
+            EventListener listener(l, lo);
+            http::Response d = co_await http::request(l, "GET", base + "/description.xml");
+            REQUIRE(d.status == 200);
+            auto description = ssdp::parse_description(d.body, base + "/description.xml");
+            REQUIRE(description);
+            const ssdp::ServiceInfo* rc = description->service("RenderingControl");
+            REQUIRE(rc != nullptr);
+
+            SubscribeOptions so;
+            so.requested_timeout = 300s;
+            so.auto_renew = true;
+            so.auto_resubscribe = true;
+            so.listener = &listener;
+            gena::StateMirrorOptions mo;
+            mo.scpd = co_await control::fetch_scpd(l, rc->scpd_url);
+            StateMirror mirror(l, co_await subscribe(l, rc->event_sub_url, so), mo);
+            auto volume = [&] { return mirror.state().get("Volume", {.channel = "Master"}); };
+
+            // The initial event: the whole state, Volume(Master) in it.
+            while (mirror.state().stale() || !volume()) {
+                auto changes = co_await with_timeout(l, mirror.changed(), 10s);
+                REQUIRE(changes);
+            }
+            // Another value than now, so that the device has a change to event.
+            const std::string target = *volume() == "33" ? "34" : "33";
+            control::Arguments set{
+                {"InstanceID", "0"}, {"Channel", "Master"}, {"DesiredVolume", target}};
+            control::Arguments out = co_await control::call_action(l, *rc, "SetVolume", set);
+            CHECK(out.empty());
+            for (int i = 0; i < 10 && volume() != std::optional<std::string_view>(target); ++i) {
+                auto changes = co_await with_timeout(l, mirror.changed(), 10s);
+                REQUIRE(changes);
+            }
+            REQUIRE(volume() == std::optional<std::string_view>(target));
+            CHECK_FALSE(mirror.state().stale());
+            Result<std::int64_t> typed = mirror.state().get_int("Volume", {.channel = "Master"});
+            REQUIRE(typed);
+            CHECK(*typed == std::stoll(target));
+
+            control::Arguments get{{"InstanceID", "0"}, {"Channel", "Master"}};
+            control::Arguments now = co_await control::call_action(l, *rc, "GetVolume", get);
+            REQUIRE(now.size() == 1);
+            CHECK(now[0].first == "CurrentVolume");
+            CHECK(now[0].second == *volume());
+            CHECK(mirror.stats().resyncs_requested == 0);
+
+            co_await mirror.unsubscribe();
             co_await listener.stop();
         }(loop));
     }
