@@ -8,7 +8,7 @@ profile=${1:-build}
 
 build_pkgs=(g++ meson ninja-build pkg-config libuv1-dev libtinyxml2-dev node-llhttp
             libcli11-dev nlohmann-json3-dev python3)
-test_pkgs=(doctest-dev curl iproute2 gmediarender gstreamer1.0-plugins-base gstreamer1.0-plugins-good libupnp-dev libgupnp-1.6-dev gir1.2-gupnp-1.6 python3-gi busybox procps)
+test_pkgs=(doctest-dev curl iproute2 gmediarender gstreamer1.0-plugins-base gstreamer1.0-plugins-good libupnp-dev libgupnp-1.6-dev gir1.2-gupnp-1.6 python3-gi busybox procps tmux)
 ci_pkgs=(clang-14 libclang-rt-14-dev libfuzzer-14-dev libbenchmark-dev valgrind)
 
 pkgs=("${build_pkgs[@]}")

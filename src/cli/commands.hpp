@@ -25,5 +25,8 @@ void add_discover_command(CLI::App& app, Action& action);
 void add_describe_command(CLI::App& app, Action& action);
 /// `uvgena call <location-url>#<service> <Action> [Name=Value ...] [--json] [--no-check]`.
 void add_call_command(CLI::App& app, Action& action);
+/// `uvgena watch <target>... [--json [--state]] [--plain] [--count N] [--duration S]`: the
+/// live mirrored state of services.
+void add_watch_command(CLI::App& app, Action& action);
 
 }  // namespace uvgena::cli

@@ -1,5 +1,5 @@
 // uvgena: discover UPnP devices, describe them, subscribe to their events, call their actions,
-// run a demo device.
+// watch their state, run a demo device.
 // One line per subcommand registers it.
 //
 // Exit codes: 0 ok; 1 runtime failure (one line on stderr); 2 usage error.
@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     uvgena::cli::add_discover_command(app, action);
     uvgena::cli::add_describe_command(app, action);
     uvgena::cli::add_call_command(app, action);
+    uvgena::cli::add_watch_command(app, action);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

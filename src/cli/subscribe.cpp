@@ -18,6 +18,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "event_json.hpp"
+#include "targets.hpp"
 #include "uvgena/co/scope.hpp"
 #include "uvgena/co/timer.hpp"
 #include "uvgena/core/log.hpp"
@@ -54,8 +55,6 @@ struct SubscribeArgs {
     bool resubscribe() const noexcept { return auto_renew && !no_resubscribe; }
 };
 
-// Time allowed to fetch the description of "<location-url>#<service>".
-constexpr std::chrono::milliseconds kDescriptionTimeout{5000};
 // Time the UNSUBSCRIBE on exit may take: a dead device must not hold the user for the
 // exchange timeout (10 s); it forgets the subscription at its expiry anyway.
 constexpr std::chrono::milliseconds kUnsubscribeBound{2000};
@@ -140,41 +139,6 @@ Task<void> print_all_events(uv_loop_t* loop, std::vector<Subscription>& subs,
     for (Subscription& sub : subs) readers.spawn(print_events(sub, args, printer, readers));
     co_await readers.join();
     if (error) std::rethrow_exception(error);
-}
-
-// The subscriptions the targets name, in order and without repeats: a plain event URL, the
-// service of "<location>#<service>", every evented service of "<location>#*".
-Task<std::vector<ssdp::ResolvedTarget>> resolve_targets(uv_loop_t* loop,
-                                                        std::vector<std::string> targets) {
-    std::vector<ssdp::ResolvedTarget> resolved;
-    ssdp::FetchOptions fetch;
-    fetch.timeout = kDescriptionTimeout;
-    for (const std::string& target : targets) {
-        std::vector<ssdp::ResolvedTarget> these;
-        if (target.ends_with("#*")) {
-            ssdp::FindDeviceOptions find;
-            find.fetch = fetch;
-            ssdp::DeviceDescription d =
-                co_await ssdp::describe_device(loop, target.substr(0, target.size() - 2), find);
-            for (const ssdp::ServiceInfo* service : d.root.all_services()) {
-                if (service->event_sub_url.empty()) continue;
-                these.push_back(
-                    ssdp::ResolvedTarget{service->event_sub_url, d.location, d.root.udn});
-            }
-            if (these.empty()) {
-                throw Error(make_error_code(uvgena::errc::invalid_argument),
-                            "subscribe to " + target + ": the device has no evented service");
-            }
-        } else {
-            these.push_back(co_await ssdp::resolve_target(loop, target, fetch));
-        }
-        for (ssdp::ResolvedTarget& t : these) {
-            bool seen = std::any_of(resolved.begin(), resolved.end(),
-                                    [&](const auto& r) { return r.event_url == t.event_url; });
-            if (!seen) resolved.push_back(std::move(t));
-        }
-    }
-    co_return resolved;
 }
 
 // Follows the advertisements of each subscription's device (its UDN in `udns`, "" for none;
@@ -298,10 +262,10 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
         // "<location>#<service>": the description names the event URL. Its errors (device
         // unreachable, unknown service with the list of the device's services) already say
         // which description or service they are about.
-        std::vector<ssdp::ResolvedTarget> targets =
+        std::vector<ServiceTarget> targets =
             co_await with_stop_token(resolve_targets(loop, args.targets), stop.get_token());
         subs.reserve(targets.size());
-        for (const ssdp::ResolvedTarget& target : targets) {
+        for (const ServiceTarget& target : targets) {
             SubscriptionHandlers handlers = reporting_handlers(args);
             if (args.silence) {
                 bool resubscribes = args.resubscribe();
@@ -389,30 +353,6 @@ Task<int> run_subscribe(uv_loop_t* loop, EventListener& listener, const Subscrib
     }
     co_await listener.stop();
     co_return code;
-}
-
-// Checks the syntax of an event URL, "<location-url>#<service>" or "<location-url>#*"; the
-// reason if it is bad.
-std::optional<std::string> bad_target(const std::string& target) {
-    std::string url_part = target;
-    if (auto hash = target.rfind('#'); hash != std::string::npos) {
-        url_part = target.substr(0, hash);
-        if (hash + 1 == target.size()) {
-            return "no service name after '#' (e.g. ...description.xml#RenderingControl)";
-        }
-        // A device name ("Living Room#RenderingControl") is looked up by discovery.
-        if (!ssdp::is_location(url_part)) {
-            if (url_part.find_first_not_of(" \t") == std::string::npos) {
-                return "no device before '#' (a description URL, a friendly name or a UDN)";
-            }
-            return std::nullopt;
-        }
-    }
-    std::string reason;
-    Result<http::Url> url = http::Url::try_parse(url_part, &reason);
-    if (!url) return reason;
-    if (url->scheme != "http") return std::string("not an http:// URL");
-    return std::nullopt;
 }
 
 int subscribe_main(const SubscribeArgs& args) {
