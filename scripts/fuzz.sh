@@ -10,7 +10,7 @@ seconds=${1:-30}
 shift || true
 bash scripts/install-deps.sh ci >/dev/null
 if [ ! -f build-fuzz/build.ninja ]; then
-    CC=clang-14 CXX=clang++-14 meson setup build-fuzz -Dfuzz=true -Dtests=disabled -Dexamples=disabled \
+    CC=clang-14 CXX=clang++-14 meson setup build-fuzz -Dfuzz=true -Dtests=disabled -Dexamples=disabled -Dcli=disabled \
         -Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1 -Ddebug=false \
         -Dcpp_args="-fsanitize=fuzzer-no-link -fno-sanitize=function -gline-tables-only" \
         -Dc_args="-fsanitize=fuzzer-no-link -gline-tables-only" >/dev/null || exit 1
