@@ -523,40 +523,48 @@ const Result<DidlLite>& ServiceState::didl(std::string_view name, const StateKey
     return *entry->didl;
 }
 
+// --- StateChangeAccumulator -----------------------------------------------------------------
+
+StateChangeAccumulator::StateChangeAccumulator(std::size_t max_variables)
+    : max_variables_(std::max<std::size_t>(max_variables, 1)) {}
+
+void StateChangeAccumulator::add(StateChanges&& changes) {
+    pending_.replaced = pending_.replaced || changes.replaced;
+    pending_.went_stale = pending_.went_stale || changes.went_stale;
+    pending_.overflowed = pending_.overflowed || changes.overflowed;
+    for (StateChange& change : changes.variables) {
+        if (pending_.overflowed) break;
+        if (!keys_.insert(key_of(change.id)).second) continue;
+        if (pending_.variables.size() >= max_variables_) {
+            // The fact that something changed is kept; the list stops growing.
+            pending_.overflowed = true;
+            break;
+        }
+        pending_.variables.push_back(std::move(change));
+    }
+}
+
+StateChanges StateChangeAccumulator::take(const ServiceState& state) {
+    StateChanges out = std::move(pending_);
+    pending_ = StateChanges{};
+    keys_.clear();
+    for (StateChange& change : out.variables) change.removed = !state.get(change.id);
+    return out;
+}
+
 // --- StateMirror ----------------------------------------------------------------------------
 
 // What a changed() waiter needs: it may outlive the StateMirror (a waiter resumed after the
 // destruction finds it ended).
 struct StateMirror::Shared {
     Shared(uv_loop_t* loop, std::shared_ptr<const control::Scpd> scpd, std::size_t max)
-        : state(std::move(scpd)), max_pending(std::max<std::size_t>(max, 1)), ready(loop) {}
+        : state(std::move(scpd)), pending(max), ready(loop) {}
 
-    // Adds `changes` to what the reader has not taken yet, each variable once.
+    // Adds `changes` to what the reader has not taken yet, and wakes it.
     void merge(StateChanges&& changes) {
         if (changes.empty()) return;
-        pending.replaced = pending.replaced || changes.replaced;
-        pending.went_stale = pending.went_stale || changes.went_stale;
-        pending.overflowed = pending.overflowed || changes.overflowed;
-        for (StateChange& change : changes.variables) {
-            if (pending.overflowed) break;
-            if (!pending_keys.insert(key_of(change.id)).second) continue;
-            if (pending.variables.size() >= max_pending) {
-                // The fact that something changed is kept; the list stops growing.
-                pending.overflowed = true;
-                break;
-            }
-            pending.variables.push_back(std::move(change));
-        }
+        pending.add(std::move(changes));
         ready.set();
-    }
-
-    // The pending changes, with `removed` as the state says now.
-    StateChanges take() {
-        StateChanges out = std::move(pending);
-        pending = StateChanges{};
-        pending_keys.clear();
-        for (StateChange& change : out.variables) change.removed = !state.get(change.id);
-        return out;
     }
 
     void finish(std::exception_ptr error) {
@@ -567,9 +575,7 @@ struct StateMirror::Shared {
     }
 
     ServiceState state;
-    StateChanges pending;
-    std::unordered_set<std::string> pending_keys;
-    std::size_t max_pending;
+    StateChangeAccumulator pending;
     AsyncEvent ready;
     bool ended = false;
     std::exception_ptr failure;
@@ -721,7 +727,7 @@ Task<std::optional<StateChanges>> StateMirror::changed() {
 // may be destroyed while it waits.
 Task<std::optional<StateChanges>> StateMirror::wait_for_changes(std::shared_ptr<Shared> shared) {
     for (;;) {
-        if (!shared->pending.empty()) co_return shared->take();
+        if (!shared->pending.empty()) co_return shared->pending.take(shared->state);
         if (shared->ended) {
             if (shared->failure) std::rethrow_exception(shared->failure);
             co_return std::nullopt;

@@ -201,6 +201,46 @@ TEST_SUITE("subscriber.service_state") {
         CHECK(volumes == 4);
     }
 
+    TEST_CASE("the accumulator lists each variable once, bounded, with removed as it is now") {
+        ServiceState state;
+        StateChangeAccumulator pending(2);
+        CHECK(pending.empty());
+        pending.add(state.apply(initial(plain({{"Volume", "20"}, {"Mute", "0"}}))));
+        pending.add(state.apply(event_of(1, plain({{"Volume", "21"}}))));
+        CHECK_FALSE(pending.empty());
+        StateChanges first = pending.take(state);
+        CHECK(pending.empty());
+        CHECK(first.replaced);
+        CHECK_FALSE(first.overflowed);
+        REQUIRE(first.variables.size() == 2);  // Volume once, though it changed twice
+        CHECK(first.contains("Volume"));
+        CHECK(first.contains("Mute"));
+
+        // Added, then removed by an initial event before the reader took it: listed removed.
+        pending.add(state.apply(event_of(2, plain({{"Bass", "4"}}))));
+        Event again = initial(plain({{"Volume", "21"}, {"Mute", "0"}}));
+        again.resubscribed = true;
+        pending.add(state.apply(again));
+        StateChanges second = pending.take(state);
+        CHECK(second.replaced);
+        REQUIRE(second.variables.size() == 1);
+        CHECK(second.variables[0].id.name == "Bass");
+        CHECK(second.variables[0].removed);
+
+        // Beyond the bound: the list stops, the flag says so; the next take starts afresh.
+        pending.add(state.apply(event_of(
+            1, plain({{"Volume", "1"}, {"Mute", "1"}, {"Bass", "2"}, {"Treble", "3"}}))));
+        StateChanges third = pending.take(state);
+        CHECK(third.overflowed);
+        CHECK(third.variables.size() == 2);
+        CHECK(third.contains("Treble"));  // overflowed: everything counts as changed
+        pending.add(state.mark_stale());
+        StateChanges fourth = pending.take(state);
+        CHECK(fourth.went_stale);
+        CHECK_FALSE(fourth.overflowed);
+        CHECK(fourth.variables.empty());
+    }
+
     TEST_CASE("gmediarender's captured events: initial RenderingControl state, then SetVolume") {
         ServiceState state(rendering_control_scpd());
         Event first = initial(gmediarender("notify-0.http"));

@@ -36,8 +36,10 @@ namespace uvgena {
 namespace gena {
 struct SubscribeOptions;
 class SubscriptionHandlers;
+struct StateMirrorOptions;
 }  // namespace gena
 class BlockingSubscription;
+class BlockingStateMirror;
 
 /// Settings of a BackgroundLoop.
 struct UVGENA_API BackgroundLoopOptions {
@@ -313,6 +315,21 @@ class UVGENA_API BackgroundLoop {
     EventualResult<BlockingSubscription> subscribe(std::string event_url,
                                                    gena::SubscribeOptions options,
                                                    gena::SubscriptionHandlers handlers);
+
+    /// Subscribes to the service whose event subscription URL is `event_url` and mirrors its
+    /// state (see gena::StateMirror) on the loop; returns a handle that any thread reads:
+    /// `bg.mirror(url, {.auto_renew = true, .auto_resubscribe = true}).wait(10s)`. Give the
+    /// subscription auto_renew and auto_resubscribe so that the mirror outlives device
+    /// restarts. Defined with BlockingStateMirror: include "uvgena/blocking/state_mirror.hpp".
+    EventualResult<BlockingStateMirror> mirror(std::string event_url);
+    /// Same, with subscription options; `listener`, if set, must live on this loop.
+    EventualResult<BlockingStateMirror> mirror(std::string event_url,
+                                               gena::SubscribeOptions options);
+    /// Same, with the mirror's options (SCPD for typed reads, handlers run on the loop
+    /// thread).
+    EventualResult<BlockingStateMirror> mirror(std::string event_url,
+                                               gena::SubscribeOptions options,
+                                               gena::StateMirrorOptions mirror_options);
 
     /// Keeps `object` alive until the loop stops, then destroys it on the loop thread, after
     /// every task ended and before the handles are closed: the owner of loop-thread objects

@@ -5,4 +5,5 @@
 #include "uvgena/blocking/background_loop.hpp"
 #include "uvgena/blocking/eventual_result.hpp"
 #include "uvgena/blocking/queue.hpp"
+#include "uvgena/blocking/state_mirror.hpp"
 #include "uvgena/blocking/subscription.hpp"

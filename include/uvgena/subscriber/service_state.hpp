@@ -49,6 +49,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -246,6 +247,29 @@ class UVGENA_API ServiceState {
         explicit const_iterator(Map::const_iterator it) noexcept : it_(it) {}
         Map::const_iterator it_;
     };
+};
+
+/// Change sets accumulated for a reader slower than the events: each variable listed once
+/// (in order of its first change), at most `max_variables` of them (beyond, `overflowed`).
+/// What StateMirror::changed() and BlockingStateMirror::changed() hand out; usable by any
+/// consumer of ServiceState::apply() that reads less often than it applies.
+class UVGENA_API StateChangeAccumulator {
+  public:
+    /// An empty accumulator listing at most `max_variables` variables (at least 1).
+    explicit StateChangeAccumulator(std::size_t max_variables = 1024);
+
+    /// Adds `changes` to what was not taken yet.
+    void add(StateChanges&& changes);
+    /// True if nothing was added since the last take().
+    bool empty() const noexcept { return pending_.empty(); }
+    /// What was added since the last take(), each variable's `removed` as `state` says now;
+    /// leaves the accumulator empty.
+    StateChanges take(const ServiceState& state);
+
+  private:
+    StateChanges pending_;
+    std::unordered_set<std::string> keys_;
+    std::size_t max_variables_;
 };
 
 /// Options of a StateMirror. It owns memory (the SCPD, the handlers): build it as a named
