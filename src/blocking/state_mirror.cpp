@@ -286,8 +286,7 @@ EventualResult<BlockingStateMirror> BackgroundLoop::mirror(
     gena::StateMirrorOptions mirror_options) {
     std::string what = "BackgroundLoop::mirror " + event_url;
     return run([url = std::move(event_url), options, mirror_options = std::move(mirror_options),
-                poster =
-                    poster_](detail::JobContext context) mutable -> Task<BlockingStateMirror> {
+                poster = poster_](detail::JobContext context) mutable -> Task<BlockingStateMirror> {
                auto shared = std::make_shared<detail::BlockingMirrorShared>(
                    mirror_options.scpd, mirror_options.max_pending_changes);
                auto lm = std::make_shared<detail::LoopMirror>();

@@ -7,6 +7,7 @@
 // refuses before anything is sent (an unknown action or argument, a value out of range).
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "targets.hpp"
 #include "uvgena/control/client.hpp"
 #include "uvgena/control/error.hpp"
 #include "uvgena/http/url.hpp"
@@ -169,20 +171,12 @@ void add_call_command(CLI::App& app, Action& action) {
                                       "device_description.xml#RenderingControl",
                                   kExitUsage);
             }
-            const std::string device = args->target.substr(0, hash);
-            std::string reason;
-            auto url = http::Url::try_parse(device, &reason);
-            if (!ssdp::is_location(device)) {
-                if (device.find_first_not_of(" \t") == std::string::npos) {
-                    return error_line("call " + args->target +
-                                          ": no device before '#' (a description URL, a "
-                                          "friendly name or a UDN)",
-                                      kExitUsage);
-                }
-            } else if (!url || url->scheme != "http") {
-                return error_line("call " + args->target + ": not an http URL" +
-                                      (reason.empty() ? std::string() : " (" + reason + ")"),
+            if (args->target.ends_with("#*")) {
+                return error_line("call " + args->target + ": an action is called on one service",
                                   kExitUsage);
+            }
+            if (std::optional<std::string> reason = bad_target(args->target)) {
+                return error_line("call " + args->target + ": " + *reason, kExitUsage);
             }
             control::Arguments in;
             std::string bad;

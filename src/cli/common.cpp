@@ -252,4 +252,16 @@ int run_command(const std::function<Task<int>(uv_loop_t*)>& body) {
     return code;
 }
 
+Task<void> read_all_until_first_error(uv_loop_t* loop, std::size_t count,
+                                      std::function<Task<void>(std::size_t, Scope&)> reader) {
+    std::exception_ptr error;
+    Scope readers(loop, [&error, &readers](std::exception_ptr e) {
+        if (!error) error = std::move(e);
+        readers.request_stop();
+    });
+    for (std::size_t i = 0; i < count; ++i) readers.spawn(reader(i, readers));
+    co_await readers.join();
+    if (error) std::rethrow_exception(error);
+}
+
 }  // namespace uvgena::cli

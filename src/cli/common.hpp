@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "uvgena/co/scope.hpp"
 #include "uvgena/co/task.hpp"
 #include "uvgena/gena/event.hpp"
 #include "uvgena/subscriber/subscription.hpp"
@@ -112,5 +113,11 @@ int error_line(std::string_view message, int code = kExitFailure);
 /// escaping it becomes one line on stderr and 1; a cancellation caused by a signal returns
 /// 130 (a task may instead catch it and finish with what it has).
 int run_command(const std::function<Task<int>(uv_loop_t*)>& body);
+
+/// Runs `reader(i, readers)` for each i below `count`, concurrently in one scope, until all
+/// ended; the first that fails stops the others (through `readers`), and its error is
+/// rethrown once they are all gone. The readers of `subscribe` and `watch`: one per service.
+Task<void> read_all_until_first_error(uv_loop_t* loop, std::size_t count,
+                                      std::function<Task<void>(std::size_t, Scope&)> reader);
 
 }  // namespace uvgena::cli

@@ -131,14 +131,12 @@ Task<void> print_events(Subscription& sub, const SubscribeArgs& args, EventPrint
 Task<void> print_all_events(uv_loop_t* loop, std::vector<Subscription>& subs,
                             const SubscribeArgs& args) {
     EventPrinter printer;
-    std::exception_ptr error;
-    Scope readers(loop, [&error, &readers](std::exception_ptr e) {
-        if (!error) error = std::move(e);
-        readers.request_stop();
-    });
-    for (Subscription& sub : subs) readers.spawn(print_events(sub, args, printer, readers));
-    co_await readers.join();
-    if (error) std::rethrow_exception(error);
+    // Named, not a temporary inside the co_await (g++ 12).
+    std::function<Task<void>(std::size_t, Scope&)> reader = [&subs, &args, &printer](
+                                                                std::size_t i, Scope& readers) {
+        return print_events(subs[i], args, printer, readers);
+    };
+    co_await read_all_until_first_error(loop, subs.size(), std::move(reader));
 }
 
 // Follows the advertisements of each subscription's device (its UDN in `udns`, "" for none;

@@ -199,16 +199,12 @@ Task<void> show_changes(std::vector<Watched>& watched, std::size_t index, const 
 
 Task<void> show_all(uv_loop_t* loop, std::vector<Watched>& watched, const WatchArgs& args,
                     Screen& screen) {
-    std::exception_ptr error;
-    Scope readers(loop, [&error, &readers](std::exception_ptr e) {
-        if (!error) error = std::move(e);
-        readers.request_stop();
-    });
-    for (std::size_t i = 0; i < watched.size(); ++i) {
-        readers.spawn(show_changes(watched, i, args, screen, readers));
-    }
-    co_await readers.join();
-    if (error) std::rethrow_exception(error);
+    // Named, not a temporary inside the co_await (g++ 12).
+    std::function<Task<void>(std::size_t, Scope&)> reader = [&watched, &args, &screen](
+                                                                std::size_t i, Scope& readers) {
+        return show_changes(watched, i, args, screen, readers);
+    };
+    co_await read_all_until_first_error(loop, watched.size(), std::move(reader));
 }
 
 Task<void> end_watch(uv_loop_t* loop, Watched& w) {

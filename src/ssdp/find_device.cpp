@@ -3,31 +3,18 @@
 #include "uvgena/ssdp/find_device.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "uvgena/co/scope.hpp"
 #include "uvgena/core/error.hpp"
+#include "uvgena/core/strings.hpp"
 #include "uvgena/ssdp/message.hpp"
 
 namespace uvgena::ssdp {
 
 namespace {
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-    return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 std::string_view without_uuid(std::string_view udn) noexcept {
     if (udn.size() >= 5 && iequals(udn.substr(0, 5), "uuid:")) udn.remove_prefix(5);

@@ -85,5 +85,4 @@ class Fixture {
     std::string url;
 };
 
-
 }  // namespace blocking_test
