@@ -401,7 +401,12 @@ struct DemoDevice::Impl {
         rendering_control->on_action(
             "SetVolume", [this, number, invalid_args](const ActionCall& call) -> Arguments {
                 auto v = number(call, "DesiredVolume");
-                if (!v || *v > 100) throw invalid_args(call.action);
+                if (!v) throw invalid_args(call.action);
+                // UDA's code for a value outside allowedValueRange (gmediarender takes it).
+                if (*v > 100) {
+                    throw control::ActionError(601, "Argument Value Out of Range",
+                                               "demo renderer SetVolume " + std::to_string(*v));
+                }
                 set_volume(*v);
                 return {};
             });

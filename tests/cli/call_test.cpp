@@ -84,9 +84,15 @@ TEST_SUITE("cli.call") {
         CHECK(fault.status == 1);
         REQUIRE(fault.out.size() == 1);
         auto error = nlohmann::json::parse(fault.out[0]);
-        CHECK(error["error"]["code"] == 402);
-        CHECK(error["error"]["description"] == "Invalid Args");
-        CHECK(fault.err == "uvgena: 402 Invalid Args\n");
+        CHECK(error["error"]["code"] == 601);
+        CHECK(error["error"]["description"] == "Argument Value Out of Range");
+        CHECK(fault.err == "uvgena: 601 Argument Value Out of Range\n");
+
+        Run not_a_number =
+            run_cli({"call", demo.target("RenderingControl"), "SetVolume", "InstanceID=0",
+                     "Channel=Master", "DesiredVolume=loud", "--no-check"});
+        CHECK(not_a_number.status == 1);
+        CHECK(not_a_number.err == "uvgena: 402 Invalid Args\n");
 
         Run no_action = run_cli({"call", demo.target("AVTransport"), "Frobnicate", "--no-check"});
         CHECK(no_action.status == 1);

@@ -2,8 +2,8 @@
 """A GUPnP 1.6 control point (PyGObject) calling the SOAP actions of `uvgena serve-demo`, whose
 actions are the Publisher's action handlers (issue 22, part 2): it discovers the demo's
 RenderingControl and AVTransport on IFACE, then calls SetVolume and GetVolume (the volume read
-back), SetVolume out of range and an unknown action (GUPnP's GLib.Error must carry the UPnP
-errorCode, 402 and 401), SetAVTransportURI with DIDL-Lite metadata holding XML specials, Play
+back), SetVolume out of range, SetVolume not a number and an unknown action (GUPnP's
+GLib.Error must carry the UPnP errorCode: 601, 402 and 401), SetAVTransportURI with DIDL-Lite metadata holding XML specials, Play
 and GetTransportInfo.
 
 Prints one line per check ("ok ..." or "FAIL ..."), then "CHECKS passed of total"; exits 0
@@ -87,7 +87,9 @@ def main():
     volume = call(rcs, "GetVolume", master, ["CurrentVolume"])
     check("SetVolume 33 then GetVolume", volume == ["33"], str(volume))
     code, message = fault_code(rcs, "SetVolume", master + [("DesiredVolume", "400")])
-    check("SetVolume 400 is a 402 fault", code == 402, f"{code} {message}")
+    check("SetVolume 400 is a 601 fault", code == 601, f"{code} {message}")
+    code, message = fault_code(rcs, "SetVolume", master + [("DesiredVolume", "loud")])
+    check("SetVolume loud is a 402 fault", code == 402, f"{code} {message}")
     code, message = fault_code(rcs, "Explode", [("InstanceID", "0")])
     check("an unknown action is a 401 fault", code == 401, f"{code} {message}")
     call(avt, "SetAVTransportURI", [("InstanceID", "0"), ("CurrentURI", "http://x/a&b.flac"),

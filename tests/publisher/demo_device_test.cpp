@@ -119,7 +119,13 @@ TEST_SUITE("gena.demo_device") {
             http::Response bad = co_await post(loop, control, "RenderingControl", "SetVolume",
                                                "<DesiredVolume>400</DesiredVolume>");
             CHECK(bad.status == 500);
-            CHECK(bad.body.find("<errorCode>402</errorCode>") != std::string::npos);
+            CHECK(bad.body.find("<errorCode>601</errorCode>") != std::string::npos);
+            CHECK(bad.body.find("Argument Value Out of Range") != std::string::npos);
+            http::Response not_a_number =
+                co_await post(loop, control, "RenderingControl", "SetVolume",
+                              "<DesiredVolume>loud</DesiredVolume>");
+            CHECK(not_a_number.status == 500);
+            CHECK(not_a_number.body.find("<errorCode>402</errorCode>") != std::string::npos);
             http::Response unknown =
                 co_await post(loop, control, "RenderingControl", "Explode", "");
             CHECK(unknown.status == 500);
