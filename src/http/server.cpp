@@ -13,6 +13,7 @@
 
 #include "co/once.hpp"
 #include "http/admission.hpp"
+#include "http/close_rule.hpp"
 #include "net/stream_handle.hpp"
 #include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
@@ -24,6 +25,8 @@
 namespace uvgena::http {
 namespace {
 
+using detail::after_response;
+using detail::AfterResponse;
 using std::chrono::milliseconds;
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -522,6 +525,7 @@ struct Server::Impl {
                             }
                         }
                         bool keep = prepare(request, response);
+                        bool client_closes = !request.keep_alive();
                         out.clear();
                         try {
                             serialize_into(out, response, request.method != "HEAD");
@@ -550,15 +554,26 @@ struct Server::Impl {
                         if (request.body.capacity() > 64 * 1024) request = Request{};
                         conn.in_request = false;
                         close_after = !keep;
-                        if (close_after && (!input.empty() || stream.buffered() > 0)) {
-                            co_await linger(stream, conn);
-                        } else if (close_after && options.close_grace.count() > 0) {
-                            // Returns at the client's end of stream, at the first byte it
-                            // still sends, when it resets, or when the grace is over (the
-                            // grace timer closed the stream); then the stream is closed.
-                            enter_grace(conn);
-                            co_await uvgena::detail::wait_readable(stream);
-                            leave_grace(&conn);
+                        bool unread_input = !keep && (!input.empty() || stream.buffered() > 0);
+                        switch (after_response(keep, client_closes, unread_input,
+                                               options.close_grace.count() > 0)) {
+                            case AfterResponse::next_request:
+                                break;
+                            case AfterResponse::close_now:
+                                // Nothing was received after the request: the close below
+                                // sends a FIN behind the response, not a reset.
+                                break;
+                            case AfterResponse::linger:
+                                co_await linger(stream, conn);
+                                break;
+                            case AfterResponse::close_grace:
+                                // Returns at the client's end of stream, at the first byte it
+                                // still sends, when it resets, or when the grace is over (the
+                                // grace timer closed the stream); then the stream is closed.
+                                enter_grace(conn);
+                                co_await uvgena::detail::wait_readable(stream);
+                                leave_grace(&conn);
+                                break;
                         }
                         conn.phase = Phase::idle;
                         conn.deadline = after(options.idle_timeout);

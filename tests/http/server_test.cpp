@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/close_rule.hpp"
 #include "support.hpp"
 #include "support/stop_teardown.hpp"
 #include "support/test_loop.hpp"
@@ -33,7 +34,9 @@ ServerOptions loopback_options() {
     return o;
 }
 
-// Answers with the target as the body; "/sleep/N" waits N ms first, "/throw" throws.
+// Answers with the target as the body; "/sleep/N" waits N ms first, "/throw" throws, a
+// target that starts with "/close" gets an answer that closes the connection (the server
+// closes although its client did not ask to).
 Task<Response> echo_handler(uv_loop_t* loop, const Request& request) {
     if (request.target.rfind("/sleep/", 0) == 0) {
         co_await sleep_for(loop, std::chrono::milliseconds(std::stoi(request.target.substr(7))));
@@ -41,6 +44,7 @@ Task<Response> echo_handler(uv_loop_t* loop, const Request& request) {
     if (request.target == "/throw") throw std::runtime_error("handler failure");
     Response r;
     r.headers.add("Content-Type", "text/plain");
+    if (request.target.rfind("/close", 0) == 0) r.headers.add("Connection", "close");
     r.body =
         request.method + " " + request.target + (request.body.empty() ? "" : " " + request.body);
     co_return r;
@@ -80,14 +84,15 @@ bool server_end_in_time_wait(std::uint16_t server_port, std::uint16_t client_por
     return false;
 }
 
-// Sends a Connection: close request, reads the whole response (by its Content-Length, as a
-// client that knows the response is complete) and closes at once. Returns the body and the
-// client's port.
-Task<std::pair<std::string, std::uint16_t>> request_then_close(uv_loop_t* loop,
-                                                               const Server& server) {
+// Sends `request` (by default a Connection: close request), reads the whole response (by
+// its Content-Length, as a client that knows the response is complete) and closes at once.
+// Returns the body and the client's port.
+Task<std::pair<std::string, std::uint16_t>> request_then_close(
+    uv_loop_t* loop, const Server& server,
+    std::string request = get("/a", "Connection: close\r\n")) {
     TcpStream stream = co_await open(loop, server);
     std::uint16_t port = stream.local_address().port();
-    co_await stream.write(get("/a", "Connection: close\r\n"));
+    co_await stream.write(std::move(request));
     ResponseParser parser;
     std::string leftover;
     Response response = co_await read_response(stream, parser, leftover);
@@ -100,6 +105,30 @@ Task<std::pair<std::string, std::uint16_t>> request_then_close(uv_loop_t* loop,
 Task<void> until_closed(uv_loop_t* loop, const Server& server) {
     for (int i = 0; i < 2000 && server.connection_count() > 0; ++i) co_await sleep_for(loop, 1ms);
     co_await sleep_for(loop, 50ms);
+}
+
+// Reads until the server's end of stream without closing first; `reset` tells an error (a
+// reset) from a clean end of stream.
+struct ReadAll {
+    std::string bytes;
+    bool reset = false;
+    Clock::duration waited{};  // from the call to the end of stream
+};
+
+Task<ReadAll> read_until_eof(TcpStream& stream) {
+    ReadAll out;
+    auto start = Clock::now();
+    try {
+        for (;;) {
+            std::string_view data = co_await stream.read_some();
+            if (data.empty()) break;
+            out.bytes.append(data);
+        }
+    } catch (const Error&) {
+        out.reset = true;
+    }
+    out.waited = Clock::now() - start;
+    co_return out;
 }
 
 }  // namespace
@@ -237,8 +266,9 @@ TEST_SUITE("http.server") {
         server.listen();
         std::vector<std::uint16_t> clients;
         for (int i = 0; i < 3; ++i) {
-            auto [body, port] = run(loop, request_then_close(loop, server));
-            CHECK(body == "GET /a");
+            // Keep-alive requests whose answers close: the server closes on its own.
+            auto [body, port] = run(loop, request_then_close(loop, server, get("/close")));
+            CHECK(body == "GET /close");
             clients.push_back(port);
         }
         run(loop, until_closed(loop, server));
@@ -250,10 +280,15 @@ TEST_SUITE("http.server") {
         // Without the grace the server closes first and keeps the TIME_WAIT itself.
         Server eager(loop, echo(loop), loopback_options());
         eager.listen();
-        auto [body, client] = run(loop, request_then_close(loop, eager));
-        CHECK(body == "GET /a");
+        auto [body, client] = run(loop, request_then_close(loop, eager, get("/close")));
+        CHECK(body == "GET /close");
         run(loop, until_closed(loop, eager));
         CHECK(server_end_in_time_wait(eager.port(), client));
+        // So does a server with the grace whose client asked to close: it closes at once.
+        auto [asked, asker] = run(loop, request_then_close(loop, server));
+        CHECK(asked == "GET /a");
+        run(loop, until_closed(loop, server));
+        CHECK(server_end_in_time_wait(server.port(), asker));
         run(loop, server.stop());
         run(loop, eager.stop());
     }
@@ -267,11 +302,12 @@ TEST_SUITE("http.server") {
         auto start = Clock::now();
         std::string all = run(loop, [](uv_loop_t* l, const Server& s) -> Task<std::string> {
             TcpStream stream = co_await open(l, s);
-            co_await stream.write(get("/a", "Connection: close\r\n"));
+            co_await stream.write(get("/close"));
             co_return co_await read_to_end(stream);
         }(loop, server));
         auto waited = Clock::now() - start;
         CHECK(all.find("HTTP/1.1 200 OK\r\n") == 0);
+        CHECK(all.find("GET /close") != std::string::npos);
         CHECK(all.find("Connection: close\r\n") != std::string::npos);
         CHECK(waited >= 200ms);
         CHECK(waited < 5s);
@@ -294,17 +330,17 @@ TEST_SUITE("http.server") {
             co_await sleep_for(l, delay);
             TcpStream stream = co_await open(l, s);
             auto start = Clock::now();
-            co_await stream.write(get("/w", "Connection: close\r\n"));
+            co_await stream.write(get("/close/w"));
             std::string all = co_await read_to_end(stream);
-            CHECK(all.find("GET /w") != std::string::npos);
+            CHECK(all.find("GET /close/w") != std::string::npos);
             co_return Clock::now() - start;
         };
         auto closer = [](uv_loop_t* l, const Server& s,
                          std::chrono::milliseconds delay) -> Task<void> {
             co_await sleep_for(l, delay);
-            auto [body, port] = co_await request_then_close(l, s);
+            auto [body, port] = co_await request_then_close(l, s, get("/close"));
             (void)port;
-            CHECK(body == "GET /a");
+            CHECK(body == "GET /close");
         };
         std::vector<Clock::duration> waited(3);
         auto all = [&](uv_loop_t* l) -> Task<void> {
@@ -335,7 +371,7 @@ TEST_SUITE("http.server") {
         options.close_grace = 10s;
         auto hold = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
             TcpStream stream = co_await open(l, s);
-            co_await stream.write(get("/g", "Connection: close\r\n"));
+            co_await stream.write(get("/close/g"));
             co_return co_await read_to_end(stream);
         };
         {
@@ -357,7 +393,7 @@ TEST_SUITE("http.server") {
                 co_await scope.join();
             };
             run(loop, both(loop));
-            CHECK(got.find("GET /g") != std::string::npos);
+            CHECK(got.find("GET /close/g") != std::string::npos);
             CHECK(Clock::now() - start < 5s);
         }
         {
@@ -378,8 +414,132 @@ TEST_SUITE("http.server") {
                 co_await scope.join();
             };
             run(loop, both(loop));
-            CHECK(got.find("GET /g") != std::string::npos);
+            CHECK(got.find("GET /close/g") != std::string::npos);
         }
+    }
+
+    TEST_CASE("the rule after a response: a client that asked to close is not given a grace") {
+        using uvgena::http::detail::after_response;
+        using uvgena::http::detail::AfterResponse;
+        // Keep-alive goes on, whatever else holds.
+        for (bool asked : {false, true}) {
+            for (bool unread : {false, true}) {
+                for (bool grace : {false, true}) {
+                    CHECK(after_response(true, asked, unread, grace) ==
+                          AfterResponse::next_request);
+                }
+            }
+        }
+        // Bytes after the request: the lingering close, never a close that could reset.
+        for (bool asked : {false, true}) {
+            for (bool grace : {false, true}) {
+                CHECK(after_response(false, asked, true, grace) == AfterResponse::linger);
+            }
+        }
+        // The client asked to close and sent nothing more: at once, with or without a grace.
+        CHECK(after_response(false, true, false, true) == AfterResponse::close_now);
+        CHECK(after_response(false, true, false, false) == AfterResponse::close_now);
+        // The server closes on its own (handler, stop): the grace if there is one.
+        CHECK(after_response(false, false, false, true) == AfterResponse::close_grace);
+        CHECK(after_response(false, false, false, false) == AfterResponse::close_now);
+    }
+
+    TEST_CASE(
+        "a client that asked to close gets its whole response, then the server's close at "
+        "once, whatever the grace") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.close_grace = 10s;  // far beyond the bound checked below
+        Server server(loop, echo(loop), options);
+        server.listen();
+        // The client never closes: it reads until the server's end of stream. The body comes
+        // in two writes, so the request is read in two pieces before it is answered.
+        auto client = [](uv_loop_t* l, const Server& s, std::string head,
+                         std::string body) -> Task<std::pair<ReadAll, std::uint16_t>> {
+            TcpStream stream = co_await open(l, s);
+            std::uint16_t port = stream.local_address().port();
+            co_await stream.write(std::move(head));
+            co_await sleep_for(l, 20ms);
+            if (!body.empty()) co_await stream.write(std::move(body));
+            ReadAll all = co_await read_until_eof(stream);
+            co_return std::pair{std::move(all), port};
+        };
+        const std::string notify =
+            "NOTIFY /n HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 10\r\n\r\nbo";
+        auto [closed, port] = run(loop, client(loop, server, notify, "dy-whole"));
+        CHECK_FALSE(closed.reset);
+        CHECK(closed.bytes.find("HTTP/1.1 200 OK\r\n") == 0);
+        CHECK(closed.bytes.find("Connection: close\r\n") != std::string::npos);
+        CHECK(closed.bytes.find("\r\n\r\nNOTIFY /n body-whole") != std::string::npos);
+        CHECK(closed.bytes.size() == closed.bytes.find("\r\n\r\n") + 4 + 20);
+        CHECK(closed.waited < 1s);
+        // HTTP/1.0 without keep-alive asks to close too.
+        auto [old, old_port] = run(loop, client(loop, server, "GET /old HTTP/1.0\r\n\r\n", ""));
+        CHECK_FALSE(old.reset);
+        CHECK(old.bytes.find("GET /old") != std::string::npos);
+        CHECK(old.waited < 1s);
+        // The server closed first: its ends keep the TIME_WAIT.
+        run(loop, until_closed(loop, server));
+        CHECK(server.connection_count() == 0);
+        CHECK(server_end_in_time_wait(server.port(), port));
+        CHECK(server_end_in_time_wait(server.port(), old_port));
+        run(loop, server.stop());
+    }
+
+    TEST_CASE(
+        "a Connection: close request with bytes after it still gets the lingering close, not "
+        "a reset") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.close_grace = 10s;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        ReadAll got;
+        std::size_t open_after_eof = 0;
+        auto client = [&](uv_loop_t* l) -> Task<void> {
+            TcpStream stream = co_await open(l, server);
+            // A client ignoring its own close: a second request in the same write.
+            co_await stream.write(get("/a", "Connection: close\r\n") + get("/b"));
+            got = co_await read_until_eof(stream);
+            // The server half-closed and reads on until this client closes.
+            co_await sleep_for(l, 20ms);
+            open_after_eof = server.connection_count();
+        };
+        run(loop, client(loop));
+        CHECK_FALSE(got.reset);
+        CHECK(got.bytes.find("GET /a") != std::string::npos);
+        CHECK(got.bytes.find("GET /b") == std::string::npos);  // the second is not answered
+        CHECK(got.waited < 1s);
+        CHECK(open_after_eof == 1);
+        run(loop, until_closed(loop, server));
+        CHECK(server.connection_count() == 0);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE("with close_grace a keep-alive connection stays open for its next request") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.close_grace = 10s;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        std::vector<std::string> bodies;
+        std::size_t open_between = 0;
+        auto client = [&](uv_loop_t* l) -> Task<void> {
+            TcpStream stream = co_await open(l, server);
+            ResponseParser parser;
+            std::string leftover;
+            co_await stream.write(get("/k1"));
+            bodies.push_back((co_await read_response(stream, parser, leftover)).body);
+            co_await sleep_for(l, 50ms);
+            open_between = server.connection_count();
+            co_await stream.write(get("/k2"));
+            bodies.push_back((co_await read_response(stream, parser, leftover)).body);
+        };
+        run(loop, client(loop));
+        CHECK(bodies == std::vector<std::string>{"GET /k1", "GET /k2"});
+        CHECK(open_between == 1);
+        CHECK(server.stats().connections_accepted == 1);
+        run(loop, server.stop());
     }
 
     TEST_CASE("connections one after another parse alike, whatever the previous one left") {

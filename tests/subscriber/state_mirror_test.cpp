@@ -151,7 +151,9 @@ class NotifyProxy {
 
     static http::ServerOptions options() {
         http::ServerOptions o = loopback_server();
-        o.close_grace = 5ms;  // the publisher's side keeps TIME_WAIT, as with the listener
+        // As the listener's: the Publisher's NOTIFYs ask to close and get the close at once;
+        // a connection the proxy closes on its own (its stop) waits for the publisher's close.
+        o.close_grace = 5ms;
         return o;
     }
 

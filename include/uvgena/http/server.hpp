@@ -62,13 +62,17 @@ struct UVGENA_API ServerOptions {
     std::chrono::milliseconds idle_timeout{60'000};
     /// Time to hand a response to the kernel (a client that does not read is dropped).
     std::chrono::milliseconds write_timeout{30'000};
-    /// After the last response of a connection that closes, wait up to this long for the
+    /// After the last response of a connection that the server closes although its client
+    /// did not ask to (a handler's `Connection: close`, a stop), wait up to this long for the
     /// client to close its end first (the response's Content-Length tells it the response is
     /// complete) before closing ours. The side that closes first keeps the connection in
     /// TIME_WAIT for a minute: a server taking many short connections from the same clients
     /// then finds their next connections colliding with those it holds, and each such
     /// connect costs the client more. A client that waits for the server's close instead sees
-    /// it this much later. Zero (the default): close at once.
+    /// it this much later. A client that asked to close (`Connection: close`, HTTP/1.0) and
+    /// sent nothing after its request gets the close at once, whatever this says (waiting for
+    /// its close cost a read and often a wake-up per connection). Zero (the default): close
+    /// at once.
     std::chrono::milliseconds close_grace{0};
     /// Connections served at once. When a new connection arrives at the limit, the server
     /// makes room as `evict_idle` says; if it cannot, the new connection is accepted and

@@ -84,11 +84,13 @@ struct UVGENA_API ListenerOptions {
     std::chrono::milliseconds idle_timeout{60'000};
     /// Time to hand a response to the kernel (a device that does not read is dropped).
     std::chrono::milliseconds write_timeout{30'000};
-    /// After answering a NOTIFY sent with `Connection: close` (what most devices do), wait up
-    /// to this long for the device to close first, so that the device, not the listener,
-    /// keeps the connection's TIME_WAIT state: a device's next connections then do not
-    /// collide with the listener's (see http::ServerOptions::close_grace). A device that
-    /// waits for the listener's close sees it this much later. Zero: close at once.
+    /// After answering a NOTIFY on a connection that the listener closes although the device
+    /// did not ask to (the listener stopping), wait up to this long for the device to close
+    /// first, so that the device, not the listener, keeps the connection's TIME_WAIT state
+    /// (see http::ServerOptions::close_grace). A NOTIFY sent with `Connection: close` (what
+    /// most devices do) and nothing after it gets the listener's close at once: the
+    /// listener then keeps the TIME_WAIT, and saves a read and often a wake-up per
+    /// connection. Zero: close at once.
     std::chrono::milliseconds close_grace{5};
     /// Parsing of event bodies.
     ParseOptions parse{};
