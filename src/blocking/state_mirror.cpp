@@ -9,6 +9,7 @@
 #include <system_error>
 #include <utility>
 
+#include "blocking/error_copy.hpp"
 #include "uvgena/core/log.hpp"
 #include "uvgena/subscriber/subscription.hpp"
 
@@ -42,20 +43,6 @@ struct BlockingMirrorShared {
             end_error = copy_error(error);
         }
         cv.notify_all();
-    }
-
-    // A new exception with the same code and text (system errors), else the same one, so
-    // that no exception object is shared between the threads.
-    static std::exception_ptr copy_error(const std::exception_ptr& error) {
-        if (!error) return nullptr;
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::system_error& e) {
-            std::string what = context_of(e);
-            return std::make_exception_ptr(what.empty() ? Error(e.code()) : Error(e.code(), what));
-        } catch (...) {
-            return error;
-        }
     }
 
     // The changes, the end, or nothing (a time limit passed); `lock` holds `mutex`.

@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "blocking/error_copy.hpp"
 #include "uvgena/core/log.hpp"
 
 namespace uvgena {
@@ -35,18 +36,6 @@ struct BlockingSubShared {
             copy = copy_error(end_error);
         }
         std::rethrow_exception(copy);
-    }
-
-    // A new exception with the same code and text (system errors), else the same one.
-    static std::exception_ptr copy_error(const std::exception_ptr& error) {
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::system_error& e) {
-            std::string what = context_of(e);
-            return std::make_exception_ptr(what.empty() ? Error(e.code()) : Error(e.code(), what));
-        } catch (...) {
-            return error;
-        }
     }
 
     BlockingQueue<gena::Event> events;
