@@ -9,6 +9,10 @@
 #include <atomic>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "uvgena/gena/error.hpp"
 #include "uvgena/gena/xml_scanner.hpp"
 
@@ -119,23 +123,86 @@ std::size_t put_utf8(std::uint32_t cp, char* out) noexcept {
     return 4;
 }
 
+/// The index of the first `quote`, '<', '&' or '\r' at or after `i` in an attribute value
+/// (s.size() if none): one pass instead of a search for each (the values of a LastChange are
+/// mostly a few bytes long, where four memchr calls cost more than the bytes).
+std::size_t find_value_stop(std::string_view s, std::size_t i, char quote) noexcept {
+    const std::size_t n = s.size();
+#if defined(__SSE2__)
+    const __m128i q = _mm_set1_epi8(quote);
+    const __m128i lt = _mm_set1_epi8('<');
+    const __m128i amp = _mm_set1_epi8('&');
+    const __m128i cr = _mm_set1_epi8('\r');
+    for (; i + 16 <= n; i += 16) {
+        __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(chunk, q), _mm_cmpeq_epi8(chunk, lt)),
+                                   _mm_or_si128(_mm_cmpeq_epi8(chunk, amp), _mm_cmpeq_epi8(chunk, cr)));
+        auto mask = static_cast<unsigned>(_mm_movemask_epi8(hit));
+        if (mask != 0) return i + static_cast<std::size_t>(__builtin_ctz(mask));
+    }
+#endif
+    for (; i < n; ++i) {
+        char c = s[i];
+        if (c == quote || c == '<' || c == '&' || c == '\r') return i;
+    }
+    return n;
+}
+
+/// The index of the first '&' or '\r' at or after `i` (s.size() if none).
+std::size_t find_entity_or_cr(std::string_view s, std::size_t i) noexcept {
+    const std::size_t n = s.size();
+#if defined(__SSE2__)
+    const __m128i amp = _mm_set1_epi8('&');
+    const __m128i cr = _mm_set1_epi8('\r');
+    for (; i + 16 <= n; i += 16) {
+        __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+        auto mask = static_cast<unsigned>(_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(chunk, amp), _mm_cmpeq_epi8(chunk, cr))));
+        if (mask != 0) return i + static_cast<std::size_t>(__builtin_ctz(mask));
+    }
+#endif
+    for (; i < n; ++i) {
+        if (s[i] == '&' || s[i] == '\r') return i;
+    }
+    return n;
+}
+
 /// The predefined entity at s[i] ('&'), or 0 when it is none of the five.
 char named_entity(std::string_view s, std::size_t i, std::size_t& after) noexcept {
-    std::string_view rest = s.substr(i + 1, 5);
-    auto is = [&](std::string_view pattern) {
-        if (rest.substr(0, pattern.size()) != pattern) return false;
-        after = i + 1 + pattern.size();
-        return true;
-    };
-    switch (rest.empty() ? '\0' : rest.front()) {
+    // Compared in place (an escaped LastChange has an entity every few bytes): no substr,
+    // and the fixed-length compares are inlined.
+    const char* c = s.data() + i + 1;
+    const std::size_t available = s.size() - i - 1;
+    if (available < 3) return '\0';
+    switch (c[0]) {
         case 'l':
-            return is("lt;") ? '<' : '\0';
+            if (c[1] == 't' && c[2] == ';') {
+                after = i + 4;
+                return '<';
+            }
+            return '\0';
         case 'g':
-            return is("gt;") ? '>' : '\0';
+            if (c[1] == 't' && c[2] == ';') {
+                after = i + 4;
+                return '>';
+            }
+            return '\0';
         case 'q':
-            return is("quot;") ? '"' : '\0';
+            if (available >= 5 && std::memcmp(c, "quot;", 5) == 0) {
+                after = i + 6;
+                return '"';
+            }
+            return '\0';
         case 'a':
-            return is("amp;") ? '&' : is("apos;") ? '\'' : '\0';
+            if (available >= 4 && std::memcmp(c, "amp;", 4) == 0) {
+                after = i + 5;
+                return '&';
+            }
+            if (available >= 5 && std::memcmp(c, "apos;", 5) == 0) {
+                after = i + 6;
+                return '\'';
+            }
+            return '\0';
         default:
             return '\0';
     }
@@ -342,9 +409,12 @@ std::uint32_t XmlTree::add_node(std::uint32_t parent, std::uint32_t& last_child,
 }
 
 bool XmlTree::decode(std::string_view raw, bool entities, std::string_view& out) {
-    bool has_cr = std::memchr(raw.data(), '\r', raw.size()) != nullptr;
-    bool has_amp = entities && std::memchr(raw.data(), '&', raw.size()) != nullptr;
-    if (!has_cr && !has_amp) {
+    // One pass for both bytes (texts are mostly short, where each memchr call costs more
+    // than the bytes it reads).
+    const std::size_t first_stop = find_entity_or_cr(raw, 0);
+    if (first_stop == raw.size() || (!entities && raw[first_stop] == '&' &&
+                                     std::memchr(raw.data() + first_stop, '\r',
+                                                 raw.size() - first_stop) == nullptr)) {
         out = raw;  // the common case: a view into the input, no copy
         return true;
     }
@@ -375,10 +445,40 @@ bool XmlTree::decode(std::string_view raw, bool entities, std::string_view& out)
         i = after;
         return true;
     };
+    const bool has_cr =
+        raw[first_stop] == '\r' ||
+        std::memchr(raw.data() + first_stop, '\r', raw.size() - first_stop) != nullptr;
     if (!has_cr) {
         // Entities only (the usual escaped LastChange or topology text): copy the runs
         // between them whole.
         while (i < raw.size()) {
+#if defined(__SSE2__)
+            // An escaped LastChange has an entity every few bytes, so a memchr and a memcpy
+            // per run cost more than the runs: 16 bytes are copied per step and q advances
+            // to the '&' among them. Writing 16 bytes at q stays inside this text's share of
+            // the buffer: q - begin <= i, and i + 16 <= raw.size().
+            const __m128i ampersand = _mm_set1_epi8('&');
+            bool found = false;
+            while (i + 16 <= raw.size()) {
+                __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(raw.data() + i));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(q), chunk);
+                auto mask =
+                    static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(chunk, ampersand)));
+                if (mask != 0) {
+                    auto run = static_cast<std::size_t>(__builtin_ctz(mask));
+                    q += run;
+                    i += run;
+                    found = true;
+                    break;
+                }
+                q += 16;
+                i += 16;
+            }
+            if (found) {
+                if (!entity()) return false;
+                continue;
+            }
+#endif
             const void* amp = std::memchr(raw.data() + i, '&', raw.size() - i);
             std::size_t run =
                 amp != nullptr
@@ -530,8 +630,17 @@ XmlTree::Scan XmlTree::scan(std::string_view s) {
             skip_space();
             if (i >= n || (s[i] != '"' && s[i] != '\'')) return Scan::declined;
             char quote = s[i++];
-            auto close = s.find(quote, i);
-            if (close == std::string_view::npos) return Scan::declined;
+            bool needs_decoding = false;
+            std::size_t close = i;
+            for (;;) {
+                close = find_value_stop(s, close, quote);
+                if (close == n) return Scan::declined;  // no closing quote
+                char c = s[close];
+                if (c == quote) break;
+                if (c == '<') return Scan::declined;
+                needs_decoding = true;  // '&' or '\r'
+                ++close;
+            }
             // Counted where check_bounds counts it, so that both report the same bound.
             std::size_t count = attributes_.size() - element.attr_begin;
             if (count + 1 > max_xml_attributes_per_element ||
@@ -539,8 +648,11 @@ XmlTree::Scan XmlTree::scan(std::string_view s) {
                 refusal_ = errc::xml_too_many_attributes;
                 return Scan::refused;
             }
-            if (s.substr(i, close - i).find('<') != std::string_view::npos) return Scan::declined;
-            if (!decode(s.substr(i, close - i), true, attr.value)) return Scan::declined;
+            if (!needs_decoding) {
+                attr.value = s.substr(i, close - i);  // what decode would give, without its scans
+            } else if (!decode(s.substr(i, close - i), true, attr.value)) {
+                return Scan::declined;
+            }
             i = close + 1;
             if (count < few_attributes) {
                 for (auto k = element.attr_begin; k < attributes_.size(); ++k) {
