@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <system_error>
 
@@ -28,35 +29,46 @@ constexpr std::array<std::uint8_t, 256> kByteClass = [] {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
 
-void append_escape(std::string& out, unsigned char c) {
+// Writes the JSON escape of `c` (a control, '"' or '\\') at `w`; returns its length (2 or 6).
+std::size_t write_escape(char* w, unsigned char c) {
+    char short_form = 0;
     switch (c) {
         case '\b':
-            out += "\\b";
+            short_form = 'b';
             break;
         case '\t':
-            out += "\\t";
+            short_form = 't';
             break;
         case '\n':
-            out += "\\n";
+            short_form = 'n';
             break;
         case '\f':
-            out += "\\f";
+            short_form = 'f';
             break;
         case '\r':
-            out += "\\r";
+            short_form = 'r';
             break;
         case '"':
-            out += "\\\"";
+            short_form = '"';
             break;
         case '\\':
-            out += "\\\\";
+            short_form = '\\';
             break;
-        default: {
-            constexpr char hex[] = "0123456789abcdef";
-            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-            out.append(u, sizeof u);
-        }
+        default:
+            break;
     }
+    w[0] = '\\';
+    if (short_form != 0) {
+        w[1] = short_form;
+        return 2;
+    }
+    constexpr char hex[] = "0123456789abcdef";
+    w[1] = 'u';
+    w[2] = '0';
+    w[3] = '0';
+    w[4] = hex[c >> 4];
+    w[5] = hex[c & 0xF];
+    return 6;
 }
 
 // The length of the well-formed UTF-8 sequence starting at p[0] (2-4), or how many of its
@@ -99,27 +111,6 @@ Utf8Check check_utf8(const unsigned char* p, std::size_t available) {
         hi = 0xBF;
     }
     return {length, k};
-}
-
-// The index of the first byte at or after `i` that is not copied as is (n if none): 16 bytes
-// per step with SSE2 (one signed compare catches both the controls and the non-ASCII bytes),
-// then byte by byte.
-std::size_t skip_plain(const unsigned char* p, std::size_t i, std::size_t n) {
-#if defined(__SSE2__)
-    const __m128i space = _mm_set1_epi8(0x20);
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i backslash = _mm_set1_epi8('\\');
-    for (; i + 16 <= n; i += 16) {
-        __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-        __m128i special = _mm_or_si128(
-            _mm_cmplt_epi8(chunk, space),
-            _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
-        auto mask = static_cast<unsigned>(_mm_movemask_epi8(special));
-        if (mask != 0) return i + static_cast<std::size_t>(__builtin_ctz(mask));
-    }
-#endif
-    while (i < n && kByteClass[p[i]] == 0) ++i;
-    return i;
 }
 
 void append_number(std::string& out, std::uint32_t n) {
@@ -176,18 +167,27 @@ namespace {
 
 // A stable sort of pointers by `key`: insertion sort for the usual handful (no allocation),
 // std::stable_sort beyond.
+// Byte order, as std::string_view's operator< (which compares as unsigned char); names
+// mostly differ in their first byte, which is compared here without a call to memcmp.
+inline bool key_less(std::string_view a, std::string_view b) noexcept {
+    if (!a.empty() && !b.empty() && a.front() != b.front()) {
+        return static_cast<unsigned char>(a.front()) < static_cast<unsigned char>(b.front());
+    }
+    return a < b;
+}
+
 template <typename T, typename Key>
 void stable_sort_by(std::vector<const T*>& items, Key key) {
     if (items.size() <= 32) {
         for (std::size_t i = 1; i < items.size(); ++i) {
             const T* item = items[i];
             std::size_t j = i;
-            for (; j > 0 && key(*item) < key(*items[j - 1]); --j) items[j] = items[j - 1];
+            for (; j > 0 && key_less(key(*item), key(*items[j - 1])); --j) items[j] = items[j - 1];
             items[j] = item;
         }
     } else {
         std::stable_sort(items.begin(), items.end(),
-                         [&key](const T* a, const T* b) { return key(*a) < key(*b); });
+                         [&key](const T* a, const T* b) { return key_less(key(*a), key(*b)); });
     }
 }
 
@@ -198,33 +198,123 @@ void append_key(std::string& out, std::string_view key) {
 
 }  // namespace
 
+namespace {
+
+// Makes room for `k` more bytes at `w` in `out` (and for `rest` after them); returns the new
+// end of the room. Rare: called only when a string outgrows the room made at its start.
+[[gnu::noinline]] std::size_t grow_room(std::string& out, std::size_t w, std::size_t k,
+                                        std::size_t rest) {
+    out.resize(std::max(out.size() + out.size() / 2, w + k + rest));
+    return out.size();
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view text) {
     const auto* p = reinterpret_cast<const unsigned char*>(text.data());
     const std::size_t n = text.size();
-    out.reserve(out.size() + n + 2);
-    out += '"';
+    // Written through a pointer into room made beforehand, not appended piece by piece: an
+    // escaped XML value (a LastChange) has a quote every few bytes, and an append per run and
+    // per escape cost more than the bytes (issue 23). The room is grown when an escape or a
+    // 16-byte block would not fit; what is left over is cut at the end. The buffer's address
+    // and end are kept in locals: a store through the pointer could alias the string's own
+    // fields, so checks against out.size() would reload them at every step.
+    constexpr std::size_t kBlock = 16;
+    constexpr std::size_t kMaxPiece = 6;  // the longest escape ("\u00XX")
+    std::size_t w = out.size();
+    out.resize(w + n + 2 + kBlock + kMaxPiece);
+    char* d = out.data();
+    std::size_t limit = out.size();
+#define UVGENA_JSON_ROOM(k)                             \
+    if (limit - w < (k)) {                              \
+        limit = grow_room(out, w, (k), n - i + kBlock); \
+        d = out.data();                                 \
+    }
+    d[w++] = '"';
     std::size_t i = 0;
+    std::size_t run_start = 0;  // where the bytes copied as they are up to i begin
     while (i < n) {
-        std::size_t j = skip_plain(p, i, n);
-        out.append(text.data() + i, j - i);
-        if (j == n) break;
-        if (kByteClass[p[j]] == 1) {
-            append_escape(out, p[j]);
-            i = j + 1;
+#if defined(__SSE2__)
+        const __m128i space = _mm_set1_epi8(0x20);
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i backslash = _mm_set1_epi8('\\');
+        bool stopped = false;
+        while (i + kBlock <= n) {
+            UVGENA_JSON_ROOM(kBlock)
+            __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(d + w), chunk);
+            // One signed compare catches both the controls and the non-ASCII bytes.
+            __m128i special = _mm_or_si128(
+                _mm_cmplt_epi8(chunk, space),
+                _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
+            auto mask = static_cast<unsigned>(_mm_movemask_epi8(special));
+            if (mask != 0) {
+                auto run = static_cast<std::size_t>(__builtin_ctz(mask));
+                w += run;
+                i += run;
+                stopped = true;
+                break;
+            }
+            w += kBlock;
+            i += kBlock;
+        }
+        if (!stopped) {
+            // Fewer than a block left. When the block that ends the text overlaps only bytes
+            // that were copied as they are (since run_start), it is stored over their copy,
+            // which it leaves unchanged, and its mask tells where the rest stops; else byte
+            // by byte.
+            UVGENA_JSON_ROOM(kBlock)
+            const std::size_t rest = n - i;
+            const std::size_t back = kBlock - rest;
+            if (rest != 0 && n >= kBlock && i - run_start >= back) {
+                __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - kBlock));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(d + w - back), chunk);
+                __m128i special = _mm_or_si128(
+                    _mm_cmplt_epi8(chunk, space),
+                    _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
+                auto mask = static_cast<unsigned>(_mm_movemask_epi8(special)) >> back;
+                if (mask == 0) {
+                    w += rest;
+                    break;
+                }
+                auto run = static_cast<std::size_t>(__builtin_ctz(mask));
+                w += run;
+                i += run;
+            } else {
+                while (i < n && kByteClass[p[i]] == 0) d[w++] = static_cast<char>(p[i++]);
+                if (i == n) break;
+            }
+        }
+#else
+        (void)run_start;
+        UVGENA_JSON_ROOM(n - i)
+        while (i < n && kByteClass[p[i]] == 0) d[w++] = static_cast<char>(p[i++]);
+        if (i == n) break;
+#endif
+        UVGENA_JSON_ROOM(kMaxPiece)
+        if (kByteClass[p[i]] == 1) {
+            w += write_escape(d + w, p[i]);
+            run_start = ++i;
             continue;
         }
-        Utf8Check seq = check_utf8(p + j, n - j);
+        Utf8Check seq = check_utf8(p + i, n - i);
         if (seq.length != 0 && seq.valid == seq.length) {
-            out.append(text.data() + j, seq.length);
-            i = j + seq.length;
+            std::memcpy(d + w, p + i, seq.length);
+            w += seq.length;
+            i += seq.length;
         } else {
             // A byte that starts nothing is dropped; a broken sequence is dropped up to the
             // byte that broke it, which is read again.
-            out += kReplacement;
-            i = j + std::max<std::size_t>(seq.valid, 1);
+            std::memcpy(d + w, kReplacement.data(), kReplacement.size());
+            w += kReplacement.size();
+            i += std::max<std::size_t>(seq.valid, 1);
         }
+        run_start = i;
     }
-    out += '"';
+    UVGENA_JSON_ROOM(1)
+#undef UVGENA_JSON_ROOM
+    d[w++] = '"';
+    out.resize(w);
 }
 
 void EventJsonWriter::append(std::string& out, const gena::Event& event) {
