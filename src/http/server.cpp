@@ -247,6 +247,7 @@ struct Server::Impl {
     void bind() {
         ListenOptions lo;
         lo.ipv6_only = options.ipv6_only;
+        lo.defer_accept = options.defer_accept;
         SocketAddress address = options.address;
         std::uint16_t first = address.port();
         unsigned last = first == 0 ? 0u : std::min(65535u, unsigned{first} + options.port_range);

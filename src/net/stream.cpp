@@ -1,7 +1,10 @@
 // TcpStream: reading into the per-stream buffer and writing, over the StreamHandle.
 #include "uvgena/net/tcp_stream.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 
@@ -49,6 +52,34 @@ void StreamHandle::close() noexcept {
 // ---------------------------------------------------------------------------------------
 // Reading
 
+bool StreamHandle::read_directly() noexcept {
+    fresh = false;
+    if (reading || read_status != 0 || closing) return false;
+    if (!buf) {
+        buf.reset(take_read_buffer());
+        if (!buf) return false;  // start_reading reports it
+    }
+    std::size_t room = make_room();
+    uv_os_fd_t fd = -1;
+    if (room == 0 || uv_fileno(handle(), &fd) != 0) return false;
+    ssize_t n = 0;
+    do {
+        n = ::recv(fd, buf.get() + end, room, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        end += static_cast<std::size_t>(n);
+        return true;
+    }
+    if (n == 0) {
+        read_status = UV_EOF;
+        return true;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    read_status =
+        uv_translate_sys_error(errno);  // as libuv's read callback reports it (ECONNRESET, ...)
+    return true;
+}
+
 ReadAwaiter::~ReadAwaiter() {
     stop_.reset();
     if (handle_ != nullptr && handle_->reader == this) handle_->reader = nullptr;
@@ -86,6 +117,7 @@ bool ReadAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* toke
     s->begin += s->view_pending;
     s->view_pending = 0;
     if (s->begin < s->end || s->read_status != 0) return false;
+    if (s->fresh && s->read_directly()) return false;
     s->start_reading();
     if (s->read_status != 0) return false;
     waiter_.handle = h;

@@ -69,6 +69,8 @@ struct StreamHandle final : IoHandle {
     std::size_t end = 0;
     std::size_t view_pending = 0;
     bool reading = false;
+    // Accepted and never read from: its first read tries the socket directly (read_directly).
+    bool fresh = false;
     int read_status = 0;  // 0, UV_EOF or a libuv error, once reading ended
     ReadAwaiter* reader = nullptr;
 
@@ -140,6 +142,16 @@ struct StreamHandle final : IoHandle {
             reading = true;
         }
     }
+
+    /// The first read of an accepted connection: one non-blocking recv() into the buffer,
+    /// before libuv is asked to watch the socket. A client's request is usually there by the
+    /// time its connection is accepted (always with TCP_DEFER_ACCEPT, see ListenOptions), so
+    /// a connection answered and closed within the same loop turn is never added to epoll:
+    /// no epoll_ctl(ADD), no wake-up for its bytes. uv_read_start only queues the watcher
+    /// until the loop polls next; the close removes it from that queue (only libuv's
+    /// unconditional epoll_ctl(DEL) stays). Returns true if it received bytes or ended
+    /// reading (end of stream, error): what libuv's read callback would have reported.
+    bool read_directly() noexcept;
 
     void stop_reading() noexcept {
         if (!reading) return;
