@@ -174,6 +174,27 @@ std::string_view ReadAwaiter::resume_view() {
 // ---------------------------------------------------------------------------------------
 // Writing
 
+std::size_t send_before_close(TcpStream& stream, std::string_view data) noexcept {
+    StreamHandle* h = StreamFactory::handle_of(stream);
+    uv_os_fd_t fd = -1;
+    if (h == nullptr || h->closing || h->tcp.write_queue_size != 0 || data.empty() ||
+        uv_fileno(h->handle(), &fd) != 0) {
+        return 0;
+    }
+    ssize_t n = 0;
+    do {
+        n = ::send(fd, data.data(), data.size(), MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+void end_output(TcpStream& stream) noexcept {
+    StreamHandle* h = StreamFactory::handle_of(stream);
+    uv_os_fd_t fd = -1;
+    if (h == nullptr || h->closing || uv_fileno(h->handle(), &fd) != 0) return;
+    ::shutdown(fd, SHUT_WR);
+}
+
 WriteAwaiter::~WriteAwaiter() {
     stop_.reset();
     if (op_ != nullptr) {

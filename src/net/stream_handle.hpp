@@ -10,6 +10,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 
 #include "net/buffer_pool.hpp"
 #include "net/completion.hpp"
@@ -55,6 +56,22 @@ class [[nodiscard]] QuietReadAwaiter final : public ReadAwaiter {
 inline QuietReadAwaiter wait_readable(TcpStream& stream) noexcept {
     return QuietReadAwaiter(StreamFactory::handle_of(stream), {}, false);
 }
+
+/// For a response that the stream's close follows at once, in the same loop turn: sends what
+/// of `data` the socket takes now, marked MSG_MORE, so that the kernel holds a short tail back
+/// for the FIN, and the client gets the response and the end of stream in one segment instead
+/// of two (one transmission, one wake-up and one ACK less per connection). Returns the bytes
+/// sent: 0 if the stream is closed, has writes queued, or the socket is full or failed (a
+/// normal write of the rest then reports the error). Unless all was sent and end_output
+/// follows, the rest must be written without the flag (which pushes the held bytes out).
+std::size_t send_before_close(TcpStream& stream, std::string_view data) noexcept;
+
+/// After send_before_close sent everything: shutdown(SHUT_WR), which sends the FIN with the
+/// held bytes. Not left to close(): a close with received bytes unread (a client that sent
+/// more after asking to close, in the instant before) resets the connection and drops what
+/// is still held, whereas after the shutdown the response and the FIN are already out, as
+/// they were when the response was sent at once.
+void end_output(TcpStream& stream) noexcept;
 
 /// The heap half of a TcpStream: the uv_tcp_t, the read buffer and the state that libuv's
 /// callbacks reach. Owned by the TcpStream; freed as IoHandle says (the TcpStream may still

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "net/stream_handle.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
@@ -746,5 +747,42 @@ TEST_SUITE("co.tcp") {
         CHECK(waited >= 900ms);
         CHECK(waited < 8s);
         CHECK(got == "now");
+    }
+
+    TEST_CASE("bytes sent before a close arrive with the end of stream, or with the next write") {
+        uvtest::TestLoop loop;
+        TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
+        SocketAddress address = listener.local_address();
+        std::string first;
+        std::string second;
+        std::chrono::steady_clock::duration second_took{};
+        run(loop, [&]() -> Task<void> {
+            // All sent, then end_output: the client reads the bytes and its end of stream.
+            TcpStream client = co_await connect(loop, address);
+            TcpStream server = co_await listener.accept();
+            CHECK(detail::send_before_close(server, "response") == 8);
+            detail::end_output(server);
+            server.close();
+            std::array<char, 64> buf;
+            while (std::size_t n = co_await client.read(buf)) first.append(buf.data(), n);
+            // Held bytes followed by a normal write: both go out at once, not after a delay.
+            TcpStream client2 = co_await connect(loop, address);
+            TcpStream server2 = co_await listener.accept();
+            auto start = std::chrono::steady_clock::now();
+            CHECK(detail::send_before_close(server2, "held ") == 5);
+            co_await server2.write("and pushed");
+            while (second.size() < 15) {
+                std::size_t n = co_await client2.read(buf);
+                if (n == 0) break;
+                second.append(buf.data(), n);
+            }
+            second_took = std::chrono::steady_clock::now() - start;
+            // Nothing to send on a closed stream.
+            server2.close();
+            CHECK(detail::send_before_close(server2, "x") == 0);
+        }());
+        CHECK(first == "response");
+        CHECK(second == "held and pushed");
+        CHECK(second_took < 150ms);
     }
 }
