@@ -174,6 +174,18 @@ std::string_view ReadAwaiter::resume_view() {
 // ---------------------------------------------------------------------------------------
 // Writing
 
+// Linux's flags; elsewhere the bytes go out at once (and the FIN with end_output after them).
+#ifdef MSG_MORE
+constexpr int kHoldBack = MSG_MORE;
+#else
+constexpr int kHoldBack = 0;
+#endif
+#ifdef MSG_NOSIGNAL
+constexpr int kNoSignal = MSG_NOSIGNAL;
+#else
+constexpr int kNoSignal = 0;
+#endif
+
 std::size_t send_before_close(TcpStream& stream, std::string_view data) noexcept {
     StreamHandle* h = StreamFactory::handle_of(stream);
     uv_os_fd_t fd = -1;
@@ -183,7 +195,7 @@ std::size_t send_before_close(TcpStream& stream, std::string_view data) noexcept
     }
     ssize_t n = 0;
     do {
-        n = ::send(fd, data.data(), data.size(), MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+        n = ::send(fd, data.data(), data.size(), kHoldBack | MSG_DONTWAIT | kNoSignal);
     } while (n < 0 && errno == EINTR);
     return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
