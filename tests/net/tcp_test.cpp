@@ -138,6 +138,12 @@ int raw_connect(std::uint16_t port) {
     return fd;
 }
 
+// Lets the kernel finish with what the client just sent (on loopback the send normally
+// delivers it before it returns; a loaded machine may leave it to ksoftirqd).
+Task<void> settle(uv_loop_t* loop) {
+    co_await sleep_for(loop, 20ms);
+}
+
 Task<TcpStream> accept_one(TcpListener& listener) {
     co_return co_await listener.accept();
 }
@@ -600,12 +606,13 @@ TEST_SUITE("co.tcp") {
         TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
         TurnCounter counter(loop);
         int fd = raw_connect(listener.port());
-        raw_send(fd, "hello");  // on loopback, in the server socket's queue when send returns
+        raw_send(fd, "hello");  // in the server socket's queue before the accept (settle)
         std::string first;
         std::string second;
         int turns_in_first_read = -1;
         int turns_in_second_read = -1;
         run(loop, [&]() -> Task<void> {
+            co_await settle(loop);
             TcpStream s = co_await listener.accept();
             int before = counter.turns();
             first = std::string(co_await s.read_some());
@@ -658,6 +665,7 @@ TEST_SUITE("co.tcp") {
         bool ended = false;
         int turns = -1;
         run(loop, [&]() -> Task<void> {
+            co_await settle(loop);
             TcpStream s = co_await listener.accept();
             int before = counter.turns();
             ended = (co_await s.read_some()).empty();
@@ -677,6 +685,7 @@ TEST_SUITE("co.tcp") {
         std::error_code code;
         std::string what;
         run(loop, [&]() -> Task<void> {
+            co_await settle(loop);
             TcpStream s = co_await listener.accept();
             try {
                 co_await s.read_some();
@@ -711,6 +720,7 @@ TEST_SUITE("co.tcp") {
             }
             raw_send(sender, "part one");
             ::close(closer);
+            co_await settle(loop);
             int before = counter.turns();
             for (int i = 0; i < 2; ++i) {
                 TcpStream s = co_await listener.accept();
