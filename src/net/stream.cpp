@@ -75,8 +75,8 @@ bool StreamHandle::read_directly() noexcept {
         return true;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-    read_status =
-        uv_translate_sys_error(errno);  // as libuv's read callback reports it (ECONNRESET, ...)
+    // As libuv's read callback would report it (ECONNRESET, ...).
+    read_status = uv_translate_sys_error(errno);
     return true;
 }
 
