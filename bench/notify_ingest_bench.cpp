@@ -27,6 +27,8 @@
 //                       [--close-grace-ms M]   (ListenerOptions::close_grace; under valgrind
 //                                      the default 5 ms runs out before the receiver reads the
 //                                      client's close, which a native run rarely sees)
+//                       [--defer-accept-s N]   (ListenerOptions::defer_accept, seconds;
+//                                      0 = accept at the handshake)
 //                       [--time-slice-us U]   (uvgena::set_time_slice, 0 = unbounded)
 //                       [--mirror]   (issue 22: also runs, alternately with plain delivery,
 //                                      consumers that fold every event into a
@@ -80,6 +82,7 @@ struct Config {
     int rounds = 1;
     long count = 0;            // NOTIFYs per run, 0: as many as fit in `seconds`
     long close_grace_ms = -1;  // ListenerOptions::close_grace, -1: the library's default
+    long defer_accept_s = -1;  // ListenerOptions::defer_accept, -1: the library's default
     std::string bindir;
     std::string tmpdir;
 };
@@ -271,6 +274,7 @@ Task<Outcome> run_uvgena(uv_loop_t* loop, const Config& c, const std::string& bo
     lo.port = 0;
     lo.port_range = 0;
     if (c.close_grace_ms >= 0) lo.close_grace = std::chrono::milliseconds(c.close_grace_ms);
+    if (c.defer_accept_s >= 0) lo.defer_accept = std::chrono::seconds(c.defer_accept_s);
     gena::EventListener listener(loop, lo);
     listener.start();
     std::string url = "http://127.0.0.1:" + std::to_string(device.port()) + "/evt";
@@ -501,6 +505,8 @@ int main(int argc, char** argv) {
             c.modes = split_commas(argv[++i]);
         else if (a == "--close-grace-ms" && has)
             c.close_grace_ms = std::atol(argv[++i]);
+        else if (a == "--defer-accept-s" && has)
+            c.defer_accept_s = std::atol(argv[++i]);
         else if (a == "--count" && has)
             c.count = std::atol(argv[++i]);
         else if (a == "--rounds" && has)

@@ -247,6 +247,7 @@ struct Server::Impl {
     void bind() {
         ListenOptions lo;
         lo.ipv6_only = options.ipv6_only;
+        lo.defer_accept = options.defer_accept;
         SocketAddress address = options.address;
         std::uint16_t first = address.port();
         unsigned last = first == 0 ? 0u : std::min(65535u, unsigned{first} + options.port_range);
@@ -541,9 +542,22 @@ struct Server::Impl {
                         }
                         conn.phase = Phase::writing;
                         conn.deadline = after(options.write_timeout);
+                        // Closed right after the write (nothing can arrive in between unless
+                        // the write has to wait): the FIN goes out with the response.
+                        bool closes_at_once =
+                            after_response(keep, client_closes,
+                                           !keep && (!input.empty() || stream.buffered() > 0),
+                                           options.close_grace.count() > 0) ==
+                            AfterResponse::close_now;
                         try {
                             before_write(out.size());
-                            co_await stream.write(std::string_view(out));
+                            std::size_t sent =
+                                closes_at_once ? uvgena::detail::send_before_close(stream, out) : 0;
+                            if (sent < out.size()) {
+                                co_await stream.write(std::string_view(out).substr(sent));
+                            } else {
+                                uvgena::detail::end_output(stream);
+                            }
                         } catch (const std::system_error& e) {
                             if (response.on_written) response.on_written(e.code());
                             throw;

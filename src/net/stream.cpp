@@ -1,7 +1,10 @@
 // TcpStream: reading into the per-stream buffer and writing, over the StreamHandle.
 #include "uvgena/net/tcp_stream.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 
@@ -49,6 +52,34 @@ void StreamHandle::close() noexcept {
 // ---------------------------------------------------------------------------------------
 // Reading
 
+bool StreamHandle::read_directly() noexcept {
+    fresh = false;
+    if (reading || read_status != 0 || closing) return false;
+    if (!buf) {
+        buf.reset(take_read_buffer());
+        if (!buf) return false;  // start_reading reports it
+    }
+    std::size_t room = make_room();
+    uv_os_fd_t fd = -1;
+    if (room == 0 || uv_fileno(handle(), &fd) != 0) return false;
+    ssize_t n = 0;
+    do {
+        n = ::recv(fd, buf.get() + end, room, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        end += static_cast<std::size_t>(n);
+        return true;
+    }
+    if (n == 0) {
+        read_status = UV_EOF;
+        return true;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    // As libuv's read callback would report it (ECONNRESET, ...).
+    read_status = uv_translate_sys_error(errno);
+    return true;
+}
+
 ReadAwaiter::~ReadAwaiter() {
     stop_.reset();
     if (handle_ != nullptr && handle_->reader == this) handle_->reader = nullptr;
@@ -86,6 +117,7 @@ bool ReadAwaiter::suspend(std::coroutine_handle<> h, const std::stop_token* toke
     s->begin += s->view_pending;
     s->view_pending = 0;
     if (s->begin < s->end || s->read_status != 0) return false;
+    if (s->fresh && s->read_directly()) return false;
     s->start_reading();
     if (s->read_status != 0) return false;
     waiter_.handle = h;
@@ -141,6 +173,39 @@ std::string_view ReadAwaiter::resume_view() {
 
 // ---------------------------------------------------------------------------------------
 // Writing
+
+// Linux's flags; elsewhere the bytes go out at once (and the FIN with end_output after them).
+#ifdef MSG_MORE
+constexpr int kHoldBack = MSG_MORE;
+#else
+constexpr int kHoldBack = 0;
+#endif
+#ifdef MSG_NOSIGNAL
+constexpr int kNoSignal = MSG_NOSIGNAL;
+#else
+constexpr int kNoSignal = 0;
+#endif
+
+std::size_t send_before_close(TcpStream& stream, std::string_view data) noexcept {
+    StreamHandle* h = StreamFactory::handle_of(stream);
+    uv_os_fd_t fd = -1;
+    if (h == nullptr || h->closing || h->tcp.write_queue_size != 0 || data.empty() ||
+        uv_fileno(h->handle(), &fd) != 0) {
+        return 0;
+    }
+    ssize_t n = 0;
+    do {
+        n = ::send(fd, data.data(), data.size(), kHoldBack | MSG_DONTWAIT | kNoSignal);
+    } while (n < 0 && errno == EINTR);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+void end_output(TcpStream& stream) noexcept {
+    StreamHandle* h = StreamFactory::handle_of(stream);
+    uv_os_fd_t fd = -1;
+    if (h == nullptr || h->closing || uv_fileno(h->handle(), &fd) != 0) return;
+    ::shutdown(fd, SHUT_WR);
+}
 
 WriteAwaiter::~WriteAwaiter() {
     stop_.reset();

@@ -10,6 +10,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 
 #include "net/buffer_pool.hpp"
 #include "net/completion.hpp"
@@ -56,6 +57,22 @@ inline QuietReadAwaiter wait_readable(TcpStream& stream) noexcept {
     return QuietReadAwaiter(StreamFactory::handle_of(stream), {}, false);
 }
 
+/// For a response that the stream's close follows at once, in the same loop turn: sends what
+/// of `data` the socket takes now, marked MSG_MORE, so that the kernel holds a short tail back
+/// for the FIN, and the client gets the response and the end of stream in one segment instead
+/// of two (one transmission, one wake-up and one ACK less per connection). Returns the bytes
+/// sent: 0 if the stream is closed, has writes queued, or the socket is full or failed (a
+/// normal write of the rest then reports the error). Unless all was sent and end_output
+/// follows, the rest must be written without the flag (which pushes the held bytes out).
+std::size_t send_before_close(TcpStream& stream, std::string_view data) noexcept;
+
+/// After send_before_close sent everything: shutdown(SHUT_WR), which sends the FIN with the
+/// held bytes. Not left to close(): a close with received bytes unread (a client that sent
+/// more after asking to close, in the instant before) resets the connection and drops what
+/// is still held, whereas after the shutdown the response and the FIN are already out, as
+/// they were when the response was sent at once.
+void end_output(TcpStream& stream) noexcept;
+
 /// The heap half of a TcpStream: the uv_tcp_t, the read buffer and the state that libuv's
 /// callbacks reach. Owned by the TcpStream; freed as IoHandle says (the TcpStream may still
 /// point here after an internal close: a cancelled write closes the socket).
@@ -69,6 +86,8 @@ struct StreamHandle final : IoHandle {
     std::size_t end = 0;
     std::size_t view_pending = 0;
     bool reading = false;
+    // Accepted and never read from: its first read tries the socket directly (read_directly).
+    bool fresh = false;
     int read_status = 0;  // 0, UV_EOF or a libuv error, once reading ended
     ReadAwaiter* reader = nullptr;
 
@@ -140,6 +159,16 @@ struct StreamHandle final : IoHandle {
             reading = true;
         }
     }
+
+    /// The first read of an accepted connection: one non-blocking recv() into the buffer,
+    /// before libuv is asked to watch the socket. A client's request is usually there by the
+    /// time its connection is accepted (always with TCP_DEFER_ACCEPT, see ListenOptions), so
+    /// a connection answered and closed within the same loop turn is never added to epoll:
+    /// no epoll_ctl(ADD), no wake-up for its bytes. uv_read_start only queues the watcher
+    /// until the loop polls next; the close removes it from that queue (only libuv's
+    /// unconditional epoll_ctl(DEL) stays). Returns true if it received bytes or ended
+    /// reading (end of stream, error): what libuv's read callback would have reported.
+    bool read_directly() noexcept;
 
     void stop_reading() noexcept {
         if (!reading) return;

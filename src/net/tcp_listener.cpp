@@ -1,6 +1,12 @@
 // TcpListener: a listening socket whose accept() yields TcpStreams.
 #include "uvgena/net/tcp_listener.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include "net/stream_handle.hpp"
 
 namespace uvgena {
@@ -37,6 +43,7 @@ struct ListenHandle final : IoHandle {
         // The peer is named in error messages, and a reset peer can no longer be asked. Only
         // the address is kept: formatting it would cost more than the rest of the accept.
         s->remember_peer();
+        s->fresh = true;
         return s;
     }
 
@@ -76,6 +83,24 @@ struct ListenHandle final : IoHandle {
         });
     }
 };
+
+// Set before listen(), so that no connection is accepted without it.
+static int defer_accept(const uv_tcp_t& tcp, const ListenOptions& options) noexcept {
+#ifdef TCP_DEFER_ACCEPT
+    uv_os_fd_t fd = -1;
+    int r = uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp), &fd);
+    if (r < 0) return r;
+    auto seconds = options.defer_accept.count();
+    int value = seconds > 3600 ? 3600 : static_cast<int>(seconds);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &value, sizeof value) != 0) {
+        return uv_translate_sys_error(errno);
+    }
+#else
+    (void)tcp;
+    (void)options;
+#endif
+    return 0;
+}
 
 AcceptAwaiter::~AcceptAwaiter() {
     stop_.reset();
@@ -160,6 +185,7 @@ TcpListener TcpListener::bind(uv_loop_t* loop, const SocketAddress& address,
     listener.handle_ = h;  // closes the handle if anything below throws
     unsigned flags = options.ipv6_only && address.is_ipv6() ? UV_TCP_IPV6ONLY : 0;
     r = uv_tcp_bind(&h->tcp, address.sockaddr_ptr(), flags);
+    if (r == 0 && options.defer_accept.count() > 0) r = detail::defer_accept(h->tcp, options);
     if (r == 0) r = uv_listen(h->stream(), options.backlog, &detail::ListenHandle::on_connection);
     if (r < 0) throw Error(uv_error(r), "listen on " + address.to_string());
     h->local = detail::name_of(&uv_tcp_getsockname, &h->tcp, "getsockname");

@@ -140,6 +140,7 @@ void ListenerImpl::start() {
     so.idle_timeout = options_.idle_timeout;
     so.write_timeout = options_.write_timeout;
     so.close_grace = options_.close_grace;
+    so.defer_accept = options_.defer_accept;
     http::Handler handler = [this](const http::Request& request,
                                    const http::RequestContext& context) {
         return handle_task(this, request, context);

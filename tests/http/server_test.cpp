@@ -748,6 +748,71 @@ TEST_SUITE("http.server") {
         run(loop, server.stop());
     }
 
+    TEST_CASE("a deferred-accept server serves requests sent at once, later, or in parts") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.defer_accept = 5s;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        // At once (the usual client), after a pause, and in two parts with a pause between.
+        auto client = [](uv_loop_t* l, const Server& s, std::chrono::milliseconds before,
+                         std::size_t split) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_await sleep_for(l, before);
+            std::string request = get("/close/x");
+            co_await stream.write(request.substr(0, split));
+            if (split < request.size()) {
+                co_await sleep_for(l, 30ms);
+                co_await stream.write(request.substr(split));
+            }
+            co_return co_await read_to_end(stream);
+        };
+        for (auto [before, split] :
+             {std::pair{0ms, std::size_t{1000}}, std::pair{50ms, std::size_t{1000}},
+              std::pair{0ms, std::size_t{5}}, std::pair{0ms, std::size_t{30}}}) {
+            std::string answer = run(loop, client(loop, server, before, split));
+            CHECK(answer.find("200 OK") != std::string::npos);
+            CHECK(answer.find("GET /close/x") != std::string::npos);
+        }
+        CHECK(server.stats().requests == 4);
+        CHECK(server.stats().timeouts == 0);
+        run(loop, server.stop());
+    }
+
+    TEST_CASE(
+        "a silent client of a deferred-accept server is closed after the defer time and "
+        "the header timeout") {
+        uvtest::TestLoop loop;
+        ServerOptions options = loopback_options();
+        options.defer_accept = 1s;
+        options.header_timeout = 100ms;
+        Server server(loop, echo(loop), options);
+        server.listen();
+        auto silent = [](uv_loop_t* l, const Server& s) -> Task<std::string> {
+            TcpStream stream = co_await open(l, s);
+            co_return co_await read_to_end(stream);
+        };
+        auto start = std::chrono::steady_clock::now();
+        CHECK(run(loop, silent(loop, server)).empty());
+        auto waited = std::chrono::steady_clock::now() - start;
+        // Held by the kernel until its SYN-ACK's first repetition (1 s), then the timeout.
+        CHECK(waited >= 1000ms);
+        CHECK(waited < 8s);
+        CHECK(server.stats().timeouts == 1);
+        CHECK(server.stats().connections_accepted == 1);
+        // A client that connects and closes without a byte is accepted at its close and ends.
+        auto closer = [](uv_loop_t* l, const Server& s) -> Task<void> {
+            TcpStream stream = co_await open(l, s);
+            stream.close();
+            co_await sleep_for(l, 50ms);
+        };
+        run(loop, closer(loop, server));
+        CHECK(server.stats().connections_accepted == 2);
+        CHECK(server.connection_count() == 0);
+        CHECK(server.stats().timeouts == 1);
+        run(loop, server.stop());
+    }
+
     TEST_CASE("an idle keep-alive connection is closed after the idle time") {
         uvtest::TestLoop loop;
         ServerOptions options = loopback_options();

@@ -5,10 +5,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <string>
 #include <vector>
 
+#include "net/stream_handle.hpp"
 #include "support/test_loop.hpp"
 #include "uvgena/co/async_event.hpp"
 #include "uvgena/co/scope.hpp"
@@ -100,6 +102,54 @@ std::error_code error_of(uv_loop_t* loop, F make_task) {
         return e.code();
     }
     return {};
+}
+
+// Counts the loop's turns (a prepare handle runs once per turn, before the loop polls): a
+// read that completes with the count unchanged did not wait for the loop.
+struct TurnCounter {
+    struct Node {
+        uv_prepare_t handle;
+        int turns = 0;
+    };
+    Node* node = new Node;
+    explicit TurnCounter(uv_loop_t* loop) {
+        uv_prepare_init(loop, &node->handle);
+        node->handle.data = node;
+        uv_prepare_start(&node->handle,
+                         [](uv_prepare_t* h) { ++static_cast<Node*>(h->data)->turns; });
+        uv_unref(reinterpret_cast<uv_handle_t*>(&node->handle));
+    }
+    ~TurnCounter() {
+        uv_close(reinterpret_cast<uv_handle_t*>(&node->handle),
+                 [](uv_handle_t* h) { delete static_cast<Node*>(h->data); });
+    }
+    int turns() const noexcept { return node->turns; }
+};
+
+// A blocking client socket connected to 127.0.0.1:`port` (the kernel completes the
+// handshake from its backlog, without the loop).
+int raw_connect(std::uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    return fd;
+}
+
+// Lets the kernel finish with what the client just sent (on loopback the send normally
+// delivers it before it returns; a loaded machine may leave it to ksoftirqd).
+Task<void> settle(uv_loop_t* loop) {
+    co_await sleep_for(loop, 20ms);
+}
+
+Task<TcpStream> accept_one(TcpListener& listener) {
+    co_return co_await listener.accept();
+}
+
+void raw_send(int fd, std::string_view bytes) {
+    REQUIRE(::send(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
 }
 
 }  // namespace
@@ -549,5 +599,200 @@ TEST_SUITE("co.tcp") {
                   (void)co_await s.read(b);
               }) == errc::closed);
         CHECK_THROWS_AS(s.peer_address(), Error);
+    }
+
+    TEST_CASE("the first read of an accepted connection takes the bytes already there at once") {
+        uvtest::TestLoop loop;
+        TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
+        TurnCounter counter(loop);
+        int fd = raw_connect(listener.port());
+        raw_send(fd, "hello");  // in the server socket's queue before the accept (settle)
+        std::string first;
+        std::string second;
+        int turns_in_first_read = -1;
+        int turns_in_second_read = -1;
+        run(loop, [&]() -> Task<void> {
+            co_await settle(loop);
+            TcpStream s = co_await listener.accept();
+            int before = counter.turns();
+            first = std::string(co_await s.read_some());
+            turns_in_first_read = counter.turns() - before;
+            // The rest comes later: the second read waits for the loop as usual.
+            Scope scope(loop);
+            scope.spawn([](uv_loop_t* l, int client) -> Task<void> {
+                co_await sleep_for(l, 20ms);
+                raw_send(client, "world");
+            }(loop, fd));
+            before = counter.turns();
+            second = std::string(co_await s.read_some());
+            turns_in_second_read = counter.turns() - before;
+            co_await scope.join();
+        }());
+        ::close(fd);
+        CHECK(first == "hello");
+        CHECK(turns_in_first_read == 0);
+        CHECK(second == "world");
+        CHECK(turns_in_second_read > 0);
+    }
+
+    TEST_CASE("the first read of a connection with nothing received yet waits for the bytes") {
+        uvtest::TestLoop loop;
+        TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
+        int fd = raw_connect(listener.port());
+        std::string got;
+        run(loop, [&]() -> Task<void> {
+            TcpStream s = co_await listener.accept();
+            Scope scope(loop);
+            scope.spawn([](uv_loop_t* l, int client) -> Task<void> {
+                co_await sleep_for(l, 20ms);
+                raw_send(client, "late");
+                ::shutdown(client, SHUT_WR);
+            }(loop, fd));
+            std::array<char, 16> buf;
+            while (std::size_t n = co_await s.read(buf)) got.append(buf.data(), n);
+            co_await scope.join();
+        }());
+        ::close(fd);
+        CHECK(got == "late");
+    }
+
+    TEST_CASE("a client that connected and closed before the accept reads as end of stream") {
+        uvtest::TestLoop loop;
+        TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
+        TurnCounter counter(loop);
+        int fd = raw_connect(listener.port());
+        ::close(fd);
+        bool ended = false;
+        int turns = -1;
+        run(loop, [&]() -> Task<void> {
+            co_await settle(loop);
+            TcpStream s = co_await listener.accept();
+            int before = counter.turns();
+            ended = (co_await s.read_some()).empty();
+            turns = counter.turns() - before;
+        }());
+        CHECK(ended);
+        CHECK(turns == 0);
+    }
+
+    TEST_CASE("a client that reset before the accept is a read error naming the peer") {
+        uvtest::TestLoop loop;
+        TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
+        int fd = raw_connect(listener.port());
+        linger lg{1, 0};  // close with RST
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        ::close(fd);
+        std::error_code code;
+        std::string what;
+        run(loop, [&]() -> Task<void> {
+            co_await settle(loop);
+            TcpStream s = co_await listener.accept();
+            try {
+                co_await s.read_some();
+            } catch (const Error& e) {
+                code = e.code();
+                what = e.what();
+            }
+        }());
+        CHECK(code == std::errc::connection_reset);
+        CHECK(what.find("ECONNRESET") != std::string::npos);
+    }
+
+    TEST_CASE("a deferred accept waits for the client's first bytes, or its close") {
+        uvtest::TestLoop loop;
+        ListenOptions options;
+        options.defer_accept = 5s;
+        TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0), options);
+        TurnCounter counter(loop);
+        int silent = raw_connect(listener.port());
+        int sender = raw_connect(listener.port());
+        int closer = raw_connect(listener.port());
+        std::vector<std::string> got;
+        bool accepted_early = false;
+        int turns_in_reads = -1;
+        run(loop, [&]() -> Task<void> {
+            // Connected (the client's side is established) but not handed to accept().
+            try {
+                TcpStream early = co_await with_timeout(loop, accept_one(listener), 100ms);
+                accepted_early = true;
+            } catch (const Error& e) {
+                CHECK(is_timeout(e.code()));
+            }
+            raw_send(sender, "part one");
+            ::close(closer);
+            co_await settle(loop);
+            int before = counter.turns();
+            for (int i = 0; i < 2; ++i) {
+                TcpStream s = co_await listener.accept();
+                before = counter.turns();
+                got.emplace_back(co_await s.read_some());
+                turns_in_reads = counter.turns() - before;
+            }
+        }());
+        CHECK_FALSE(accepted_early);
+        std::sort(got.begin(), got.end());
+        CHECK(got == std::vector<std::string>{"", "part one"});
+        CHECK(turns_in_reads == 0);
+        ::close(silent);
+        ::close(sender);
+    }
+
+    TEST_CASE("a deferred accept hands over a silent client once the defer time is over") {
+        uvtest::TestLoop loop;
+        ListenOptions options;
+        options.defer_accept = 1s;
+        TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0), options);
+        int fd = raw_connect(listener.port());
+        auto start = std::chrono::steady_clock::now();
+        std::chrono::steady_clock::duration waited{};
+        std::string got = "unset";
+        run(loop, [&]() -> Task<void> {
+            TcpStream s = co_await with_timeout(loop, accept_one(listener), 10s);
+            waited = std::chrono::steady_clock::now() - start;
+            raw_send(fd, "now");
+            got = std::string(co_await s.read_some());
+        }());
+        ::close(fd);
+        // The kernel repeats its SYN-ACK after 1 s; the client's ACK then gets it accepted.
+        CHECK(waited >= 900ms);
+        CHECK(waited < 8s);
+        CHECK(got == "now");
+    }
+
+    TEST_CASE("bytes sent before a close arrive with the end of stream, or with the next write") {
+        uvtest::TestLoop loop;
+        TcpListener listener = TcpListener::bind(loop, SocketAddress::ipv4_loopback(0));
+        SocketAddress address = listener.local_address();
+        std::string first;
+        std::string second;
+        std::chrono::steady_clock::duration second_took{};
+        run(loop, [&]() -> Task<void> {
+            // All sent, then end_output: the client reads the bytes and its end of stream.
+            TcpStream client = co_await connect(loop, address);
+            TcpStream server = co_await listener.accept();
+            CHECK(detail::send_before_close(server, "response") == 8);
+            detail::end_output(server);
+            server.close();
+            std::array<char, 64> buf;
+            while (std::size_t n = co_await client.read(buf)) first.append(buf.data(), n);
+            // Held bytes followed by a normal write: both go out at once, not after a delay.
+            TcpStream client2 = co_await connect(loop, address);
+            TcpStream server2 = co_await listener.accept();
+            auto start = std::chrono::steady_clock::now();
+            CHECK(detail::send_before_close(server2, "held ") == 5);
+            co_await server2.write("and pushed");
+            while (second.size() < 15) {
+                std::size_t n = co_await client2.read(buf);
+                if (n == 0) break;
+                second.append(buf.data(), n);
+            }
+            second_took = std::chrono::steady_clock::now() - start;
+            // Nothing to send on a closed stream.
+            server2.close();
+            CHECK(detail::send_before_close(server2, "x") == 0);
+        }());
+        CHECK(first == "response");
+        CHECK(second == "held and pushed");
+        CHECK(second_took < 150ms);
     }
 }

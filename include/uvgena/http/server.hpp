@@ -50,6 +50,14 @@ struct UVGENA_API ServerOptions {
     std::uint16_t port_range = 0;
     /// For an IPv6 address: do not accept IPv4-mapped connections.
     bool ipv6_only = false;
+    /// Accept a connection only once its first bytes arrived (Linux's TCP_DEFER_ACCEPT, see
+    /// ListenOptions::defer_accept): its request is then read at once, without waiting for
+    /// the socket to become readable. A client that connects and sends nothing is held by
+    /// the kernel for about this long (rounded up to the SYN-ACK repetitions: 1 s, 3 s,
+    /// 7 s, ...) and accepted then; header_timeout starts at the accept, so such a client is
+    /// disconnected after both. Held connections do not count against max_connections.
+    /// Zero (the default): accept at the handshake.
+    std::chrono::seconds defer_accept{0};
     /// Header and body limits; beyond them the client gets 431 / 413 and the connection
     /// closes.
     ParserLimits limits{};

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <stop_token>
@@ -51,6 +52,14 @@ class [[nodiscard]] UVGENA_API AcceptAwaiter : public StoppableAwaiter<AcceptAwa
 struct UVGENA_API ListenOptions {
     int backlog = 511;       ///< listen() backlog.
     bool ipv6_only = false;  ///< For an IPv6 address: do not accept IPv4-mapped connections.
+    /// Linux's TCP_DEFER_ACCEPT (nginx's `deferred`): the kernel hands a connection over only
+    /// once its first bytes arrived, so that accept() finds the request already there and the
+    /// first read of the connection needs no wait. A client that connects and sends nothing
+    /// is kept by the kernel (half-open, its SYN-ACK repeated at 1, 2, 4, ... s) for about
+    /// this long, rounded up to the next repetition, and then accepted all the same at its
+    /// next ACK; its first byte or its FIN before that gets it accepted at once. Zero (the
+    /// default): accept at the handshake. No effect where the option does not exist.
+    std::chrono::seconds defer_accept{0};
 };
 
 /// A listening TCP socket. `co_await accept()` yields the next connection; calling it in a

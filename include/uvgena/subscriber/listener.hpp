@@ -92,6 +92,14 @@ struct UVGENA_API ListenerOptions {
     /// listener then keeps the TIME_WAIT, and saves a read and often a wake-up per
     /// connection. Zero: close at once.
     std::chrono::milliseconds close_grace{5};
+    /// Accept a connection only once its NOTIFY's first bytes arrived (Linux's
+    /// TCP_DEFER_ACCEPT; see http::ServerOptions::defer_accept): the listener then reads the
+    /// NOTIFY straight away and answers and closes the connection without adding it to the
+    /// loop's poll set, which saves kernel work on every connection of a device that opens
+    /// one per NOTIFY. A connection that sends nothing is held by the kernel for about this
+    /// long (1 s: until the first SYN-ACK repetition) before header_timeout starts. Zero:
+    /// accept at the handshake.
+    std::chrono::seconds defer_accept{1};
     /// Parsing of event bodies.
     ParseOptions parse{};
 };
