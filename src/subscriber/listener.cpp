@@ -313,11 +313,12 @@ Task<void> ListenerImpl::deliver_callbacks(std::shared_ptr<ListenerImpl> self) {
         auto& event = entry.second;
         // Ending a subscription or leaving callback mode takes its entries out of the queue
         // (SubscriptionCore::end, set_handlers), so the callback is there; checked again so
-        // that no callback can run after its subscription ended. The handlers are kept alive
-        // across the call: the callback may replace them or drop the subscription.
-        std::shared_ptr<const HandlerSet> handlers = state->handlers();
-        if (state->callback() != nullptr) {
-            call_user(self.get(), "event callback", [&] { handlers->on_event(std::move(event)); });
+        // that no callback can run after its subscription ended. `state` keeps the core alive
+        // and the HandlerCall the callback: it may replace the handlers or drop the
+        // subscription.
+        SubscriptionCore::HandlerCall call(*state);
+        if (const EventCallback* callback = state->callback()) {
+            call_user(self.get(), "event callback", [&] { (*callback)(std::move(event)); });
         }
     }
     self->delivering_ = false;

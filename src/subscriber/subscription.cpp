@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "net/route.hpp"
 #include "subscriber/subscription_impl.hpp"
@@ -118,15 +120,14 @@ void SidText::release() noexcept {
     size_ = 0;
 }
 
-std::shared_ptr<const HandlerSet> HandlerSet::make(SubscriptionHandlers handlers) {
+HandlerSet HandlerSet::make(SubscriptionHandlers handlers) {
     bool others = handlers.on_renew_failed || handlers.on_resubscribe || handlers.on_lost ||
                   handlers.on_silence;
-    if (!handlers.on_event && !others) return nullptr;
-    auto set = std::make_shared<HandlerSet>();
-    set->on_event = std::move(handlers.on_event);
+    HandlerSet set;
+    set.on_event = std::move(handlers.on_event);
     if (others) {
         handlers.on_event = nullptr;
-        set->others = std::make_unique<const SubscriptionHandlers>(std::move(handlers));
+        set.others = std::make_unique<const SubscriptionHandlers>(std::move(handlers));
     }
     return set;
 }
@@ -201,8 +202,7 @@ double renew_fraction(std::uint64_t id) noexcept {
 }  // namespace
 
 SubscriptionCore::SubscriptionCore(uv_loop_t* l, ListenerImpl* li,
-                                   std::shared_ptr<const SubConfig> c,
-                                   std::shared_ptr<const HandlerSet> handlers)
+                                   std::shared_ptr<const SubConfig> c, HandlerSet handlers)
     : listener(li), config(std::move(c)), handlers_(std::move(handlers)), ctx_(l) {
     timer_.fire = &SubscriptionCore::on_timer;
     timer_.owner = this;
@@ -263,7 +263,7 @@ bool all_zero(const T& counters) noexcept {
 void SubscriptionCore::trim_extra() noexcept {
     if (extra_ && !extra_->reorder && !extra_->end_error && extra_->end_context.empty() &&
         extra_->held.empty() && !extra_->backoff && all_zero(extra_->counters) &&
-        all_zero(extra_->seq)) {
+        all_zero(extra_->seq) && extra_->later_handlers.empty()) {
         extra_.reset();
     }
 }
@@ -385,10 +385,13 @@ void SubscriptionCore::run_due_actions() {
                                   "subscription " + sid.str() + " to " + url_text() +
                                       " expired before a renewal succeeded");
                     log(LogLevel::warning, "uvgena: ", failure.what());
-                    // Kept alive across the call: the handler may drop the subscription.
-                    std::shared_ptr<const HandlerSet> h = handlers();
-                    if (const RenewFailHandler* fn = h ? h->on_renew_failed() : nullptr) {
-                        call_user(listener, "auto_renew_fail handler", [&] { (*fn)(failure); });
+                    // on_deadline keeps the core alive: the handler may drop the subscription.
+                    {
+                        HandlerCall call(*this);
+                        const HandlerSet* h = call.handlers();
+                        if (const RenewFailHandler* fn = h ? h->on_renew_failed() : nullptr) {
+                            call_user(listener, "auto_renew_fail handler", [&] { (*fn)(failure); });
+                        }
                     }
                     if (phase == Phase::ended) break;
                 }
@@ -401,10 +404,13 @@ void SubscriptionCore::run_due_actions() {
                 log(LogLevel::warning, "uvgena: no event from ", url_text(), " for ",
                     silence.count(), " ms (is the callback address ", callback_url(),
                     " reachable from the device?)");
-                // The handlers outlive the call even if it drops the subscription.
-                std::shared_ptr<const HandlerSet> h = handlers();
-                if (const SilenceHandler* fn = h ? h->on_silence() : nullptr) {
-                    call_user(listener, "silence handler", [&] { (*fn)(silence); });
+                // on_deadline keeps the core alive: the handler may drop the subscription.
+                {
+                    HandlerCall call(*this);
+                    const HandlerSet* h = call.handlers();
+                    if (const SilenceHandler* fn = h ? h->on_silence() : nullptr) {
+                        call_user(listener, "silence handler", [&] { (*fn)(silence); });
+                    }
                 }
                 if (config->resubscribe_on_silence) resubscribe_later(true);
                 break;
@@ -435,7 +441,8 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
     }
     sid = answer.sid;
     granted_infinite_ = answer.timeout.infinite;
-    granted_seconds_ = answer.timeout.seconds.count();
+    granted_seconds_ = static_cast<std::uint32_t>(std::clamp<std::int64_t>(
+        answer.timeout.seconds.count(), 0, std::numeric_limits<std::uint32_t>::max()));
     granted_at = SteadyClock::now();
     phase = Phase::active;
     if (fresh && (reorder() || has_position_)) {
@@ -696,17 +703,50 @@ void SubscriptionCore::end(std::error_code error, std::string context) {
         listener->remove(id);
         listener = nullptr;
     }
-    handlers_.reset();
+    // Dropped now (their captures released), or when the handler calls running are over;
+    // destroyed last, since that may drop the last reference to this core.
+    HandlerSet dropped;
+    if (handler_calls_ == 0) {
+        dropped = std::exchange(handlers_, HandlerSet{});
+    } else {
+        handlers_dropped_ = true;
+    }
     if (error) log(LogLevel::warning, "uvgena: subscription ended: ", end_context());
     if (events) events->close();
 }
 
-void SubscriptionCore::set_handlers(std::shared_ptr<const HandlerSet> handlers) {
+HandlerSet SubscriptionCore::install_handlers(HandlerSet handlers) {
+    if (handler_calls_ == 0) {
+        // No call runs, so nothing is retired (settle_handlers ran when the last one ended).
+        return std::exchange(handlers_, std::move(handlers));
+    }
+    // A handler runs (maybe the one being replaced): handlers_ stays as it is until the
+    // calls are over.
+    auto later = std::make_unique<HandlerSet>(std::move(handlers));
+    extra().later_handlers.push_back(std::move(later));
+    handlers_retired_ = true;
+    return {};
+}
+
+void SubscriptionCore::settle_handlers() noexcept {
+    if (!handlers_retired_ && !handlers_dropped_) return;
+    // Destroyed at the return, after the state is consistent: their captures' destructors
+    // may drop the last reference to this core.
+    HandlerSet old = std::exchange(handlers_, HandlerSet{});
+    std::vector<std::unique_ptr<HandlerSet>> later;
+    if (extra_) later.swap(extra_->later_handlers);
+    if (!handlers_dropped_ && !later.empty() && later.back()) handlers_ = std::move(*later.back());
+    handlers_retired_ = false;
+    handlers_dropped_ = false;
+    trim_extra();
+}
+
+void SubscriptionCore::set_handlers(HandlerSet handlers) {
     if (phase == Phase::ended || listener == nullptr) return;
     bool had_callback = callback() != nullptr;
-    // The old handlers stay alive until this returns: set_handlers may be called from one.
-    std::shared_ptr<const HandlerSet> old = std::move(handlers_);
-    handlers_ = std::move(handlers);
+    // The old handlers stay alive until this returns (their captures' destructors may drop
+    // the last reference to this core); while a handler runs they stay in place.
+    HandlerSet old = install_handlers(std::move(handlers));
     bool has_callback = callback() != nullptr;
     if (had_callback && !has_callback) {
         // Back to queueing: the events handed to the callback but not delivered yet go to
@@ -725,11 +765,14 @@ void SubscriptionCore::lost(const std::error_code& error, const std::string& con
     if (config->auto_resubscribe && listener != nullptr) {
         log(LogLevel::warning, "uvgena: ", context, "; resubscribing");
         if (phase == Phase::resubscribing) return;
-        // Kept alive across the call: the handler may drop the subscription.
-        std::shared_ptr<const HandlerSet> h = handlers();
-        if (const LostHandler* fn = h ? h->on_lost() : nullptr) {
-            Error failure(error, context);
-            call_user(listener, "lost handler", [&] { (*fn)(failure); });
+        // The callers keep the core alive: the handler may drop the subscription.
+        {
+            HandlerCall call(*this);
+            const HandlerSet* h = call.handlers();
+            if (const LostHandler* fn = h ? h->on_lost() : nullptr) {
+                Error failure(error, context);
+                call_user(listener, "lost handler", [&] { (*fn)(failure); });
+            }
         }
         if (phase == Phase::ended) return;
         resubscribe_later(false);
@@ -878,9 +921,12 @@ Task<void> SubscriptionCore::auto_renew_task(std::shared_ptr<SubscriptionCore> s
     }
     ++self->counters().renewal_failures;
     log(LogLevel::warning, "uvgena: ", failure->what());
-    std::shared_ptr<const HandlerSet> h = self->handlers();
-    if (const RenewFailHandler* fn = h ? h->on_renew_failed() : nullptr) {
-        call_user(self->listener, "auto_renew_fail handler", [&] { (*fn)(*failure); });
+    {
+        HandlerCall call(*self);
+        const HandlerSet* h = call.handlers();
+        if (const RenewFailHandler* fn = h ? h->on_renew_failed() : nullptr) {
+            call_user(self->listener, "auto_renew_fail handler", [&] { (*fn)(*failure); });
+        }
     }
     if (self->phase == Phase::ended) co_return;
     if (failure->code() == errc::precondition_failed) {
@@ -925,7 +971,8 @@ Task<void> SubscriptionCore::resubscribe_task(std::shared_ptr<SubscriptionCore> 
             send_unsubscribe(self->loop(), self->config->url, self->device_address.get(), old_sid,
                              self->config->timeout, self->config->user_agent, false));
     }
-    std::shared_ptr<const HandlerSet> h = self->handlers();
+    HandlerCall call(*self);
+    const HandlerSet* h = call.handlers();
     if (const ResubscribeHandler* fn = h ? h->on_resubscribe() : nullptr) {
         std::string new_sid = self->sid.str();
         call_user(self->listener, "resubscribe handler", [&] { (*fn)(old_sid, new_sid); });
@@ -1057,7 +1104,7 @@ EventStream Subscription::events() const {
 void Subscription::set_callback(EventCallback callback) {
     const auto& state = checked(state_);
     SubscriptionHandlers handlers;
-    if (auto old = state->handlers()) handlers = old->unpack();
+    if (const detail::HandlerSet* old = state->current_handlers()) handlers = old->unpack();
     handlers.on_event = std::move(callback);
     state->set_handlers(detail::HandlerSet::make(std::move(handlers)));
 }
@@ -1116,12 +1163,11 @@ Task<Subscription> subscribe(uv_loop_t* loop, std::string event_url, SubscribeOp
                     context + ": the listener belongs to another loop");
     }
     listener->start();
-    std::shared_ptr<const detail::HandlerSet> shared_handlers =
-        detail::HandlerSet::make(std::move(handlers));
+    detail::HandlerSet handler_set = detail::HandlerSet::make(std::move(handlers));
     std::shared_ptr<const detail::SubConfig> config = listener->intern(
         std::make_shared<detail::SubConfig>(std::move(*url), std::move(event_url), options));
     auto state = std::make_shared<detail::SubscriptionCore>(loop, listener.get(), std::move(config),
-                                                            std::move(shared_handlers));
+                                                            std::move(handler_set));
     std::exception_ptr failure;
     try {
         co_await state->exchange_subscribe();

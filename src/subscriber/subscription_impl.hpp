@@ -141,14 +141,15 @@ static_assert(sizeof(SidText) == 48);
 
 /// A subscription's handlers as it keeps them: the event callback, and the other handlers
 /// only if one of them is set (most subscriptions have an event callback and nothing else:
-/// 56 bytes instead of SubscriptionHandlers' 160). Shared and immutable: a caller keeps a
-/// reference across a call that may replace them (see SubscriptionCore::handlers()).
+/// 40 bytes instead of SubscriptionHandlers' 160). Kept in the SubscriptionCore itself, not
+/// in a block of its own (issue 23); see SubscriptionCore::HandlerCall for how a handler
+/// that replaces or drops the handlers while it runs is kept alive.
 struct HandlerSet {
     EventCallback on_event;
     std::unique_ptr<const SubscriptionHandlers> others;  // its on_event is empty
 
-    /// `handlers` as a set, or null when none of them is set.
-    static std::shared_ptr<const HandlerSet> make(SubscriptionHandlers handlers);
+    /// `handlers` as a set (empty when none of them is set).
+    static HandlerSet make(SubscriptionHandlers handlers);
     /// The handlers as the public type.
     SubscriptionHandlers unpack() const;
     const RenewFailHandler* on_renew_failed() const noexcept {
@@ -171,14 +172,15 @@ struct HandlerSet {
 /// prefix, the SEQ position alone while events arrive in order (the reorder window only
 /// while events wait or gaps are open), and what only a subscription in trouble has (the
 /// end reason, held NOTIFYs, the backoff, the counters of losses) in one block allocated
-/// when first needed. tests/subscriber/memory_test.cpp pins the figures.
+/// when first needed. Its handlers are kept in it, so that an idle subscription is one heap
+/// block (with the shared_ptr's control block). tests/subscriber/memory_test.cpp pins the
+/// figures.
 class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
   public:
     enum class Phase : std::uint8_t { subscribing, active, renewing, resubscribing, ended };
 
     SubscriptionCore(uv_loop_t* loop, ListenerImpl* listener,
-                     std::shared_ptr<const SubConfig> config,
-                     std::shared_ptr<const HandlerSet> handlers);
+                     std::shared_ptr<const SubConfig> config, HandlerSet handlers);
     SubscriptionCore(const SubscriptionCore&) = delete;
     SubscriptionCore& operator=(const SubscriptionCore&) = delete;
     ~SubscriptionCore();
@@ -243,16 +245,45 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     /// Ends the subscription locally: unregisters, clears timers, closes the stream
     /// (with `error` if set, which next() then throws).
     void end(std::error_code error, std::string context = {});
-    /// Installs `handlers` (null: none). A new on_event takes the queued events first; no
-    /// on_event takes back the events handed to the old one but not yet delivered.
-    void set_handlers(std::shared_ptr<const HandlerSet> handlers);
-    /// The handlers (a copy of the reference: keep it across a call that may replace them).
-    std::shared_ptr<const HandlerSet> handlers() const noexcept { return handlers_; }
+    /// Installs `handlers` (an empty set: none). A new on_event takes the queued events
+    /// first; no on_event takes back the events handed to the old one but not yet delivered.
+    void set_handlers(HandlerSet handlers);
+    /// The current handlers, or null (none, or dropped by the end). Call one only inside a
+    /// HandlerCall: it may replace them or end the subscription.
+    const HandlerSet* current_handlers() const noexcept {
+        if (handlers_dropped_) return nullptr;
+        if (!handlers_retired_) return &handlers_;
+        return extra_ && !extra_->later_handlers.empty() ? extra_->later_handlers.back().get()
+                                                         : nullptr;
+    }
     /// The event callback, or null (queue mode, or the subscription ended).
     const EventCallback* callback() const noexcept {
-        return handlers_ && handlers_->on_event && phase != Phase::ended ? &handlers_->on_event
-                                                                         : nullptr;
+        const HandlerSet* h = current_handlers();
+        return h && h->on_event && phase != Phase::ended ? &h->on_event : nullptr;
     }
+
+    /// Brackets a call of one of the subscription's handlers. The handlers live in the core:
+    /// while a call runs, replacing them (set_handlers) or dropping them (end) must neither
+    /// overwrite nor destroy the one running (a std::function keeps a small callable in
+    /// place). So meanwhile new handlers go to a block of their own, and the old ones are
+    /// destroyed (the new ones moved in place) when the last call is over. The caller keeps
+    /// the core alive across the call (a shared_ptr).
+    class HandlerCall {
+      public:
+        explicit HandlerCall(SubscriptionCore& core) noexcept : core_(core) {
+            ++core_.handler_calls_;
+        }
+        HandlerCall(const HandlerCall&) = delete;
+        HandlerCall& operator=(const HandlerCall&) = delete;
+        ~HandlerCall() {
+            if (--core_.handler_calls_ == 0) core_.settle_handlers();
+        }
+        /// The handlers to call (see current_handlers()).
+        const HandlerSet* handlers() const noexcept { return core_.current_handlers(); }
+
+      private:
+        SubscriptionCore& core_;
+    };
 
     /// Puts a delivered event in the channel; a drop or refusal is counted.
     void enqueue(Event event);
@@ -312,6 +343,9 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
         // (kept in the core) and the SEQ window's (in `seq`).
         SubscriptionStats counters;
         SeqWindowStats seq;  // the window's counters while no window exists
+        // Handlers installed while a handler call ran (see HandlerCall), the last one
+        // current (null: none); moved into the core when the calls are over.
+        std::vector<std::unique_ptr<HandlerSet>> later_handlers;
     };
     ListenerImpl* listener;  // null once detached
     std::uint64_t id = 0;    // callback path key
@@ -320,22 +354,29 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     // The callback URL without the id: the listener owns it, and outlives every use (a
     // Subscription holds its listener, and the core uses it only while registered with it).
     const std::string* callback_prefix_ = nullptr;
-    std::int64_t granted_seconds_ = 0;  // the grant: a Timeout in 9 bytes instead of 16
     SteadyClock::time_point granted_at{};
     std::uint64_t events_received_ = 0;
     std::uint64_t events_delivered_ = 0;
     std::uint64_t renewals_ = 0;
     std::unique_ptr<Channel<Event>> events;
     CompactAddress device_address;
-    std::uint32_t position_ = 0;     // the SEQ position while no reorder window exists...
-    bool has_position_ = false;      // ...if any
-    bool granted_infinite_ = false;  // the grant is infinite (else granted_seconds_)
+    std::uint32_t position_ = 0;  // the SEQ position while no reorder window exists
+    // The grant: a Timeout in 4 bytes and a flag instead of 16. 32 bits are enough: a
+    // device's grant is capped at 2^31 - 1 seconds when parsed, and an assumed grant (the
+    // requested timeout, when the answer has none) at 2^32 - 1 (136 years) in adopt().
+    std::uint32_t granted_seconds_ = 0;
     Phase phase = Phase::subscribing;
-    bool background_busy = false;        // an auto-renewal or resubscription runs
-    bool renewal_queued = false;         // waiting in the listener's renewal queue
     std::uint8_t renewals_running_ = 0;  // renewal exchanges in flight (automatic and manual)
-    bool delivered_any_ = false;         // an event of the current SID was delivered
-    bool resync_pending_ = false;        // the next delivered event is a resubscription's first
+    std::uint8_t handler_calls_ = 0;     // handler calls running (HandlerCall)
+    // Flags, one bit each: with the three bytes above, 4 bytes where 8 bools took 8.
+    bool has_position_ : 1 = false;      // position_ holds a SEQ position
+    bool granted_infinite_ : 1 = false;  // the grant is infinite (else granted_seconds_)
+    bool background_busy : 1 = false;    // an auto-renewal or resubscription runs
+    bool renewal_queued : 1 = false;     // waiting in the listener's renewal queue
+    bool delivered_any_ : 1 = false;     // an event of the current SID was delivered
+    bool resync_pending_ : 1 = false;    // the next delivered event is a resubscription's first
+    bool handlers_retired_ : 1 = false;  // handlers_ was replaced during a call (see HandlerCall)
+    bool handlers_dropped_ : 1 = false;  // the handlers were dropped during a call
     SubscriptionSchedule schedule;
 
     static void on_timer(uvgena::detail::TimerNode* node) noexcept;
@@ -385,7 +426,14 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
         if (extra_ && extra_->backoff) extra_->backoff->reset();
     }
 
-    std::shared_ptr<const HandlerSet> handlers_;
+    /// Installs `handlers` now, or after the running handler calls; returns the old handlers
+    /// to destroy (empty if they are still in use), which the caller destroys last.
+    HandlerSet install_handlers(HandlerSet handlers);
+    /// The last handler call is over: destroys the handlers replaced or dropped meanwhile
+    /// and moves the current ones in place.
+    void settle_handlers() noexcept;
+
+    HandlerSet handlers_;  // the handlers (unless retired or dropped: see current_handlers())
     std::unique_ptr<Extra> extra_;
     uvgena::detail::LoopRef ctx_;
     uvgena::detail::TimerNode timer_;

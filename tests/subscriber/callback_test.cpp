@@ -156,6 +156,81 @@ TEST_SUITE("gena.subscription.callbacks") {
         }(loop));
     }
 
+    // The handlers live in the subscription's core (issue 23), and a std::function keeps a
+    // small trivially copyable callable in place: replacing the callback from inside it must
+    // not overwrite the one running (its captures are read after the replacement here).
+    TEST_CASE("a callback that replaces itself keeps its captures until it returns") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            ScriptedDevice device(l);
+            device.seqs_before_answer = {0, 1};  // two events queued before either runs
+            EventListener listener(l, loopback());
+            std::vector<std::string> seen;
+            auto token = std::make_shared<int>(1);
+            Subscription sub = co_await subscribe(l, device.event_url(), {.listener = &listener});
+            Subscription* self = &sub;
+            // A callback owning heap memory, replaced from inside itself: freed once it ran.
+            sub.set_callback([&seen, self, token](Event e) {
+                self->set_callback(
+                    [&seen](Event e2) { seen.push_back("C#" + std::to_string(e2.seq)); });
+                seen.push_back("T" + std::to_string(*token) + "#" + std::to_string(e.seq));
+            });
+            CHECK(token.use_count() == 2);
+            CHECK(co_await peers::eventually(
+                l, [&] { return seen.size() == 2; }, kWait));
+            CHECK(seen == std::vector<std::string>{"T1#0", "C#1"});
+            CHECK(token.use_count() == 1);  // the replaced callback was destroyed after its call
+            // One kept in place in the std::function (two captures of 8 bytes): A replaces
+            // itself by B while it runs, then reads its own captures.
+            seen.clear();
+            sub.set_callback({});
+            sub.set_callback([&seen, self](Event e) {
+                self->set_callback([&seen, marker = std::uint64_t{0xB}](Event e2) {
+                    seen.push_back("B" + std::to_string(marker) + "#" + std::to_string(e2.seq));
+                });
+                seen.push_back("A" + std::to_string(self == nullptr) + "#" + std::to_string(e.seq));
+            });
+            std::string body = ScriptedDevice::body_of(device.variables);
+            REQUIRE(device.subscriptions.size() == 1);
+            CHECK(co_await device.notify(device.subscriptions.at(0), body, 2u) == 200);
+            CHECK(co_await device.notify(device.subscriptions.at(0), body, 3u) == 200);
+            CHECK(co_await peers::eventually(
+                l, [&] { return seen.size() == 2; }, kWait));
+            CHECK(seen == std::vector<std::string>{"A0#2", "B11#3"});
+            co_await sub.unsubscribe();
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
+    TEST_CASE("a callback that drops its subscription keeps its captures until it returns") {
+        uvtest::TestLoop loop;
+        run(loop, [](uv_loop_t* l) -> Task<void> {
+            ScriptedDevice device(l);
+            EventListener listener(l, loopback());
+            auto token = std::make_shared<std::string>(kTag);
+            auto sub = std::make_unique<Subscription>();
+            std::vector<std::string> seen;
+            std::unique_ptr<Subscription>* slot = &sub;
+            SubscriptionHandlers handlers;
+            handlers.on_event = [&seen, slot, token](Event e) {
+                slot->reset();  // ends the subscription: its handlers are dropped...
+                // ...but not this one's captures while it runs.
+                seen.push_back(*token + "#" + std::to_string(e.seq) + " " +
+                               std::to_string(token.use_count()));
+            };
+            *sub = co_await subscribe(l, device.event_url(), {.listener = &listener},
+                                      std::move(handlers));
+            CHECK(co_await peers::eventually(
+                l, [&] { return seen.size() == 1; }, kWait));
+            CHECK(seen == std::vector<std::string>{kTag + "#0 2"});
+            CHECK(sub == nullptr);
+            CHECK(token.use_count() == 1);  // released once the call was over
+            co_await listener.stop();
+            co_await device.stop();
+        }(loop));
+    }
+
     TEST_CASE("no callback runs after unsubscribe, even for events accepted before") {
         uvtest::TestLoop loop;
         run(loop, [](uv_loop_t* l) -> Task<void> {
