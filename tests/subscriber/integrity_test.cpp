@@ -274,6 +274,13 @@ TEST_SUITE("gena.integrity") {
                 options.listener = &listener;
                 options.reorder_window = w;
                 Subscription sub = co_await subscribe(l, device.event_url(), options);
+                // The forgery comes after the sequence began: the device's initial event
+                // (SEQ 0) is in first. Its NOTIFY is on a connection of its own, and the
+                // listener takes connections as their bytes arrive (deferred accept), so a
+                // slow initial send (valgrind) could otherwise come after the forged one,
+                // which would then be the first event and no jump at all.
+                CHECK(co_await peers::eventually(
+                    l, [&] { return sub.stats().events_delivered == 1; }, kWait));
                 http::Url callback = http::Url::parse(sub.callback_url());
                 std::string body = ScriptedDevice::body_of({{"Volume", "1"}});
                 CHECK(co_await device.send(callback, sub.sid(), 1000000, body) == 200);
