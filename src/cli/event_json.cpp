@@ -235,19 +235,21 @@ void append_json_string(std::string& out, std::string_view text) {
     std::size_t run_start = 0;  // where the bytes copied as they are up to i begin
     while (i < n) {
 #if defined(__SSE2__)
-        const __m128i space = _mm_set1_epi8(0x20);
-        const __m128i quote = _mm_set1_epi8('"');
-        const __m128i backslash = _mm_set1_epi8('\\');
+        // The bytes of a block that are not copied as they are, one bit each. One signed
+        // compare catches both the controls and the non-ASCII bytes.
+        auto special_bytes = [](__m128i chunk) {
+            __m128i special = _mm_or_si128(
+                _mm_cmplt_epi8(chunk, _mm_set1_epi8(0x20)),
+                _mm_or_si128(_mm_cmpeq_epi8(chunk, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(chunk, _mm_set1_epi8('\\'))));
+            return static_cast<unsigned>(_mm_movemask_epi8(special));
+        };
         bool stopped = false;
         while (i + kBlock <= n) {
             UVGENA_JSON_ROOM(kBlock)
             __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
             _mm_storeu_si128(reinterpret_cast<__m128i*>(d + w), chunk);
-            // One signed compare catches both the controls and the non-ASCII bytes.
-            __m128i special = _mm_or_si128(
-                _mm_cmplt_epi8(chunk, space),
-                _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
-            auto mask = static_cast<unsigned>(_mm_movemask_epi8(special));
+            unsigned mask = special_bytes(chunk);
             if (mask != 0) {
                 auto run = static_cast<std::size_t>(__builtin_ctz(mask));
                 w += run;
@@ -269,10 +271,7 @@ void append_json_string(std::string& out, std::string_view text) {
             if (rest != 0 && n >= kBlock && i - run_start >= back) {
                 __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - kBlock));
                 _mm_storeu_si128(reinterpret_cast<__m128i*>(d + w - back), chunk);
-                __m128i special = _mm_or_si128(
-                    _mm_cmplt_epi8(chunk, space),
-                    _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
-                auto mask = static_cast<unsigned>(_mm_movemask_epi8(special)) >> back;
+                unsigned mask = special_bytes(chunk) >> back;
                 if (mask == 0) {
                     w += rest;
                     break;
