@@ -182,6 +182,12 @@ void serialize_into(std::string& out, const Request& r) {
 }
 
 void serialize_into(std::string& out, const Response& r, bool include_body) {
+    // The answer sent most often (to every NOTIFY), in one append: the same bytes as below.
+    if (r.status == 200 && r.reason.empty() && r.headers.empty() && r.body.empty() &&
+        r.version_major == 1 && r.version_minor == 1) {
+        out += "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        return;
+    }
     if (r.status < 100 || r.status > 999) {
         throw_error(make_error_code(errc::invalid_field), "response status");
     }

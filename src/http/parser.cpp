@@ -124,7 +124,15 @@ class ParserCore {
     void take_request_into(Request& into) {
         ready_ = false;
         stage_ = Stage::idle;
-        std::swap(request_, into);
+        // Member by member (std::swap would move the whole Request three times): the parser
+        // takes the caller's buffers for its next message. Every member of Request is here.
+        request_.method.swap(into.method);
+        request_.target.swap(into.target);
+        std::swap(request_.version_major, into.version_major);
+        std::swap(request_.version_minor, into.version_minor);
+        std::swap(request_.headers, into.headers);
+        request_.body.swap(into.body);
+        std::swap(request_.trailers, into.trailers);
     }
 
     Response take_response() {

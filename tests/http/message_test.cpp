@@ -123,6 +123,24 @@ TEST_SUITE("http.message") {
         CHECK(out == "prefix|HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
     }
 
+    TEST_CASE("the bare 200 (a NOTIFY's answer) is the same bytes as the general path's") {
+        Response bare;
+        std::string out = "prefix|";
+        serialize_into(out, bare, false);
+        CHECK(out == "prefix|HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        // The same response through the general path (an explicit reason) and its variants.
+        Response spelled;
+        spelled.reason = "OK";
+        CHECK(serialize(spelled) == serialize(bare));
+        Response http10;
+        http10.version_minor = 0;
+        CHECK(serialize(http10) == "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        Response with_field;
+        with_field.headers.add("Connection", "close");
+        CHECK(serialize(with_field) ==
+              "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    }
+
     TEST_CASE("status errors carry the status as their value") {
         auto code = status_error(412);
         CHECK(code.value() == 412);

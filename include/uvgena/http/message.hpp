@@ -73,6 +73,7 @@ class UVGENA_API Headers {
 };
 
 /// An HTTP request (any method token: GET, SUBSCRIBE, UNSUBSCRIBE, NOTIFY, ...).
+// (A member added here must also be swapped in ParserCore::take_request_into.)
 struct UVGENA_API Request {
     std::string method;
     std::string target;  ///< request-target as sent, e.g. "/event/3" or "*"
