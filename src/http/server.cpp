@@ -118,9 +118,10 @@ std::string error_response(int status) {
 }  // namespace
 
 struct Server::Impl {
-    Impl(uv_loop_t* l, Handler h, ServerOptions o)
+    Impl(uv_loop_t* l, Handler h, ImmediateHandler i, ServerOptions o)
         : loop(l),
           handler(std::move(h)),
+          immediate(std::move(i)),
           options(std::move(o)),
           drained(l),
           stop_once(l),
@@ -512,7 +513,11 @@ struct Server::Impl {
                         } else {
                             bool failed = false;
                             try {
-                                response = co_await handler(request, context);
+                                if (immediate) {
+                                    response = immediate(request, context);
+                                } else {
+                                    response = co_await handler(request, context);
+                                }
                             } catch (const Error& e) {
                                 // Cancelled by a forced stop: nobody is left to answer.
                                 if (is_cancelled(e.code()) && stopping) throw;
@@ -693,6 +698,7 @@ struct Server::Impl {
 
     uv_loop_t* loop;
     Handler handler;
+    ImmediateHandler immediate;  // set instead of handler by the other constructor
     ServerOptions options;
     ServerStats stats;
     Connection head;
@@ -724,7 +730,11 @@ struct Server::Impl {
 };
 
 Server::Server(uv_loop_t* loop, Handler handler, ServerOptions options)
-    : impl_(std::make_shared<Impl>(loop, std::move(handler), std::move(options))) {}
+    : impl_(std::make_shared<Impl>(loop, std::move(handler), ImmediateHandler{},
+                                   std::move(options))) {}
+
+Server::Server(uv_loop_t* loop, ImmediateHandler handler, ServerOptions options)
+    : impl_(std::make_shared<Impl>(loop, Handler{}, std::move(handler), std::move(options))) {}
 
 // A stop() in flight may hold the Impl a while longer; close_now() ends everything it ran
 // now, so nothing the owner destroys next (what the handler refers to) is touched later.

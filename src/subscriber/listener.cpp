@@ -32,9 +32,6 @@ std::string plain_ip(const SocketAddress& address) {
 
 using http::url_host;
 
-Task<http::Response> handle_task(ListenerImpl* self, const http::Request& request,
-                                 const http::RequestContext& context);
-
 }  // namespace
 
 void SubscriptionIndex::insert(SubscriptionCore* core) {
@@ -141,9 +138,11 @@ void ListenerImpl::start() {
     so.write_timeout = options_.write_timeout;
     so.close_grace = options_.close_grace;
     so.defer_accept = options_.defer_accept;
-    http::Handler handler = [this](const http::Request& request,
-                                   const http::RequestContext& context) {
-        return handle_task(this, request, context);
+    // Answered at once: a NOTIFY is checked, parsed and handed over without waiting, so no
+    // coroutine frame is made per request.
+    http::ImmediateHandler handler = [this](const http::Request& request,
+                                            const http::RequestContext& context) {
+        return handle(request, context);
     };
     auto listen_on = [&](SocketAddress address, bool ipv6_only) {
         so.address = address;
@@ -423,13 +422,6 @@ http::Response ListenerImpl::handle(const http::Request& request,
     sub->on_notify(std::move(event));
     return make_notify_response(decision);
 }
-
-namespace {
-Task<http::Response> handle_task(ListenerImpl* self, const http::Request& request,
-                                 const http::RequestContext& context) {
-    co_return self->handle(request, context);
-}
-}  // namespace
 
 }  // namespace detail
 

@@ -476,7 +476,7 @@ void SubscriptionCore::adopt(const SubscribeAnswer& answer, bool fresh) {
     }
 }
 
-void SubscriptionCore::accept(Event event) {
+void SubscriptionCore::accept(Event&& event) {
     ++events_received_;
     if (event.parse_error) ++counters().parse_errors;
     SteadyClock::time_point now = SteadyClock::now();
@@ -515,7 +515,8 @@ void SubscriptionCore::accept(Event event) {
     arm_reorder();
 }
 
-void SubscriptionCore::release(const SeqWindow<Event>& window, const SeqRelease& r, Event event) {
+void SubscriptionCore::release(const SeqWindow<Event>& window, const SeqRelease& r,
+                                Event&& event) {
     event.seq_order = r.check.order;
     event.missed = r.check.missed;
     switch (r.check.order) {
@@ -629,7 +630,7 @@ void SubscriptionCore::on_reorder_timer(uvgena::detail::TimerNode* node) noexcep
     self->settle_window();
 }
 
-void SubscriptionCore::on_notify(Event event) {
+void SubscriptionCore::on_notify(Event&& event) {
     if (event.sid == sid) {
         accept(std::move(event));
     } else {
@@ -646,7 +647,7 @@ std::optional<Task<void>> SubscriptionCore::end_and_unsubscribe(bool strict) {
                             config->timeout, config->user_agent, strict);
 }
 
-void SubscriptionCore::enqueue(Event event) {
+void SubscriptionCore::enqueue(Event&& event) {
     Channel<Event>& ch = channel();
     std::size_t dropped_before = ch.dropped();
     bool pushed = ch.push(std::move(event));
@@ -657,7 +658,7 @@ void SubscriptionCore::enqueue(Event event) {
     }
 }
 
-void SubscriptionCore::hold(Event event) {
+void SubscriptionCore::hold(Event&& event) {
     std::size_t limit = listener != nullptr ? listener->max_held_events() : 0;
     if ((extra_ ? extra_->held.size() : 0) >= limit) {
         if (listener != nullptr) listener->count_held_dropped(1);

@@ -215,7 +215,7 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     bool keeps_body() const noexcept { return config->keep_body; }
     /// A NOTIFY the listener accepted for this subscription: delivered if its SID is the
     /// current one, else held until the SID is known.
-    void on_notify(Event event);
+    void on_notify(Event&& event);
     /// Ends the subscription locally (as end() does) and returns the UNSUBSCRIBE to send
     /// for it, or nullopt if the device holds no SID of ours. With `strict` the task throws
     /// its failure, else logs it.
@@ -286,7 +286,7 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     };
 
     /// Puts a delivered event in the channel; a drop or refusal is counted.
-    void enqueue(Event event);
+    void enqueue(Event&& event);
     /// The channel, created on first use.
     Channel<Event>& channel();
     /// Re-arms the loop timer for the schedule's next deadline.
@@ -387,9 +387,9 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
                                        bool unsubscribe_old);
     void adopt(const SubscribeAnswer& answer, bool fresh);
     /// An accepted NOTIFY whose SID is the current one: counters, then the reorder window.
-    void accept(Event event);
+    void accept(Event&& event);
     /// An event `window` let out: its verdict, counters, delivery.
-    void release(const SeqWindow<Event>& window, const SeqRelease& verdict, Event event);
+    void release(const SeqWindow<Event>& window, const SeqRelease& verdict, Event&& event);
     /// Lets out every event the window holds (new SID, end).
     void flush_window();
     /// Arms the reorder timer for the window's next deadline.
@@ -408,7 +408,7 @@ class SubscriptionCore : public std::enable_shared_from_this<SubscriptionCore> {
     /// position and counters.
     void settle_window() noexcept;
     /// An accepted NOTIFY whose SID is not known yet.
-    void hold(Event event);
+    void hold(Event&& event);
     /// Runs an automatic renewal now (the listener's renewal queue gave it a slot); calls
     /// ListenerImpl::renewal_done when it is over. False if it could not start (then it
     /// will not call renewal_done).

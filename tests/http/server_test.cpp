@@ -880,6 +880,53 @@ TEST_SUITE("http.server") {
         run(loop, server.stop());
     }
 
+    TEST_CASE("an immediate handler answers pipelined requests, a close, a HEAD and a throw") {
+        uvtest::TestLoop loop;
+        int calls = 0;
+        ImmediateHandler answer = [&calls](const Request& r, const RequestContext& c) {
+            ++calls;
+            if (r.target == "/throw") throw std::runtime_error("handler failure");
+            Response response;
+            response.body = r.method + " " + r.target + " from " + c.peer.ip();
+            if (r.target == "/close") response.headers.add("Connection", "close");
+            return response;
+        };
+        Server server(loop, answer, loopback_options());
+        server.listen();
+        auto client = [](uv_loop_t* l, const Server& s) -> Task<std::vector<std::string>> {
+            TcpStream stream = co_await open(l, s);
+            co_await stream.write(get("/a") + get("/throw") +
+                                  "NOTIFY /n HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody" +
+                                  "HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n");
+            ResponseParser parser;
+            std::string leftover;
+            std::vector<std::string> seen;
+            for (const char* method : {"GET", "GET", "NOTIFY", "HEAD"}) {
+                parser.set_request_method(method);
+                Response r = co_await read_response(stream, parser, leftover);
+                seen.push_back(std::to_string(r.status) + " " + r.body);
+            }
+            parser.set_request_method("GET");
+            co_await stream.write(get("/close"));
+            Response last = co_await read_response(stream, parser, leftover);
+            seen.push_back(std::to_string(last.status) + " " + last.body);
+            // The server closed after its answer, as the response asked.
+            ReadAll rest = co_await read_until_eof(stream);
+            seen.push_back(rest.reset ? "reset" : "end of stream " + rest.bytes);
+            co_return seen;
+        };
+        auto seen = run(loop, client(loop, server));
+        CHECK(seen == std::vector<std::string>{"200 GET /a from 127.0.0.1", "500 ",
+                                               "200 NOTIFY /n from 127.0.0.1", "200 ",
+                                               "200 GET /close from 127.0.0.1",
+                                               "end of stream "});
+        CHECK(calls == 5);
+        CHECK(server.stats().requests == 5);
+        CHECK(server.stats().handler_errors == 1);
+        CHECK(server.stats().connections_accepted == 1);
+        run(loop, server.stop());
+    }
+
     TEST_CASE("a handler that throws gets its client a 500 and the connection survives") {
         uvtest::TestLoop loop;
         Server server(loop, echo(loop), loopback_options());

@@ -41,6 +41,10 @@ struct UVGENA_API RequestContext {
 /// response (logged); the connection stays usable.
 using Handler = std::function<Task<Response>(const Request&, const RequestContext&)>;
 
+/// Answers one request at once, without suspending: no coroutine frame per request, for
+/// handlers that never wait (GENA's NOTIFY listener). Otherwise the same rules as Handler.
+using ImmediateHandler = std::function<Response(const Request&, const RequestContext&)>;
+
 /// Configuration of a Server; every limit has a safe default.
 struct UVGENA_API ServerOptions {
     /// Where to listen; port 0 picks a free port.
@@ -129,6 +133,8 @@ class UVGENA_API Server {
   public:
     /// A server on `loop` calling `handler` for each request; `listen()` starts it.
     Server(uv_loop_t* loop, Handler handler, ServerOptions options = {});
+    /// A server on `loop` whose `handler` answers each request without suspending.
+    Server(uv_loop_t* loop, ImmediateHandler handler, ServerOptions options = {});
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
     ~Server();
