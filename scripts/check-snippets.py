@@ -24,9 +24,10 @@ EXAMPLE_URL = re.compile(r'"http://192\.168\.1\.20:1400/[^"]*"')
 EVENT_LINE = re.compile(r"^\d+ \S+", re.M)
 
 
-def run_until_event(binary, env, timeout=4.0):
-    """Runs `binary` until it prints an event line (then stops it) or for `timeout` seconds;
-    returns (stdout, stderr, exit code or None when it was stopped)."""
+def run_until_event(binary, env, timeout=4.0, after_event=0.3):
+    """Runs `binary` until `after_event` seconds after it printed an event line (what it does
+    right after the event, such as destroying it, runs too) or for `timeout` seconds, then
+    stops it; returns (stdout, stderr, exit code or None when it was stopped)."""
     with tempfile.TemporaryFile() as err_file:
         # Line-buffered, so that what a stopped program printed is not lost.
         proc = subprocess.Popen(["stdbuf", "-oL", binary], stdout=subprocess.PIPE,
@@ -40,10 +41,14 @@ def run_until_event(binary, env, timeout=4.0):
                     continue
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 if not chunk:
-                    break  # it ended
+                    try:  # it ended (or closed its stdout): let it exit with its status
+                        proc.wait(timeout=max(left, 0.5))
+                    except subprocess.TimeoutExpired:
+                        pass
+                    break
                 out += chunk
                 if EVENT_LINE.search(out.decode(errors="replace")):
-                    break
+                    deadline = min(deadline, time.monotonic() + after_event)
         rc = proc.poll()
         if rc is None:
             proc.kill()
