@@ -76,9 +76,9 @@ struct StdoutLines::Timer {
     StdoutLines* owner = nullptr;
 };
 
-StdoutLines::StdoutLines(uv_loop_t* loop) {
+StdoutLines::StdoutLines(uv_loop_t* loop, int fd) : fd_(fd) {
     std::fflush(stdout);  // whatever stdio holds goes first
-    if (::isatty(STDOUT_FILENO) == 0) {
+    if (::isatty(fd_) == 0) {
         timer_ = new Timer;
         timer_->owner = this;
         uv_timer_init(loop, &timer_->timer);
@@ -105,16 +105,21 @@ void StdoutLines::lines_added() {
         flush();
         return;
     }
-    if (!timer_armed_) {
-        timer_armed_ = true;
-        uv_timer_start(
-            &timer_->timer,
-            [](uv_timer_t* t) {
-                auto* self = static_cast<Timer*>(t->data);
-                if (self->owner != nullptr) self->owner->flush();
-            },
-            kFlushDelayMs, 0);
+    if (timer_armed_) return;  // the interval's write is already due
+    const std::uint64_t now = uv_now(timer_->timer.loop);
+    const std::uint64_t since = now - last_write_ms_;
+    if (!wrote_ || since >= kWriteIntervalMs) {
+        flush();
+        return;
     }
+    timer_armed_ = true;
+    uv_timer_start(
+        &timer_->timer,
+        [](uv_timer_t* t) {
+            auto* self = static_cast<Timer*>(t->data);
+            if (self->owner != nullptr) self->owner->flush();
+        },
+        kWriteIntervalMs - since, 0);
 }
 
 void StdoutLines::flush() {
@@ -122,16 +127,21 @@ void StdoutLines::flush() {
         timer_armed_ = false;
         uv_timer_stop(&timer_->timer);
     }
+    if (buffer_.empty()) return;
+    if (timer_ != nullptr) {
+        wrote_ = true;
+        last_write_ms_ = uv_now(timer_->timer.loop);
+    }
     std::size_t done = 0;
     while (done < buffer_.size() && !failed_) {
-        ssize_t n = ::write(STDOUT_FILENO, buffer_.data() + done, buffer_.size() - done);
+        ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
         if (n > 0) {
             done += static_cast<std::size_t>(n);
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             // A non-blocking stdout (shared with a parent that set it): wait until it drains.
-            pollfd p{STDOUT_FILENO, POLLOUT, 0};
+            pollfd p{fd_, POLLOUT, 0};
             ::poll(&p, 1, -1);
         } else {
             failed_ = true;  // a closed pipe, a full disk: the rest is dropped
