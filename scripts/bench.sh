@@ -38,7 +38,7 @@ programs=(
     "notify_ingest_bench|120|bench/notify_ingest_bench --seconds 0.7 --rounds 4 --modes keepalive,close"
     "notify_ingest_concurrent|60|bench/notify_ingest_bench --seconds 0.7 --rounds 4 --modes concurrent --no-latency"
     "notify_ingest_mirror|90|bench/notify_ingest_bench --seconds 0.7 --rounds 4 --modes keepalive,close --bodies lastchange,small,large --no-latency --mirror"
-    "cli_json_bench|120|bench/cli_json_bench --seconds 1 --rounds 4"
+    "cli_json_bench|240|bench/cli_json_bench --seconds 1 --rounds 8"
     "fanout_bench|20|bench/fanout_bench --subscribers 1000"
     "scale_bench|75|bench/scale_bench --subscriptions 10000 --churn-seconds 8 --churn-timeout 6"
 )
