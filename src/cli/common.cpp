@@ -86,6 +86,9 @@ StdoutLines::StdoutLines(uv_loop_t* loop, int fd) : fd_(fd) {
         // A pending flush must not keep the loop alive on its own: the destructor flushes.
         uv_unref(reinterpret_cast<uv_handle_t*>(&timer_->timer));
         buffer_.reserve(kFlushBytes + 4096);
+        // As if the last write were an interval old: the first line goes out at once. (Modulo
+        // 2^64, `now - last_write_ms_` is right even if this wraps.)
+        last_write_ms_ = uv_now(loop) - kWriteIntervalMs;
     }
     current_ = this;
 }
@@ -108,7 +111,7 @@ void StdoutLines::lines_added() {
     if (timer_armed_) return;  // the interval's write is already due
     const std::uint64_t now = uv_now(timer_->timer.loop);
     const std::uint64_t since = now - last_write_ms_;
-    if (!wrote_ || since >= kWriteIntervalMs) {
+    if (since >= kWriteIntervalMs) {
         flush();
         return;
     }
@@ -128,10 +131,7 @@ void StdoutLines::flush() {
         uv_timer_stop(&timer_->timer);
     }
     if (buffer_.empty()) return;
-    if (timer_ != nullptr) {
-        wrote_ = true;
-        last_write_ms_ = uv_now(timer_->timer.loop);
-    }
+    if (timer_ != nullptr) last_write_ms_ = uv_now(timer_->timer.loop);
     std::size_t done = 0;
     while (done < buffer_.size() && !failed_) {
         ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);

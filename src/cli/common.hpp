@@ -99,8 +99,7 @@ class StdoutLines {
     Timer* timer_ = nullptr;  // null on a terminal
     bool timer_armed_ = false;
     bool failed_ = false;
-    bool wrote_ = false;
-    std::uint64_t last_write_ms_ = 0;  // uv_now() of the last write, when wrote_
+    std::uint64_t last_write_ms_ = 0;  // uv_now() of the last write
     static StdoutLines* current_;
 };
 
